@@ -1,0 +1,176 @@
+//! The command line: clap definitions and one module per subcommand. This
+//! layer parses, resolves configuration, calls the library and reports.
+
+mod args;
+mod keygen;
+mod recipients;
+mod show;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+pub use args::{DecryptArgs, EncryptArgs, OutputFormat, DEFAULT_SNAPSHOT};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: the command failed; nothing was changed or written.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: the command line was invalid.
+pub const EXIT_USAGE: u8 = 2;
+
+const ABOUT: &str = "Encrypted disaster-recovery snapshots of every Helm release in a cluster";
+
+const LONG_ABOUT: &str = "\
+helm bulk saves every Helm release of a cluster into one age-encrypted snapshot
+and restores it into the same or a brand-new cluster.
+
+Snapshots are never written in plaintext: they are encrypted to age recipients
+(X25519, SSH or plugin keys) or a passphrase, so they can sit in buckets nobody
+fully trusts.";
+
+const EXAMPLES: &str = "\
+Examples:
+  # make a key, then look into a snapshot
+  helm bulk keygen
+  helm bulk show helm-releases.tar.gz.age
+
+  # encrypt to a team's recipients file, read with an SSH key
+  helm bulk recipients -R team.txt
+  helm bulk show -i ~/.ssh/id_ed25519 snapshot.age
+
+Exit codes: 0 success, 1 failure (nothing half-done), 2 invalid command line.
+Configuration: --config FILE, $HELM_BULK_CONFIG, ./.helm-bulk.yaml or
+$HELM_CONFIG_HOME/bulk/config.yaml (see README).";
+
+/// The `helm bulk` command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "helm-bulk",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = EXAMPLES,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Configuration file (default: ./.helm-bulk.yaml, then $HELM_CONFIG_HOME/bulk/config.yaml)
+    #[arg(long, global = true, value_name = "FILE", env = "HELM_BULK_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+
+    /// Print more detail on errors
+    #[arg(long, global = true, env = "HELM_DEBUG")]
+    pub debug: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List what a snapshot holds (decrypts in memory)
+    Show(show::ShowArgs),
+    /// Create a new age identity (private key) file and print its recipient
+    Keygen(keygen::KeygenArgs),
+    /// Print the recipients a save would encrypt to
+    Recipients(recipients::RecipientsArgs),
+}
+
+/// An error already phrased for the user, with the exit code to use.
+#[derive(Debug)]
+pub struct Failure {
+    /// The one-line message.
+    pub message: String,
+    /// The exit code.
+    pub code: u8,
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure {
+            message: one_line(&e),
+            code: EXIT_ERROR,
+        }
+    }
+}
+
+/// Joins an error and its sources into one line, skipping repeats.
+pub fn one_line(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg.replace('\n', " ")
+}
+
+/// Builds a failure from a message.
+pub fn fail(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        code: EXIT_ERROR,
+    }
+}
+
+fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    // Helm runs plugins with HELM_PLUGIN_NAME set; say `helm bulk` in usage lines then.
+    if std::env::var_os("HELM_PLUGIN_NAME").is_some() {
+        cmd = cmd.bin_name("helm bulk");
+    }
+    cmd
+}
+
+/// Parses the command line, runs the command and returns the exit code.
+pub fn main() -> ExitCode {
+    let matches = match command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(f) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("Error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), Failure> {
+    let config = crate::config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Show(a) => show::run(a, &config),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Recipients(a) => recipients::run(a, &config),
+    }
+}
+
+/// Writes to stdout, treating a closed pipe (`| head`) as success.
+pub(crate) fn print_stdout(text: &str) -> Result<(), Failure> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(fail(format!("cannot write to standard output: {e}"))),
+    }
+}

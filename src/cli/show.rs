@@ -1,0 +1,200 @@
+//! `helm bulk show`: decrypt in memory and list what a snapshot holds.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use zeroize::Zeroizing;
+
+use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout};
+use crate::config::Loaded;
+use crate::snapshot::{Index, IndexRow, Limits, SourceKind, read_snapshot};
+
+/// Arguments of `show`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  helm bulk show                                  # ./helm-releases.tar.gz.age, default identity
+  helm bulk show -i key.txt backup.tar.gz.age
+  helm bulk show -i ~/.ssh/id_ed25519 -o json backup.age
+  helm bulk show --values prod/web backup.age     # that release's user-supplied values
+  cat backup.age | helm bulk show -i key.txt -
+
+The whole snapshot is decrypted and verified in memory (one release at a time)
+before anything is printed; nothing is written to disk.")]
+pub struct ShowArgs {
+    /// The snapshot file; `-` reads standard input
+    #[arg(value_name = "FILE", default_value = DEFAULT_SNAPSHOT)]
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+
+    /// Print the user-supplied values of release NAMESPACE/NAME (as `helm get values`)
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub values: Option<String>,
+
+    /// Include superseded revisions, not only each release's latest
+    #[arg(long)]
+    pub history: bool,
+}
+
+/// The newest revision of each release, by position in the index.
+fn latest_rows(index: &Index) -> Vec<&IndexRow> {
+    let mut latest: BTreeMap<(&str, &str), &IndexRow> = BTreeMap::new();
+    for row in &index.releases {
+        let e = latest.entry((&row.namespace, &row.name)).or_insert(row);
+        if row.revision > e.revision {
+            *e = row;
+        }
+    }
+    latest.into_values().collect()
+}
+
+pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
+    let wanted = match &args.values {
+        Some(v) => Some(
+            v.split_once('/')
+                .filter(|(ns, name)| !ns.is_empty() && !name.is_empty())
+                .ok_or_else(|| fail(format!("--values takes NAMESPACE/NAME, got `{v}`")))?,
+        ),
+        None => None,
+    };
+    let identities = args.decrypt.identity_files(config);
+    let input = crate::store::open_source(&args.file)?;
+    let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
+
+    let mut values: Option<Zeroizing<Vec<u8>>> = None;
+    let mut target_revision: Option<u32> = None;
+    let index = read_snapshot(opened.reader, &Limits::default(), |index, row, data| {
+        if let Some((ns, name)) = wanted
+            && row.namespace == ns
+            && row.name == name
+        {
+            let latest = *target_revision.get_or_insert_with(|| {
+                index
+                    .releases
+                    .iter()
+                    .filter(|r| r.namespace == ns && r.name == name)
+                    .map(|r| r.revision)
+                    .max()
+                    .unwrap_or(0)
+            });
+            if row.revision == latest {
+                values = Some(data);
+            }
+        }
+        Ok(())
+    })?;
+
+    if let Some((ns, name)) = wanted {
+        let Some(data) = values else {
+            return Err(fail(format!("release {ns}/{name} is not in this snapshot")));
+        };
+        if index.source.kind == SourceKind::Tiller {
+            return Err(fail("--values is not available for Helm 2 snapshots yet"));
+        }
+        let v = crate::release::helm_user_values(&data)?;
+        let text = match args.output {
+            OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&v)?),
+            _ => serde_norway::to_string(&v)?,
+        };
+        return print_stdout(&text);
+    }
+
+    let rows: Vec<&IndexRow> = if args.history {
+        index.releases.iter().collect()
+    } else {
+        latest_rows(&index)
+    };
+    let text = match args.output {
+        OutputFormat::Table => table(&index, &rows),
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let mut view = index.clone();
+            view.releases = rows.into_iter().cloned().collect();
+            if args.output == OutputFormat::Json {
+                format!("{}\n", serde_json::to_string_pretty(&view)?)
+            } else {
+                serde_norway::to_string(&view)?
+            }
+        }
+    };
+    print_stdout(&text)
+}
+
+fn table(index: &Index, rows: &[&IndexRow]) -> String {
+    let releases = latest_rows(index).len();
+    let context = if index.cluster.context.is_empty() {
+        String::new()
+    } else {
+        format!(" (context {})", index.cluster.context)
+    };
+    let mut out = format!(
+        "Snapshot: {} releases, {} revisions from {}{context}\nSource:   {} release storage ({}), created {} by helm-bulk {}\n\n",
+        releases,
+        index.releases.len(),
+        if index.cluster.server.is_empty() {
+            "an unknown cluster"
+        } else {
+            &index.cluster.server
+        },
+        index.source.kind.describe(),
+        index.source.driver,
+        crate::timefmt::human(&index.created_at),
+        index.tool_version,
+    );
+    let header = [
+        "NAMESPACE",
+        "NAME",
+        "REVISION",
+        "STATUS",
+        "CHART",
+        "APP VERSION",
+        "UPDATED",
+    ];
+    let body: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.namespace.clone(),
+                r.name.clone(),
+                r.revision.to_string(),
+                r.status.clone(),
+                format!("{}-{}", r.chart, r.chart_version),
+                r.app_version.clone(),
+                r.updated
+                    .as_deref()
+                    .map(crate::timefmt::human)
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &body {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut line = |cells: &[&str]| {
+        let mut l = String::new();
+        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == cells.len() {
+                l.push_str(cell);
+            } else {
+                l.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(&header);
+    for row in &body {
+        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
+        line(&cells);
+    }
+    out
+}

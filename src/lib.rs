@@ -1,0 +1,17 @@
+//! helm-bulk: encrypted disaster-recovery snapshots of every Helm release in a
+//! cluster.
+//!
+//! The data path reads straight through the modules:
+//! cluster → [`release`] records → [`snapshot`] writer (tar+gzip) →
+//! [`vault`] (age) → [`store`] sink, and back again for `show` and `load`.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod config;
+pub mod release;
+pub mod select;
+pub mod snapshot;
+pub mod store;
+pub mod timefmt;
+pub mod vault;

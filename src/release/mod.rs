@@ -1,0 +1,188 @@
+//! The release model: one stored revision of one Helm release.
+//!
+//! Records are kept exactly as Helm stores them (decoded JSON for Helm 3/4,
+//! protobuf bytes for Tiller) so nothing Helm wrote is lost; [`Summary`] is a
+//! parsed view of the few fields helm-bulk itself needs.
+
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::snapshot::{IndexRow, SnapshotError, SourceKind, record_path, sha256_hex};
+
+/// One release revision, as Helm stored it.
+pub struct ReleaseRecord {
+    /// The parsed view of the record.
+    pub summary: Summary,
+    /// The record bytes. They hold user values (often secrets), so they are
+    /// wiped from memory when dropped.
+    pub data: Zeroizing<Vec<u8>>,
+}
+
+/// The fields of a release record that helm-bulk uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Namespace of the release.
+    pub namespace: String,
+    /// Release name.
+    pub name: String,
+    /// Revision number.
+    pub revision: u32,
+    /// Helm status of this revision.
+    pub status: String,
+    /// Chart name.
+    pub chart: String,
+    /// Chart version.
+    pub chart_version: String,
+    /// Chart appVersion.
+    pub app_version: String,
+    /// Last deployment time, as Helm wrote it.
+    pub updated: Option<String>,
+}
+
+/// Why a release record could not be understood.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReleaseError {
+    /// The record is not the JSON Helm 3/4 writes.
+    #[error("release record is not valid Helm JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A field helm-bulk needs is missing.
+    #[error("release record has no {0}")]
+    Missing(&'static str),
+}
+
+#[derive(Deserialize)]
+struct HelmRelease {
+    name: Option<String>,
+    namespace: Option<String>,
+    version: Option<u32>,
+    #[serde(default)]
+    info: Option<HelmInfo>,
+    #[serde(default)]
+    chart: Option<HelmChart>,
+}
+
+#[derive(Deserialize)]
+struct HelmInfo {
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    last_deployed: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HelmChart {
+    #[serde(default)]
+    metadata: Option<HelmMetadata>,
+}
+
+#[derive(Deserialize)]
+struct HelmMetadata {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default, rename = "appVersion")]
+    app_version: Option<String>,
+}
+
+impl Summary {
+    /// Parses the summary of a Helm 3/4 release record (the decoded JSON).
+    pub fn from_helm_json(data: &[u8]) -> Result<Summary, ReleaseError> {
+        let r: HelmRelease = serde_json::from_slice(data)?;
+        let info = r.info.unwrap_or(HelmInfo {
+            status: None,
+            last_deployed: None,
+        });
+        let meta = r.chart.and_then(|c| c.metadata).unwrap_or(HelmMetadata {
+            name: None,
+            version: None,
+            app_version: None,
+        });
+        Ok(Summary {
+            namespace: r.namespace.ok_or(ReleaseError::Missing("namespace"))?,
+            name: r.name.ok_or(ReleaseError::Missing("name"))?,
+            revision: r.version.ok_or(ReleaseError::Missing("version"))?,
+            status: info.status.unwrap_or_else(|| "unknown".to_owned()),
+            chart: meta.name.unwrap_or_default(),
+            chart_version: meta.version.unwrap_or_default(),
+            app_version: meta.app_version.unwrap_or_default(),
+            updated: info.last_deployed.filter(|s| !s.is_empty()),
+        })
+    }
+}
+
+impl ReleaseRecord {
+    /// A record from Helm 3/4 JSON, with its summary parsed from the bytes.
+    pub fn from_helm_json(data: Vec<u8>) -> Result<ReleaseRecord, ReleaseError> {
+        let data = Zeroizing::new(data);
+        let summary = Summary::from_helm_json(&data)?;
+        Ok(ReleaseRecord { summary, data })
+    }
+
+    /// The index row describing this record in a snapshot of the given kind.
+    pub fn index_row(&self, kind: SourceKind) -> Result<IndexRow, SnapshotError> {
+        let s = &self.summary;
+        Ok(IndexRow {
+            path: record_path(kind, &s.namespace, &s.name, s.revision)?,
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            revision: s.revision,
+            status: s.status.clone(),
+            chart: s.chart.clone(),
+            chart_version: s.chart_version.clone(),
+            app_version: s.app_version.clone(),
+            updated: s.updated.clone(),
+            size: self.data.len() as u64,
+            sha256: sha256_hex(&self.data),
+            extra: Default::default(),
+        })
+    }
+}
+
+/// The user-supplied values (`config`) of a Helm 3/4 release record.
+pub fn helm_user_values(data: &[u8]) -> Result<serde_json::Value, ReleaseError> {
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(default)]
+        config: Option<serde_json::Value>,
+    }
+    let c: Config = serde_json::from_slice(data)?;
+    Ok(c.config
+        .unwrap_or(serde_json::Value::Object(Default::default())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECORD: &str = r#"{"name":"web","namespace":"prod","version":3,
+        "info":{"status":"deployed","last_deployed":"2026-01-02T03:04:05Z"},
+        "chart":{"metadata":{"name":"nginx","version":"1.2.3","appVersion":"1.27"}},
+        "config":{"password":"hunter2"},"manifest":"---","future":"kept"}"#;
+
+    #[test]
+    fn parses_summary() {
+        let s = Summary::from_helm_json(RECORD.as_bytes()).unwrap();
+        assert_eq!(s.namespace, "prod");
+        assert_eq!(s.name, "web");
+        assert_eq!(s.revision, 3);
+        assert_eq!(s.status, "deployed");
+        assert_eq!(s.chart, "nginx");
+        assert_eq!(s.chart_version, "1.2.3");
+        assert_eq!(s.app_version, "1.27");
+        assert_eq!(s.updated.as_deref(), Some("2026-01-02T03:04:05Z"));
+    }
+
+    #[test]
+    fn user_values() {
+        let v = helm_user_values(RECORD.as_bytes()).unwrap();
+        assert_eq!(v["password"], "hunter2");
+    }
+
+    #[test]
+    fn missing_name_is_an_error() {
+        let e = Summary::from_helm_json(br#"{"namespace":"a","version":1}"#).unwrap_err();
+        assert_eq!(e.to_string(), "release record has no name");
+    }
+}

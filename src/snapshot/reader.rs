@@ -1,0 +1,222 @@
+//! The verifying snapshot reader. Its input is untrusted.
+
+use std::io::{self, BufRead, BufReader, Read};
+
+use flate2::bufread::GzDecoder;
+use zeroize::Zeroizing;
+
+use super::{INDEX_PATH, Index, IndexRow, SnapshotError};
+
+/// Size limits applied before any entry is read into memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest accepted `index.json`, in bytes.
+    pub max_index: u64,
+    /// Largest accepted record, in bytes. Helm keeps a record in one Secret
+    /// (1 MiB of base64 of gzip), which decodes to well under this.
+    pub max_record: u64,
+    /// Most bytes of zero padding accepted after the end of the tar archive.
+    pub max_padding: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_index: 64 << 20,
+            max_record: 64 << 20,
+            max_padding: 1 << 20,
+        }
+    }
+}
+
+fn escaped(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).escape_debug().to_string()
+}
+
+/// Refuses paths that are absolute or could climb out of a directory.
+fn check_path(raw: &[u8]) -> Result<&str, SnapshotError> {
+    let unsafe_entry = |reason| SnapshotError::UnsafeEntry {
+        path: escaped(raw),
+        reason,
+    };
+    let path = std::str::from_utf8(raw).map_err(|_| unsafe_entry("path is not UTF-8"))?;
+    if path.starts_with('/') || path.starts_with('\\') || path.contains(':') {
+        return Err(unsafe_entry("absolute path"));
+    }
+    if path.contains('\\') || path.contains('\0') {
+        return Err(unsafe_entry("path contains a backslash or NUL"));
+    }
+    if path
+        .split('/')
+        .any(|c| c == ".." || c == "." || c.is_empty())
+    {
+        return Err(unsafe_entry("path contains `..`, `.` or an empty component"));
+    }
+    Ok(path)
+}
+
+fn check_type(entry_type: tar::EntryType, raw: &[u8]) -> Result<(), SnapshotError> {
+    let reason = match entry_type {
+        tar::EntryType::Regular => return Ok(()),
+        tar::EntryType::Symlink => "symbolic link",
+        tar::EntryType::Link => "hard link",
+        tar::EntryType::Char | tar::EntryType::Block => "device",
+        tar::EntryType::Fifo => "fifo",
+        tar::EntryType::Directory => "directory",
+        _ => "not a regular file",
+    };
+    Err(SnapshotError::UnsafeEntry {
+        path: escaped(raw),
+        reason,
+    })
+}
+
+fn read_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    path: &str,
+    limit: u64,
+) -> Result<Zeroizing<Vec<u8>>, SnapshotError> {
+    let size = entry.header().size()?;
+    if size > limit {
+        return Err(SnapshotError::EntryTooLarge {
+            path: path.to_owned(),
+            size,
+            limit,
+        });
+    }
+    let mut buf = Zeroizing::new(Vec::with_capacity(size as usize));
+    entry.take(size).read_to_end(&mut buf)?;
+    if buf.len() as u64 != size {
+        return Err(SnapshotError::Truncated);
+    }
+    Ok(buf)
+}
+
+/// Reads and verifies a snapshot, calling `on_record` for each record in index
+/// order, and returns the index once the whole input has been checked.
+///
+/// Memory use is bounded by the largest record plus the index. The input is
+/// read to its very end, so a truncated, extended or (through the decryption
+/// layer) tampered stream is always detected, even when every record matched.
+pub fn read_snapshot<R, F>(
+    input: R,
+    limits: &Limits,
+    mut on_record: F,
+) -> Result<Index, SnapshotError>
+where
+    R: Read,
+    F: FnMut(&Index, &IndexRow, Zeroizing<Vec<u8>>) -> Result<(), SnapshotError>,
+{
+    let mut buffered = BufReader::with_capacity(64 * 1024, input);
+    let head = buffered.fill_buf()?;
+    if head.is_empty() {
+        return Err(SnapshotError::NotASnapshot("the input is empty".to_owned()));
+    }
+    if !head.starts_with(&[0x1f, 0x8b]) {
+        return Err(SnapshotError::NotASnapshot(
+            "the data is not gzip-compressed".to_owned(),
+        ));
+    }
+    let mut archive = tar::Archive::new(GzDecoder::new(buffered));
+    let index = {
+        let mut entries = archive.entries()?;
+        let index = match entries.next() {
+            None => {
+                return Err(SnapshotError::NotASnapshot(
+                    "the archive is empty".to_owned(),
+                ));
+            }
+            Some(entry) => {
+                let mut entry = entry?;
+                let raw = entry.path_bytes().into_owned();
+                check_type(entry.header().entry_type(), &raw)?;
+                let path = check_path(&raw)?;
+                if path != INDEX_PATH {
+                    return Err(SnapshotError::NotASnapshot(format!(
+                        "the first entry is `{path}`, not {INDEX_PATH}"
+                    )));
+                }
+                let data = read_entry(&mut entry, path, limits.max_index)?;
+                let index: Index = serde_json::from_slice(&data).map_err(|e| {
+                    SnapshotError::BadIndex(format!("{INDEX_PATH} is not valid: {e}"))
+                })?;
+                index.validate()?;
+                index
+            }
+        };
+        let mut rows = index.releases.iter();
+        for entry in entries {
+            let mut entry = entry?;
+            let raw = entry.path_bytes().into_owned();
+            check_type(entry.header().entry_type(), &raw)?;
+            let path = check_path(&raw)?;
+            let Some(row) = rows.next() else {
+                return Err(SnapshotError::UnexpectedEntry {
+                    path: path.to_owned(),
+                    expected: "the end of the archive".to_owned(),
+                });
+            };
+            if path != row.path {
+                return Err(SnapshotError::UnexpectedEntry {
+                    path: path.to_owned(),
+                    expected: format!("`{}`", row.path),
+                });
+            }
+            let size = entry.header().size()?;
+            if size > limits.max_record {
+                return Err(SnapshotError::EntryTooLarge {
+                    path: path.to_owned(),
+                    size,
+                    limit: limits.max_record,
+                });
+            }
+            if size != row.size {
+                return Err(SnapshotError::Mismatch {
+                    path: path.to_owned(),
+                    what: "size",
+                });
+            }
+            let data = read_entry(&mut entry, path, limits.max_record)?;
+            if super::sha256_hex(&data) != row.sha256 {
+                return Err(SnapshotError::Mismatch {
+                    path: path.to_owned(),
+                    what: "sha256",
+                });
+            }
+            on_record(&index, row, data)?;
+        }
+        let missing: Vec<&IndexRow> = rows.collect();
+        if let Some(first) = missing.first() {
+            return Err(SnapshotError::MissingEntries {
+                missing: missing.len(),
+                first: first.path.clone(),
+            });
+        }
+        index
+    };
+    // After the tar end marker only zero padding may follow inside the gzip
+    // stream; reading it to the end also checks the gzip CRC and length.
+    let mut gz = archive.into_inner();
+    let mut padding = [0u8; 8192];
+    let mut seen = 0u64;
+    loop {
+        let n = gz.read(&mut padding)?;
+        if n == 0 {
+            break;
+        }
+        seen += n as u64;
+        if seen > limits.max_padding || padding[..n].iter().any(|&b| b != 0) {
+            return Err(SnapshotError::TrailingData);
+        }
+    }
+    // Nothing may follow the gzip stream. Reading the source to its end also
+    // makes the decryption layer authenticate its final chunk.
+    let mut rest = gz.into_inner();
+    let mut extra = [0u8; 1];
+    match rest.read(&mut extra) {
+        Ok(0) => Ok(index),
+        Ok(_) => Err(SnapshotError::TrailingData),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(SnapshotError::Io(e)),
+        Err(e) => Err(e.into()),
+    }
+}

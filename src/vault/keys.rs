@@ -1,0 +1,145 @@
+//! Recipients, identities and passphrases.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use age::cli_common::{ReadError, StdinGuard};
+use age::secrecy::ExposeSecret;
+use secrecy::SecretString;
+
+use super::VaultError;
+
+fn read_error(e: ReadError) -> VaultError {
+    // age's messages already name the file (and, for recipients files, the
+    // line number instead of the line's content).
+    VaultError::Keys(e.to_string().trim_end().replace('\n', " "))
+}
+
+/// Parses recipients given literally and in recipients files.
+///
+/// Kinds: X25519 (`age1…`), SSH ed25519 and RSA public keys, age plugin
+/// recipients (`age1<plugin>1…`). A bad line in a file is reported by number,
+/// never by content.
+pub fn read_recipients(
+    recipients: &[String],
+    files: &[PathBuf],
+) -> Result<Vec<Box<dyn age::Recipient + Send>>, VaultError> {
+    let files = files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    age::cli_common::read_recipients(
+        recipients.to_vec(),
+        files,
+        vec![],
+        None,
+        &mut StdinGuard::new(false),
+    )
+    .map_err(read_error)
+}
+
+/// The recipient strings as given (for `helm bulk recipients`), validated by
+/// parsing each one, plus every non-comment line of each recipients file.
+pub fn recipient_strings(
+    recipients: &[String],
+    files: &[PathBuf],
+) -> Result<Vec<String>, VaultError> {
+    // Validate everything first, with line numbers for files.
+    read_recipients(recipients, files)?;
+    let mut out: Vec<String> = recipients.to_vec();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            VaultError::Keys(format!("cannot read recipients file {}: {e}", f.display()))
+        })?;
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    Ok(out)
+}
+
+/// Reads identity files: age identity files (plain or passphrase-encrypted),
+/// SSH private keys (passphrase-protected ones prompt on the terminal) and
+/// plugin identities.
+pub fn read_identities(files: &[PathBuf]) -> Result<Vec<Box<dyn age::Identity>>, VaultError> {
+    let files = files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    age::cli_common::read_identities(files, None, &mut StdinGuard::new(false)).map_err(read_error)
+}
+
+/// Asks for a passphrase once on the terminal.
+pub fn prompt_passphrase(prompt: &str) -> Result<SecretString, VaultError> {
+    let p = rpassword::prompt_password(prompt).map_err(|e| {
+        VaultError::Passphrase(format!(
+            "cannot read a passphrase from the terminal ({e}); run in a terminal"
+        ))
+    })?;
+    Ok(SecretString::from(p))
+}
+
+/// Asks for a new passphrase twice and checks both entries match.
+pub fn prompt_new_passphrase() -> Result<SecretString, VaultError> {
+    let first = prompt_passphrase("Enter a passphrase for the snapshot: ")?;
+    if first.expose_secret().is_empty() {
+        return Err(VaultError::Passphrase(
+            "an empty passphrase is not allowed".to_owned(),
+        ));
+    }
+    let second = prompt_passphrase("Confirm the passphrase: ")?;
+    if first.expose_secret() != second.expose_secret() {
+        return Err(VaultError::Passphrase(
+            "the passphrases do not match".to_owned(),
+        ));
+    }
+    Ok(first)
+}
+
+/// Where `keygen` writes by default and `show`/`load` look when no identity is
+/// given: `$HELM_CONFIG_HOME/bulk/identity.txt`.
+pub fn default_identity_path() -> Option<PathBuf> {
+    crate::config::helm_config_home().map(|h| h.join("bulk").join("identity.txt"))
+}
+
+/// Generates an X25519 identity into a new file created with mode 0600.
+/// Refuses to overwrite an existing file. Returns the recipient (public key).
+pub fn generate_identity(path: &Path, created: &str) -> Result<String, VaultError> {
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        VaultError::Keys(format!("cannot create directory {}: {e}", dir.display()))
+    })?;
+    if path.exists() {
+        return Err(VaultError::Keys(format!(
+            "{} already exists; refusing to overwrite an identity (choose another path with -o)",
+            path.display()
+        )));
+    }
+    let mut tmp = crate::store::private_temp_file(&dir)?;
+    let secret = identity.to_string();
+    let body = zeroize::Zeroizing::new(format!(
+        "# created: {created}\n# public key: {recipient}\n{}\n",
+        secret.expose_secret()
+    ));
+    tmp.write_all(body.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            VaultError::Keys(format!(
+                "{} already exists; refusing to overwrite an identity",
+                path.display()
+            ))
+        } else {
+            VaultError::Keys(format!("cannot write {}: {}", path.display(), e.error))
+        }
+    })?;
+    Ok(recipient)
+}

@@ -1,0 +1,79 @@
+//! The vault: age encryption of the snapshot stream, and the keys it uses.
+//!
+//! Encryption wraps any `Write` (the snapshot writer's output) and decryption
+//! any `Read`; both stream in 64 KiB age chunks, so nothing is buffered whole
+//! and no plaintext touches disk. Keys are parsed by the age crate's
+//! `cli_common` helpers, which know X25519, SSH (ed25519, RSA), plugin and
+//! passphrase-protected identity files.
+
+mod decrypt;
+mod encrypt;
+mod keys;
+
+pub use decrypt::{Opened, open};
+pub use encrypt::{EncryptingWriter, Protection, encrypt};
+pub use keys::{
+    default_identity_path, generate_identity, prompt_new_passphrase, prompt_passphrase,
+    read_identities, read_recipients, recipient_strings,
+};
+
+/// Errors from keys, encryption and decryption.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VaultError {
+    /// No recipient was configured for an encrypted save.
+    #[error(
+        "no recipient to encrypt to: pass -r/--recipient KEY or -R/--recipients-file FILE, set `recipients:` in the config file, or use -p/--passphrase (create a key with `helm bulk keygen`)"
+    )]
+    NoRecipients,
+    /// No identity was available to decrypt.
+    #[error(
+        "no identity to decrypt with: pass -i/--identity FILE or set `identities:` in the config file"
+    )]
+    NoIdentities,
+    /// None of the identities could decrypt the snapshot.
+    #[error(
+        "none of the given identities can decrypt this snapshot (it was encrypted to other recipients); check -i/--identity"
+    )]
+    WrongIdentity,
+    /// The passphrase did not decrypt the snapshot.
+    #[error("the passphrase is wrong, or the snapshot header was modified")]
+    WrongPassphrase,
+    /// A plaintext snapshot where an encrypted one was expected.
+    #[error(
+        "this snapshot is not encrypted; pass --no-encrypt to read a plaintext snapshot on purpose"
+    )]
+    UnexpectedPlaintext,
+    /// An encrypted snapshot read with --no-encrypt.
+    #[error("this snapshot is encrypted; drop --no-encrypt and give an identity with -i/--identity")]
+    UnexpectedCiphertext,
+    /// The input is neither age nor gzip.
+    #[error("not a helm-bulk snapshot: the data is neither age-encrypted nor gzip-compressed")]
+    Unrecognized,
+    /// The input is empty.
+    #[error("the snapshot is empty")]
+    Empty,
+    /// The age header could not be parsed or authenticated.
+    #[error("the snapshot's encryption header is invalid or was modified ({0})")]
+    BadHeader(String),
+    /// Reading keys failed (missing file, bad recipients file line, …).
+    #[error("{0}")]
+    Keys(String),
+    /// Passphrase entry failed or was refused.
+    #[error("{0}")]
+    Passphrase(String),
+    /// Encryption could not start (e.g. incompatible recipients).
+    #[error("cannot encrypt: {0}")]
+    Encrypt(String),
+    /// An I/O error.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The error a decrypting stream reports when ciphertext fails authentication.
+/// It travels inside an `io::Error` through the gzip and tar layers.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the encrypted snapshot was modified or corrupted (age authentication failed); it cannot be trusted"
+)]
+pub struct Tampered;
