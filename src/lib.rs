@@ -8,10 +8,12 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod release;
 pub mod select;
 pub mod snapshot;
+pub mod source;
 pub mod store;
 pub mod timefmt;
 pub mod vault;

@@ -82,7 +82,6 @@ impl Selection {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -109,3 +109,73 @@ impl DecryptArgs {
         ids
     }
 }
+
+/// How to reach the cluster (Helm's flags and variables).
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Path to the kubeconfig file [default: $KUBECONFIG or ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context to use
+    #[arg(long, value_name = "NAME", env = "HELM_KUBECONTEXT")]
+    pub kube_context: Option<String>,
+
+    /// Only this namespace [default: all namespaces]
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// All namespaces (the default; overrides a namespace Helm passes in)
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    pub all_namespaces: bool,
+}
+
+impl ClusterArgs {
+    /// The options for [`crate::cluster::connect`].
+    pub fn options(&self) -> crate::cluster::ClusterOptions {
+        crate::cluster::ClusterOptions {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.kube_context.clone().filter(|c| !c.is_empty()),
+            ..Default::default()
+        }
+        .with_helm_env()
+    }
+
+    /// The namespace scope: `-n`, or HELM_NAMESPACE when Helm was given `-n`
+    /// (Helm always sets it, to the context's namespace by default, so a value
+    /// equal to the context's namespace is taken as "not given"), else all.
+    pub fn scope(&self, context_namespace: &str) -> Option<String> {
+        if self.all_namespaces {
+            return None;
+        }
+        if let Some(ns) = &self.namespace {
+            return Some(ns.clone());
+        }
+        std::env::var("HELM_NAMESPACE")
+            .ok()
+            .filter(|ns| !ns.is_empty() && ns != context_namespace)
+    }
+}
+
+/// Which releases to act on.
+#[derive(Debug, Clone, Args)]
+pub struct SelectArgs {
+    /// Only releases matching this `namespace/name` glob (`name` alone matches any namespace); repeatable
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+
+    /// Skip releases matching this `namespace/name` glob; repeatable
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+}
+
+impl SelectArgs {
+    /// Flags and config patterns together.
+    pub fn selection(&self, config: &Loaded) -> Result<crate::select::Selection, Failure> {
+        let mut include = self.include.clone();
+        include.extend(config.config.include.iter().cloned());
+        let mut exclude = self.exclude.clone();
+        exclude.extend(config.config.exclude.iter().cloned());
+        Ok(crate::select::Selection::new(&include, &exclude)?)
+    }
+}

@@ -4,6 +4,7 @@
 mod args;
 mod keygen;
 mod recipients;
+mod save;
 mod show;
 
 use std::io::Write;
@@ -11,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-pub use args::{DecryptArgs, EncryptArgs, OutputFormat, DEFAULT_SNAPSHOT};
+pub use args::{DEFAULT_SNAPSHOT, DecryptArgs, EncryptArgs, OutputFormat};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -19,6 +20,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code: the command line was invalid.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the command completed, but some releases or records failed
+/// (each is listed); the rest were done.
+pub const EXIT_PARTIAL: u8 = 3;
 
 const ABOUT: &str = "Encrypted disaster-recovery snapshots of every Helm release in a cluster";
 
@@ -40,7 +44,8 @@ Examples:
   helm bulk recipients -R team.txt
   helm bulk show -i ~/.ssh/id_ed25519 snapshot.age
 
-Exit codes: 0 success, 1 failure (nothing half-done), 2 invalid command line.
+Exit codes: 0 success, 1 failure (nothing half-done), 2 invalid command line,
+3 completed but some releases failed (each is listed).
 Configuration: --config FILE, $HELM_BULK_CONFIG, ./.helm-bulk.yaml or
 $HELM_CONFIG_HOME/bulk/config.yaml (see README).";
 
@@ -72,6 +77,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Save every release of the cluster into an encrypted snapshot
+    Save(save::SaveArgs),
     /// List what a snapshot holds (decrypts in memory)
     Show(show::ShowArgs),
     /// Create a new age identity (private key) file and print its recipient
@@ -159,6 +166,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Failure> {
     let config = crate::config::load(cli.config.as_deref())?;
     match cli.command {
+        Command::Save(a) => save::run(a, &config),
         Command::Show(a) => show::run(a, &config),
         Command::Keygen(a) => keygen::run(a),
         Command::Recipients(a) => recipients::run(a, &config),

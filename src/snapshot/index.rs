@@ -123,9 +123,13 @@ impl IndexRow {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// The sort key of rows (and so of archive entries): namespace, name, revision.
-    pub fn sort_key(&self) -> (&str, &str, u32) {
-        (&self.namespace, &self.name, self.revision)
+    /// The sort key of rows, and so the order of archive entries: the
+    /// namespace, then `<name>.v<revision>` compared as bytes. This is the
+    /// order in which Kubernetes lists Helm's storage objects
+    /// (`sh.helm.release.v1.<name>.v<revision>`), so a snapshot streams
+    /// straight from a paginated list without reordering.
+    pub fn sort_key(&self) -> (&str, String) {
+        storage_order(&self.namespace, &self.name, self.revision)
     }
 }
 
@@ -152,6 +156,11 @@ pub struct Index {
     pub extra: Map<String, Value>,
 }
 
+/// The archive order of a release revision; see [`IndexRow::sort_key`].
+pub fn storage_order<'a>(namespace: &'a str, name: &str, revision: u32) -> (&'a str, String) {
+    (namespace, format!("{name}.v{revision}"))
+}
+
 /// Lowercase hex SHA-256 of `data`.
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
@@ -163,7 +172,8 @@ fn check_component(what: &str, s: &str) -> Result<(), SnapshotError> {
         && s.len() <= 253
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -206,8 +216,10 @@ impl Index {
 
     /// Sorts rows into archive order.
     pub fn sort(&mut self) {
-        self.releases
-            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        self.releases.sort_by_cached_key(|r| {
+            let (ns, key) = r.sort_key();
+            (ns.to_owned(), key)
+        });
     }
 
     /// Checks the invariants both the writer and the reader rely on: the format,

@@ -15,7 +15,7 @@ use std::io;
 
 pub use index::{
     Cluster, FORMAT_NAME, FORMAT_VERSION, INDEX_PATH, Index, IndexRow, Source, SourceKind,
-    record_path, sha256_hex,
+    record_path, sha256_hex, storage_order,
 };
 pub use reader::{Limits, read_snapshot};
 pub use writer::{SnapshotWriter, write_snapshot};
@@ -78,7 +78,9 @@ pub enum SnapshotError {
         what: &'static str,
     },
     /// The archive ended before every indexed record was seen.
-    #[error("the snapshot is incomplete: {missing} record(s) in the index are missing, first `{first}`")]
+    #[error(
+        "the snapshot is incomplete: {missing} record(s) in the index are missing, first `{first}`"
+    )]
     MissingEntries {
         /// How many rows had no entry.
         missing: usize,

@@ -50,7 +50,9 @@ fn check_path(raw: &[u8]) -> Result<&str, SnapshotError> {
         .split('/')
         .any(|c| c == ".." || c == "." || c.is_empty())
     {
-        return Err(unsafe_entry("path contains `..`, `.` or an empty component"));
+        return Err(unsafe_entry(
+            "path contains `..`, `.` or an empty component",
+        ));
     }
     Ok(path)
 }

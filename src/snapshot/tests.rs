@@ -37,7 +37,9 @@ fn sample() -> Vec<ReleaseRecord> {
     ]
 }
 
-fn read_all(bytes: &[u8]) -> Result<(Index, Vec<(IndexRow, Vec<u8>)>), SnapshotError> {
+type Records = Vec<(IndexRow, Vec<u8>)>;
+
+fn read_all(bytes: &[u8]) -> Result<(Index, Records), SnapshotError> {
     let mut out = Vec::new();
     let index = read_snapshot(bytes, &Limits::default(), |_, row, data| {
         out.push((row.clone(), data.to_vec()));
@@ -58,12 +60,21 @@ fn round_trip_is_byte_identical() {
         .collect();
     assert_eq!(
         order,
-        [("a", "db", 1), ("b", "web", 1), ("b", "web", 2), ("b", "web", 10)]
+        [
+            ("a", "db", 1),
+            ("b", "web", 1),
+            ("b", "web", 10),
+            ("b", "web", 2)
+        ]
     );
     for (row, data) in &got {
         let original = records
             .iter()
-            .find(|r| r.summary.namespace == row.namespace && r.summary.revision == row.revision && r.summary.name == row.name)
+            .find(|r| {
+                r.summary.namespace == row.namespace
+                    && r.summary.revision == row.revision
+                    && r.summary.name == row.name
+            })
             .unwrap();
         assert_eq!(&data[..], &original.data[..]);
     }
@@ -130,7 +141,11 @@ fn malicious_entries_are_refused() {
             "`..`",
             raw_archive(&[
                 (b"index.json", tar::EntryType::Regular, &idx),
-                (b"releases/../../etc/cron.d/x", tar::EntryType::Regular, data),
+                (
+                    b"releases/../../etc/cron.d/x",
+                    tar::EntryType::Regular,
+                    data,
+                ),
             ]),
         ),
         (
@@ -254,13 +269,15 @@ fn oversized_entry_is_refused_before_reading() {
     h.set_size(idx.len() as u64);
     h.set_mode(0o600);
     h.set_cksum();
-    tar.append_data(&mut h, "index.json", idx.as_slice()).unwrap();
+    tar.append_data(&mut h, "index.json", idx.as_slice())
+        .unwrap();
     let mut h = tar::Header::new_gnu();
     h.set_size(bomb);
     h.set_mode(0o600);
     h.set_cksum();
     let zeros = std::io::Read::take(std::io::repeat(0), bomb);
-    tar.append_data(&mut h, "releases/a/db/1.json", zeros).unwrap();
+    tar.append_data(&mut h, "releases/a/db/1.json", zeros)
+        .unwrap();
     let bytes = tar.into_inner().unwrap().finish().unwrap();
     assert!(bytes.len() < 1 << 20, "the bomb should be small compressed");
     let mut records = 0;
@@ -282,7 +299,10 @@ fn truncation_and_trailing_data_are_refused() {
     for cut in [1, 10, bytes.len() / 2, bytes.len() - 1] {
         let err = read_all(&bytes[..cut]).unwrap_err();
         assert!(
-            matches!(err, SnapshotError::Truncated | SnapshotError::Io(_) | SnapshotError::NotASnapshot(_)),
+            matches!(
+                err,
+                SnapshotError::Truncated | SnapshotError::Io(_) | SnapshotError::NotASnapshot(_)
+            ),
             "cut {cut}: {err}"
         );
     }

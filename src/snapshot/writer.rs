@@ -106,9 +106,10 @@ pub fn write_snapshot<W: Write>(
 ) -> Result<W, SnapshotError> {
     let kind = index.source.kind;
     let mut order: Vec<&ReleaseRecord> = records.iter().collect();
-    order.sort_by(|a, b| {
-        let (a, b) = (&a.summary, &b.summary);
-        (&a.namespace, &a.name, a.revision).cmp(&(&b.namespace, &b.name, b.revision))
+    order.sort_by_cached_key(|r| {
+        let s = &r.summary;
+        let (ns, key) = super::storage_order(&s.namespace, &s.name, s.revision);
+        (ns.to_owned(), key)
     });
     index.releases = order
         .iter()

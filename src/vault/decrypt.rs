@@ -73,7 +73,8 @@ pub fn open<R: Read + 'static>(
         (Kind::Age, true) => return Err(VaultError::UnexpectedCiphertext),
         (Kind::Age, false) => {}
     }
-    let decryptor = age::Decryptor::new_buffered(ArmoredReader::new(input)).map_err(header_error)?;
+    let decryptor =
+        age::Decryptor::new_buffered(ArmoredReader::new(input)).map_err(header_error)?;
     let reader = if decryptor.is_scrypt() {
         let passphrase = super::prompt_passphrase("Enter the snapshot's passphrase: ")?;
         let identity = age::scrypt::Identity::new(passphrase);
@@ -115,6 +116,6 @@ fn header_error(e: age::DecryptError) -> VaultError {
             VaultError::BadHeader("the file is truncated".to_owned())
         }
         age::DecryptError::NoMatchingKeys => VaultError::WrongIdentity,
-        other => VaultError::BadHeader(other.to_string().trim_end().replace('\n', " ")),
+        other => VaultError::BadHeader(super::keys::plain_message(&other.to_string())),
     }
 }

@@ -49,7 +49,9 @@ pub fn encrypt<W: Write>(
         Format::Binary
     };
     let armored = ArmoredWriter::wrap_output(out, format)?;
-    Ok(EncryptingWriter(Inner::Age(encryptor.wrap_output(armored)?)))
+    Ok(EncryptingWriter(Inner::Age(
+        encryptor.wrap_output(armored)?,
+    )))
 }
 
 impl<W: Write> EncryptingWriter<W> {

@@ -12,7 +12,15 @@ use super::VaultError;
 fn read_error(e: ReadError) -> VaultError {
     // age's messages already name the file (and, for recipients files, the
     // line number instead of the line's content).
-    VaultError::Keys(e.to_string().trim_end().replace('\n', " "))
+    VaultError::Keys(plain_message(&e.to_string()))
+}
+
+/// age's localized messages wrap names in Unicode bidi isolation marks and may
+/// span lines; make them one plain line.
+pub(crate) fn plain_message(s: &str) -> String {
+    s.trim_end()
+        .replace(['\u{2068}', '\u{2069}'], "")
+        .replace('\n', " ")
 }
 
 /// Parses recipients given literally and in recipients files.
@@ -114,9 +122,8 @@ pub fn generate_identity(path: &Path, created: &str) -> Result<String, VaultErro
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        VaultError::Keys(format!("cannot create directory {}: {e}", dir.display()))
-    })?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| VaultError::Keys(format!("cannot create directory {}: {e}", dir.display())))?;
     if path.exists() {
         return Err(VaultError::Keys(format!(
             "{} already exists; refusing to overwrite an identity (choose another path with -o)",

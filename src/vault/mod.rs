@@ -45,7 +45,9 @@ pub enum VaultError {
     )]
     UnexpectedPlaintext,
     /// An encrypted snapshot read with --no-encrypt.
-    #[error("this snapshot is encrypted; drop --no-encrypt and give an identity with -i/--identity")]
+    #[error(
+        "this snapshot is encrypted; drop --no-encrypt and give an identity with -i/--identity"
+    )]
     UnexpectedCiphertext,
     /// The input is neither age nor gzip.
     #[error("not a helm-bulk snapshot: the data is neither age-encrypted nor gzip-compressed")]

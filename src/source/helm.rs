@@ -1,0 +1,454 @@
+//! Helm 3 and Helm 4 release storage read through the Kubernetes API.
+//!
+//! Helm keeps one object per release revision, named
+//! `sh.helm.release.v1.<name>.v<revision>` and labelled `owner=helm`, in the
+//! release's namespace: a Secret of type `helm.sh/release.v1` (the default
+//! driver) or a ConfigMap. Its `release` key holds base64 of gzip of the
+//! release JSON.
+//!
+//! Reading is two passes over one consistent list: the first (paginated)
+//! builds the index and notes the list's resourceVersion; the second lists
+//! again at exactly that resourceVersion and streams the records. Both see the
+//! same data, so the index matches even if releases change meanwhile.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use base64::Engine;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ListParams, VersionMatch};
+use zeroize::Zeroizing;
+
+use super::SourceError;
+use crate::release::{ReleaseRecord, Summary};
+use crate::select::Selection;
+use crate::snapshot::{IndexRow, SourceKind};
+
+/// The largest decoded record accepted (the snapshot reader's limit).
+const MAX_RECORD: u64 = 64 << 20;
+
+/// Helm's storage drivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// Secrets (Helm's default).
+    Secret,
+    /// ConfigMaps.
+    ConfigMap,
+}
+
+impl Driver {
+    /// Parses HELM_DRIVER's value, as Helm does.
+    pub fn parse(s: &str) -> Result<Driver, SourceError> {
+        match s {
+            "" | "secret" | "secrets" => Ok(Driver::Secret),
+            "configmap" | "configmaps" => Ok(Driver::ConfigMap),
+            "sql" => Err(SourceError::Driver(
+                "HELM_DRIVER=sql is not supported yet; helm-bulk reads the secret and configmap drivers".to_owned(),
+            )),
+            "memory" => Err(SourceError::Driver(
+                "HELM_DRIVER=memory keeps releases in helm's own process; there is nothing to save".to_owned(),
+            )),
+            other => Err(SourceError::Driver(format!(
+                "unknown HELM_DRIVER `{other}`; use secret (the default) or configmap"
+            ))),
+        }
+    }
+
+    /// The name stored in the snapshot index.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Secret => "secret",
+            Driver::ConfigMap => "configmap",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Driver::Secret => "release Secrets",
+            Driver::ConfigMap => "release ConfigMaps",
+        }
+    }
+}
+
+/// Which records to save.
+#[derive(Debug, Clone)]
+pub struct SaveFilter {
+    /// Include/exclude patterns.
+    pub selection: Selection,
+    /// Keep the latest revision and at most this many older ones (`None`: all).
+    /// The last deployed revision is always kept, since it is what load restores.
+    pub history: Option<u32>,
+    /// Keep only releases whose latest revision has one of these statuses
+    /// (empty: all).
+    pub statuses: Vec<String>,
+}
+
+/// A Helm storage object: where it is, and Helm's encoded payload.
+struct Stored {
+    namespace: String,
+    name: String,
+    payload: Option<Vec<u8>>,
+}
+
+/// The result of the first pass.
+pub struct Plan {
+    /// Index rows in archive order.
+    pub rows: Vec<IndexRow>,
+    /// The resourceVersion the list was read at.
+    pub resource_version: String,
+    /// Objects that could not be decoded: `namespace/object: reason`.
+    pub problems: Vec<String>,
+}
+
+/// Reads Helm 3/4 release storage.
+pub struct HelmSource {
+    client: kube::Client,
+    driver: Driver,
+    namespace: Option<String>,
+    page_size: u32,
+    kind: SourceKind,
+}
+
+/// Decodes Helm's payload: base64, then gzip when the magic bytes say so
+/// (as Helm's decodeRelease does), bounded to [`MAX_RECORD`].
+pub fn decode_payload(payload: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+    let raw = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(payload)
+            .map_err(|e| format!("payload is not base64: {e}"))?,
+    );
+    if !raw.starts_with(&[0x1f, 0x8b, 0x08]) {
+        return Ok(raw);
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(raw.len() * 4));
+    flate2::read::GzDecoder::new(raw.as_slice())
+        .take(MAX_RECORD + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("payload is not valid gzip: {e}"))?;
+    if out.len() as u64 > MAX_RECORD {
+        return Err(format!("record is over {MAX_RECORD} bytes decoded"));
+    }
+    Ok(out)
+}
+
+fn is_gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 410)
+}
+
+impl HelmSource {
+    /// A source over `namespace` (all namespaces when `None`).
+    pub fn new(
+        client: kube::Client,
+        driver: Driver,
+        namespace: Option<String>,
+        kind: SourceKind,
+        page_size: u32,
+    ) -> HelmSource {
+        HelmSource {
+            client,
+            driver,
+            namespace,
+            page_size: page_size.max(1),
+            kind,
+        }
+    }
+
+    /// One page of storage objects, with the list's resourceVersion and continue token.
+    async fn page(
+        &self,
+        lp: &ListParams,
+    ) -> Result<(Vec<Stored>, String, Option<String>), SourceError> {
+        let api_err = |e: kube::Error| {
+            if is_gone(&e) {
+                SourceError::Expired
+            } else {
+                SourceError::Api {
+                    what: self.driver.what(),
+                    cause: crate::cluster::describe(&e),
+                }
+            }
+        };
+        match self.driver {
+            Driver::Secret => {
+                let api: Api<Secret> = match &self.namespace {
+                    Some(ns) => Api::namespaced(self.client.clone(), ns),
+                    None => Api::all(self.client.clone()),
+                };
+                let list = api.list(lp).await.map_err(api_err)?;
+                let items = list
+                    .items
+                    .into_iter()
+                    .filter(|s| s.type_.as_deref().is_none_or(|t| t == "helm.sh/release.v1"))
+                    .map(|mut s| Stored {
+                        namespace: s.metadata.namespace.take().unwrap_or_default(),
+                        name: s.metadata.name.take().unwrap_or_default(),
+                        payload: s
+                            .data
+                            .take()
+                            .and_then(|mut d| d.remove("release"))
+                            .map(|b| b.0),
+                    })
+                    .collect();
+                Ok((
+                    items,
+                    list.metadata.resource_version.unwrap_or_default(),
+                    list.metadata.continue_.filter(|c| !c.is_empty()),
+                ))
+            }
+            Driver::ConfigMap => {
+                let api: Api<ConfigMap> = match &self.namespace {
+                    Some(ns) => Api::namespaced(self.client.clone(), ns),
+                    None => Api::all(self.client.clone()),
+                };
+                let list = api.list(lp).await.map_err(api_err)?;
+                let items = list
+                    .items
+                    .into_iter()
+                    .map(|mut c| Stored {
+                        namespace: c.metadata.namespace.take().unwrap_or_default(),
+                        name: c.metadata.name.take().unwrap_or_default(),
+                        payload: c
+                            .data
+                            .take()
+                            .and_then(|mut d| d.remove("release"))
+                            .map(String::into_bytes),
+                    })
+                    .collect();
+                Ok((
+                    items,
+                    list.metadata.resource_version.unwrap_or_default(),
+                    list.metadata.continue_.filter(|c| !c.is_empty()),
+                ))
+            }
+        }
+    }
+
+    /// Lists every page, calling `each` per object. `at` pins the list to an
+    /// exact resourceVersion; returns the resourceVersion of the list.
+    async fn list_all<F>(&self, at: Option<&str>, mut each: F) -> Result<String, SourceError>
+    where
+        F: FnMut(Stored) -> Result<(), SourceError>,
+    {
+        let base = ListParams::default()
+            .labels("owner=helm")
+            .limit(self.page_size);
+        let mut lp = match at {
+            Some(rv) => base.clone().at(rv).matching(VersionMatch::Exact),
+            None => base.clone(),
+        };
+        let mut rv = String::new();
+        loop {
+            let (items, page_rv, next) = self.page(&lp).await?;
+            if rv.is_empty() {
+                rv = page_rv;
+            }
+            for item in items {
+                each(item)?;
+            }
+            match next {
+                // The continue token carries the list's resourceVersion.
+                Some(token) => lp = base.clone().continue_token(&token),
+                None => break,
+            }
+        }
+        Ok(rv)
+    }
+
+    fn decode(&self, s: &Stored) -> Result<ReleaseRecord, String> {
+        let payload = s.payload.as_deref().ok_or("it has no `release` key")?;
+        let data = decode_payload(payload)?;
+        let summary = Summary::from_helm_json(&data).map_err(|e| e.to_string())?;
+        Ok(ReleaseRecord { summary, data })
+    }
+
+    /// First pass: the index rows of everything `filter` selects.
+    pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+        let mut rows: Vec<IndexRow> = Vec::new();
+        let mut problems = Vec::new();
+        let rv = self
+            .list_all(None, |s| {
+                match self.decode(&s) {
+                    Ok(r) => {
+                        if filter
+                            .selection
+                            .matches(&r.summary.namespace, &r.summary.name)
+                        {
+                            rows.push(
+                                r.index_row(self.kind)
+                                    .map_err(|e| SourceError::Write(e.to_string()))?,
+                            );
+                        }
+                    }
+                    Err(why) => problems.push(format!("{}/{}: {why}", s.namespace, s.name)),
+                }
+                Ok(())
+            })
+            .await?;
+        let rows = apply_filter(rows, filter);
+        Ok(Plan {
+            rows,
+            resource_version: rv,
+            problems,
+        })
+    }
+
+    /// Second pass: sends `(row position, record bytes)` in archive order.
+    /// The receiver is the snapshot writer's thread; if it hangs up (a write
+    /// failed), fetching stops.
+    pub async fn fetch(
+        &self,
+        plan: &Plan,
+        tx: &tokio::sync::mpsc::Sender<(usize, Zeroizing<Vec<u8>>)>,
+    ) -> Result<(), SourceError> {
+        let wanted: HashMap<(String, String, u32), usize> = plan
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ((r.namespace.clone(), r.name.clone(), r.revision), i))
+            .collect();
+        // Objects normally arrive in archive order; anything early waits here.
+        let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
+        let mut next = 0usize;
+        let mut pending: Vec<(usize, Zeroizing<Vec<u8>>)> = Vec::new();
+        let base = ListParams::default()
+            .labels("owner=helm")
+            .limit(self.page_size);
+        let mut lp = base
+            .clone()
+            .at(&plan.resource_version)
+            .matching(VersionMatch::Exact);
+        loop {
+            let (items, _, token) = self.page(&lp).await?;
+            for s in items {
+                let Ok(r) = self.decode(&s) else { continue };
+                let key = (
+                    r.summary.namespace.clone(),
+                    r.summary.name.clone(),
+                    r.summary.revision,
+                );
+                if let Some(&pos) = wanted.get(&key) {
+                    early.insert(pos, r.data);
+                }
+                while let Some(data) = early.remove(&next) {
+                    pending.push((next, data));
+                    next += 1;
+                }
+            }
+            for (pos, data) in pending.drain(..) {
+                tx.send((pos, data))
+                    .await
+                    .map_err(|_| SourceError::Write("the snapshot writer stopped".to_owned()))?;
+            }
+            match token {
+                Some(t) => lp = base.clone().continue_token(&t),
+                None => break,
+            }
+        }
+        if next < plan.rows.len() {
+            return Err(SourceError::Vanished(plan.rows[next].path.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Applies `--status` and `--history` per release, and sorts into archive order.
+fn apply_filter(rows: Vec<IndexRow>, filter: &SaveFilter) -> Vec<IndexRow> {
+    let mut by_release: BTreeMap<(String, String), Vec<IndexRow>> = BTreeMap::new();
+    for r in rows {
+        by_release
+            .entry((r.namespace.clone(), r.name.clone()))
+            .or_default()
+            .push(r);
+    }
+    let mut out = Vec::new();
+    for (_, mut revs) in by_release {
+        revs.sort_by_key(|r| std::cmp::Reverse(r.revision));
+        let latest_status = revs[0].status.as_str();
+        if !filter.statuses.is_empty() && !filter.statuses.iter().any(|s| s == latest_status) {
+            continue;
+        }
+        let deployed = revs.iter().position(|r| r.status == "deployed");
+        for (i, r) in revs.into_iter().enumerate() {
+            let within = filter.history.is_none_or(|h| i <= h as usize);
+            if within || Some(i) == deployed {
+                out.push(r);
+            }
+        }
+    }
+    out.sort_by_cached_key(|r| {
+        let (ns, key) = r.sort_key();
+        (ns.to_owned(), key)
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(ns: &str, name: &str, rev: u32, status: &str) -> IndexRow {
+        IndexRow {
+            namespace: ns.into(),
+            name: name.into(),
+            revision: rev,
+            status: status.into(),
+            chart: "c".into(),
+            chart_version: "1".into(),
+            app_version: String::new(),
+            updated: None,
+            path: String::new(),
+            size: 0,
+            sha256: String::new(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn history_keeps_latest_and_deployed() {
+        let rows = vec![
+            row("a", "x", 1, "superseded"),
+            row("a", "x", 2, "deployed"),
+            row("a", "x", 3, "failed"),
+            row("a", "x", 4, "failed"),
+        ];
+        let f = SaveFilter {
+            selection: Selection::all(),
+            history: Some(0),
+            statuses: vec![],
+        };
+        let kept: Vec<u32> = apply_filter(rows, &f).iter().map(|r| r.revision).collect();
+        assert_eq!(kept, [2, 4]);
+    }
+
+    #[test]
+    fn status_filters_by_latest_revision() {
+        let rows = vec![
+            row("a", "x", 1, "deployed"),
+            row("a", "y", 1, "deployed"),
+            row("a", "y", 2, "failed"),
+        ];
+        let f = SaveFilter {
+            selection: Selection::all(),
+            history: None,
+            statuses: vec!["deployed".into()],
+        };
+        let kept: Vec<String> = apply_filter(rows, &f)
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        assert_eq!(kept, ["x"]);
+    }
+
+    #[test]
+    fn decodes_helm_payloads() {
+        use std::io::Write;
+        let json = br#"{"name":"a"}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(json).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        assert_eq!(&decode_payload(b64.as_bytes()).unwrap()[..], json);
+        let plain = base64::engine::general_purpose::STANDARD.encode(json);
+        assert_eq!(&decode_payload(plain.as_bytes()).unwrap()[..], json);
+        assert!(decode_payload(b"!!!").is_err());
+    }
+}
