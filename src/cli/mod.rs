@@ -2,6 +2,7 @@
 //! layer parses, resolves configuration, calls the library and reports.
 
 mod args;
+mod completion;
 mod keygen;
 mod recipients;
 mod save;
@@ -36,8 +37,9 @@ fully trusts.";
 
 const EXAMPLES: &str = "\
 Examples:
-  # make a key, then look into a snapshot
+  # make a key, save the cluster to it, look into the snapshot
   helm bulk keygen
+  helm bulk save -r age1...
   helm bulk show helm-releases.tar.gz.age
 
   # encrypt to a team's recipients file, read with an SSH key
@@ -85,6 +87,8 @@ pub enum Command {
     Keygen(keygen::KeygenArgs),
     /// Print the recipients a save would encrypt to
     Recipients(recipients::RecipientsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(completion::CompletionArgs),
 }
 
 /// An error already phrased for the user, with the exit code to use.
@@ -170,6 +174,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Show(a) => show::run(a, &config),
         Command::Keygen(a) => keygen::run(a),
         Command::Recipients(a) => recipients::run(a, &config),
+        Command::Completion(a) => completion::run(a),
     }
 }
 
