@@ -11,6 +11,7 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod release;
+pub mod restore;
 pub mod select;
 pub mod snapshot;
 pub mod source;

@@ -4,6 +4,7 @@
 mod args;
 mod completion;
 mod keygen;
+mod load;
 mod recipients;
 mod save;
 mod show;
@@ -81,6 +82,8 @@ pub struct Cli {
 pub enum Command {
     /// Save every release of the cluster into an encrypted snapshot
     Save(save::SaveArgs),
+    /// Restore the releases of a snapshot that the cluster lacks
+    Load(load::LoadArgs),
     /// List what a snapshot holds (decrypts in memory)
     Show(show::ShowArgs),
     /// Create a new age identity (private key) file and print its recipient
@@ -171,6 +174,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let config = crate::config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Save(a) => save::run(a, &config),
+        Command::Load(a) => load::run(a, &config),
         Command::Show(a) => show::run(a, &config),
         Command::Keygen(a) => keygen::run(a),
         Command::Recipients(a) => recipients::run(a, &config),

@@ -452,3 +452,82 @@ mod tests {
         assert!(decode_payload(b"!!!").is_err());
     }
 }
+
+/// The releases the cluster has now: `(namespace, name)` of every release
+/// whose latest revision is not `uninstalled`. Reads only object metadata
+/// (Helm's `name`, `version` and `status` labels), never the records.
+pub async fn installed_releases(
+    client: &kube::Client,
+    driver: Driver,
+    namespace: Option<&str>,
+) -> Result<std::collections::HashSet<(String, String)>, SourceError> {
+    use kube::core::PartialObjectMeta;
+    let mut latest: HashMap<(String, String), (u32, String)> = HashMap::new();
+    let base = ListParams::default().labels("owner=helm").limit(500);
+    let mut lp = base.clone();
+    loop {
+        let (items, token): (Vec<kube::core::ObjectMeta>, Option<String>) = match driver {
+            Driver::Secret => {
+                let api: Api<Secret> = match namespace {
+                    Some(ns) => Api::namespaced(client.clone(), ns),
+                    None => Api::all(client.clone()),
+                };
+                let l = api.list_metadata(&lp).await;
+                let l = l.map_err(|e| SourceError::Api {
+                    what: driver.what(),
+                    cause: crate::cluster::describe(&e),
+                })?;
+                (
+                    l.items
+                        .into_iter()
+                        .map(|m: PartialObjectMeta<Secret>| m.metadata)
+                        .collect(),
+                    l.metadata.continue_,
+                )
+            }
+            Driver::ConfigMap => {
+                let api: Api<ConfigMap> = match namespace {
+                    Some(ns) => Api::namespaced(client.clone(), ns),
+                    None => Api::all(client.clone()),
+                };
+                let l = api.list_metadata(&lp).await.map_err(|e| SourceError::Api {
+                    what: driver.what(),
+                    cause: crate::cluster::describe(&e),
+                })?;
+                (
+                    l.items
+                        .into_iter()
+                        .map(|m: PartialObjectMeta<ConfigMap>| m.metadata)
+                        .collect(),
+                    l.metadata.continue_,
+                )
+            }
+        };
+        for m in items {
+            let labels = m.labels.unwrap_or_default();
+            let (Some(name), Some(ns)) = (labels.get("name"), m.namespace) else {
+                continue;
+            };
+            let version: u32 = labels
+                .get("version")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let status = labels.get("status").cloned().unwrap_or_default();
+            let e = latest
+                .entry((ns, name.clone()))
+                .or_insert((0, String::new()));
+            if version >= e.0 {
+                *e = (version, status);
+            }
+        }
+        match token.filter(|t| !t.is_empty()) {
+            Some(t) => lp = base.clone().continue_token(&t),
+            None => break,
+        }
+    }
+    Ok(latest
+        .into_iter()
+        .filter(|(_, (_, status))| status != "uninstalled")
+        .map(|(k, _)| k)
+        .collect())
+}

@@ -1,0 +1,333 @@
+//! `helm bulk load`: decrypt, verify, plan and restore what the cluster lacks.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use zeroize::Zeroizing;
+
+use super::args::{ClusterArgs, SelectArgs};
+use super::{DEFAULT_SNAPSHOT, DecryptArgs, EXIT_PARTIAL, Failure, fail, print_stdout};
+use crate::config::{Loaded, effective_order};
+use crate::restore::execute::{HelmRunner, Outcome, Report, run_plan};
+use crate::restore::plan::{Action, Mode, PlanInput, Step, plan, targets};
+use crate::snapshot::{Limits, SourceKind, read_snapshot};
+use crate::source::helm::{Driver, installed_releases};
+
+/// Arguments of `load`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  helm bulk load --dry-run                         # print the plan, change nothing
+  helm bulk load -i key.txt backup.age             # install what the cluster lacks
+  helm bulk load --exclude 'ingress-nginx' backup.age
+  helm bulk load --upgrade backup.age              # also bring existing releases back
+  helm bulk load -n prod --jobs 8 backup.age
+
+For each release, the last *deployed* revision in the snapshot is restored
+(Helm's current release). It is installed with the real helm (HELM_BIN, or helm
+on PATH) from a frozen chart: the stored manifest, hooks and notes reproduced
+literally, with the same chart name, version, appVersion and values. Releases
+listed in `order:` (config) or HELM_BULK_ORDER go first, one at a time; the
+rest install in parallel. Releases the cluster already has are skipped, so load
+can be run again after a partial failure.
+
+The whole snapshot is decrypted and verified in memory before anything is
+installed. Exit code 3 means some releases failed (each is listed); the others
+were restored.")]
+pub struct LoadArgs {
+    /// The snapshot file; `-` reads standard input
+    #[arg(value_name = "FILE", default_value = DEFAULT_SNAPSHOT)]
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
+    pub select: SelectArgs,
+
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Upgrade releases the cluster already has to the snapshot's state
+    #[arg(short = 'u', long, conflicts_with = "replace")]
+    pub upgrade: bool,
+
+    /// Uninstall releases the cluster already has, then install them from the snapshot
+    #[arg(short = 'd', long)]
+    pub replace: bool,
+
+    /// Releases installed at the same time (ordered releases always go one by one)
+    #[arg(short, long, value_name = "N", default_value_t = 4)]
+    pub jobs: usize,
+
+    /// Revision statuses that may be restored; repeatable or comma-separated
+    #[arg(
+        long,
+        value_name = "STATUS",
+        value_delimiter = ',',
+        default_value = "deployed"
+    )]
+    pub status: Vec<String>,
+
+    /// Helm's storage driver, used to see which releases exist
+    #[arg(
+        long,
+        value_name = "DRIVER",
+        env = "HELM_DRIVER",
+        default_value = "secret"
+    )]
+    pub driver: String,
+}
+
+fn helm_bin() -> PathBuf {
+    std::env::var_os("HELM_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("helm"))
+}
+
+fn check_helm(bin: &PathBuf) -> Result<(), Failure> {
+    let out = std::process::Command::new(bin)
+        .args(["version", "--short"])
+        .stdin(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        _ => Err(fail(format!(
+            "cannot run helm (`{}`); set HELM_BIN or put helm on PATH",
+            bin.display()
+        ))),
+    }
+}
+
+pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
+    let start = Instant::now();
+    let selection = args.select.selection(config)?;
+    let driver = Driver::parse(&args.driver)?;
+    let order = effective_order(&config.config);
+    let mode = if args.upgrade {
+        Mode::Upgrade
+    } else if args.replace {
+        Mode::Replace
+    } else {
+        Mode::Install
+    };
+    let bin = helm_bin();
+    if !args.dry_run {
+        check_helm(&bin)?;
+    }
+    let identities = args.decrypt.identity_files(config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
+    let cluster = runtime.block_on(crate::cluster::connect(&args.cluster.options()))?;
+    let scope = args.cluster.scope(&cluster.default_namespace);
+
+    // Decrypt and verify everything before touching the cluster, keeping only
+    // the records that may be restored.
+    let input = crate::store::open_source(&args.file)?;
+    let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
+    let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
+    let mut records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
+    let index = read_snapshot(opened.reader, &Limits::default(), |index, row, data| {
+        let wanted = wanted.get_or_insert_with(|| {
+            targets(index, &args.status)
+                .values()
+                .map(|r| (r.namespace.clone(), r.name.clone(), r.revision))
+                .collect()
+        });
+        let key = (row.namespace.clone(), row.name.clone(), row.revision);
+        if wanted.contains(&key) {
+            records.insert(key, data);
+        }
+        Ok(())
+    })?;
+    if index.source.kind == SourceKind::Tiller {
+        return Err(fail(
+            "this is a Helm 2 (Tiller) snapshot; restoring it is not supported by this version of helm-bulk",
+        ));
+    }
+    eprintln!(
+        "Snapshot of {} (context {}) created {}: {} releases",
+        if index.cluster.server.is_empty() {
+            "an unknown cluster"
+        } else {
+            &index.cluster.server
+        },
+        if index.cluster.context.is_empty() {
+            "-"
+        } else {
+            &index.cluster.context
+        },
+        crate::timefmt::human(&index.created_at),
+        {
+            let mut k: Vec<_> = index
+                .releases
+                .iter()
+                .map(|r| (&r.namespace, &r.name))
+                .collect();
+            k.dedup();
+            k.len()
+        }
+    );
+    let existing = runtime.block_on(installed_releases(
+        &cluster.client,
+        driver,
+        scope.as_deref(),
+    ))?;
+    let steps = plan(&PlanInput {
+        index: &index,
+        selection: &selection,
+        namespace: scope.as_deref(),
+        statuses: &args.status,
+        existing: &existing,
+        mode,
+        order: &order,
+    });
+
+    if args.dry_run {
+        return print_stdout(&plan_table(&steps));
+    }
+    let to_change = steps.iter().filter(|s| s.action.changes()).count();
+    if to_change == 0 {
+        for s in &steps {
+            if let Action::Skip(why) = &s.action {
+                eprintln!("skipped   {}: {why}", s.key());
+            }
+        }
+        eprintln!(
+            "Nothing to install: every selected release in the snapshot is already installed."
+        );
+        return Ok(());
+    }
+
+    let mut global_args = Vec::new();
+    if let Some(k) = &args.cluster.kubeconfig {
+        global_args.push("--kubeconfig".to_owned());
+        global_args.push(k.display().to_string());
+    }
+    if let Some(c) = &args.cluster.kube_context {
+        global_args.push("--kube-context".to_owned());
+        global_args.push(c.clone());
+    }
+    let runner = HelmRunner {
+        bin,
+        global_args,
+        description: format!(
+            "Restored by helm-bulk from a snapshot taken {}",
+            index.created_at
+        ),
+    };
+    let reports = run_plan(
+        &runner,
+        &steps,
+        args.jobs,
+        |step| {
+            records
+                .get(&(step.namespace.clone(), step.name.clone(), step.revision))
+                .cloned()
+        },
+        |r| eprintln!("{}", report_line(r)),
+    );
+    drop(records);
+    let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count();
+    let failed = count(|r| matches!(r.outcome, Outcome::Failed(_)));
+    let done = count(|r| r.outcome == Outcome::Done);
+    let skipped = count(|r| matches!(r.outcome, Outcome::Skipped(_)));
+    eprintln!(
+        "Restored {done}, skipped {skipped}, failed {failed} in {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
+    if failed > 0 {
+        Err(Failure {
+            message: format!(
+                "{failed} release(s) failed to restore (listed above); fix the cause and run load again to complete"
+            ),
+            code: EXIT_PARTIAL,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn verb(a: &Action) -> &'static str {
+    match a {
+        Action::Install => "installed",
+        Action::Upgrade => "upgraded",
+        Action::Replace => "replaced",
+        Action::Skip(_) => "skipped",
+    }
+}
+
+fn report_line(r: &Report) -> String {
+    let s = &r.step;
+    match &r.outcome {
+        Outcome::Done => format!(
+            "{:<9} {} ({} revision {}) in {:.1}s",
+            verb(&s.action),
+            s.key(),
+            s.chart,
+            s.revision,
+            r.elapsed.as_secs_f64()
+        ),
+        Outcome::Skipped(why) => format!("skipped   {}: {why}", s.key()),
+        Outcome::Failed(why) => format!("FAILED    {}: {why}", s.key()),
+    }
+}
+
+fn plan_table(steps: &[Step]) -> String {
+    let rows: Vec<[String; 5]> = steps
+        .iter()
+        .map(|s| {
+            let (action, reason) = match &s.action {
+                Action::Install => ("install", String::new()),
+                Action::Upgrade => ("upgrade", String::new()),
+                Action::Replace => ("replace", String::new()),
+                Action::Skip(why) => ("skip", why.clone()),
+            };
+            [
+                s.key(),
+                s.revision.to_string(),
+                s.chart.clone(),
+                if s.ordered {
+                    format!("{action} (ordered)")
+                } else {
+                    action.to_owned()
+                },
+                reason,
+            ]
+        })
+        .collect();
+    let header = ["RELEASE", "REVISION", "CHART", "ACTION", "REASON"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.len());
+        }
+    }
+    let mut out = String::from("Plan (dry run, nothing was changed):\n");
+    let fmt = |cells: [&str; 5]| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 4 {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        format!("{}\n", l.trim_end())
+    };
+    out.push_str(&fmt(header));
+    for r in &rows {
+        out.push_str(&fmt([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+    }
+    out
+}

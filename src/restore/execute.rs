@@ -1,0 +1,237 @@
+//! Restore execution: each step runs the real `helm` binary with a frozen
+//! chart. Ordered steps run one by one first, the rest on `jobs` threads. A
+//! failing release never stops the others; a failed install is uninstalled
+//! again so that nothing is left half-applied and a rerun can complete it.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use super::frozen::{ChartHandle, freeze};
+use super::plan::{Action, Step};
+
+/// How to run helm.
+#[derive(Debug, Clone)]
+pub struct HelmRunner {
+    /// The helm binary (HELM_BIN, else `helm`).
+    pub bin: PathBuf,
+    /// Arguments added to every call (`--kube-context`, `--kubeconfig`).
+    pub global_args: Vec<String>,
+    /// The release description recorded by helm.
+    pub description: String,
+}
+
+/// How one step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done as planned.
+    Done,
+    /// Not touched.
+    Skipped(String),
+    /// Failed, with helm's message.
+    Failed(String),
+}
+
+/// A finished step.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The step.
+    pub step: Step,
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// How long it took.
+    pub elapsed: Duration,
+}
+
+fn last_error_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("helm failed without a message");
+    line.strip_prefix("Error: ").unwrap_or(line).to_owned()
+}
+
+impl HelmRunner {
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(&self.global_args);
+        c
+    }
+
+    /// Runs helm with `stdin` as its standard input; Err is helm's message.
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<(), String> {
+        let mut c = self.command();
+        c.args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            // helm reads the whole of stdin before doing anything, so this does not deadlock.
+            let _ = pipe.write_all(data);
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("helm did not finish: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(last_error_line(&out.stderr))
+        }
+    }
+
+    /// Whether the release exists now (any status).
+    fn exists(&self, step: &Step) -> bool {
+        self.run(&["status", &step.name, "-n", &step.namespace], None)
+            .is_ok()
+    }
+
+    fn install(&self, step: &Step, chart: &str, values: &[u8]) -> Result<(), String> {
+        self.run(
+            &[
+                "install",
+                &step.name,
+                chart,
+                "--namespace",
+                &step.namespace,
+                "--create-namespace",
+                "--values",
+                "-",
+                "--description",
+                &self.description,
+            ],
+            Some(values),
+        )
+    }
+
+    /// Runs one step with the record of its revision.
+    pub fn execute(&self, step: &Step, record: Option<&[u8]>) -> Outcome {
+        if let Action::Skip(why) = &step.action {
+            return Outcome::Skipped(why.clone());
+        }
+        let Some(record) = record else {
+            return Outcome::Failed("the snapshot has no record for this revision".to_owned());
+        };
+        let frozen = match freeze(record) {
+            Ok(f) => f,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let handle = match ChartHandle::new(&frozen.archive) {
+            Ok(h) => h,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        let chart = handle.path();
+        let result = match step.action {
+            Action::Install => self.install(step, &chart, &frozen.values).map_err(|e| {
+                // Leave nothing half-applied: a failed install is removed again.
+                if self.exists(step)
+                    && self
+                        .run(&["uninstall", &step.name, "-n", &step.namespace], None)
+                        .is_ok()
+                {
+                    format!("{e} (the partial release was uninstalled)")
+                } else {
+                    e
+                }
+            }),
+            Action::Upgrade => self.run(
+                &[
+                    "upgrade",
+                    &step.name,
+                    &chart,
+                    "--namespace",
+                    &step.namespace,
+                    "--reset-values",
+                    "--values",
+                    "-",
+                    "--description",
+                    &self.description,
+                ],
+                Some(&frozen.values),
+            ),
+            Action::Replace => self
+                .run(&["uninstall", &step.name, "-n", &step.namespace], None)
+                .map_err(|e| format!("uninstall before reinstalling failed: {e}"))
+                .and_then(|()| {
+                    self.install(step, &chart, &frozen.values)
+                        .map_err(|e| format!("uninstalled, but reinstalling failed: {e}"))
+                }),
+            Action::Skip(_) => Ok(()),
+        };
+        drop(handle);
+        match result {
+            Ok(()) => Outcome::Done,
+            Err(e) => Outcome::Failed(e),
+        }
+    }
+}
+
+/// Runs the plan: ordered steps sequentially, then the rest on `jobs`
+/// threads. `record` fetches the record of a step's revision; `done` is
+/// called as each step finishes (for live output).
+pub fn run_plan<R, D>(
+    runner: &HelmRunner,
+    steps: &[Step],
+    jobs: usize,
+    record: R,
+    done: D,
+) -> Vec<Report>
+where
+    R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>> + Sync,
+    D: Fn(&Report) + Sync,
+{
+    let one = |step: &Step| {
+        let start = Instant::now();
+        let data = if step.action.changes() {
+            record(step)
+        } else {
+            None
+        };
+        let outcome = runner.execute(step, data.as_deref().map(|d| d.as_slice()));
+        let report = Report {
+            step: step.clone(),
+            outcome,
+            elapsed: start.elapsed(),
+        };
+        done(&report);
+        report
+    };
+    let mut reports: Vec<Report> = Vec::with_capacity(steps.len());
+    let (ordered, rest): (Vec<&Step>, Vec<&Step>) = steps.iter().partition(|s| s.ordered);
+    for s in ordered {
+        reports.push(one(s));
+    }
+    let queue = Mutex::new(rest.into_iter().enumerate());
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().map(|mut q| q.next()).ok().flatten();
+                    let Some((i, step)) = next else { break };
+                    let r = one(step);
+                    if let Ok(mut res) = results.lock() {
+                        res.push((i, r));
+                    }
+                }
+            });
+        }
+    });
+    let mut rest: Vec<(usize, Report)> = results.into_inner().unwrap_or_default();
+    rest.sort_by_key(|(i, _)| *i);
+    reports.extend(rest.into_iter().map(|(_, r)| r));
+    reports
+}

@@ -1,0 +1,351 @@
+//! The frozen chart: a chart rebuilt from a stored release so that
+//! `helm install` reproduces that release exactly.
+//!
+//! Why not re-render the original chart? A Helm 3/4 release record does not
+//! hold the subcharts, re-rendering would regenerate random values (a
+//! `randAlphaNum` password would change), and install hooks must run again on
+//! a fresh cluster. So the frozen chart's templates are the stored rendered
+//! manifest, hooks and notes, reproduced literally (every `{{`/`}}` escaped),
+//! with the original chart name, version, appVersion, default values and the
+//! parent chart's `crds/`. Dependencies are dropped (their output is already
+//! in the manifest), as are `kubeVersion` (the target cluster may be newer) and
+//! the values schema (the values were validated when first installed).
+
+use std::io::Write;
+
+use base64::Engine;
+use flate2::{Compression, write::GzEncoder};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use super::RestoreError;
+
+/// The annotation marking a chart as frozen by helm-bulk.
+pub const FROZEN_ANNOTATION: &str = "helm-bulk.io/frozen-from-revision";
+
+/// A chart archive (`.tgz`) and the values to install it with, in memory.
+pub struct FrozenChart {
+    /// Chart name.
+    pub name: String,
+    /// Chart version.
+    pub version: String,
+    /// The gzip'd tar of the chart.
+    pub archive: Zeroizing<Vec<u8>>,
+    /// The user-supplied values, as JSON (a YAML document Helm reads with `-f`).
+    pub values: Zeroizing<Vec<u8>>,
+}
+
+/// Go's encoding/json writes nil slices and maps as `null`: treat as empty.
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+#[derive(Deserialize)]
+struct Record {
+    #[serde(default)]
+    version: u32,
+    #[serde(default, deserialize_with = "nullable")]
+    manifest: String,
+    #[serde(default, deserialize_with = "nullable")]
+    hooks: Vec<Hook>,
+    #[serde(default)]
+    info: Option<Info>,
+    #[serde(default)]
+    config: Option<Value>,
+    chart: Option<Chart>,
+}
+
+#[derive(Deserialize)]
+struct Info {
+    #[serde(default, deserialize_with = "nullable")]
+    notes: String,
+}
+
+#[derive(Deserialize)]
+struct Hook {
+    #[serde(default, deserialize_with = "nullable")]
+    name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    manifest: String,
+}
+
+#[derive(Deserialize)]
+struct Chart {
+    #[serde(default, deserialize_with = "nullable")]
+    metadata: Map<String, Value>,
+    #[serde(default)]
+    values: Option<Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    files: Vec<File>,
+}
+
+#[derive(Deserialize)]
+struct File {
+    name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    data: String,
+}
+
+/// Escapes Go template actions so the engine outputs `text` unchanged.
+pub fn escape_template(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut rest = text;
+    loop {
+        let open = rest.find("{{");
+        let close = rest.find("}}");
+        let (at, token) = match (open, close) {
+            (None, None) => break,
+            (Some(o), Some(c)) if c < o => (c, "}}"),
+            (Some(o), _) => (o, "{{"),
+            (None, Some(c)) => (c, "}}"),
+        };
+        out.push_str(&rest[..at]);
+        out.push_str(if token == "{{" {
+            "{{\"{{\"}}"
+        } else {
+            "{{\"}}\"}}"
+        });
+        rest = &rest[at + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A safe file name piece from a hook name.
+fn file_piece(s: &str) -> String {
+    let p: String = s
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(60)
+        .collect();
+    if p.is_empty() { "hook".to_owned() } else { p }
+}
+
+fn add(tar: &mut tar::Builder<GzEncoder<Vec<u8>>>, path: &str, data: &[u8]) -> std::io::Result<()> {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(data.len() as u64);
+    h.set_mode(0o600);
+    h.set_mtime(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, path, data)
+}
+
+/// Builds the frozen chart of a Helm 3/4 release record.
+pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
+    let r: Record = serde_json::from_slice(record)
+        .map_err(|e| RestoreError::Record(format!("not a Helm release record: {e}")))?;
+    let chart = r
+        .chart
+        .ok_or_else(|| RestoreError::Record("the record has no chart".to_owned()))?;
+    let mut meta = chart.metadata;
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| RestoreError::Record("the record's chart has no name".to_owned()))?
+        .to_owned();
+    let version = meta
+        .get("version")
+        .and_then(Value::as_str)
+        .unwrap_or("0.0.0")
+        .to_owned();
+    meta.remove("dependencies");
+    meta.remove("kubeVersion");
+    if !matches!(
+        meta.get("apiVersion").and_then(Value::as_str),
+        Some("v1" | "v2")
+    ) {
+        meta.insert("apiVersion".to_owned(), Value::from("v2"));
+    }
+    meta.insert("version".to_owned(), Value::from(version.clone()));
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(a) = annotations {
+        a.insert(
+            FROZEN_ANNOTATION.to_owned(),
+            Value::from(r.version.to_string()),
+        );
+    }
+    let io =
+        |e: std::io::Error| RestoreError::Record(format!("cannot build the frozen chart: {e}"));
+    let json =
+        |v: &Value| serde_json::to_vec_pretty(v).map_err(|e| RestoreError::Record(e.to_string()));
+
+    let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+    add(
+        &mut tar,
+        &format!("{name}/Chart.yaml"),
+        &json(&Value::Object(meta))?,
+    )
+    .map_err(io)?;
+    let defaults = Zeroizing::new(json(&chart.values.unwrap_or(Value::Object(Map::new())))?);
+    add(&mut tar, &format!("{name}/values.yaml"), &defaults).map_err(io)?;
+    let manifest = Zeroizing::new(escape_template(&r.manifest));
+    add(
+        &mut tar,
+        &format!("{name}/templates/manifest.yaml"),
+        manifest.as_bytes(),
+    )
+    .map_err(io)?;
+    for (i, hook) in r.hooks.iter().enumerate() {
+        let body = Zeroizing::new(escape_template(&hook.manifest));
+        let path = format!(
+            "{name}/templates/hook-{i:03}-{}.yaml",
+            file_piece(&hook.name)
+        );
+        add(&mut tar, &path, body.as_bytes()).map_err(io)?;
+    }
+    if let Some(notes) = r
+        .info
+        .as_ref()
+        .map(|i| i.notes.as_str())
+        .filter(|n| !n.is_empty())
+    {
+        add(
+            &mut tar,
+            &format!("{name}/templates/NOTES.txt"),
+            escape_template(notes).as_bytes(),
+        )
+        .map_err(io)?;
+    }
+    for f in chart.files.iter().filter(|f| f.name.starts_with("crds/")) {
+        if f.name.contains("..") {
+            continue;
+        }
+        let data = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(&f.data)
+                .map_err(|e| {
+                    RestoreError::Record(format!("chart file {} is not base64: {e}", f.name))
+                })?,
+        );
+        add(&mut tar, &format!("{name}/{}", f.name), &data).map_err(io)?;
+    }
+    let gz = tar.into_inner().map_err(io)?;
+    let archive = Zeroizing::new(gz.finish().map_err(io)?);
+    let values = Zeroizing::new(json(&r.config.unwrap_or(Value::Object(Map::new())))?);
+    Ok(FrozenChart {
+        name,
+        version,
+        archive,
+        values,
+    })
+}
+
+/// Writes the chart archive somewhere `helm` can open by path without it
+/// touching disk: an anonymous memory file (Linux memfd) inherited by the
+/// child process and named `/dev/fd/N`.
+pub struct ChartHandle {
+    #[cfg(target_os = "linux")]
+    file: std::fs::File,
+    #[cfg(not(target_os = "linux"))]
+    file: tempfile::NamedTempFile,
+}
+
+impl ChartHandle {
+    /// Places the archive.
+    pub fn new(archive: &[u8]) -> Result<ChartHandle, RestoreError> {
+        #[cfg(target_os = "linux")]
+        {
+            // Deliberately without MFD_CLOEXEC: the helm child must inherit it.
+            let fd = rustix::fs::memfd_create("helm-bulk-chart", rustix::fs::MemfdFlags::empty())
+                .map_err(|e| {
+                RestoreError::Helm(format!("cannot create an in-memory file: {e}"))
+            })?;
+            let mut file = std::fs::File::from(fd);
+            file.write_all(archive)
+                .map_err(|e| RestoreError::Helm(format!("cannot write the chart: {e}")))?;
+            Ok(ChartHandle { file })
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            // Without memfd the chart (no values: those go through stdin) is a
+            // 0600 temp file, removed when the handle is dropped.
+            let dir = std::env::temp_dir();
+            let mut file = crate::store::private_temp_file(&dir)
+                .map_err(|e| RestoreError::Helm(format!("cannot create a temp file: {e}")))?;
+            file.write_all(archive)
+                .map_err(|e| RestoreError::Helm(format!("cannot write the chart: {e}")))?;
+            Ok(ChartHandle { file })
+        }
+    }
+
+    /// The path to give helm.
+    pub fn path(&self) -> String {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            format!("/dev/fd/{}", self.file.as_raw_fd())
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            self.file.path().display().to_string()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_round_trips_through_go_template_syntax() {
+        assert_eq!(escape_template("a {{ b }} c"), r#"a {{"{{"}} b {{"}}"}} c"#);
+        assert_eq!(escape_template("}}{{"), r#"{{"}}"}}{{"{{"}}"#);
+        assert_eq!(escape_template("{{{"), r#"{{"{{"}}{"#);
+        assert_eq!(escape_template("plain"), "plain");
+    }
+
+    #[test]
+    fn freezes_a_record() {
+        let rec = br#"{"name":"web","namespace":"prod","version":4,
+          "info":{"status":"deployed","notes":"see {{ .Values.x }}"},
+          "chart":{"metadata":{"name":"nginx","version":"1.2.3","appVersion":"1.27","apiVersion":"v2",
+            "dependencies":[{"name":"sub","version":"1"}],"kubeVersion":">=1.20"},
+            "values":{"replicas":1},
+            "files":[{"name":"crds/crd.yaml","data":"a2luZDogQ1JE"},{"name":"README.md","data":"eA=="}]},
+          "config":{"password":"p"},
+          "manifest":"---\nkind: ConfigMap\ndata:\n  t: '{{ literal }}'\n",
+          "hooks":[{"name":"pre","manifest":"kind: Secret\n"}]}"#;
+        let f = freeze(rec).unwrap();
+        assert_eq!((f.name.as_str(), f.version.as_str()), ("nginx", "1.2.3"));
+        assert_eq!(&f.values[..], b"{\n  \"password\": \"p\"\n}");
+        let mut names = Vec::new();
+        let mut chart_yaml = String::new();
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f.archive.as_slice()));
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let p = e.path().unwrap().to_string_lossy().into_owned();
+            if p.ends_with("Chart.yaml") {
+                std::io::Read::read_to_string(&mut e, &mut chart_yaml).unwrap();
+            }
+            names.push(p);
+        }
+        assert_eq!(
+            names,
+            [
+                "nginx/Chart.yaml",
+                "nginx/values.yaml",
+                "nginx/templates/manifest.yaml",
+                "nginx/templates/hook-000-pre.yaml",
+                "nginx/templates/NOTES.txt",
+                "nginx/crds/crd.yaml"
+            ]
+        );
+        assert!(!chart_yaml.contains("dependencies"));
+        assert!(!chart_yaml.contains("kubeVersion"));
+        assert!(chart_yaml.contains(FROZEN_ANNOTATION));
+    }
+}

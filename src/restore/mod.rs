@@ -1,0 +1,20 @@
+//! Restore: from snapshot records back to installed Helm releases.
+//!
+//! [`frozen`] rebuilds an installable chart from a stored release, [`plan`]
+//! decides what to do with each release, [`execute`] runs the real helm.
+
+pub mod execute;
+pub mod frozen;
+pub mod plan;
+
+/// Errors preparing a restore.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreError {
+    /// A stored record cannot be turned into a chart.
+    #[error("{0}")]
+    Record(String),
+    /// Running helm failed.
+    #[error("{0}")]
+    Helm(String),
+}
