@@ -70,7 +70,7 @@ pub fn targets<'a>(
 ) -> BTreeMap<(String, String), &'a IndexRow> {
     let mut out: BTreeMap<(String, String), &IndexRow> = BTreeMap::new();
     for row in &index.releases {
-        if !statuses.iter().any(|s| *s == row.status) {
+        if !statuses.contains(&row.status) {
             continue;
         }
         let e = out

@@ -382,77 +382,6 @@ fn apply_filter(rows: Vec<IndexRow>, filter: &SaveFilter) -> Vec<IndexRow> {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(ns: &str, name: &str, rev: u32, status: &str) -> IndexRow {
-        IndexRow {
-            namespace: ns.into(),
-            name: name.into(),
-            revision: rev,
-            status: status.into(),
-            chart: "c".into(),
-            chart_version: "1".into(),
-            app_version: String::new(),
-            updated: None,
-            path: String::new(),
-            size: 0,
-            sha256: String::new(),
-            extra: Default::default(),
-        }
-    }
-
-    #[test]
-    fn history_keeps_latest_and_deployed() {
-        let rows = vec![
-            row("a", "x", 1, "superseded"),
-            row("a", "x", 2, "deployed"),
-            row("a", "x", 3, "failed"),
-            row("a", "x", 4, "failed"),
-        ];
-        let f = SaveFilter {
-            selection: Selection::all(),
-            history: Some(0),
-            statuses: vec![],
-        };
-        let kept: Vec<u32> = apply_filter(rows, &f).iter().map(|r| r.revision).collect();
-        assert_eq!(kept, [2, 4]);
-    }
-
-    #[test]
-    fn status_filters_by_latest_revision() {
-        let rows = vec![
-            row("a", "x", 1, "deployed"),
-            row("a", "y", 1, "deployed"),
-            row("a", "y", 2, "failed"),
-        ];
-        let f = SaveFilter {
-            selection: Selection::all(),
-            history: None,
-            statuses: vec!["deployed".into()],
-        };
-        let kept: Vec<String> = apply_filter(rows, &f)
-            .iter()
-            .map(|r| r.name.clone())
-            .collect();
-        assert_eq!(kept, ["x"]);
-    }
-
-    #[test]
-    fn decodes_helm_payloads() {
-        use std::io::Write;
-        let json = br#"{"name":"a"}"#;
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gz.write_all(json).unwrap();
-        let b64 = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
-        assert_eq!(&decode_payload(b64.as_bytes()).unwrap()[..], json);
-        let plain = base64::engine::general_purpose::STANDARD.encode(json);
-        assert_eq!(&decode_payload(plain.as_bytes()).unwrap()[..], json);
-        assert!(decode_payload(b"!!!").is_err());
-    }
-}
-
 /// The releases the cluster has now: `(namespace, name)` of every release
 /// whose latest revision is not `uninstalled`. Reads only object metadata
 /// (Helm's `name`, `version` and `status` labels), never the records.
@@ -530,4 +459,75 @@ pub async fn installed_releases(
         .filter(|(_, (_, status))| status != "uninstalled")
         .map(|(k, _)| k)
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(ns: &str, name: &str, rev: u32, status: &str) -> IndexRow {
+        IndexRow {
+            namespace: ns.into(),
+            name: name.into(),
+            revision: rev,
+            status: status.into(),
+            chart: "c".into(),
+            chart_version: "1".into(),
+            app_version: String::new(),
+            updated: None,
+            path: String::new(),
+            size: 0,
+            sha256: String::new(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn history_keeps_latest_and_deployed() {
+        let rows = vec![
+            row("a", "x", 1, "superseded"),
+            row("a", "x", 2, "deployed"),
+            row("a", "x", 3, "failed"),
+            row("a", "x", 4, "failed"),
+        ];
+        let f = SaveFilter {
+            selection: Selection::all(),
+            history: Some(0),
+            statuses: vec![],
+        };
+        let kept: Vec<u32> = apply_filter(rows, &f).iter().map(|r| r.revision).collect();
+        assert_eq!(kept, [2, 4]);
+    }
+
+    #[test]
+    fn status_filters_by_latest_revision() {
+        let rows = vec![
+            row("a", "x", 1, "deployed"),
+            row("a", "y", 1, "deployed"),
+            row("a", "y", 2, "failed"),
+        ];
+        let f = SaveFilter {
+            selection: Selection::all(),
+            history: None,
+            statuses: vec!["deployed".into()],
+        };
+        let kept: Vec<String> = apply_filter(rows, &f)
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        assert_eq!(kept, ["x"]);
+    }
+
+    #[test]
+    fn decodes_helm_payloads() {
+        use std::io::Write;
+        let json = br#"{"name":"a"}"#;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(json).unwrap();
+        let b64 = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+        assert_eq!(&decode_payload(b64.as_bytes()).unwrap()[..], json);
+        let plain = base64::engine::general_purpose::STANDARD.encode(json);
+        assert_eq!(&decode_payload(plain.as_bytes()).unwrap()[..], json);
+        assert!(decode_payload(b"!!!").is_err());
+    }
 }
