@@ -10,9 +10,10 @@ use zeroize::Zeroizing;
 use super::args::{ClusterArgs, SelectArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, EXIT_PARTIAL, Failure, fail, print_stdout};
 use crate::config::{Loaded, effective_order};
+use crate::restore::crds::{CrdOutcome, ensure};
 use crate::restore::execute::{HelmRunner, Outcome, Report, run_plan};
 use crate::restore::plan::{Action, Mode, PlanInput, Step, plan, targets};
-use crate::snapshot::{Limits, SourceKind, read_snapshot};
+use crate::snapshot::{Entry, IndexCrd, Limits, SourceKind, read_snapshot};
 use crate::source::helm::{Driver, installed_releases};
 
 /// Arguments of `load`.
@@ -137,16 +138,22 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
     let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
     let mut records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
-    let index = read_snapshot(opened.reader, &Limits::default(), |index, row, data| {
+    let mut crds: Vec<(IndexCrd, Vec<u8>)> = Vec::new();
+    let index = read_snapshot(opened.reader, &Limits::default(), |index, entry, data| {
         let wanted = wanted.get_or_insert_with(|| {
             targets(index, &args.status)
                 .values()
                 .map(|r| (r.namespace.clone(), r.name.clone(), r.revision))
                 .collect()
         });
-        let key = (row.namespace.clone(), row.name.clone(), row.revision);
-        if wanted.contains(&key) {
-            records.insert(key, data);
+        match entry {
+            Entry::Release(row) => {
+                let key = (row.namespace.clone(), row.name.clone(), row.revision);
+                if wanted.contains(&key) {
+                    records.insert(key, data);
+                }
+            }
+            Entry::Crd(c) => crds.push((c.clone(), data.to_vec())),
         }
         Ok(())
     })?;
@@ -193,11 +200,42 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         order: &order,
     });
 
+    // The CRDs of the custom kinds used by the releases that will change.
+    let mut kinds = std::collections::BTreeSet::new();
+    for s in steps.iter().filter(|s| s.action.changes()) {
+        if let Some(r) = records.get(&(s.namespace.clone(), s.name.clone(), s.revision)) {
+            kinds.extend(crate::release::kinds_used(r));
+        }
+    }
+    crds.retain(|(c, _)| kinds.contains(&(c.group.clone(), c.kind.clone())));
+    let crd_outcomes = runtime.block_on(ensure(&cluster.client, &crds, args.dry_run));
+
     if args.dry_run {
-        return print_stdout(&plan_table(&steps));
+        let mut text = plan_table(&steps);
+        for (name, o) in &crd_outcomes {
+            let what = match o {
+                CrdOutcome::WouldCreate => "would be created".to_owned(),
+                CrdOutcome::Exists => "exists; left as it is".to_owned(),
+                CrdOutcome::Created => "created".to_owned(),
+                CrdOutcome::Failed(e) => format!("cannot be checked: {e}"),
+            };
+            text.push_str(&format!("CRD {name}: {what}\n"));
+        }
+        return print_stdout(&text);
+    }
+    let mut crd_failures = 0;
+    for (name, o) in &crd_outcomes {
+        match o {
+            CrdOutcome::Created => eprintln!("created   CRD {name}"),
+            CrdOutcome::Failed(e) => {
+                crd_failures += 1;
+                eprintln!("FAILED    CRD {name}: {e}");
+            }
+            _ => {}
+        }
     }
     let to_change = steps.iter().filter(|s| s.action.changes()).count();
-    if to_change == 0 {
+    if to_change == 0 && crd_failures == 0 {
         for s in &steps {
             if let Action::Skip(why) = &s.action {
                 eprintln!("skipped   {}: {why}", s.key());
@@ -239,7 +277,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     );
     drop(records);
     let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count();
-    let failed = count(|r| matches!(r.outcome, Outcome::Failed(_)));
+    let failed = count(|r| matches!(r.outcome, Outcome::Failed(_))) + crd_failures;
     let done = count(|r| r.outcome == Outcome::Done);
     let skipped = count(|r| matches!(r.outcome, Outcome::Skipped(_)));
     eprintln!(
@@ -249,7 +287,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     if failed > 0 {
         Err(Failure {
             message: format!(
-                "{failed} release(s) failed to restore (listed above); fix the cause and run load again to complete"
+                "{failed} release(s) or CRD(s) failed to restore (listed above); fix the cause and run load again to complete"
             ),
             code: EXIT_PARTIAL,
         })

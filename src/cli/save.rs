@@ -155,9 +155,10 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
             args.output.display().to_string()
         };
         eprintln!(
-            "Saved {} releases ({} revisions, {} of records) from {} to {where_} in {:.1}s",
+            "Saved {} releases ({} revisions, {} CRDs, {} of records) from {} to {where_} in {:.1}s",
             stats.releases,
             stats.revisions,
+            stats.crds,
             human_bytes(stats.bytes),
             stats.server,
             start.elapsed().as_secs_f64()
@@ -205,6 +206,7 @@ fn from_source(e: SourceError) -> Attempt {
 
 struct Stats {
     releases: usize,
+    crds: usize,
     revisions: usize,
     bytes: u64,
     server: String,
@@ -235,6 +237,10 @@ async fn save_once(
         },
     );
     index.releases = plan.rows.clone();
+    let crds = crate::source::crds::capture(&cluster.client, &plan.kinds)
+        .await
+        .map_err(from_source)?;
+    index.crds = crds.iter().map(|c| c.row.clone()).collect();
     let releases = {
         let mut keys: Vec<(&str, &str)> = index
             .releases
@@ -258,6 +264,8 @@ async fn save_once(
     let (tx, mut rx) =
         tokio::sync::mpsc::channel::<(usize, Zeroizing<Vec<u8>>)>(args.page_size.max(1) as usize);
     let paths: Vec<String> = index.releases.iter().map(|r| r.path.clone()).collect();
+    let crd_entries: Vec<(String, Vec<u8>)> =
+        crds.into_iter().map(|c| (c.row.path, c.json)).collect();
     let progress = std::io::stderr().is_terminal() && revisions > 0;
     let write_thread = std::thread::spawn(move || -> Result<_, Failure> {
         let mut done = 0usize;
@@ -270,6 +278,9 @@ async fn save_once(
                     eprintln!();
                 }
             }
+        }
+        for (path, json) in &crd_entries {
+            writer.append(path, json)?;
         }
         let sink = writer.finish()?.finish()?;
         Ok(sink)
@@ -285,6 +296,7 @@ async fn save_once(
     sink.commit()?;
     Ok(Stats {
         releases,
+        crds: index.crds.len(),
         revisions,
         bytes,
         server: cluster.server.clone(),

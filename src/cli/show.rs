@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout};
 use crate::config::Loaded;
-use crate::snapshot::{Index, IndexRow, Limits, SourceKind, read_snapshot};
+use crate::snapshot::{Entry, Index, IndexRow, Limits, SourceKind, read_snapshot};
 
 /// Arguments of `show`.
 #[derive(Debug, Args)]
@@ -70,8 +70,9 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
 
     let mut values: Option<Zeroizing<Vec<u8>>> = None;
     let mut target_revision: Option<u32> = None;
-    let index = read_snapshot(opened.reader, &Limits::default(), |index, row, data| {
-        if let Some((ns, name)) = wanted
+    let index = read_snapshot(opened.reader, &Limits::default(), |index, entry, data| {
+        if let Entry::Release(row) = entry
+            && let Some((ns, name)) = wanted
             && row.namespace == ns
             && row.name == name
         {
@@ -134,9 +135,10 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
         format!(" (context {})", index.cluster.context)
     };
     let mut out = format!(
-        "Snapshot: {} releases, {} revisions from {}{context}\nSource:   {} release storage ({}), created {} by helm-bulk {}\n\n",
+        "Snapshot: {} releases, {} revisions, {} CRDs from {}{context}\nSource:   {} release storage ({}), created {} by helm-bulk {}\n\n",
         releases,
         index.releases.len(),
+        index.crds.len(),
         if index.cluster.server.is_empty() {
             "an unknown cluster"
         } else {

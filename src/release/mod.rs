@@ -186,3 +186,111 @@ mod tests {
         assert_eq!(e.to_string(), "release record has no name");
     }
 }
+
+/// The YAML documents of a multi-document stream (split on `---` lines).
+fn split_documents(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            docs.push(&text[start..pos]);
+            start = pos + line.len();
+        }
+        pos += line.len();
+    }
+    docs.push(&text[start..]);
+    docs.retain(|d| {
+        d.lines()
+            .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    });
+    docs
+}
+
+fn unquote(v: &str) -> String {
+    let v = v.trim();
+    let v = v.split(" #").next().unwrap_or(v).trim();
+    v.trim_matches(|c| c == '"' || c == '\'').to_owned()
+}
+
+/// The `(group, kind)` of every object in a Helm 3/4 record's manifest and
+/// hooks (the core group is `""`). Documents that are not YAML objects are
+/// ignored.
+pub fn kinds_used(data: &[u8]) -> std::collections::BTreeSet<(String, String)> {
+    #[derive(Deserialize)]
+    struct Record {
+        #[serde(default)]
+        manifest: Option<String>,
+        #[serde(default)]
+        hooks: Option<Vec<Hook>>,
+    }
+    #[derive(Deserialize)]
+    struct Hook {
+        #[serde(default)]
+        manifest: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct TypeMeta {
+        #[serde(default, rename = "apiVersion")]
+        api_version: Option<String>,
+        #[serde(default)]
+        kind: Option<String>,
+    }
+    let mut out = std::collections::BTreeSet::new();
+    let Ok(r) = serde_json::from_slice::<Record>(data) else {
+        return out;
+    };
+    let texts = r.manifest.into_iter().chain(
+        r.hooks
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|h| h.manifest),
+    );
+    for text in texts {
+        for doc in split_documents(&text) {
+            // Helm renders top-level keys at column 0: read them directly, and
+            // parse the document as YAML only when that finds nothing.
+            let mut api_version = None;
+            let mut kind = None;
+            for line in doc.lines() {
+                if let Some(v) = line.strip_prefix("apiVersion:") {
+                    api_version = Some(unquote(v));
+                } else if let Some(v) = line.strip_prefix("kind:") {
+                    kind = Some(unquote(v));
+                }
+            }
+            if api_version.is_none() || kind.is_none() {
+                if let Ok(Some(tm)) = serde_norway::from_str::<Option<TypeMeta>>(doc) {
+                    api_version = api_version.or(tm.api_version);
+                    kind = kind.or(tm.kind);
+                }
+            }
+            if let (Some(av), Some(kind)) = (api_version, kind) {
+                let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+                out.insert((group.to_owned(), kind));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod kinds_tests {
+    #[test]
+    fn finds_kinds_in_manifest_and_hooks() {
+        let rec = serde_json::json!({
+            "manifest": "---\n# Source: x\napiVersion: v1\nkind: ConfigMap\n---\napiVersion: example.com/v1\nkind: Widget\nspec: {}\n---\n# empty\n",
+            "hooks": [{"manifest": "apiVersion: batch/v1\nkind: Job\n"}]
+        });
+        let kinds = super::kinds_used(rec.to_string().as_bytes());
+        let v: Vec<(String, String)> = kinds.into_iter().collect();
+        assert_eq!(
+            v,
+            [
+                ("".to_owned(), "ConfigMap".to_owned()),
+                ("batch".to_owned(), "Job".to_owned()),
+                ("example.com".to_owned(), "Widget".to_owned())
+            ]
+        );
+    }
+}

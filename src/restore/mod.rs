@@ -3,6 +3,7 @@
 //! [`frozen`] rebuilds an installable chart from a stored release, [`plan`]
 //! decides what to do with each release, [`execute`] runs the real helm.
 
+pub mod crds;
 pub mod execute;
 pub mod frozen;
 pub mod plan;

@@ -133,6 +133,64 @@ impl IndexRow {
     }
 }
 
+/// A CustomResourceDefinition stored in the snapshot: one whose custom
+/// resources appear in a saved release (often shipped in a subchart's
+/// `crds/`, which Helm keeps in neither the record nor the manifest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IndexCrd {
+    /// The CRD's name (`<plural>.<group>`).
+    pub name: String,
+    /// The API group.
+    pub group: String,
+    /// The kind it defines.
+    pub kind: String,
+    /// The path of its JSON inside the archive: `crds/<name>.json`.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256, lowercase hex.
+    pub sha256: String,
+    /// Fields this version does not know.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One entry of the archive after the index, as the index describes it.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry<'a> {
+    /// A release revision record.
+    Release(&'a IndexRow),
+    /// A CustomResourceDefinition.
+    Crd(&'a IndexCrd),
+}
+
+impl Entry<'_> {
+    /// Its archive path.
+    pub fn path(&self) -> &str {
+        match self {
+            Entry::Release(r) => &r.path,
+            Entry::Crd(c) => &c.path,
+        }
+    }
+
+    /// Its size.
+    pub fn size(&self) -> u64 {
+        match self {
+            Entry::Release(r) => r.size,
+            Entry::Crd(c) => c.size,
+        }
+    }
+
+    /// Its SHA-256.
+    pub fn sha256(&self) -> &str {
+        match self {
+            Entry::Release(r) => &r.sha256,
+            Entry::Crd(c) => &c.sha256,
+        }
+    }
+}
+
 /// The snapshot index.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -149,8 +207,11 @@ pub struct Index {
     pub source: Source,
     /// Which cluster they came from.
     pub cluster: Cluster,
-    /// One row per release revision, sorted by namespace, name, revision.
+    /// One row per release revision, in archive order.
     pub releases: Vec<IndexRow>,
+    /// CustomResourceDefinitions used by the releases, sorted by name; stored after the releases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crds: Vec<IndexCrd>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -184,6 +245,18 @@ fn check_component(what: &str, s: &str) -> Result<(), SnapshotError> {
     }
 }
 
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The archive path of a CRD: `crds/<name>.json`.
+pub fn crd_path(name: &str) -> Result<String, SnapshotError> {
+    check_component("CRD name", name)?;
+    Ok(format!("crds/{name}.json"))
+}
+
 /// The archive path of one record: `releases/<namespace>/<name>/<revision>.<ext>`.
 pub fn record_path(
     kind: SourceKind,
@@ -210,8 +283,17 @@ impl Index {
             source,
             cluster,
             releases: Vec::new(),
+            crds: Vec::new(),
             extra: Map::new(),
         }
+    }
+
+    /// Every entry after the index, in archive order: releases, then CRDs.
+    pub fn entries(&self) -> impl Iterator<Item = Entry<'_>> {
+        self.releases
+            .iter()
+            .map(Entry::Release)
+            .chain(self.crds.iter().map(Entry::Crd))
     }
 
     /// Sorts rows into archive order.
@@ -246,12 +328,7 @@ impl Index {
                     row.path.escape_debug()
                 )));
             }
-            if row.sha256.len() != 64
-                || !row
-                    .sha256
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            {
+            if !is_sha256(&row.sha256) {
                 return Err(SnapshotError::BadIndex(format!(
                     "row `{}` has a malformed sha256",
                     row.path
@@ -266,6 +343,30 @@ impl Index {
                 )));
             }
             previous = Some(row);
+        }
+        let mut previous: Option<&str> = None;
+        for crd in &self.crds {
+            check_component("CRD name", &crd.name)?;
+            if crd.path != crd_path(&crd.name)? {
+                return Err(SnapshotError::BadIndex(format!(
+                    "CRD {} has path `{}`",
+                    crd.name,
+                    crd.path.escape_debug()
+                )));
+            }
+            if !is_sha256(&crd.sha256) {
+                return Err(SnapshotError::BadIndex(format!(
+                    "CRD `{}` has a malformed sha256",
+                    crd.name
+                )));
+            }
+            if previous.is_some_and(|p| p >= crd.name.as_str()) {
+                return Err(SnapshotError::BadIndex(format!(
+                    "CRDs are not sorted or not unique at `{}`",
+                    crd.name
+                )));
+            }
+            previous = Some(&crd.name);
         }
         Ok(())
     }

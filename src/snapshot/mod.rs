@@ -14,8 +14,8 @@ mod writer;
 use std::io;
 
 pub use index::{
-    Cluster, FORMAT_NAME, FORMAT_VERSION, INDEX_PATH, Index, IndexRow, Source, SourceKind,
-    record_path, sha256_hex, storage_order,
+    Cluster, Entry, FORMAT_NAME, FORMAT_VERSION, INDEX_PATH, Index, IndexCrd, IndexRow, Source,
+    SourceKind, crd_path, record_path, sha256_hex, storage_order,
 };
 pub use reader::{Limits, read_snapshot};
 pub use writer::{SnapshotWriter, write_snapshot};

@@ -5,7 +5,7 @@ use std::io::{self, BufRead, BufReader, Read};
 use flate2::bufread::GzDecoder;
 use zeroize::Zeroizing;
 
-use super::{INDEX_PATH, Index, IndexRow, SnapshotError};
+use super::{Entry, INDEX_PATH, Index, SnapshotError};
 
 /// Size limits applied before any entry is read into memory.
 #[derive(Debug, Clone, Copy)]
@@ -94,8 +94,9 @@ fn read_entry<R: Read>(
     Ok(buf)
 }
 
-/// Reads and verifies a snapshot, calling `on_record` for each record in index
-/// order, and returns the index once the whole input has been checked.
+/// Reads and verifies a snapshot, calling `on_entry` for each entry (records,
+/// then CRDs) in index order, and returns the index once the whole input has
+/// been checked.
 ///
 /// Memory use is bounded by the largest record plus the index. The input is
 /// read to its very end, so a truncated, extended or (through the decryption
@@ -103,11 +104,11 @@ fn read_entry<R: Read>(
 pub fn read_snapshot<R, F>(
     input: R,
     limits: &Limits,
-    mut on_record: F,
+    mut on_entry: F,
 ) -> Result<Index, SnapshotError>
 where
     R: Read,
-    F: FnMut(&Index, &IndexRow, Zeroizing<Vec<u8>>) -> Result<(), SnapshotError>,
+    F: FnMut(&Index, Entry<'_>, Zeroizing<Vec<u8>>) -> Result<(), SnapshotError>,
 {
     let mut buffered = BufReader::with_capacity(64 * 1024, input);
     let head = buffered.fill_buf()?;
@@ -146,7 +147,7 @@ where
                 index
             }
         };
-        let mut rows = index.releases.iter();
+        let mut rows = index.entries();
         for entry in entries {
             let mut entry = entry?;
             let raw = entry.path_bytes().into_owned();
@@ -158,10 +159,10 @@ where
                     expected: "the end of the archive".to_owned(),
                 });
             };
-            if path != row.path {
+            if path != row.path() {
                 return Err(SnapshotError::UnexpectedEntry {
                     path: path.to_owned(),
-                    expected: format!("`{}`", row.path),
+                    expected: format!("`{}`", row.path()),
                 });
             }
             let size = entry.header().size()?;
@@ -172,26 +173,26 @@ where
                     limit: limits.max_record,
                 });
             }
-            if size != row.size {
+            if size != row.size() {
                 return Err(SnapshotError::Mismatch {
                     path: path.to_owned(),
                     what: "size",
                 });
             }
             let data = read_entry(&mut entry, path, limits.max_record)?;
-            if super::sha256_hex(&data) != row.sha256 {
+            if super::sha256_hex(&data) != row.sha256() {
                 return Err(SnapshotError::Mismatch {
                     path: path.to_owned(),
                     what: "sha256",
                 });
             }
-            on_record(&index, row, data)?;
+            on_entry(&index, row, data)?;
         }
-        let missing: Vec<&IndexRow> = rows.collect();
+        let missing: Vec<Entry<'_>> = rows.collect();
         if let Some(first) = missing.first() {
             return Err(SnapshotError::MissingEntries {
                 missing: missing.len(),
-                first: first.path.clone(),
+                first: first.path().to_owned(),
             });
         }
         index

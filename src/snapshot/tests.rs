@@ -41,8 +41,10 @@ type Records = Vec<(IndexRow, Vec<u8>)>;
 
 fn read_all(bytes: &[u8]) -> Result<(Index, Records), SnapshotError> {
     let mut out = Vec::new();
-    let index = read_snapshot(bytes, &Limits::default(), |_, row, data| {
-        out.push((row.clone(), data.to_vec()));
+    let index = read_snapshot(bytes, &Limits::default(), |_, entry, data| {
+        if let Entry::Release(row) = entry {
+            out.push((row.clone(), data.to_vec()));
+        }
         Ok(())
     })?;
     Ok((index, out))

@@ -48,9 +48,8 @@ impl<W: Write> SnapshotWriter<W> {
         let mut h = header(json.len() as u64);
         tar.append_data(&mut h, INDEX_PATH, json.as_slice())?;
         let rows = index
-            .releases
-            .iter()
-            .map(|r| (r.path.clone(), r.size, r.sha256.clone()))
+            .entries()
+            .map(|e| (e.path().to_owned(), e.size(), e.sha256().to_owned()))
             .collect();
         Ok(SnapshotWriter { tar, rows, next: 0 })
     }
@@ -60,7 +59,8 @@ impl<W: Write> SnapshotWriter<W> {
         self.rows.get(self.next).map(|r| r.0.as_str())
     }
 
-    /// Appends the next record; it must match the next index row.
+    /// Appends the next entry (a record, then the CRDs); it must match the
+    /// next entry of the index.
     pub fn append(&mut self, path: &str, data: &[u8]) -> Result<(), SnapshotError> {
         let Some((want_path, size, sha)) = self.rows.get(self.next) else {
             return Err(SnapshotError::WriterMisuse(format!(

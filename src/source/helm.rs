@@ -11,7 +11,7 @@
 //! again at exactly that resourceVersion and streams the records. Both see the
 //! same data, so the index matches even if releases change meanwhile.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
 
 use base64::Engine;
@@ -98,6 +98,8 @@ pub struct Plan {
     pub resource_version: String,
     /// Objects that could not be decoded: `namespace/object: reason`.
     pub problems: Vec<String>,
+    /// The `(group, kind)` of every object in the kept records' manifests and hooks.
+    pub kinds: BTreeSet<(String, String)>,
 }
 
 /// Reads Helm 3/4 release storage.
@@ -265,18 +267,22 @@ impl HelmSource {
     pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
         let mut rows: Vec<IndexRow> = Vec::new();
         let mut problems = Vec::new();
+        let mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>> =
+            HashMap::new();
         let rv = self
             .list_all(None, |s| {
                 match self.decode(&s) {
                     Ok(r) => {
-                        if filter
-                            .selection
-                            .matches(&r.summary.namespace, &r.summary.name)
-                        {
-                            rows.push(
-                                r.index_row(self.kind)
-                                    .map_err(|e| SourceError::Write(e.to_string()))?,
+                        let sm = &r.summary;
+                        if filter.selection.matches(&sm.namespace, &sm.name) {
+                            let row = r
+                                .index_row(self.kind)
+                                .map_err(|e| SourceError::Write(e.to_string()))?;
+                            kinds_of.insert(
+                                (row.namespace.clone(), row.name.clone(), row.revision),
+                                crate::release::kinds_used(&r.data),
                             );
+                            rows.push(row);
                         }
                     }
                     Err(why) => problems.push(format!("{}/{}: {why}", s.namespace, s.name)),
@@ -285,10 +291,17 @@ impl HelmSource {
             })
             .await?;
         let rows = apply_filter(rows, filter);
+        let mut kinds = BTreeSet::new();
+        for r in &rows {
+            if let Some(k) = kinds_of.remove(&(r.namespace.clone(), r.name.clone(), r.revision)) {
+                kinds.extend(k);
+            }
+        }
         Ok(Plan {
             rows,
             resource_version: rv,
             problems,
+            kinds,
         })
     }
 

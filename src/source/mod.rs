@@ -2,6 +2,7 @@
 //! pass and then the records in index order, so the snapshot writer can put
 //! the index first while holding only one page of records at a time.
 
+pub mod crds;
 pub mod helm;
 
 /// Errors from reading a source.
