@@ -259,11 +259,11 @@ pub fn kinds_used(data: &[u8]) -> std::collections::BTreeSet<(String, String)> {
                     kind = Some(unquote(v));
                 }
             }
-            if api_version.is_none() || kind.is_none() {
-                if let Ok(Some(tm)) = serde_norway::from_str::<Option<TypeMeta>>(doc) {
-                    api_version = api_version.or(tm.api_version);
-                    kind = kind.or(tm.kind);
-                }
+            if (api_version.is_none() || kind.is_none())
+                && let Ok(Some(tm)) = serde_norway::from_str::<Option<TypeMeta>>(doc)
+            {
+                api_version = api_version.or(tm.api_version);
+                kind = kind.or(tm.kind);
             }
             if let (Some(av), Some(kind)) = (api_version, kind) {
                 let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
