@@ -33,6 +33,12 @@ pub struct Config {
     /// Releases to restore first, in this order (`name` or `namespace/name`).
     #[serde(default)]
     pub order: Vec<String>,
+    /// SSH private key that signs snapshots at save time.
+    #[serde(default)]
+    pub sign_key: Option<PathBuf>,
+    /// OpenSSH allowed_signers file of keys trusted to sign snapshots.
+    #[serde(default)]
+    pub trusted_signers: Option<PathBuf>,
 }
 
 /// A loaded configuration and where it came from.
@@ -135,6 +141,8 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
         .recipients_files
         .iter_mut()
         .chain(config.identities.iter_mut())
+        .chain(config.sign_key.iter_mut())
+        .chain(config.trusted_signers.iter_mut())
     {
         *p = resolve(base, p);
     }

@@ -179,3 +179,95 @@ impl SelectArgs {
         Ok(crate::select::Selection::new(&include, &exclude)?)
     }
 }
+
+/// Who may have made a snapshot, and how old it may be.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// OpenSSH allowed_signers file of keys trusted to sign snapshots; when set (here or as
+    /// `trustedSigners:` in the config), unsigned or wrongly signed snapshots are refused
+    #[arg(long, value_name = "FILE")]
+    pub trusted_signers: Option<PathBuf>,
+
+    /// The detached signature [default: the snapshot's path with `.sig` appended]
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+
+    /// Read the snapshot even if its signature cannot be verified (prints a warning)
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
+
+    /// Refuse snapshots created longer ago than this (e.g. 36h, 7d), against rollback and replay
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub max_age: Option<std::time::Duration>,
+}
+
+/// The result of checking a snapshot's signature before reading it.
+pub enum Origin {
+    /// Verified: signed by a trusted key.
+    Signed(crate::vault::sign::Signer),
+    /// Not checked: no trusted signers are configured.
+    Unverified,
+    /// Not checked: `--insecure-skip-verify`.
+    Skipped,
+}
+
+impl VerifyArgs {
+    /// Checks the signature of `file` (before anything is decrypted) when
+    /// trusted signers are configured.
+    pub fn check(&self, file: &std::path::Path, config: &Loaded) -> Result<Origin, Failure> {
+        let signers = self
+            .trusted_signers
+            .clone()
+            .or_else(|| config.config.trusted_signers.clone());
+        let Some(signers) = signers else {
+            return Ok(Origin::Unverified);
+        };
+        if self.insecure_skip_verify {
+            eprintln!(
+                "WARNING: --insecure-skip-verify: the snapshot's signature is not checked; anyone who knows a recipient could have written it"
+            );
+            return Ok(Origin::Skipped);
+        }
+        if file == std::path::Path::new("-") {
+            return Err(fail(
+                "a signed snapshot must be read from a file, not standard input, so its signature can be checked before decrypting (or pass --insecure-skip-verify)",
+            ));
+        }
+        let allowed = crate::vault::sign::read_allowed_signers(&signers)?;
+        let sig = self
+            .signature
+            .clone()
+            .unwrap_or_else(|| crate::vault::sign::signature_path(file));
+        let signer = crate::vault::sign::verify_file(file, &sig, &allowed)?;
+        eprintln!(
+            "Signed by {} ({} {})",
+            signer.principals, signer.algorithm, signer.fingerprint
+        );
+        Ok(Origin::Signed(signer))
+    }
+
+    /// Refuses an index older than `--max-age`.
+    pub fn check_age(&self, index: &crate::snapshot::Index) -> Result<(), Failure> {
+        let Some(max) = self.max_age else {
+            return Ok(());
+        };
+        let created = crate::timefmt::parse_rfc3339(&index.created_at).ok_or_else(|| {
+            fail(format!(
+                "the snapshot's creation time `{}` cannot be read, so --max-age cannot be checked",
+                index.created_at.escape_debug()
+            ))
+        })?;
+        let age = time::OffsetDateTime::now_utc() - created;
+        if age > time::Duration::try_from(max).unwrap_or(time::Duration::MAX) {
+            return Err(fail(format!(
+                "the snapshot was created {} ({} ago), which is older than --max-age {}; refusing it",
+                crate::timefmt::human(&index.created_at),
+                humantime::format_duration(std::time::Duration::from_secs(
+                    age.whole_seconds().max(0) as u64
+                )),
+                humantime::format_duration(max)
+            )));
+        }
+        Ok(())
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::args::{ClusterArgs, SelectArgs};
+use super::args::{ClusterArgs, Origin, SelectArgs, VerifyArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, EXIT_PARTIAL, Failure, fail, print_stdout};
 use crate::config::{Loaded, effective_order};
 use crate::restore::crds::{CrdOutcome, ensure};
@@ -44,6 +44,9 @@ pub struct LoadArgs {
 
     #[command(flatten)]
     pub decrypt: DecryptArgs,
+
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -132,8 +135,13 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     let cluster = runtime.block_on(crate::cluster::connect(&args.cluster.options()))?;
     let scope = args.cluster.scope(&cluster.default_namespace);
 
-    // Decrypt and verify everything before touching the cluster, keeping only
-    // the records that may be restored.
+    // Check who made the snapshot, then decrypt and verify everything before
+    // touching the cluster, keeping only the records that may be restored.
+    if let Origin::Unverified = args.verify.check(&args.file, config)? {
+        eprintln!(
+            "WARNING: the snapshot's origin is unverified (no trusted signers are configured); anyone who knows a recipient can write a snapshot. Set --trusted-signers or `trustedSigners:`."
+        );
+    }
     let input = crate::store::open_source(&args.file)?;
     let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
     let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
@@ -157,6 +165,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         }
         Ok(())
     })?;
+    args.verify.check_age(&index)?;
     if index.source.kind == SourceKind::Tiller {
         return Err(fail(
             "this is a Helm 2 (Tiller) snapshot; restoring it is not supported by this version of helm-bulk",

@@ -14,6 +14,7 @@ use crate::snapshot::{Cluster, Index, SnapshotWriter, Source, SourceKind};
 use crate::source::SourceError;
 use crate::source::helm::{Driver, HelmSource, SaveFilter};
 use crate::store::Sink;
+use crate::vault::sign::{HashingWriter, signature_path};
 
 /// Which Helm generation the cluster's records belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -74,6 +75,11 @@ pub struct SaveArgs {
     )]
     pub driver: String,
 
+    /// Sign the snapshot with this SSH private key (ed25519, ECDSA or RSA); the signature is
+    /// written to FILE.sig [config: signKey]
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
+
     /// Objects per list request
     #[arg(long, value_name = "N", default_value_t = 100, hide_short_help = true)]
     pub page_size: u32,
@@ -113,6 +119,21 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
     // Everything that can be checked locally is checked before the cluster is touched.
     let driver = Driver::parse(&args.driver)?;
     let selection = args.select.selection(config)?;
+    let sign_key = match args
+        .sign_key
+        .clone()
+        .or_else(|| config.config.sign_key.clone())
+    {
+        Some(path) => {
+            if args.output == std::path::Path::new("-") {
+                return Err(fail(
+                    "--sign-key needs -o FILE: the signature is written beside it as FILE.sig",
+                ));
+            }
+            Some(crate::vault::sign::load_signing_key(&path)?)
+        }
+        None => None,
+    };
     let protection = args.encrypt.protection(config)?;
     let kind = detect_kind(args.source);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -138,7 +159,17 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match save_once(&args, &source, &filter, &cluster, kind, driver, &protection).await {
+            let ctx = Ctx {
+                args: &args,
+                source: &source,
+                filter: &filter,
+                cluster: &cluster,
+                kind,
+                driver,
+                protection: &protection,
+                sign_key: sign_key.as_ref(),
+            };
+            match save_once(&ctx).await {
                 Err(Attempt::Expired) if attempt < 3 => {
                     eprintln!("The release list changed too much while saving; starting again.");
                 }
@@ -213,15 +244,29 @@ struct Stats {
     problems: Vec<String>,
 }
 
-async fn save_once(
-    args: &SaveArgs,
-    source: &HelmSource,
-    filter: &SaveFilter,
-    cluster: &crate::cluster::Cluster,
+/// Everything one save attempt needs.
+struct Ctx<'a> {
+    args: &'a SaveArgs,
+    source: &'a HelmSource,
+    filter: &'a SaveFilter,
+    cluster: &'a crate::cluster::Cluster,
     kind: SourceKind,
     driver: Driver,
-    protection: &crate::vault::Protection,
-) -> Result<Stats, Attempt> {
+    protection: &'a crate::vault::Protection,
+    sign_key: Option<&'a ssh_key::PrivateKey>,
+}
+
+async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
+    let Ctx {
+        args,
+        source,
+        filter,
+        cluster,
+        kind,
+        driver,
+        protection,
+        sign_key,
+    } = *ctx;
     let plan = source.plan(filter).await.map_err(from_source)?;
     let mut index = Index::new(
         crate::timefmt::now_rfc3339(),
@@ -254,7 +299,7 @@ async fn save_once(
     let bytes: u64 = index.releases.iter().map(|r| r.size).sum();
 
     let binary = !args.encrypt.armor && !args.encrypt.no_encrypt;
-    let sink = Sink::open(&args.output, binary)?;
+    let sink = HashingWriter::new(Sink::open(&args.output, binary)?);
     let encrypted = crate::vault::encrypt(sink, protection, args.encrypt.armor)?;
     let mut writer = SnapshotWriter::new(encrypted, &index)?;
 
@@ -291,9 +336,40 @@ async fn save_once(
         .join()
         .map_err(|_| fail("the snapshot writer thread panicked"))?;
     // A write error explains a fetch that stopped; report it first.
-    let sink = written?;
+    let (sink, digest) = written?.finish();
     fetched.map_err(from_source)?;
+    let signature = match sign_key {
+        Some(key) => {
+            let sig_path = signature_path(&args.output);
+            let mut file = crate::store::AtomicFile::create(&sig_path)?;
+            std::io::Write::write_all(
+                &mut file,
+                crate::vault::sign::sign_digest(key, &digest)?.as_bytes(),
+            )?;
+            Some(file)
+        }
+        None => None,
+    };
+    // The snapshot first, its signature last: a reader never sees a signature
+    // without the snapshot it covers.
     sink.commit()?;
+    match signature {
+        Some(file) => file.commit()?,
+        None => {
+            // A signature left from an earlier snapshot at this path would no
+            // longer match; remove it rather than leave it to confuse.
+            if args.output != std::path::Path::new("-") {
+                let stale = signature_path(&args.output);
+                if stale.exists() {
+                    std::fs::remove_file(&stale)?;
+                    eprintln!(
+                        "Removed {}: it signed an earlier snapshot at this path.",
+                        stale.display()
+                    );
+                }
+            }
+        }
+    }
     Ok(Stats {
         releases,
         crds: index.crds.len(),

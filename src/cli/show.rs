@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::Args;
 use zeroize::Zeroizing;
 
+use super::args::VerifyArgs;
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout};
 use crate::config::Loaded;
 use crate::snapshot::{Entry, Index, IndexRow, Limits, SourceKind, read_snapshot};
@@ -29,6 +30,9 @@ pub struct ShowArgs {
 
     #[command(flatten)]
     pub decrypt: DecryptArgs,
+
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 
     /// Output format
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
@@ -65,6 +69,7 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         None => None,
     };
     let identities = args.decrypt.identity_files(config);
+    args.verify.check(&args.file, config)?;
     let input = crate::store::open_source(&args.file)?;
     let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
 
@@ -91,6 +96,7 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         }
         Ok(())
     })?;
+    args.verify.check_age(&index)?;
 
     if let Some((ns, name)) = wanted {
         let Some(data) = values else {

@@ -87,6 +87,16 @@ impl AtomicFile {
     }
 }
 
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tmp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tmp.flush()
+    }
+}
+
 impl Sink {
     /// Opens `-` as standard output, anything else as an atomic file.
     /// `binary` output is refused on a terminal.

@@ -9,6 +9,7 @@
 mod decrypt;
 mod encrypt;
 mod keys;
+pub mod sign;
 
 pub use decrypt::{Opened, open};
 pub use encrypt::{EncryptingWriter, Protection, encrypt};

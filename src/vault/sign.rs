@@ -1,0 +1,426 @@
+//! Authenticity: detached SSH signatures (the SSHSIG format of `ssh-keygen -Y
+//! sign`) over the exact bytes of an encrypted snapshot, in the `helm-bulk`
+//! namespace, checked against an OpenSSH `allowed_signers` file.
+//!
+//! age gives confidentiality and integrity, not authenticity: anyone who knows
+//! a recipient (public by design) can write a valid snapshot. A signature made
+//! with a key in the trusted signers file proves who made it.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256, Sha512};
+use signature::Verifier;
+use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
+
+use super::VaultError;
+
+/// The SSHSIG namespace of helm-bulk signatures.
+pub const NAMESPACE: &str = "helm-bulk";
+
+/// The signature file of a snapshot: `<snapshot>.sig`.
+pub fn signature_path(snapshot: &Path) -> PathBuf {
+    let mut s = snapshot.as_os_str().to_owned();
+    s.push(".sig");
+    PathBuf::from(s)
+}
+
+/// Loads an SSH private key (ed25519, ECDSA P-256/P-384 or RSA), asking for
+/// its passphrase on the terminal when it is encrypted.
+pub fn load_signing_key(path: &Path) -> Result<PrivateKey, VaultError> {
+    let key = PrivateKey::read_openssh_file(path).map_err(|e| {
+        VaultError::Keys(format!(
+            "cannot read the signing key {}: {e} (an OpenSSH private key is expected)",
+            path.display()
+        ))
+    })?;
+    let key = if key.is_encrypted() {
+        let pass =
+            super::prompt_passphrase(&format!("Enter the passphrase of {}: ", path.display()))?;
+        use secrecy::ExposeSecret;
+        key.decrypt(pass.expose_secret().as_bytes()).map_err(|_| {
+            VaultError::Keys(format!(
+                "wrong passphrase for the signing key {}",
+                path.display()
+            ))
+        })?
+    } else {
+        key
+    };
+    match key.algorithm() {
+        ssh_key::Algorithm::Ed25519
+        | ssh_key::Algorithm::Rsa { .. }
+        | ssh_key::Algorithm::Ecdsa { .. } => Ok(key),
+        other => Err(VaultError::Keys(format!(
+            "signing key {} is {other}; use an ed25519, ECDSA or RSA key",
+            path.display()
+        ))),
+    }
+}
+
+/// A writer that passes bytes through and hashes them (SHA-512).
+pub struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha512,
+}
+
+impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`.
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha512::new(),
+        }
+    }
+
+    /// The inner writer and the digest of everything written.
+    pub fn finish(self) -> (W, Vec<u8>) {
+        (self.inner, self.hasher.finalize().to_vec())
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn put_string(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// The blob an SSHSIG signature covers (PROTOCOL.sshsig), from a message digest.
+fn signed_data(namespace: &str, reserved: &[u8], alg: HashAlg, digest: &[u8]) -> Vec<u8> {
+    let mut out = b"SSHSIG".to_vec();
+    put_string(&mut out, namespace.as_bytes());
+    put_string(&mut out, reserved);
+    put_string(&mut out, alg.as_str().as_bytes());
+    put_string(&mut out, digest);
+    out
+}
+
+/// Signs a SHA-512 digest of the snapshot; returns the armored signature.
+pub fn sign_digest(key: &PrivateKey, sha512: &[u8]) -> Result<String, VaultError> {
+    let data = signed_data(NAMESPACE, &[], HashAlg::Sha512, sha512);
+    let sig = signature::Signer::try_sign(key, &data)
+        .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+    let sshsig = SshSig::new(
+        key.public_key().key_data().clone(),
+        NAMESPACE,
+        HashAlg::Sha512,
+        sig,
+    )
+    .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+    let mut pem = sshsig
+        .to_pem(LineEnding::LF)
+        .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+    if !pem.ends_with('\n') {
+        pem.push('\n');
+    }
+    Ok(pem)
+}
+
+/// One line of an `allowed_signers` file.
+#[derive(Debug, Clone)]
+pub struct AllowedSigner {
+    /// The principals (identities) of the line.
+    pub principals: Vec<String>,
+    /// `namespaces="…"`, when given.
+    pub namespaces: Option<Vec<String>>,
+    /// `valid-after`, as a UTC timestamp.
+    pub valid_after: Option<time::OffsetDateTime>,
+    /// `valid-before`, as a UTC timestamp.
+    pub valid_before: Option<time::OffsetDateTime>,
+    /// The key.
+    pub key: PublicKey,
+}
+
+/// Splits off the first whitespace-delimited token, honouring double quotes.
+fn token(s: &str) -> (&str, &str) {
+    let s = s.trim_start();
+    let mut quoted = false;
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => return (&s[..i], &s[i..]),
+            _ => {}
+        }
+    }
+    (s, "")
+}
+
+fn split_options(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut quoted = false;
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&s[start..]);
+    out
+}
+
+fn parse_time(v: &str) -> Option<time::OffsetDateTime> {
+    let v = v.trim_end_matches(['Z', 'z']);
+    if !v.bytes().all(|b| b.is_ascii_digit()) || !matches!(v.len(), 8 | 12 | 14) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| v.get(r).and_then(|s| s.parse::<u32>().ok());
+    let date = time::Date::from_calendar_date(
+        n(0..4)? as i32,
+        time::Month::try_from(n(4..6)? as u8).ok()?,
+        n(6..8)? as u8,
+    )
+    .ok()?;
+    let (h, m, s) = match v.len() {
+        8 => (0, 0, 0),
+        12 => (n(8..10)?, n(10..12)?, 0),
+        _ => (n(8..10)?, n(10..12)?, n(12..14)?),
+    };
+    let t = time::Time::from_hms(h as u8, m as u8, s as u8).ok()?;
+    Some(time::PrimitiveDateTime::new(date, t).assume_utc())
+}
+
+fn is_key_type(s: &str) -> bool {
+    s.starts_with("ssh-") || s.starts_with("ecdsa-") || s.starts_with("sk-")
+}
+
+/// Parses an OpenSSH `allowed_signers` file. Errors name the line, never its content.
+pub fn read_allowed_signers(path: &Path) -> Result<Vec<AllowedSigner>, VaultError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        VaultError::Keys(format!(
+            "cannot read trusted signers file {}: {e}",
+            path.display()
+        ))
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let bad = |why: &str| {
+            VaultError::Keys(format!(
+                "trusted signers file {} line {}: {why}",
+                path.display(),
+                i + 1
+            ))
+        };
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (principals, rest) = token(line);
+        let (next, after) = token(rest);
+        let (options, key_text) = if is_key_type(next) {
+            ("", rest)
+        } else {
+            (next, after)
+        };
+        let mut signer = AllowedSigner {
+            principals: principals
+                .trim_matches('"')
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
+            namespaces: None,
+            valid_after: None,
+            valid_before: None,
+            key: PublicKey::from_openssh(key_text.trim())
+                .map_err(|_| bad("not a valid public key"))?,
+        };
+        for opt in split_options(options).into_iter().filter(|o| !o.is_empty()) {
+            let (name, value) = opt.split_once('=').unwrap_or((opt, ""));
+            let value = value.trim_matches('"');
+            match name.to_ascii_lowercase().as_str() {
+                "namespaces" => {
+                    signer.namespaces = Some(value.split(',').map(str::to_owned).collect())
+                }
+                "valid-after" => {
+                    signer.valid_after =
+                        Some(parse_time(value).ok_or_else(|| bad("bad valid-after time"))?)
+                }
+                "valid-before" => {
+                    signer.valid_before =
+                        Some(parse_time(value).ok_or_else(|| bad("bad valid-before time"))?)
+                }
+                "cert-authority" => {
+                    return Err(bad(
+                        "cert-authority (SSH certificates) is not supported; list the signing keys themselves",
+                    ));
+                }
+                _ => return Err(bad("unknown option")),
+            }
+        }
+        out.push(signer);
+    }
+    if out.is_empty() {
+        return Err(VaultError::Keys(format!(
+            "trusted signers file {} lists no keys",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
+/// Glob match of OpenSSH patterns (`*` and `?`).
+fn pattern_match(pattern: &str, s: &str) -> bool {
+    fn go(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], s) || (!s.is_empty() && go(p, &s[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), s.as_bytes())
+}
+
+/// Who signed a verified snapshot.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    /// The principals of the matching allowed_signers line.
+    pub principals: String,
+    /// The key's SHA-256 fingerprint.
+    pub fingerprint: String,
+    /// The key algorithm.
+    pub algorithm: String,
+}
+
+/// Why a signature was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// No signature file.
+    #[error(
+        "the snapshot is not signed ({0} is missing) and trusted signers are configured; refusing it (--insecure-skip-verify overrides)"
+    )]
+    Unsigned(String),
+    /// The signature file is malformed.
+    #[error("the signature {0} is not a valid SSH signature")]
+    Malformed(String),
+    /// Another namespace.
+    #[error("the signature is for namespace `{0}`, not `helm-bulk`; refusing it")]
+    Namespace(String),
+    /// Signed by a key not in the trusted signers.
+    #[error("the snapshot is signed by an untrusted key ({0}); refusing it")]
+    Untrusted(String),
+    /// The signature does not match the bytes.
+    #[error(
+        "the signature does not match the snapshot: the snapshot or its signature was modified; refusing it"
+    )]
+    Mismatch,
+    /// Reading failed.
+    #[error("cannot read {0}: {1}")]
+    Io(String, io::Error),
+}
+
+/// Verifies `snapshot` against its detached signature and the trusted signers.
+/// Reads the snapshot file once (hashing only; nothing is decrypted).
+pub fn verify_file(
+    snapshot: &Path,
+    signature: &Path,
+    signers: &[AllowedSigner],
+) -> Result<Signer, VerifyError> {
+    let text = match std::fs::read_to_string(signature) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(VerifyError::Unsigned(signature.display().to_string()));
+        }
+        Err(e) => return Err(VerifyError::Io(signature.display().to_string(), e)),
+    };
+    let sig = SshSig::from_pem(text.trim())
+        .map_err(|_| VerifyError::Malformed(signature.display().to_string()))?;
+    if sig.namespace() != NAMESPACE {
+        return Err(VerifyError::Namespace(
+            sig.namespace().escape_debug().to_string(),
+        ));
+    }
+    let fingerprint = PublicKey::from(sig.public_key().clone())
+        .fingerprint(HashAlg::Sha256)
+        .to_string();
+    let now = time::OffsetDateTime::now_utc();
+    let signer = signers
+        .iter()
+        .find(|s| {
+            s.key.key_data() == sig.public_key()
+                && s.namespaces
+                    .as_ref()
+                    .is_none_or(|ns| ns.iter().any(|p| pattern_match(p, NAMESPACE)))
+                && s.valid_after.is_none_or(|t| now >= t)
+                && s.valid_before.is_none_or(|t| now < t)
+        })
+        .ok_or_else(|| VerifyError::Untrusted(fingerprint.clone()))?;
+    let mut file = std::fs::File::open(snapshot)
+        .map_err(|e| VerifyError::Io(snapshot.display().to_string(), e))?;
+    let digest = match sig.hash_alg() {
+        HashAlg::Sha256 => hash_reader::<Sha256>(&mut file),
+        _ => hash_reader::<Sha512>(&mut file),
+    }
+    .map_err(|e| VerifyError::Io(snapshot.display().to_string(), e))?;
+    let data = signed_data(sig.namespace(), sig.reserved(), sig.hash_alg(), &digest);
+    sig.public_key()
+        .verify(&data, sig.signature())
+        .map_err(|_| VerifyError::Mismatch)?;
+    Ok(Signer {
+        principals: signer.principals.join(","),
+        fingerprint,
+        algorithm: sig.algorithm().to_string(),
+    })
+}
+
+fn hash_reader<D: Digest>(r: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut h = D::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = r.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert!(pattern_match("helm-*", "helm-bulk"));
+        assert!(pattern_match("*", "helm-bulk"));
+        assert!(!pattern_match("file", "helm-bulk"));
+        assert!(pattern_match("helm-bul?", "helm-bulk"));
+    }
+
+    #[test]
+    fn times() {
+        assert!(parse_time("20260102").is_some());
+        assert!(parse_time("202601021230Z").is_some());
+        assert!(parse_time("20260102123005").is_some());
+        assert!(parse_time("2026-01-02").is_none());
+    }
+
+    #[test]
+    fn tokens_honour_quotes() {
+        assert_eq!(token(r#"a,b namespaces="x y" ssh-ed25519 AAA"#).0, "a,b");
+        let (_, rest) = token(r#"a namespaces="x y",valid-after="20200101" ssh-ed25519 AAA"#);
+        let (opts, _) = token(rest);
+        assert_eq!(
+            split_options(opts),
+            [r#"namespaces="x y""#, r#"valid-after="20200101""#]
+        );
+    }
+}
