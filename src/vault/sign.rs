@@ -109,8 +109,11 @@ fn signed_data(namespace: &str, reserved: &[u8], alg: HashAlg, digest: &[u8]) ->
 /// Signs a SHA-512 digest of the snapshot; returns the armored signature.
 pub fn sign_digest(key: &PrivateKey, sha512: &[u8]) -> Result<String, VaultError> {
     let data = signed_data(NAMESPACE, &[], HashAlg::Sha512, sha512);
-    let sig = signature::Signer::try_sign(key, &data)
-        .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+    let sig = match key.key_data() {
+        ssh_key::private::KeypairData::Rsa(rsa) => sign_rsa(rsa, &data)?,
+        _ => signature::Signer::try_sign(key, &data)
+            .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?,
+    };
     let sshsig = SshSig::new(
         key.public_key().key_data().clone(),
         NAMESPACE,
@@ -125,6 +128,42 @@ pub fn sign_digest(key: &PrivateKey, sha512: &[u8]) -> Result<String, VaultError
         pem.push('\n');
     }
     Ok(pem)
+}
+
+/// RSA signing (rsa-sha2-512) done here: ssh-key 0.6.7 builds the RSA
+/// private key from the wrong primes (`p` twice) and cannot sign.
+fn sign_rsa(
+    key: &ssh_key::private::RsaKeypair,
+    data: &[u8],
+) -> Result<ssh_key::Signature, VaultError> {
+    let err = || VaultError::Keys("the RSA signing key is malformed".to_owned());
+    let int = |m: &ssh_key::Mpint| {
+        m.as_positive_bytes()
+            .map(rsa::BigUint::from_bytes_be)
+            .ok_or_else(err)
+    };
+    let private = rsa::RsaPrivateKey::from_components(
+        int(&key.public.n)?,
+        int(&key.public.e)?,
+        int(&key.private.d)?,
+        vec![int(&key.private.p)?, int(&key.private.q)?],
+    )
+    .map_err(|_| err())?;
+    if rsa::traits::PublicKeyParts::size(&private) * 8 < 2048 {
+        return Err(VaultError::Keys(
+            "the RSA signing key is shorter than 2048 bits; use a stronger key".to_owned(),
+        ));
+    }
+    let signing = rsa::pkcs1v15::SigningKey::<Sha512>::new(private);
+    let sig: rsa::pkcs1v15::Signature = signature::Signer::try_sign(&signing, data)
+        .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+    ssh_key::Signature::new(
+        ssh_key::Algorithm::Rsa {
+            hash: Some(HashAlg::Sha512),
+        },
+        signature::SignatureEncoding::to_vec(&sig),
+    )
+    .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))
 }
 
 /// One line of an `allowed_signers` file.
