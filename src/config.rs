@@ -39,6 +39,9 @@ pub struct Config {
     /// OpenSSH allowed_signers file of keys trusted to sign snapshots.
     #[serde(default)]
     pub trusted_signers: Option<PathBuf>,
+    /// Endpoint of an S3-compatible object store (for s3:// URLs).
+    #[serde(default)]
+    pub endpoint: Option<String>,
 }
 
 /// A loaded configuration and where it came from.

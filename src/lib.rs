@@ -4,6 +4,7 @@
 //! The data path reads straight through the modules:
 //! cluster → [`release`] records → [`snapshot`] writer (tar+gzip) →
 //! [`vault`] (age) → [`store`] sink, and back again for `show` and `load`.
+//! Helm 2 releases come from and go back to [`tiller`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -16,5 +17,6 @@ pub mod select;
 pub mod snapshot;
 pub mod source;
 pub mod store;
+pub mod tiller;
 pub mod timefmt;
 pub mod vault;

@@ -212,9 +212,9 @@ pub enum Origin {
 }
 
 impl VerifyArgs {
-    /// Checks the signature of `file` (before anything is decrypted) when
-    /// trusted signers are configured.
-    pub fn check(&self, file: &std::path::Path, config: &Loaded) -> Result<Origin, Failure> {
+    /// Checks the signature of the snapshot (before anything is decrypted)
+    /// when trusted signers are configured.
+    pub fn check(&self, source: &SnapshotSource, config: &Loaded) -> Result<Origin, Failure> {
         let signers = self
             .trusted_signers
             .clone()
@@ -228,17 +228,45 @@ impl VerifyArgs {
             );
             return Ok(Origin::Skipped);
         }
-        if file == std::path::Path::new("-") {
-            return Err(fail(
-                "a signed snapshot must be read from a file, not standard input, so its signature can be checked before decrypting (or pass --insecure-skip-verify)",
-            ));
-        }
         let allowed = crate::vault::sign::read_allowed_signers(&signers)?;
-        let sig = self
-            .signature
-            .clone()
-            .unwrap_or_else(|| crate::vault::sign::signature_path(file));
-        let signer = crate::vault::sign::verify_file(file, &sig, &allowed)?;
+        let signer = match source {
+            SnapshotSource::File(file) if file == std::path::Path::new("-") => {
+                return Err(fail(
+                    "a signed snapshot must be read from a file, not standard input, so its signature can be checked before decrypting (or pass --insecure-skip-verify)",
+                ));
+            }
+            SnapshotSource::File(file) => {
+                let sig = self
+                    .signature
+                    .clone()
+                    .unwrap_or_else(|| crate::vault::sign::signature_path(file));
+                crate::vault::sign::verify_file(file, &sig, &allowed)?
+            }
+            SnapshotSource::Object {
+                bucket,
+                key,
+                runtime,
+            } => {
+                let sig_key = format!("{key}.sig");
+                let text = match &self.signature {
+                    Some(p) => Some(
+                        std::fs::read_to_string(p)
+                            .map_err(|e| fail(format!("cannot read {}: {e}", p.display())))?,
+                    ),
+                    None => runtime
+                        .block_on(bucket.get_small(&sig_key))?
+                        .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                };
+                let mut reader = runtime.block_on(bucket.reader(key))?;
+                crate::vault::sign::verify_stream(
+                    &mut reader,
+                    key,
+                    text.as_deref(),
+                    &sig_key,
+                    &allowed,
+                )?
+            }
+        };
         eprintln!(
             "Signed by {} ({} {})",
             signer.principals, signer.algorithm, signer.fingerprint
@@ -270,4 +298,94 @@ impl VerifyArgs {
         }
         Ok(())
     }
+}
+
+/// Object storage options.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Endpoint of an S3-compatible store for s3:// URLs (e.g. http://127.0.0.1:9000) [config: endpoint]
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+}
+
+impl StoreArgs {
+    /// Opens a bucket URL with the endpoint from the flag or the config.
+    pub fn open(
+        &self,
+        url: &str,
+        config: &Loaded,
+    ) -> Result<crate::store::bucket::Bucket, Failure> {
+        let endpoint = self
+            .endpoint
+            .clone()
+            .or_else(|| config.config.endpoint.clone());
+        Ok(crate::store::bucket::Bucket::open(
+            url,
+            endpoint.as_deref(),
+        )?)
+    }
+}
+
+/// Where a snapshot is read from.
+pub enum SnapshotSource {
+    /// A file, or `-` for standard input.
+    File(PathBuf),
+    /// An object in a bucket.
+    Object {
+        /// The bucket (scoped to the object's folder).
+        bucket: crate::store::bucket::Bucket,
+        /// The object key.
+        key: String,
+        /// The runtime its requests run on.
+        runtime: std::sync::Arc<tokio::runtime::Runtime>,
+    },
+}
+
+impl SnapshotSource {
+    /// A file path, or a bucket URL (`…/<timestamp>.tar.gz.age` or `…/latest`).
+    pub fn resolve(
+        arg: &str,
+        store: &StoreArgs,
+        config: &Loaded,
+    ) -> Result<SnapshotSource, Failure> {
+        if !arg.contains("://") {
+            return Ok(SnapshotSource::File(PathBuf::from(arg)));
+        }
+        let runtime = std::sync::Arc::new(runtime()?);
+        let (bucket, key) = runtime.block_on(store.open(arg, config)?.resolve())?;
+        Ok(SnapshotSource::Object {
+            bucket,
+            key,
+            runtime,
+        })
+    }
+
+    /// A reader over the snapshot's bytes.
+    pub fn open(&self) -> Result<Box<dyn std::io::Read>, Failure> {
+        match self {
+            SnapshotSource::File(p) => Ok(crate::store::open_source(p)?),
+            SnapshotSource::Object {
+                bucket,
+                key,
+                runtime,
+            } => Ok(Box::new(runtime.block_on(bucket.reader(key))?)),
+        }
+    }
+
+    /// How to name it in messages.
+    pub fn describe(&self) -> String {
+        match self {
+            SnapshotSource::File(p) => p.display().to_string(),
+            SnapshotSource::Object { bucket, key, .. } => format!("{} ({key})", bucket.url()),
+        }
+    }
+}
+
+/// A runtime for the async parts (cluster and object storage).
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| fail(format!("cannot start the async runtime: {e}")))
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::args::{ClusterArgs, Origin, SelectArgs, VerifyArgs};
+use super::args::{ClusterArgs, Origin, SelectArgs, SnapshotSource, StoreArgs, VerifyArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, EXIT_PARTIAL, Failure, fail, print_stdout};
 use crate::config::{Loaded, effective_order};
 use crate::restore::crds::{CrdOutcome, ensure};
@@ -15,6 +15,7 @@ use crate::restore::execute::{HelmRunner, Outcome, Report, run_plan};
 use crate::restore::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use crate::snapshot::{Entry, IndexCrd, Limits, SourceKind, read_snapshot};
 use crate::source::helm::{Driver, installed_releases};
+use crate::tiller::client::{Tiller, TillerArgs};
 
 /// Arguments of `load`.
 #[derive(Debug, Args)]
@@ -25,6 +26,7 @@ Examples:
   helm bulk load --exclude 'ingress-nginx' backup.age
   helm bulk load --upgrade backup.age              # also bring existing releases back
   helm bulk load -n prod --jobs 8 backup.age
+  helm bulk load --from s3://backups/helm/prod/latest
 
 For each release, the last *deployed* revision in the snapshot is restored
 (Helm's current release). It is installed with the real helm (HELM_BIN, or helm
@@ -36,11 +38,26 @@ can be run again after a partial failure.
 
 The whole snapshot is decrypted and verified in memory before anything is
 installed. Exit code 3 means some releases failed (each is listed); the others
-were restored.")]
+were restored.
+
+Helm 2 snapshots (save --source tiller or tiller-storage) are migrated: each
+release is installed into Helm 3/4 as a frozen chart made from its manifest,
+hooks (crd-install hooks become the chart's crds/), values and chart metadata.
+With --to-tiller they go back into a Tiller instead (--tiller-host, TLS flags as
+for save): InstallRelease, UpdateRelease for --upgrade, UninstallRelease --purge
+then InstallRelease for --replace.")]
 pub struct LoadArgs {
-    /// The snapshot file; `-` reads standard input
-    #[arg(value_name = "FILE", default_value = DEFAULT_SNAPSHOT)]
-    pub file: PathBuf,
+    /// The snapshot file (`-` reads standard input), or a bucket URL of one
+    #[arg(value_name = "FILE|URL", default_value = DEFAULT_SNAPSHOT)]
+    pub file: String,
+
+    /// Load from object storage: s3://bucket/prefix/cluster/<timestamp>.tar.gz.age, or
+    /// …/latest for the newest snapshot under that prefix
+    #[arg(long, value_name = "URL")]
+    pub from: Option<String>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     #[command(flatten)]
     pub decrypt: DecryptArgs,
@@ -87,6 +104,13 @@ pub struct LoadArgs {
         default_value = "secret"
     )]
     pub driver: String,
+
+    /// Restore a Helm 2 snapshot into Tiller (over gRPC) rather than migrating it to Helm 3/4
+    #[arg(long, help_heading = "Helm 2 (Tiller)")]
+    pub to_tiller: bool,
+
+    #[command(flatten, next_help_heading = "Helm 2 (Tiller)")]
+    pub tiller: TillerArgs,
 }
 
 fn helm_bin() -> PathBuf {
@@ -123,7 +147,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         Mode::Install
     };
     let bin = helm_bin();
-    if !args.dry_run {
+    if !args.dry_run && !args.to_tiller {
         check_helm(&bin)?;
     }
     let identities = args.decrypt.identity_files(config);
@@ -132,17 +156,34 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         .enable_all()
         .build()
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
-    let cluster = runtime.block_on(crate::cluster::connect(&args.cluster.options()))?;
-    let scope = args.cluster.scope(&cluster.default_namespace);
+    // --to-tiller talks to Tiller only; otherwise to the Kubernetes API and helm.
+    let (cluster, tiller, scope) = if args.to_tiller {
+        let tiller = runtime.block_on(Tiller::connect(&args.tiller))?;
+        let scope = args
+            .cluster
+            .namespace
+            .clone()
+            .filter(|_| !args.cluster.all_namespaces);
+        (None, Some(tiller), scope)
+    } else {
+        let cluster = runtime.block_on(crate::cluster::connect(&args.cluster.options()))?;
+        let scope = args.cluster.scope(&cluster.default_namespace);
+        (Some(cluster), None, scope)
+    };
 
     // Check who made the snapshot, then decrypt and verify everything before
     // touching the cluster, keeping only the records that may be restored.
-    if let Origin::Unverified = args.verify.check(&args.file, config)? {
+    let source = SnapshotSource::resolve(
+        args.from.as_deref().unwrap_or(&args.file),
+        &args.store,
+        config,
+    )?;
+    if let Origin::Unverified = args.verify.check(&source, config)? {
         eprintln!(
             "WARNING: the snapshot's origin is unverified (no trusted signers are configured); anyone who knows a recipient can write a snapshot. Set --trusted-signers or `trustedSigners:`."
         );
     }
-    let input = crate::store::open_source(&args.file)?;
+    let input = source.open()?;
     let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
     let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
     let mut records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
@@ -166,10 +207,12 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         Ok(())
     })?;
     args.verify.check_age(&index)?;
-    if index.source.kind == SourceKind::Tiller {
-        return Err(fail(
-            "this is a Helm 2 (Tiller) snapshot; restoring it is not supported by this version of helm-bulk",
-        ));
+    let helm2 = index.source.kind == SourceKind::Tiller;
+    if args.to_tiller && !helm2 {
+        return Err(fail(format!(
+            "--to-tiller restores Helm 2 snapshots, and this one holds {} releases; load it without --to-tiller",
+            index.source.kind.describe()
+        )));
     }
     eprintln!(
         "Snapshot of {} (context {}) created {}: {} releases",
@@ -194,11 +237,19 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             k.len()
         }
     );
-    let existing = runtime.block_on(installed_releases(
-        &cluster.client,
-        driver,
-        scope.as_deref(),
-    ))?;
+    let tiller_existing = match &tiller {
+        Some(t) => Some(runtime.block_on(crate::tiller::restore::existing(t, scope.as_deref()))?),
+        None => None,
+    };
+    let existing = match (&cluster, &tiller_existing) {
+        (Some(cluster), _) => runtime.block_on(installed_releases(
+            &cluster.client,
+            driver,
+            scope.as_deref(),
+        ))?,
+        (None, Some(t)) => t.installed.clone(),
+        (None, None) => Default::default(),
+    };
     let steps = plan(&PlanInput {
         index: &index,
         selection: &selection,
@@ -213,11 +264,19 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     let mut kinds = std::collections::BTreeSet::new();
     for s in steps.iter().filter(|s| s.action.changes()) {
         if let Some(r) = records.get(&(s.namespace.clone(), s.name.clone(), s.revision)) {
-            kinds.extend(crate::release::kinds_used(r));
+            kinds.extend(if helm2 {
+                crate::tiller::record::kinds_used_bytes(r)
+            } else {
+                crate::release::kinds_used(r)
+            });
         }
     }
     crds.retain(|(c, _)| kinds.contains(&(c.group.clone(), c.kind.clone())));
-    let crd_outcomes = runtime.block_on(ensure(&cluster.client, &crds, args.dry_run));
+    // Tiller installs into its own cluster, which helm-bulk does not reach.
+    let crd_outcomes = match &cluster {
+        Some(cluster) => runtime.block_on(ensure(&cluster.client, &crds, args.dry_run)),
+        None => Vec::new(),
+    };
 
     if args.dry_run {
         let mut text = plan_table(&steps);
@@ -256,34 +315,27 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         return Ok(());
     }
 
-    let mut global_args = Vec::new();
-    if let Some(k) = &args.cluster.kubeconfig {
-        global_args.push("--kubeconfig".to_owned());
-        global_args.push(k.display().to_string());
-    }
-    if let Some(c) = &args.cluster.kube_context {
-        global_args.push("--kube-context".to_owned());
-        global_args.push(c.clone());
-    }
-    let runner = HelmRunner {
-        bin,
-        global_args,
-        description: format!(
-            "Restored by helm-bulk from a snapshot taken {}",
-            index.created_at
-        ),
-    };
-    let reports = run_plan(
-        &runner,
-        &steps,
-        args.jobs,
-        |step| {
-            records
-                .get(&(step.namespace.clone(), step.name.clone(), step.revision))
-                .cloned()
-        },
-        |r| eprintln!("{}", report_line(r)),
+    let description = format!(
+        "Restored by helm-bulk from a snapshot taken {}",
+        index.created_at
     );
+    let fetch = |step: &Step| {
+        records
+            .get(&(step.namespace.clone(), step.name.clone(), step.revision))
+            .cloned()
+    };
+    let reports = match (&tiller, &tiller_existing) {
+        (Some(t), Some(existing)) => runtime.block_on(crate::tiller::restore::run_plan(
+            t,
+            &steps,
+            args.jobs,
+            existing,
+            &description,
+            fetch,
+            |r| eprintln!("{}", report_line(r)),
+        )),
+        _ => run_helm(&args, bin, description, helm2, &steps, fetch),
+    };
     drop(records);
     let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count();
     let failed = count(|r| matches!(r.outcome, Outcome::Failed(_))) + crd_failures;
@@ -303,6 +355,43 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     } else {
         Ok(())
     }
+}
+
+/// Runs the restore with the real helm: frozen charts of Helm 3/4 records,
+/// or of Helm 2 records (the migration).
+fn run_helm<R>(
+    args: &LoadArgs,
+    bin: PathBuf,
+    description: String,
+    helm2: bool,
+    steps: &[Step],
+    record: R,
+) -> Vec<Report>
+where
+    R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>> + Sync,
+{
+    let mut global_args = Vec::new();
+    if let Some(k) = &args.cluster.kubeconfig {
+        global_args.push("--kubeconfig".to_owned());
+        global_args.push(k.display().to_string());
+    }
+    if let Some(c) = &args.cluster.kube_context {
+        global_args.push("--kube-context".to_owned());
+        global_args.push(c.clone());
+    }
+    let runner = HelmRunner {
+        bin,
+        global_args,
+        description,
+        freezer: if helm2 {
+            crate::tiller::freeze::freeze_record
+        } else {
+            crate::restore::frozen::freeze
+        },
+    };
+    run_plan(&runner, steps, args.jobs, record, |r| {
+        eprintln!("{}", report_line(r))
+    })
 }
 
 fn verb(a: &Action) -> &'static str {

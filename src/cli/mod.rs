@@ -4,7 +4,9 @@
 mod args;
 mod completion;
 mod keygen;
+mod list;
 mod load;
+mod prune;
 mod recipients;
 mod save;
 mod show;
@@ -86,6 +88,10 @@ pub enum Command {
     Load(load::LoadArgs),
     /// List what a snapshot holds (decrypts in memory)
     Show(show::ShowArgs),
+    /// List the snapshots in a bucket (s3://, gs://, az://, file://)
+    List(list::ListArgs),
+    /// Delete old snapshots from a bucket, keeping the newest and one per day
+    Prune(prune::PruneArgs),
     /// Create a new age identity (private key) file and print its recipient
     Keygen(keygen::KeygenArgs),
     /// Print the recipients a save would encrypt to
@@ -146,6 +152,9 @@ fn command() -> clap::Command {
 
 /// Parses the command line, runs the command and returns the exit code.
 pub fn main() -> ExitCode {
+    // kube-rs and object_store both bring rustls; choose its crypto provider
+    // once for the process (ring), or rustls refuses to pick between them.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let matches = match command().try_get_matches() {
         Ok(m) => m,
         Err(e) => {
@@ -177,6 +186,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Load(a) => load::run(a, &config),
         Command::Show(a) => show::run(a, &config),
         Command::Keygen(a) => keygen::run(a),
+        Command::List(a) => list::run(a, &config),
+        Command::Prune(a) => prune::run(a, &config),
         Command::Recipients(a) => recipients::run(a, &config),
         Command::Completion(a) => completion::run(a),
     }

@@ -7,13 +7,16 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use zeroize::Zeroizing;
 
-use super::args::{ClusterArgs, SelectArgs};
+use super::args::{ClusterArgs, SelectArgs, StoreArgs};
 use super::{DEFAULT_SNAPSHOT, EncryptArgs, Failure, fail};
 use crate::config::Loaded;
 use crate::snapshot::{Cluster, Index, SnapshotWriter, Source, SourceKind};
 use crate::source::SourceError;
 use crate::source::helm::{Driver, HelmSource, SaveFilter};
 use crate::store::Sink;
+use crate::store::bucket::{Bucket, timestamp_of};
+use crate::tiller::client::{Tiller, TillerArgs};
+use crate::tiller::source::{GrpcSource, Storage, StorageSource};
 use crate::vault::sign::{HashingWriter, signature_path};
 
 /// Which Helm generation the cluster's records belong to.
@@ -25,6 +28,19 @@ pub enum SourceArg {
     Helm3,
     /// Helm 4 release storage
     Helm4,
+    /// Helm 2: ask Tiller over gRPC (--tiller-host)
+    Tiller,
+    /// Helm 2: read Tiller's ConfigMaps or Secrets through the Kubernetes API (Tiller may be gone)
+    TillerStorage,
+}
+
+/// Where Tiller kept its release records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TillerStorageArg {
+    /// ConfigMaps (Tiller's default)
+    Configmap,
+    /// Secrets (tiller --storage=secret)
+    Secret,
 }
 
 /// Arguments of `save`.
@@ -38,11 +54,34 @@ Examples:
 
 Records are read from the driver named by HELM_DRIVER (secret, the default, or
 configmap) through the Kubernetes API, compressed and encrypted as one stream.
-The file appears only when the snapshot is complete; it is created with mode 0600.")]
+The file appears only when the snapshot is complete; it is created with mode 0600.
+
+Helm 2:
+  helm bulk save -r age1... --source tiller --tiller-host 127.0.0.1:44134
+  helm bulk save -r age1... --source tiller-storage --tiller-namespace kube-system
+
+--source tiller asks Tiller (gRPC; TLS when $HELM_HOME/ca.pem exists or a TLS
+flag is given, -t for plaintext); --source tiller-storage reads Tiller's
+ConfigMaps (or Secrets, --tiller-storage secret) when Tiller is gone. Both keep
+releases with a revision in --status (default: deployed; `all` for every
+status) and store each revision as Tiller's protobuf bytes. `load` installs
+them into Helm 3/4, or back into a Tiller with --to-tiller.")]
 pub struct SaveArgs {
     /// Where to write the snapshot; `-` writes to standard output
     #[arg(short, long, value_name = "FILE", default_value = DEFAULT_SNAPSHOT)]
     pub output: PathBuf,
+
+    /// Upload to object storage instead: s3://bucket/prefix, gs://…, az://…, file://…; the
+    /// object is <prefix>/<cluster-name>/<UTC timestamp>.tar.gz.age (plus .sig when signed)
+    #[arg(long, value_name = "URL", conflicts_with = "output")]
+    pub to: Option<String>,
+
+    /// The cluster's name in object keys [default: the kubeconfig context, else the API server host]
+    #[arg(long, value_name = "NAME", requires = "to")]
+    pub cluster_name: Option<String>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     #[command(flatten)]
     pub encrypt: EncryptArgs,
@@ -58,7 +97,8 @@ pub struct SaveArgs {
     #[arg(long, value_name = "N")]
     pub history: Option<u32>,
 
-    /// Only releases whose latest revision has this status (deployed, failed, …); repeatable or comma-separated
+    /// Only releases whose latest revision has this status (deployed, failed, …); repeatable or
+    /// comma-separated. Helm 2 sources: releases with a revision in these statuses [default: deployed]
     #[arg(long, value_name = "STATUS", value_delimiter = ',')]
     pub status: Vec<String>,
 
@@ -83,12 +123,20 @@ pub struct SaveArgs {
     /// Objects per list request
     #[arg(long, value_name = "N", default_value_t = 100, hide_short_help = true)]
     pub page_size: u32,
+
+    #[command(flatten, next_help_heading = "Helm 2 (Tiller)")]
+    pub tiller: TillerArgs,
+
+    /// Where Tiller kept its records, for --source tiller-storage
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = TillerStorageArg::Configmap, help_heading = "Helm 2 (Tiller)")]
+    pub tiller_storage: TillerStorageArg,
 }
 
 fn detect_kind(arg: SourceArg) -> SourceKind {
     match arg {
         SourceArg::Helm3 => SourceKind::Helm3,
         SourceArg::Helm4 => SourceKind::Helm4,
+        SourceArg::Tiller | SourceArg::TillerStorage => SourceKind::Tiller,
         SourceArg::Auto => {
             let helm = std::env::var_os("HELM_BIN").unwrap_or_else(|| "helm".into());
             let out = std::process::Command::new(helm)
@@ -117,7 +165,18 @@ fn human_bytes(n: u64) -> String {
 pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
     let start = Instant::now();
     // Everything that can be checked locally is checked before the cluster is touched.
-    let driver = Driver::parse(&args.driver)?;
+    let helm2 = matches!(args.source, SourceArg::Tiller | SourceArg::TillerStorage);
+    // HELM_DRIVER names Helm 3/4's storage; Helm 2 sources have their own.
+    let driver = if helm2 {
+        Driver::Secret
+    } else {
+        Driver::parse(&args.driver)?
+    };
+    let tiller_statuses = if helm2 {
+        crate::tiller::record::parse_statuses(&args.status).map_err(fail)?
+    } else {
+        Vec::new()
+    };
     let selection = args.select.selection(config)?;
     let sign_key = match args
         .sign_key
@@ -125,7 +184,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         .or_else(|| config.config.sign_key.clone())
     {
         Some(path) => {
-            if args.output == std::path::Path::new("-") {
+            if args.to.is_none() && args.output == std::path::Path::new("-") {
                 return Err(fail(
                     "--sign-key needs -o FILE: the signature is written beside it as FILE.sig",
                 ));
@@ -135,6 +194,10 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         None => None,
     };
     let protection = args.encrypt.protection(config)?;
+    let bucket = match &args.to {
+        Some(url) => Some(args.store.open(url, config)?),
+        None => None,
+    };
     let kind = detect_kind(args.source);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -142,19 +205,55 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         .build()
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let cluster = crate::cluster::connect(&args.cluster.options()).await?;
-        let scope = args.cluster.scope(&cluster.default_namespace);
-        let source = HelmSource::new(
-            cluster.client.clone(),
-            driver,
-            scope.clone(),
-            kind,
-            args.page_size,
-        );
+        let (source, cluster) = match args.source {
+            SourceArg::Tiller => {
+                // Tiller alone is enough: no Kubernetes access is needed.
+                let tiller = Tiller::connect(&args.tiller).await?;
+                let scope = args
+                    .cluster
+                    .namespace
+                    .clone()
+                    .filter(|_| !args.cluster.all_namespaces);
+                let source =
+                    GrpcSource::new(tiller, scope, tiller_statuses.clone(), args.page_size);
+                (AnySource::Grpc(source), None)
+            }
+            _ => {
+                let cluster = crate::cluster::connect(&args.cluster.options()).await?;
+                let scope = args.cluster.scope(&cluster.default_namespace);
+                let source = if args.source == SourceArg::TillerStorage {
+                    AnySource::Storage(StorageSource::new(
+                        cluster.client.clone(),
+                        match args.tiller_storage {
+                            TillerStorageArg::Configmap => Storage::ConfigMap,
+                            TillerStorageArg::Secret => Storage::Secret,
+                        },
+                        args.tiller.tiller_namespace.clone(),
+                        scope,
+                        tiller_statuses.clone(),
+                        args.page_size,
+                    ))
+                } else {
+                    AnySource::Helm(HelmSource::new(
+                        cluster.client.clone(),
+                        driver,
+                        scope,
+                        kind,
+                        args.page_size,
+                    ))
+                };
+                (source, Some(cluster))
+            }
+        };
         let filter = SaveFilter {
             selection,
             history: args.history,
-            statuses: args.status.clone(),
+            // Helm 2 sources apply their statuses themselves.
+            statuses: if helm2 {
+                Vec::new()
+            } else {
+                args.status.clone()
+            },
         };
         let mut attempt = 0;
         loop {
@@ -163,11 +262,12 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
                 args: &args,
                 source: &source,
                 filter: &filter,
-                cluster: &cluster,
+                cluster: cluster.as_ref(),
                 kind,
-                driver,
+                driver: source.driver_name(driver),
                 protection: &protection,
                 sign_key: sign_key.as_ref(),
+                bucket: bucket.as_ref(),
             };
             match save_once(&ctx).await {
                 Err(Attempt::Expired) if attempt < 3 => {
@@ -180,11 +280,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         }
     })
     .map(|stats| {
-        let where_ = if args.output == std::path::Path::new("-") {
-            "standard output".to_owned()
-        } else {
-            args.output.display().to_string()
-        };
+        let where_ = &stats.destination;
         eprintln!(
             "Saved {} releases ({} revisions, {} CRDs, {} of records) from {} to {where_} in {:.1}s",
             stats.releases,
@@ -236,6 +332,7 @@ fn from_source(e: SourceError) -> Attempt {
 }
 
 struct Stats {
+    destination: String,
     releases: usize,
     crds: usize,
     revisions: usize,
@@ -244,16 +341,97 @@ struct Stats {
     problems: Vec<String>,
 }
 
+/// The source of one save.
+enum AnySource {
+    /// Helm 3/4 storage.
+    Helm(HelmSource),
+    /// Tiller over gRPC.
+    Grpc(GrpcSource),
+    /// Tiller's storage objects.
+    Storage(StorageSource),
+}
+
+impl AnySource {
+    async fn plan(&self, filter: &SaveFilter) -> Result<crate::source::helm::Plan, SourceError> {
+        match self {
+            AnySource::Helm(s) => s.plan(filter).await,
+            AnySource::Grpc(s) => s.plan(filter).await,
+            AnySource::Storage(s) => s.plan(filter).await,
+        }
+    }
+
+    async fn fetch(
+        &self,
+        plan: &crate::source::helm::Plan,
+        tx: &tokio::sync::mpsc::Sender<(usize, Zeroizing<Vec<u8>>)>,
+    ) -> Result<(), SourceError> {
+        match self {
+            AnySource::Helm(s) => s.fetch(plan, tx).await,
+            AnySource::Grpc(s) => s.fetch(plan, tx).await,
+            AnySource::Storage(s) => s.fetch(plan, tx).await,
+        }
+    }
+
+    /// The driver recorded in the index.
+    fn driver_name(&self, helm: Driver) -> &'static str {
+        match self {
+            AnySource::Helm(_) => helm.name(),
+            AnySource::Grpc(_) => "tiller",
+            AnySource::Storage(s) => s.storage().name(),
+        }
+    }
+
+    /// Where the records came from: the API server, or Tiller's address.
+    fn origin(&self, cluster: Option<&crate::cluster::Cluster>) -> (String, String) {
+        match (self, cluster) {
+            (AnySource::Grpc(s), _) => (s.tiller().url(), String::new()),
+            (_, Some(c)) => (c.server.clone(), c.context.clone()),
+            (_, None) => (String::new(), String::new()),
+        }
+    }
+}
+
 /// Everything one save attempt needs.
 struct Ctx<'a> {
     args: &'a SaveArgs,
-    source: &'a HelmSource,
+    source: &'a AnySource,
     filter: &'a SaveFilter,
-    cluster: &'a crate::cluster::Cluster,
+    cluster: Option<&'a crate::cluster::Cluster>,
     kind: SourceKind,
-    driver: Driver,
+    driver: &'static str,
     protection: &'a crate::vault::Protection,
     sign_key: Option<&'a ssh_key::PrivateKey>,
+    bucket: Option<&'a Bucket>,
+}
+
+/// The cluster's name in object keys: `--cluster-name`, else the context,
+/// else the API server's host; reduced to letters, digits, `.`, `-`, `_`.
+fn cluster_name(args: &SaveArgs, cluster: &crate::cluster::Cluster) -> String {
+    let raw = args.cluster_name.clone().unwrap_or_else(|| {
+        if cluster.context.is_empty() {
+            url::Url::parse(&cluster.server)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_owned))
+                .unwrap_or_else(|| "cluster".to_owned())
+        } else {
+            cluster.context.clone()
+        }
+    });
+    let name: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() || name.chars().all(|c| c == '.') {
+        "cluster".to_owned()
+    } else {
+        name
+    }
 }
 
 async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
@@ -266,25 +444,31 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
         driver,
         protection,
         sign_key,
+        bucket,
     } = *ctx;
     let plan = source.plan(filter).await.map_err(from_source)?;
+    let (server, context) = source.origin(cluster);
     let mut index = Index::new(
         crate::timefmt::now_rfc3339(),
         Source {
             kind,
-            driver: driver.name().to_owned(),
+            driver: driver.to_owned(),
             extra: Default::default(),
         },
         Cluster {
-            server: cluster.server.clone(),
-            context: cluster.context.clone(),
+            server: server.clone(),
+            context,
             extra: Default::default(),
         },
     );
     index.releases = plan.rows.clone();
-    let crds = crate::source::crds::capture(&cluster.client, &plan.kinds)
-        .await
-        .map_err(from_source)?;
+    // CRDs are read from the Kubernetes API, which a Tiller-only save does not use.
+    let crds = match cluster {
+        Some(cluster) => crate::source::crds::capture(&cluster.client, &plan.kinds)
+            .await
+            .map_err(from_source)?,
+        None => Vec::new(),
+    };
     index.crds = crds.iter().map(|c| c.row.clone()).collect();
     let releases = {
         let mut keys: Vec<(&str, &str)> = index
@@ -299,7 +483,29 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
     let bytes: u64 = index.releases.iter().map(|r| r.size).sum();
 
     let binary = !args.encrypt.armor && !args.encrypt.no_encrypt;
-    let sink = HashingWriter::new(Sink::open(&args.output, binary)?);
+    let (sink, upload) = match bucket {
+        Some(b) => {
+            let name = match cluster {
+                Some(c) => cluster_name(args, c),
+                // A Tiller-only save (--source tiller) has no Kubernetes
+                // context: name it after Tiller's host.
+                None => args
+                    .cluster_name
+                    .clone()
+                    .or_else(|| {
+                        url::Url::parse(&server)
+                            .ok()
+                            .and_then(|u| u.host_str().map(|h| h.replace([':', '[', ']'], "_")))
+                    })
+                    .unwrap_or_else(|| "tiller".to_owned()),
+            };
+            let key = b.snapshot_key(&name, &timestamp_of(&index.created_at));
+            let (w, h) = b.upload(&key).await?.split();
+            (Sink::Remote(w), Some(h))
+        }
+        None => (Sink::open(&args.output, binary)?, None),
+    };
+    let sink = HashingWriter::new(sink);
     let encrypted = crate::vault::encrypt(sink, protection, args.encrypt.armor)?;
     let mut writer = SnapshotWriter::new(encrypted, &index)?;
 
@@ -336,8 +542,44 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
         .join()
         .map_err(|_| fail("the snapshot writer thread panicked"))?;
     // A write error explains a fetch that stopped; report it first.
-    let (sink, digest) = written?.finish();
-    fetched.map_err(from_source)?;
+    let finished = match (written, fetched) {
+        (Err(e), _) => Err(Attempt::Failed(e)),
+        (Ok(_), Err(e)) => Err(from_source(e)),
+        (Ok(w), Ok(())) => Ok(w.finish()),
+    };
+    let (sink, digest) = match finished {
+        Ok(done) => done,
+        Err(e) => {
+            // The writer was dropped without committing: the upload task
+            // aborts the multipart upload; wait for it to do so.
+            if let Some(h) = upload {
+                let _ = h.wait().await;
+            }
+            return Err(e);
+        }
+    };
+    if let (Some(b), Some(h)) = (bucket, upload) {
+        match sink {
+            Sink::Remote(w) => w.commit_async().await?,
+            other => other.commit()?,
+        }
+        let key = h.key.clone();
+        h.wait().await?;
+        // The signature only after its snapshot is complete.
+        if let Some(k) = sign_key {
+            let sig = crate::vault::sign::sign_digest(k, &digest)?;
+            b.put(&format!("{key}.sig"), sig.into_bytes()).await?;
+        }
+        return Ok(Stats {
+            releases,
+            crds: index.crds.len(),
+            revisions,
+            bytes,
+            server: server.clone(),
+            problems: plan.problems,
+            destination: format!("{} as {key}", b.url()),
+        });
+    }
     let signature = match sign_key {
         Some(key) => {
             let sig_path = signature_path(&args.output);
@@ -375,7 +617,12 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
         crds: index.crds.len(),
         revisions,
         bytes,
-        server: cluster.server.clone(),
+        server,
         problems: plan.problems,
+        destination: if args.output == std::path::Path::new("-") {
+            "standard output".to_owned()
+        } else {
+            args.output.display().to_string()
+        },
     })
 }

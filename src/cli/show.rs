@@ -1,12 +1,11 @@
 //! `helm bulk show`: decrypt in memory and list what a snapshot holds.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::args::VerifyArgs;
+use super::args::{SnapshotSource, StoreArgs, VerifyArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout};
 use crate::config::Loaded;
 use crate::snapshot::{Entry, Index, IndexRow, Limits, SourceKind, read_snapshot};
@@ -20,13 +19,18 @@ Examples:
   helm bulk show -i ~/.ssh/id_ed25519 -o json backup.age
   helm bulk show --values prod/web backup.age     # that release's user-supplied values
   cat backup.age | helm bulk show -i key.txt -
+  helm bulk show s3://backups/helm/prod/latest    # the newest snapshot in a bucket
 
 The whole snapshot is decrypted and verified in memory (one release at a time)
 before anything is printed; nothing is written to disk.")]
 pub struct ShowArgs {
-    /// The snapshot file; `-` reads standard input
-    #[arg(value_name = "FILE", default_value = DEFAULT_SNAPSHOT)]
-    pub file: PathBuf,
+    /// The snapshot file (`-` reads standard input), or a bucket URL of one
+    /// (s3://bucket/prefix/cluster/<timestamp>.tar.gz.age, or …/latest)
+    #[arg(value_name = "FILE|URL", default_value = DEFAULT_SNAPSHOT)]
+    pub file: String,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     #[command(flatten)]
     pub decrypt: DecryptArgs,
@@ -69,8 +73,9 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         None => None,
     };
     let identities = args.decrypt.identity_files(config);
-    args.verify.check(&args.file, config)?;
-    let input = crate::store::open_source(&args.file)?;
+    let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
+    args.verify.check(&source, config)?;
+    let input = source.open()?;
     let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
 
     let mut values: Option<Zeroizing<Vec<u8>>> = None;
@@ -102,10 +107,13 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         let Some(data) = values else {
             return Err(fail(format!("release {ns}/{name} is not in this snapshot")));
         };
-        if index.source.kind == SourceKind::Tiller {
-            return Err(fail("--values is not available for Helm 2 snapshots yet"));
-        }
-        let v = crate::release::helm_user_values(&data)?;
+        let v = if index.source.kind == SourceKind::Tiller {
+            // Helm 2 keeps the values as YAML text (Config.raw).
+            let r = crate::tiller::record::decode_wiped(&data).map_err(fail)?;
+            crate::tiller::record::user_values_json(&r).map_err(fail)?
+        } else {
+            crate::release::helm_user_values(&data)?
+        };
         let text = match args.output {
             OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&v)?),
             _ => serde_norway::to_string(&v)?,

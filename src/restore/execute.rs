@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use super::frozen::{ChartHandle, freeze};
+use super::RestoreError;
+use super::frozen::{ChartHandle, FrozenChart};
 use super::plan::{Action, Step};
 
 /// How to run helm.
@@ -23,7 +24,13 @@ pub struct HelmRunner {
     pub global_args: Vec<String>,
     /// The release description recorded by helm.
     pub description: String,
+    /// Builds the frozen chart of a record: [`super::frozen::freeze`] for
+    /// Helm 3/4 records, `crate::tiller::freeze::freeze_record` for Helm 2 ones.
+    pub freezer: Freezer,
 }
+
+/// Turns a stored record into a frozen chart.
+pub type Freezer = fn(&[u8]) -> Result<FrozenChart, RestoreError>;
 
 /// How one step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,7 +132,7 @@ impl HelmRunner {
         let Some(record) = record else {
             return Outcome::Failed("the snapshot has no record for this revision".to_owned());
         };
-        let frozen = match freeze(record) {
+        let frozen = match (self.freezer)(record) {
             Ok(f) => f,
             Err(e) => return Outcome::Failed(e.to_string()),
         };

@@ -141,6 +141,29 @@ fn add(tar: &mut tar::Builder<GzEncoder<Vec<u8>>>, path: &str, data: &[u8]) -> s
     tar.append_data(&mut h, path, data)
 }
 
+/// What a frozen chart is made of, whichever Helm generation stored the
+/// release: [`freeze`] reads it from a Helm 3/4 record, and
+/// `crate::tiller::freeze` from a Helm 2 one.
+pub struct Parts {
+    /// The Chart.yaml fields (camelCase, as Helm 3 writes them). `name` is
+    /// required; `dependencies` and `kubeVersion` are dropped.
+    pub metadata: Map<String, Value>,
+    /// The stored revision, recorded in the [`FROZEN_ANNOTATION`].
+    pub revision: u32,
+    /// The chart's default values: the content of `values.yaml`.
+    pub defaults: Zeroizing<Vec<u8>>,
+    /// The rendered manifest.
+    pub manifest: Zeroizing<String>,
+    /// The rendered hooks: `(name, manifest)`.
+    pub hooks: Vec<(String, Zeroizing<String>)>,
+    /// The rendered notes (may be empty).
+    pub notes: String,
+    /// Files of the chart's `crds/` directory: `(path under crds/, content)`.
+    pub crds: Vec<(String, Zeroizing<Vec<u8>>)>,
+    /// The user-supplied values: a YAML (or JSON) document.
+    pub values: Zeroizing<Vec<u8>>,
+}
+
 /// Builds the frozen chart of a Helm 3/4 release record.
 pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
     let r: Record = serde_json::from_slice(record)
@@ -148,7 +171,42 @@ pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
     let chart = r
         .chart
         .ok_or_else(|| RestoreError::Record("the record has no chart".to_owned()))?;
-    let mut meta = chart.metadata;
+    let json =
+        |v: &Value| serde_json::to_vec_pretty(v).map_err(|e| RestoreError::Record(e.to_string()));
+    let mut crds = Vec::new();
+    for f in chart.files.iter() {
+        let Some(path) = f.name.strip_prefix("crds/") else {
+            continue;
+        };
+        let data = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(&f.data)
+                .map_err(|e| {
+                    RestoreError::Record(format!("chart file {} is not base64: {e}", f.name))
+                })?,
+        );
+        crds.push((path.to_owned(), data));
+    }
+    assemble(Parts {
+        metadata: chart.metadata,
+        revision: r.version,
+        defaults: Zeroizing::new(json(&chart.values.unwrap_or(Value::Object(Map::new())))?),
+        manifest: Zeroizing::new(r.manifest),
+        hooks: r
+            .hooks
+            .into_iter()
+            .map(|h| (h.name, Zeroizing::new(h.manifest)))
+            .collect(),
+        notes: r.info.map(|i| i.notes).unwrap_or_default(),
+        crds,
+        values: Zeroizing::new(json(&r.config.unwrap_or(Value::Object(Map::new())))?),
+    })
+}
+
+/// Builds the chart archive from its parts: Chart.yaml, values.yaml, the
+/// manifest, hooks and notes as escaped templates, and `crds/`.
+pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
+    let mut meta = parts.metadata;
     let name = meta
         .get("name")
         .and_then(Value::as_str)
@@ -158,6 +216,7 @@ pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
     let version = meta
         .get("version")
         .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
         .unwrap_or("0.0.0")
         .to_owned();
     meta.remove("dependencies");
@@ -175,7 +234,7 @@ pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
     if let Value::Object(a) = annotations {
         a.insert(
             FROZEN_ANNOTATION.to_owned(),
-            Value::from(r.version.to_string()),
+            Value::from(parts.revision.to_string()),
         );
     }
     let io =
@@ -190,57 +249,46 @@ pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
         &json(&Value::Object(meta))?,
     )
     .map_err(io)?;
-    let defaults = Zeroizing::new(json(&chart.values.unwrap_or(Value::Object(Map::new())))?);
-    add(&mut tar, &format!("{name}/values.yaml"), &defaults).map_err(io)?;
-    let manifest = Zeroizing::new(escape_template(&r.manifest));
+    add(&mut tar, &format!("{name}/values.yaml"), &parts.defaults).map_err(io)?;
+    let manifest = Zeroizing::new(escape_template(&parts.manifest));
     add(
         &mut tar,
         &format!("{name}/templates/manifest.yaml"),
         manifest.as_bytes(),
     )
     .map_err(io)?;
-    for (i, hook) in r.hooks.iter().enumerate() {
-        let body = Zeroizing::new(escape_template(&hook.manifest));
+    for (i, (hook_name, hook)) in parts.hooks.iter().enumerate() {
+        let body = Zeroizing::new(escape_template(hook));
         let path = format!(
             "{name}/templates/hook-{i:03}-{}.yaml",
-            file_piece(&hook.name)
+            file_piece(hook_name)
         );
         add(&mut tar, &path, body.as_bytes()).map_err(io)?;
     }
-    if let Some(notes) = r
-        .info
-        .as_ref()
-        .map(|i| i.notes.as_str())
-        .filter(|n| !n.is_empty())
-    {
+    if !parts.notes.is_empty() {
         add(
             &mut tar,
             &format!("{name}/templates/NOTES.txt"),
-            escape_template(notes).as_bytes(),
+            escape_template(&parts.notes).as_bytes(),
         )
         .map_err(io)?;
     }
-    for f in chart.files.iter().filter(|f| f.name.starts_with("crds/")) {
-        if f.name.contains("..") {
+    for (path, data) in &parts.crds {
+        if path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
             continue;
         }
-        let data = Zeroizing::new(
-            base64::engine::general_purpose::STANDARD
-                .decode(&f.data)
-                .map_err(|e| {
-                    RestoreError::Record(format!("chart file {} is not base64: {e}", f.name))
-                })?,
-        );
-        add(&mut tar, &format!("{name}/{}", f.name), &data).map_err(io)?;
+        add(&mut tar, &format!("{name}/crds/{path}"), data).map_err(io)?;
     }
     let gz = tar.into_inner().map_err(io)?;
     let archive = Zeroizing::new(gz.finish().map_err(io)?);
-    let values = Zeroizing::new(json(&r.config.unwrap_or(Value::Object(Map::new())))?);
     Ok(FrozenChart {
         name,
         version,
         archive,
-        values,
+        values: parts.values,
     })
 }
 

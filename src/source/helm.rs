@@ -365,7 +365,7 @@ impl HelmSource {
 }
 
 /// Applies `--status` and `--history` per release, and sorts into archive order.
-fn apply_filter(rows: Vec<IndexRow>, filter: &SaveFilter) -> Vec<IndexRow> {
+pub fn apply_filter(rows: Vec<IndexRow>, filter: &SaveFilter) -> Vec<IndexRow> {
     let mut by_release: BTreeMap<(String, String), Vec<IndexRow>> = BTreeMap::new();
     for r in rows {
         by_release

@@ -1,6 +1,8 @@
 //! Byte sinks and sources for snapshots: files (written atomically, mode
 //! 0600) and standard input/output.
 
+pub mod bucket;
+
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,6 +15,8 @@ pub enum Sink {
     File(AtomicFile),
     /// Standard output.
     Stdout(io::Stdout),
+    /// An object storage upload (see [`bucket`]).
+    Remote(bucket::UploadWriter),
 }
 
 /// A file that appears at its destination only when [`commit`](Self::commit)
@@ -120,6 +124,7 @@ impl Sink {
         match self {
             Sink::File(f) => f.commit(),
             Sink::Stdout(mut s) => s.flush(),
+            Sink::Remote(u) => u.commit(),
         }
     }
 }
@@ -129,6 +134,7 @@ impl Write for Sink {
         match self {
             Sink::File(f) => f.tmp.write(buf),
             Sink::Stdout(s) => s.write(buf),
+            Sink::Remote(u) => u.write(buf),
         }
     }
 
@@ -136,6 +142,7 @@ impl Write for Sink {
         match self {
             Sink::File(f) => f.tmp.flush(),
             Sink::Stdout(s) => s.flush(),
+            Sink::Remote(u) => u.flush(),
         }
     }
 }

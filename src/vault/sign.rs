@@ -373,14 +373,34 @@ pub fn verify_file(
     signers: &[AllowedSigner],
 ) -> Result<Signer, VerifyError> {
     let text = match std::fs::read_to_string(signature) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(VerifyError::Unsigned(signature.display().to_string()));
-        }
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(VerifyError::Io(signature.display().to_string(), e)),
     };
+    let mut file = std::fs::File::open(snapshot)
+        .map_err(|e| VerifyError::Io(snapshot.display().to_string(), e))?;
+    verify_stream(
+        &mut file,
+        &snapshot.display().to_string(),
+        text.as_deref(),
+        &signature.display().to_string(),
+        signers,
+    )
+}
+
+/// Verifies a snapshot stream against a signature's text (`None`: there is no
+/// signature) and the trusted signers. The signer is checked before the
+/// snapshot is read.
+pub fn verify_stream(
+    snapshot: &mut dyn Read,
+    snapshot_name: &str,
+    signature: Option<&str>,
+    signature_name: &str,
+    signers: &[AllowedSigner],
+) -> Result<Signer, VerifyError> {
+    let text = signature.ok_or_else(|| VerifyError::Unsigned(signature_name.to_owned()))?;
     let sig = SshSig::from_pem(text.trim())
-        .map_err(|_| VerifyError::Malformed(signature.display().to_string()))?;
+        .map_err(|_| VerifyError::Malformed(signature_name.to_owned()))?;
     if sig.namespace() != NAMESPACE {
         return Err(VerifyError::Namespace(
             sig.namespace().escape_debug().to_string(),
@@ -401,13 +421,11 @@ pub fn verify_file(
                 && s.valid_before.is_none_or(|t| now < t)
         })
         .ok_or_else(|| VerifyError::Untrusted(fingerprint.clone()))?;
-    let mut file = std::fs::File::open(snapshot)
-        .map_err(|e| VerifyError::Io(snapshot.display().to_string(), e))?;
     let digest = match sig.hash_alg() {
-        HashAlg::Sha256 => hash_reader::<Sha256>(&mut file),
-        _ => hash_reader::<Sha512>(&mut file),
+        HashAlg::Sha256 => hash_reader::<Sha256>(snapshot),
+        _ => hash_reader::<Sha512>(snapshot),
     }
-    .map_err(|e| VerifyError::Io(snapshot.display().to_string(), e))?;
+    .map_err(|e| VerifyError::Io(snapshot_name.to_owned(), e))?;
     let data = signed_data(sig.namespace(), sig.reserved(), sig.hash_alg(), &digest);
     sig.public_key()
         .verify(&data, sig.signature())
@@ -419,7 +437,7 @@ pub fn verify_file(
     })
 }
 
-fn hash_reader<D: Digest>(r: &mut impl Read) -> io::Result<Vec<u8>> {
+fn hash_reader<D: Digest>(r: &mut dyn Read) -> io::Result<Vec<u8>> {
     let mut h = D::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {

@@ -181,3 +181,4 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+pub mod s3;

@@ -384,6 +384,9 @@ impl TestEnv {
     /// A kube-rs client for this environment. Must be called inside a tokio
     /// runtime, and used in that runtime only.
     pub async fn client(&self) -> kube::Client {
+        // Two rustls crypto providers are linked (kube-rs brings ring,
+        // object_store aws-lc-rs); pick ring, as the helm-bulk binary does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         kube::Client::try_from(self.kube_config().await)
             .unwrap_or_else(|e| panic!("cannot build a kube client: {e}"))
     }

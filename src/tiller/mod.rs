@@ -1,0 +1,89 @@
+//! Helm 2: Tiller's gRPC API, Tiller's release storage, and the conversion of
+//! Helm 2 releases for Helm 3/4.
+//!
+//! * [`hapi`]: the Rust code generated (by `build.rs`) from helm-bulk's own
+//!   `proto/hapi` files, which are wire-compatible with Helm v2.17's protos.
+//! * [`client`]: a connection to Tiller (`--tiller-host`, TLS as Helm 2 set it
+//!   up, the `x-helm-api-client` version Tiller checks).
+//! * [`record`]: what helm-bulk reads from a `hapi.release.Release`: the index
+//!   row (Tiller's upper-case statuses mapped to Helm 3's lower-case ones),
+//!   the user values, the kinds used.
+//! * [`source`]: `save --source tiller` (gRPC) and `save --source
+//!   tiller-storage` (Tiller's ConfigMaps or Secrets, for when Tiller is gone).
+//! * [`freeze`]: frozen charts made from a Helm 2 release, for `helm install`
+//!   (migration to Helm 3/4) or for Tiller's InstallRelease.
+//! * [`restore`]: `load --to-tiller`.
+
+pub mod client;
+pub mod freeze;
+pub mod record;
+pub mod restore;
+pub mod source;
+
+/// The Helm 2 version helm-bulk speaks as, in the `x-helm-api-client`
+/// metadata, unless Tiller reports another 2.x version (Tiller accepts only
+/// clients of its own major.minor version; see [`client`]).
+pub const CLIENT_VERSION: &str = "v2.17.0";
+
+/// Tiller's default gRPC port.
+pub const DEFAULT_PORT: u16 = 44134;
+
+/// The code generated from `proto/hapi`, one module per protobuf package.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod hapi {
+    /// `hapi.chart`: charts, their metadata, templates and values.
+    pub mod chart {
+        include!(concat!(env!("OUT_DIR"), "/hapi.chart.rs"));
+    }
+    /// `hapi.release`: releases, their status, info and hooks.
+    pub mod release {
+        include!(concat!(env!("OUT_DIR"), "/hapi.release.rs"));
+    }
+    /// `hapi.version`: Helm's version message.
+    pub mod version {
+        include!(concat!(env!("OUT_DIR"), "/hapi.version.rs"));
+    }
+    /// `hapi.services`.
+    pub mod services {
+        /// `hapi.services.tiller`: Tiller's ReleaseService, client and server.
+        pub mod tiller {
+            include!(concat!(env!("OUT_DIR"), "/hapi.services.tiller.rs"));
+        }
+    }
+}
+
+/// Errors talking to Tiller or reading its records.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TillerError {
+    /// No Tiller address was given.
+    #[error(
+        "no Tiller address: pass --tiller-host HOST:PORT or set TILLER_HOST (e.g. after `kubectl -n kube-system port-forward svc/tiller-deploy 44134`), or read Tiller's storage with --source tiller-storage"
+    )]
+    NoHost,
+    /// The TLS settings cannot be used.
+    #[error("{0}")]
+    Tls(String),
+    /// Tiller did not answer, or refused the connection.
+    #[error("cannot connect to Tiller at {target}: {cause}")]
+    Connect {
+        /// `host:port` and the transport.
+        target: String,
+        /// Why.
+        cause: String,
+    },
+    /// A call failed.
+    #[error("Tiller {call} failed: {cause}")]
+    Call {
+        /// The method.
+        call: &'static str,
+        /// Tiller's message.
+        cause: String,
+    },
+    /// The server is not a Helm 2 Tiller.
+    #[error("{0}")]
+    NotTiller(String),
+    /// A record is not a valid `hapi.release.Release`.
+    #[error("{0}")]
+    Record(String),
+}

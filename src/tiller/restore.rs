@@ -1,0 +1,261 @@
+//! `load --to-tiller`: restore a Helm 2 snapshot into a Tiller.
+//!
+//! The plan is the same as for Helm 3/4 ([`crate::restore::plan`]); each step
+//! sends Tiller the frozen chart of [`super::freeze::tiller_chart`]:
+//! InstallRelease (with `reuse_name` when the name belongs to a deleted, not
+//! purged, release), UpdateRelease with `reset_values` for `--upgrade`, and
+//! UninstallRelease with `purge` followed by InstallRelease for `--replace`.
+//! A failed install is purged again, so nothing is left half-applied and a
+//! second `load` can complete it.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Instant;
+
+use zeroize::Zeroizing;
+
+use super::TillerError;
+use super::client::Tiller;
+use super::hapi::release::status::Code;
+use super::hapi::services::tiller::{
+    InstallReleaseRequest, UninstallReleaseRequest, UpdateReleaseRequest,
+};
+use crate::restore::execute::{Outcome, Report};
+use crate::restore::plan::{Action, Step};
+
+/// How long Tiller may take for one operation (Helm 2's default), in seconds.
+const TIMEOUT_SECONDS: i64 = 300;
+
+/// The releases a Tiller has.
+#[derive(Debug, Default, Clone)]
+pub struct Existing {
+    /// `(namespace, name)` of releases whose latest revision is not deleted.
+    pub installed: HashSet<(String, String)>,
+    /// Names of deleted releases whose history Tiller keeps (the name is
+    /// taken until purged, so installing reuses it).
+    pub deleted: HashSet<String>,
+}
+
+/// Lists every release of the Tiller (in `scope`, when given).
+pub async fn existing(tiller: &Tiller, scope: Option<&str>) -> Result<Existing, TillerError> {
+    let listed = tiller
+        .list_all(&super::record::ALL_CODES, scope, 256)
+        .await?;
+    let mut latest: HashMap<String, (i32, i32, String)> = HashMap::new();
+    for l in listed {
+        let e = latest
+            .entry(l.name.clone())
+            .or_insert((l.version, l.code, l.namespace.clone()));
+        if l.version >= e.0 {
+            *e = (l.version, l.code, l.namespace);
+        }
+    }
+    let mut out = Existing::default();
+    for (name, (_, code, namespace)) in latest {
+        if code == Code::Deleted as i32 {
+            out.deleted.insert(name);
+        } else {
+            out.installed.insert((namespace, name));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one step with the record of its revision.
+pub async fn execute(
+    tiller: &Tiller,
+    step: &Step,
+    record: Option<&[u8]>,
+    reuse_name: bool,
+    description: &str,
+) -> Outcome {
+    if let Action::Skip(why) = &step.action {
+        return Outcome::Skipped(why.clone());
+    }
+    let Some(record) = record else {
+        return Outcome::Failed("the snapshot has no record for this revision".to_owned());
+    };
+    let release = match super::record::decode_wiped(record) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(e),
+    };
+    let (chart, values) = match super::freeze::tiller_chart(&release) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let values = ValuesGuard(values);
+    let install = |reuse_name: bool| InstallReleaseRequest {
+        chart: Some(chart.clone()),
+        values: Some(values.0.clone()),
+        name: step.name.clone(),
+        namespace: step.namespace.clone(),
+        reuse_name,
+        timeout: TIMEOUT_SECONDS,
+        description: description.to_owned(),
+        ..Default::default()
+    };
+    let purge = || UninstallReleaseRequest {
+        name: step.name.clone(),
+        purge: true,
+        timeout: TIMEOUT_SECONDS,
+        description: description.to_owned(),
+        ..Default::default()
+    };
+    let result = match step.action {
+        Action::Install => match tiller.install(install(reuse_name)).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                // Leave nothing half-applied: Tiller keeps a failed install's
+                // record (and whatever it created); purge it.
+                let e = cause(e);
+                let exists = tiller
+                    .history_raw(&step.name)
+                    .await
+                    .is_ok_and(|h| !h.is_empty());
+                if exists && tiller.uninstall(purge()).await.is_ok() {
+                    Err(format!("{e} (the partial release was purged)"))
+                } else {
+                    Err(e)
+                }
+            }
+        },
+        Action::Upgrade => tiller
+            .update(UpdateReleaseRequest {
+                name: step.name.clone(),
+                chart: Some(chart.clone()),
+                values: Some(values.0.clone()),
+                reset_values: true,
+                timeout: TIMEOUT_SECONDS,
+                description: description.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+            .map_err(cause),
+        Action::Replace => match tiller.uninstall(purge()).await {
+            Err(e) => Err(format!(
+                "uninstall before reinstalling failed: {}",
+                cause(e)
+            )),
+            Ok(()) => tiller
+                .install(install(false))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("uninstalled, but reinstalling failed: {}", cause(e))),
+        },
+        Action::Skip(_) => Ok(()),
+    };
+    match result {
+        Ok(()) => Outcome::Done,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+/// Wipes the user's values when dropped.
+struct ValuesGuard(super::hapi::chart::Config);
+
+impl Drop for ValuesGuard {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0.raw);
+    }
+}
+
+/// Tiller's own message, without helm-bulk's "Tiller X failed:" prefix.
+fn cause(e: TillerError) -> String {
+    match e {
+        TillerError::Call { cause, .. } => cause,
+        other => other.to_string(),
+    }
+}
+
+/// Runs the plan against Tiller: ordered steps one by one, then the rest
+/// `jobs` at a time. `record` fetches the record of a step's revision;
+/// `done` is called as each step finishes.
+pub async fn run_plan<R, D>(
+    tiller: &Tiller,
+    steps: &[Step],
+    jobs: usize,
+    existing: &Existing,
+    description: &str,
+    record: R,
+    done: D,
+) -> Vec<Report>
+where
+    R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>>,
+    D: Fn(&Report),
+{
+    let mut reports = Vec::with_capacity(steps.len());
+    let (ordered, rest): (Vec<&Step>, Vec<&Step>) = steps.iter().partition(|s| s.ordered);
+    for step in ordered {
+        let start = Instant::now();
+        let data = if step.action.changes() {
+            record(step)
+        } else {
+            None
+        };
+        let outcome = execute(
+            tiller,
+            step,
+            data.as_deref().map(|d| d.as_slice()),
+            existing.deleted.contains(&step.name),
+            description,
+        )
+        .await;
+        let report = Report {
+            step: step.clone(),
+            outcome,
+            elapsed: start.elapsed(),
+        };
+        done(&report);
+        reports.push(report);
+    }
+    let mut set = tokio::task::JoinSet::new();
+    let mut results: Vec<(usize, Report)> = Vec::new();
+    let mut queue = rest.into_iter().enumerate();
+    loop {
+        while set.len() < jobs.max(1) {
+            let Some((i, step)) = queue.next() else { break };
+            let data = if step.action.changes() {
+                record(step)
+            } else {
+                None
+            };
+            let tiller = tiller.clone();
+            let step = step.clone();
+            let reuse = existing.deleted.contains(&step.name);
+            let description = description.to_owned();
+            set.spawn(async move {
+                let start = Instant::now();
+                let outcome = execute(
+                    &tiller,
+                    &step,
+                    data.as_deref().map(|d| d.as_slice()),
+                    reuse,
+                    &description,
+                )
+                .await;
+                (
+                    i,
+                    Report {
+                        step,
+                        outcome,
+                        elapsed: start.elapsed(),
+                    },
+                )
+            });
+        }
+        match set.join_next().await {
+            Some(Ok((i, report))) => {
+                done(&report);
+                results.push((i, report));
+            }
+            Some(Err(e)) => {
+                // A panicking step is a bug; report it rather than lose it.
+                eprintln!("a restore task failed: {e}");
+            }
+            None => break,
+        }
+    }
+    results.sort_by_key(|(i, _)| *i);
+    reports.extend(results.into_iter().map(|(_, r)| r));
+    reports
+}

@@ -1,0 +1,495 @@
+//! Saving Helm 2 releases: from Tiller over gRPC ([`GrpcSource`], `save
+//! --source tiller`) or from Tiller's storage objects when Tiller is gone
+//! ([`StorageSource`], `save --source tiller-storage`).
+//!
+//! Both keep every revision as the exact protobuf bytes of its
+//! `hapi.release.Release`, and work in two passes like the Helm 3/4 source:
+//! the first builds the index, the second sends the records in index order,
+//! holding one release's history (gRPC) or one page (storage) at a time.
+//!
+//! Which releases: those with a revision in one of the `--status` statuses
+//! (by default `deployed`), which is what Tiller's ListReleases selects; then
+//! `--history` per release as for Helm 3/4.
+//!
+//! Tiller's storage: one ConfigMap (Tiller's default) or Secret per revision,
+//! in Tiller's namespace, named `<release>.v<revision>`, labelled
+//! `OWNER=TILLER`, `NAME`, `VERSION` and `STATUS`; its `release` key holds
+//! base64 of gzip of the protobuf bytes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ListParams, VersionMatch};
+use zeroize::Zeroizing;
+
+use super::client::Tiller;
+use super::hapi::release::status::Code;
+use super::record::{record_from_bytes, status_name};
+use crate::release::ReleaseRecord;
+use crate::snapshot::{IndexRow, SourceKind};
+use crate::source::SourceError;
+use crate::source::helm::{Plan, SaveFilter, apply_filter, decode_payload};
+
+/// The label selector of Tiller's storage objects.
+pub const OWNER_SELECTOR: &str = "OWNER=TILLER";
+
+/// The channel records are sent on: `(row position, bytes)`.
+pub type RecordSender = tokio::sync::mpsc::Sender<(usize, Zeroizing<Vec<u8>>)>;
+
+fn tiller_err(e: super::TillerError) -> SourceError {
+    SourceError::Driver(e.to_string())
+}
+
+/// Keeps the releases with a revision in `statuses`, then applies `--history`.
+fn select(rows: Vec<IndexRow>, statuses: &[Code], filter: &SaveFilter) -> Vec<IndexRow> {
+    let wanted: Vec<&str> = statuses.iter().map(|c| status_name(*c as i32)).collect();
+    let keep: BTreeSet<(String, String)> = rows
+        .iter()
+        .filter(|r| wanted.contains(&r.status.as_str()))
+        .map(|r| (r.namespace.clone(), r.name.clone()))
+        .collect();
+    let rows = rows
+        .into_iter()
+        .filter(|r| keep.contains(&(r.namespace.clone(), r.name.clone())))
+        .collect();
+    let history_only = SaveFilter {
+        selection: filter.selection.clone(),
+        history: filter.history,
+        statuses: Vec::new(),
+    };
+    apply_filter(rows, &history_only)
+}
+
+/// Adds a decoded record to the first-pass state.
+fn note(
+    record: ReleaseRecord,
+    kinds: BTreeSet<(String, String)>,
+    filter: &SaveFilter,
+    scope: Option<&str>,
+    rows: &mut Vec<IndexRow>,
+    kinds_of: &mut HashMap<(String, String, u32), BTreeSet<(String, String)>>,
+) -> Result<(), SourceError> {
+    let s = &record.summary;
+    if scope.is_some_and(|ns| ns != s.namespace) || !filter.selection.matches(&s.namespace, &s.name)
+    {
+        return Ok(());
+    }
+    let row = record
+        .index_row(SourceKind::Tiller)
+        .map_err(|e| SourceError::Write(e.to_string()))?;
+    kinds_of.insert(
+        (row.namespace.clone(), row.name.clone(), row.revision),
+        kinds,
+    );
+    rows.push(row);
+    Ok(())
+}
+
+fn finish(
+    rows: Vec<IndexRow>,
+    statuses: &[Code],
+    filter: &SaveFilter,
+    mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>>,
+    resource_version: String,
+    problems: Vec<String>,
+) -> Plan {
+    let rows = select(rows, statuses, filter);
+    let mut kinds = BTreeSet::new();
+    for r in &rows {
+        if let Some(k) = kinds_of.remove(&(r.namespace.clone(), r.name.clone(), r.revision)) {
+            kinds.extend(k);
+        }
+    }
+    Plan {
+        rows,
+        resource_version,
+        problems,
+        kinds,
+    }
+}
+
+/// Releases read from Tiller over gRPC.
+pub struct GrpcSource {
+    tiller: Tiller,
+    scope: Option<String>,
+    statuses: Vec<Code>,
+    page_size: u32,
+}
+
+impl GrpcSource {
+    /// A source over a connected Tiller; `scope` limits it to one namespace.
+    pub fn new(tiller: Tiller, scope: Option<String>, statuses: Vec<Code>, page_size: u32) -> Self {
+        GrpcSource {
+            tiller,
+            scope,
+            statuses,
+            page_size: page_size.max(1),
+        }
+    }
+
+    /// The Tiller.
+    pub fn tiller(&self) -> &Tiller {
+        &self.tiller
+    }
+
+    /// The names of the releases ListReleases selects, sorted.
+    async fn names(&self, filter: &SaveFilter) -> Result<BTreeSet<String>, SourceError> {
+        let listed = self
+            .tiller
+            .list_all(&self.statuses, self.scope.as_deref(), self.page_size)
+            .await
+            .map_err(tiller_err)?;
+        Ok(listed
+            .into_iter()
+            .filter(|l| filter.selection.matches(&l.namespace, &l.name))
+            .map(|l| l.name)
+            .collect())
+    }
+
+    /// First pass: ListReleases, then GetHistory of each release.
+    pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+        let mut rows = Vec::new();
+        let mut problems = Vec::new();
+        let mut kinds_of = HashMap::new();
+        for name in self.names(filter).await? {
+            let history = self.tiller.history_raw(&name).await.map_err(tiller_err)?;
+            for (i, data) in history.into_iter().enumerate() {
+                match record_from_bytes(data) {
+                    Ok((record, release)) => note(
+                        record,
+                        super::record::kinds_used(&release),
+                        filter,
+                        self.scope.as_deref(),
+                        &mut rows,
+                        &mut kinds_of,
+                    )?,
+                    Err(why) => problems.push(format!("{name} (history entry {}): {why}", i + 1)),
+                }
+            }
+        }
+        Ok(finish(
+            rows,
+            &self.statuses,
+            filter,
+            kinds_of,
+            String::new(),
+            problems,
+        ))
+    }
+
+    /// Second pass: GetHistory again, sending each planned revision in index
+    /// order. A revision that changed since the first pass makes the attempt
+    /// start again ([`SourceError::Expired`]); one that is gone fails it.
+    pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
+        let mut remaining: HashMap<String, usize> = HashMap::new();
+        for r in &plan.rows {
+            *remaining.entry(r.name.clone()).or_default() += 1;
+        }
+        let mut cache: HashMap<String, HashMap<u32, Zeroizing<Vec<u8>>>> = HashMap::new();
+        for (pos, row) in plan.rows.iter().enumerate() {
+            if !cache.contains_key(&row.name) {
+                let mut revisions = HashMap::new();
+                for data in self
+                    .tiller
+                    .history_raw(&row.name)
+                    .await
+                    .map_err(tiller_err)?
+                {
+                    if let Ok(release) = super::record::decode(&data)
+                        && let Ok(rev) = u32::try_from(release.version)
+                    {
+                        revisions.insert(rev, data);
+                    }
+                }
+                cache.insert(row.name.clone(), revisions);
+            }
+            let data = cache
+                .get_mut(&row.name)
+                .and_then(|m| m.remove(&row.revision))
+                .ok_or_else(|| SourceError::Vanished(row.path.clone()))?;
+            if data.len() as u64 != row.size || crate::snapshot::sha256_hex(&data) != row.sha256 {
+                return Err(SourceError::Expired);
+            }
+            if let Some(n) = remaining.get_mut(&row.name) {
+                *n -= 1;
+                if *n == 0 {
+                    cache.remove(&row.name);
+                }
+            }
+            tx.send((pos, data))
+                .await
+                .map_err(|_| SourceError::Write("the snapshot writer stopped".to_owned()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Where Tiller kept its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// ConfigMaps (Tiller's default, `--storage=configmap`).
+    ConfigMap,
+    /// Secrets (`tiller --storage=secret`).
+    Secret,
+}
+
+impl Storage {
+    /// The driver name stored in the snapshot index.
+    pub fn name(self) -> &'static str {
+        match self {
+            Storage::ConfigMap => "configmap",
+            Storage::Secret => "secret",
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            Storage::ConfigMap => "Tiller's release ConfigMaps",
+            Storage::Secret => "Tiller's release Secrets",
+        }
+    }
+}
+
+/// One storage object.
+struct Stored {
+    name: String,
+    payload: Option<Vec<u8>>,
+}
+
+/// Releases read from Tiller's ConfigMaps or Secrets.
+pub struct StorageSource {
+    client: kube::Client,
+    storage: Storage,
+    tiller_namespace: String,
+    scope: Option<String>,
+    statuses: Vec<Code>,
+    page_size: u32,
+}
+
+impl StorageSource {
+    /// A source over Tiller's storage in `tiller_namespace`; `scope` limits it
+    /// to releases of one namespace.
+    pub fn new(
+        client: kube::Client,
+        storage: Storage,
+        tiller_namespace: String,
+        scope: Option<String>,
+        statuses: Vec<Code>,
+        page_size: u32,
+    ) -> Self {
+        StorageSource {
+            client,
+            storage,
+            tiller_namespace,
+            scope,
+            statuses,
+            page_size: page_size.max(1),
+        }
+    }
+
+    /// Where the records are read from.
+    pub fn storage(&self) -> Storage {
+        self.storage
+    }
+
+    async fn page(
+        &self,
+        lp: &ListParams,
+    ) -> Result<(Vec<Stored>, String, Option<String>), SourceError> {
+        let err = |e: kube::Error| {
+            if matches!(&e, kube::Error::Api(s) if s.code == 410) {
+                SourceError::Expired
+            } else {
+                SourceError::Api {
+                    what: self.storage.what(),
+                    cause: crate::cluster::describe(&e),
+                }
+            }
+        };
+        match self.storage {
+            Storage::ConfigMap => {
+                let api: Api<ConfigMap> =
+                    Api::namespaced(self.client.clone(), &self.tiller_namespace);
+                let list = api.list(lp).await.map_err(err)?;
+                let items = list
+                    .items
+                    .into_iter()
+                    .map(|mut c| Stored {
+                        name: c.metadata.name.take().unwrap_or_default(),
+                        payload: c
+                            .data
+                            .take()
+                            .and_then(|mut d| d.remove("release"))
+                            .map(String::into_bytes),
+                    })
+                    .collect();
+                Ok((
+                    items,
+                    list.metadata.resource_version.unwrap_or_default(),
+                    list.metadata.continue_.filter(|c| !c.is_empty()),
+                ))
+            }
+            Storage::Secret => {
+                let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.tiller_namespace);
+                let list = api.list(lp).await.map_err(err)?;
+                let items = list
+                    .items
+                    .into_iter()
+                    .map(|mut s| Stored {
+                        name: s.metadata.name.take().unwrap_or_default(),
+                        payload: s
+                            .data
+                            .take()
+                            .and_then(|mut d| d.remove("release"))
+                            .map(|b| b.0),
+                    })
+                    .collect();
+                Ok((
+                    items,
+                    list.metadata.resource_version.unwrap_or_default(),
+                    list.metadata.continue_.filter(|c| !c.is_empty()),
+                ))
+            }
+        }
+    }
+
+    fn decode(s: &Stored) -> Result<(ReleaseRecord, super::hapi::release::Release), String> {
+        let payload = s.payload.as_deref().ok_or("it has no `release` key")?;
+        record_from_bytes(decode_payload(payload)?)
+    }
+
+    fn base(&self) -> ListParams {
+        ListParams::default()
+            .labels(OWNER_SELECTOR)
+            .limit(self.page_size)
+    }
+
+    /// First pass: the index rows of everything selected.
+    pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+        let mut rows = Vec::new();
+        let mut problems = Vec::new();
+        let mut kinds_of = HashMap::new();
+        let mut lp = self.base();
+        let mut rv = String::new();
+        loop {
+            let (items, page_rv, next) = self.page(&lp).await?;
+            if rv.is_empty() {
+                rv = page_rv;
+            }
+            for s in items {
+                match Self::decode(&s) {
+                    Ok((record, release)) => note(
+                        record,
+                        super::record::kinds_used(&release),
+                        filter,
+                        self.scope.as_deref(),
+                        &mut rows,
+                        &mut kinds_of,
+                    )?,
+                    Err(why) => {
+                        problems.push(format!("{}/{}: {why}", self.tiller_namespace, s.name))
+                    }
+                }
+            }
+            match next {
+                Some(token) => lp = self.base().continue_token(&token),
+                None => break,
+            }
+        }
+        Ok(finish(rows, &self.statuses, filter, kinds_of, rv, problems))
+    }
+
+    /// Second pass: lists again at the first pass's resourceVersion and sends
+    /// the planned records in index order.
+    pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
+        let wanted: HashMap<(String, String, u32), usize> = plan
+            .rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| ((r.namespace.clone(), r.name.clone(), r.revision), i))
+            .collect();
+        // Storage objects are listed by object name, not in archive order:
+        // records wait here until their turn (at most the planned records).
+        let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
+        let mut next = 0usize;
+        let mut lp = self
+            .base()
+            .at(&plan.resource_version)
+            .matching(VersionMatch::Exact);
+        loop {
+            let (items, _, token) = self.page(&lp).await?;
+            for s in items {
+                let Ok((r, _)) = Self::decode(&s) else {
+                    continue;
+                };
+                let key = (
+                    r.summary.namespace.clone(),
+                    r.summary.name.clone(),
+                    r.summary.revision,
+                );
+                if let Some(&pos) = wanted.get(&key) {
+                    early.insert(pos, r.data);
+                }
+            }
+            while let Some(data) = early.remove(&next) {
+                tx.send((next, data))
+                    .await
+                    .map_err(|_| SourceError::Write("the snapshot writer stopped".to_owned()))?;
+                next += 1;
+            }
+            match token {
+                Some(t) => lp = self.base().continue_token(&t),
+                None => break,
+            }
+        }
+        if next < plan.rows.len() {
+            return Err(SourceError::Vanished(plan.rows[next].path.clone()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::select::Selection;
+
+    fn row(name: &str, rev: u32, status: &str) -> IndexRow {
+        IndexRow {
+            namespace: "ns".into(),
+            name: name.into(),
+            revision: rev,
+            status: status.into(),
+            chart: "c".into(),
+            chart_version: "1".into(),
+            app_version: String::new(),
+            updated: None,
+            path: String::new(),
+            size: 0,
+            sha256: String::new(),
+            extra: Default::default(),
+        }
+    }
+
+    #[test]
+    fn selects_releases_with_a_revision_in_the_statuses() {
+        let rows = vec![
+            row("a", 1, "deployed"),
+            row("a", 2, "failed"),
+            row("b", 1, "superseded"),
+            row("b", 2, "uninstalled"),
+        ];
+        let f = SaveFilter {
+            selection: Selection::all(),
+            history: None,
+            statuses: vec![],
+        };
+        let kept: Vec<(String, u32)> = select(rows.clone(), &[Code::Deployed], &f)
+            .into_iter()
+            .map(|r| (r.name, r.revision))
+            .collect();
+        assert_eq!(kept, [("a".to_owned(), 1), ("a".to_owned(), 2)]);
+        let all = select(rows, &super::super::record::ALL_CODES, &f);
+        assert_eq!(all.len(), 4);
+    }
+}
