@@ -542,7 +542,10 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
         .join()
         .map_err(|_| fail("the snapshot writer thread panicked"))?;
     // A write error explains a fetch that stopped; report it first.
+    // The fetch error is the cause unless the fetch stopped because the
+    // writer did (then the writer's error says why).
     let finished = match (written, fetched) {
+        (_, Err(e)) if !matches!(e, SourceError::Write(_)) => Err(from_source(e)),
         (Err(e), _) => Err(Attempt::Failed(e)),
         (Ok(_), Err(e)) => Err(from_source(e)),
         (Ok(w), Ok(())) => Ok(w.finish()),
