@@ -405,16 +405,17 @@ struct Ctx<'a> {
 }
 
 /// The cluster's name in object keys: `--cluster-name`, else the context,
-/// else the API server's host; reduced to letters, digits, `.`, `-`, `_`.
-fn cluster_name(args: &SaveArgs, cluster: &crate::cluster::Cluster) -> String {
-    let raw = args.cluster_name.clone().unwrap_or_else(|| {
-        if cluster.context.is_empty() {
-            url::Url::parse(&cluster.server)
+/// else the server's host (the API server, or Tiller); reduced to letters,
+/// digits, `.`, `-`, `_`.
+fn cluster_name(explicit: Option<&str>, context: &str, server: &str) -> String {
+    let raw = explicit.map(str::to_owned).unwrap_or_else(|| {
+        if context.is_empty() {
+            url::Url::parse(server)
                 .ok()
                 .and_then(|u| u.host_str().map(str::to_owned))
                 .unwrap_or_else(|| "cluster".to_owned())
         } else {
-            cluster.context.clone()
+            context.to_owned()
         }
     });
     let name: String = raw
@@ -485,20 +486,10 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
     let binary = !args.encrypt.armor && !args.encrypt.no_encrypt;
     let (sink, upload) = match bucket {
         Some(b) => {
-            let name = match cluster {
-                Some(c) => cluster_name(args, c),
-                // A Tiller-only save (--source tiller) has no Kubernetes
-                // context: name it after Tiller's host.
-                None => args
-                    .cluster_name
-                    .clone()
-                    .or_else(|| {
-                        url::Url::parse(&server)
-                            .ok()
-                            .and_then(|u| u.host_str().map(|h| h.replace([':', '[', ']'], "_")))
-                    })
-                    .unwrap_or_else(|| "tiller".to_owned()),
-            };
+            // A Tiller-only save (--source tiller) has no Kubernetes
+            // context: it is named after Tiller's host.
+            let context = cluster.map(|c| c.context.as_str()).unwrap_or("");
+            let name = cluster_name(args.cluster_name.as_deref(), context, &server);
             let key = b.snapshot_key(&name, &timestamp_of(&index.created_at));
             let (w, h) = b.upload(&key).await?.split();
             (Sink::Remote(w), Some(h))

@@ -148,8 +148,18 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
     } else {
         format!(" (context {})", index.cluster.context)
     };
+    // A Helm 2 snapshot read over gRPC came from Tiller, not from storage objects.
+    let source = if index.source.kind == SourceKind::Tiller && index.source.driver == "tiller" {
+        format!("{}, read over gRPC", index.source.kind.describe())
+    } else {
+        format!(
+            "{} release storage ({})",
+            index.source.kind.describe(),
+            index.source.driver
+        )
+    };
     let mut out = format!(
-        "Snapshot: {} releases, {} revisions, {} CRDs from {}{context}\nSource:   {} release storage ({}), created {} by helm-bulk {}\n\n",
+        "Snapshot: {} releases, {} revisions, {} CRDs from {}{context}\nSource:   {source}, created {} by helm-bulk {}\n\n",
         releases,
         index.releases.len(),
         index.crds.len(),
@@ -158,8 +168,6 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
         } else {
             &index.cluster.server
         },
-        index.source.kind.describe(),
-        index.source.driver,
         crate::timefmt::human(&index.created_at),
         index.tool_version,
     );

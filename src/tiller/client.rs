@@ -571,6 +571,15 @@ fn hint(msg: &str, transport: &Transport) -> String {
                     || lower.contains("badcertificate"))
             {
                 " (Tiller requires a client certificate: pass --tls-cert and --tls-key)".to_owned()
+            } else if identity.is_none()
+                && (lower.contains("broken pipe")
+                    || lower.contains("connection reset")
+                    || lower.contains("stream closed")
+                    || lower.contains("connection closed"))
+            {
+                // With TLS 1.3 a refused client certificate shows up as the
+                // server hanging up after the handshake.
+                " (Tiller closed the connection; if it requires a client certificate, pass --tls-cert and --tls-key)".to_owned()
             } else if lower.contains("corrupt message") || lower.contains("invalidcontenttype") {
                 " (is Tiller serving plaintext? try -t/--disable-tls)".to_owned()
             } else {

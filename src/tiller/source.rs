@@ -60,6 +60,9 @@ fn select(rows: Vec<IndexRow>, statuses: &[Code], filter: &SaveFilter) -> Vec<In
     apply_filter(rows, &history_only)
 }
 
+/// The kinds used by each planned revision, by `(namespace, name, revision)`.
+type KindsOf = HashMap<(String, String, u32), BTreeSet<(String, String)>>;
+
 /// Adds a decoded record to the first-pass state.
 fn note(
     record: ReleaseRecord,
@@ -67,7 +70,7 @@ fn note(
     filter: &SaveFilter,
     scope: Option<&str>,
     rows: &mut Vec<IndexRow>,
-    kinds_of: &mut HashMap<(String, String, u32), BTreeSet<(String, String)>>,
+    kinds_of: &mut KindsOf,
 ) -> Result<(), SourceError> {
     let s = &record.summary;
     if scope.is_some_and(|ns| ns != s.namespace) || !filter.selection.matches(&s.namespace, &s.name)
@@ -89,7 +92,7 @@ fn finish(
     rows: Vec<IndexRow>,
     statuses: &[Code],
     filter: &SaveFilter,
-    mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>>,
+    mut kinds_of: KindsOf,
     resource_version: String,
     problems: Vec<String>,
 ) -> Plan {
