@@ -104,8 +104,8 @@ pub fn helm_config_home() -> Option<PathBuf> {
     }
 }
 
-/// Finds and loads the config file. `explicit` is `--config` (clap also fills
-/// it from `$HELM_BULK_CONFIG`); an explicit file must exist.
+/// Finds and loads the config file. `explicit` is `--config`, else
+/// `$HELM_BULK_CONFIG`; an explicit file must exist.
 pub fn load(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
     if let Some(p) = explicit {
         return load_file(p);

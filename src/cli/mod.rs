@@ -66,12 +66,19 @@ $HELM_CONFIG_HOME/bulk/config.yaml (see README).";
     max_term_width = 100
 )]
 pub struct Cli {
-    /// Configuration file (default: ./.helm-bulk.yaml, then $HELM_CONFIG_HOME/bulk/config.yaml)
-    #[arg(long, global = true, value_name = "FILE", env = "HELM_BULK_CONFIG")]
+    /// Configuration file [default: $HELM_BULK_CONFIG, else ./.helm-bulk.yaml, else
+    /// $HELM_CONFIG_HOME/bulk/config.yaml]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
 
-    /// Print more detail on errors
-    #[arg(long, global = true, env = "HELM_DEBUG")]
+    /// Print which configuration is used (Helm sets HELM_DEBUG for `helm --debug`)
+    #[arg(
+        long,
+        global = true,
+        env = "HELM_DEBUG",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     pub debug: bool,
 
     /// What to do.
@@ -180,7 +187,20 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
-    let config = crate::config::load(cli.config.as_deref())?;
+    // An empty HELM_BULK_CONFIG counts as unset.
+    let explicit = cli.config.or_else(|| {
+        std::env::var_os("HELM_BULK_CONFIG")
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    });
+    let config = crate::config::load(explicit.as_deref())?;
+    if cli.debug {
+        match &config.path {
+            Some(p) => eprintln!("debug: config file {}", p.display()),
+            None => eprintln!("debug: no config file"),
+        }
+        eprintln!("debug: helm-bulk {}", env!("CARGO_PKG_VERSION"));
+    }
     match cli.command {
         Command::Save(a) => save::run(a, &config),
         Command::Load(a) => load::run(a, &config),
