@@ -123,12 +123,12 @@ impl IndexRow {
         format!("{}/{}", self.namespace, self.name)
     }
 
-    /// The sort key of rows, and so the order of archive entries: the
-    /// namespace, then `<name>.v<revision>` compared as bytes. This is the
-    /// order in which Kubernetes lists Helm's storage objects
-    /// (`sh.helm.release.v1.<name>.v<revision>`), so a snapshot streams
-    /// straight from a paginated list without reordering.
-    pub fn sort_key(&self) -> (&str, String) {
+    /// The sort key of rows, and so the order of archive entries:
+    /// `<namespace>/<name>.v<revision>` compared as bytes. This is the order in
+    /// which Kubernetes lists Helm's storage objects (etcd keys
+    /// `…/<namespace>/sh.helm.release.v1.<name>.v<revision>`), so a snapshot
+    /// streams straight from a paginated list without reordering.
+    pub fn sort_key(&self) -> String {
         storage_order(&self.namespace, &self.name, self.revision)
     }
 }
@@ -218,8 +218,8 @@ pub struct Index {
 }
 
 /// The archive order of a release revision; see [`IndexRow::sort_key`].
-pub fn storage_order<'a>(namespace: &'a str, name: &str, revision: u32) -> (&'a str, String) {
-    (namespace, format!("{name}.v{revision}"))
+pub fn storage_order(namespace: &str, name: &str, revision: u32) -> String {
+    format!("{namespace}/{name}.v{revision}")
 }
 
 /// Lowercase hex SHA-256 of `data`.
@@ -298,10 +298,7 @@ impl Index {
 
     /// Sorts rows into archive order.
     pub fn sort(&mut self) {
-        self.releases.sort_by_cached_key(|r| {
-            let (ns, key) = r.sort_key();
-            (ns.to_owned(), key)
-        });
+        self.releases.sort_by_cached_key(IndexRow::sort_key);
     }
 
     /// Checks the invariants both the writer and the reader rely on: the format,

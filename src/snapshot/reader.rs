@@ -29,8 +29,43 @@ impl Default for Limits {
     }
 }
 
+/// A path for an error message: control characters escaped, and cut short
+/// (a hostile archive can carry very long names).
 fn escaped(path: &[u8]) -> String {
-    String::from_utf8_lossy(path).escape_debug().to_string()
+    let s: String = String::from_utf8_lossy(path).escape_debug().collect();
+    if s.chars().count() > 200 {
+        format!("{}…", s.chars().take(200).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// The most bytes the tar reader may consume between two entries: the
+/// padding of the previous entry, the header, and any GNU long-name or PAX
+/// extension records, which the tar crate reads whole into memory.
+const HEADER_BUDGET: u64 = 64 * 1024;
+
+/// Caps how many bytes the tar layer may read before the budget is renewed,
+/// so extension headers cannot make it buffer unbounded data.
+struct Budgeted<R> {
+    inner: R,
+    left: std::rc::Rc<std::cell::Cell<u64>>,
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left.get();
+        if left == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "an archive header (long name or PAX extension) is over 64 KiB; refusing it",
+            ));
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        self.left.set(left - n as u64);
+        Ok(n)
+    }
 }
 
 /// Refuses paths that are absolute or could climb out of a directory.
@@ -77,6 +112,7 @@ fn read_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     path: &str,
     limit: u64,
+    budget: &std::cell::Cell<u64>,
 ) -> Result<Zeroizing<Vec<u8>>, SnapshotError> {
     let size = entry.header().size()?;
     if size > limit {
@@ -86,6 +122,8 @@ fn read_entry<R: Read>(
             limit,
         });
     }
+    // The body may be read whole; the next header gets a fresh budget.
+    budget.set(size);
     let mut buf = Zeroizing::new(Vec::with_capacity(size as usize));
     entry.take(size).read_to_end(&mut buf)?;
     if buf.len() as u64 != size {
@@ -120,7 +158,11 @@ where
             "the data is not gzip-compressed".to_owned(),
         ));
     }
-    let mut archive = tar::Archive::new(GzDecoder::new(buffered));
+    let budget = std::rc::Rc::new(std::cell::Cell::new(HEADER_BUDGET));
+    let mut archive = tar::Archive::new(Budgeted {
+        inner: GzDecoder::new(buffered),
+        left: budget.clone(),
+    });
     let index = {
         let mut entries = archive.entries()?;
         let index = match entries.next() {
@@ -136,10 +178,12 @@ where
                 let path = check_path(&raw)?;
                 if path != INDEX_PATH {
                     return Err(SnapshotError::NotASnapshot(format!(
-                        "the first entry is `{path}`, not {INDEX_PATH}"
+                        "the first entry is `{}`, not {INDEX_PATH}",
+                        escaped(&raw)
                     )));
                 }
-                let data = read_entry(&mut entry, path, limits.max_index)?;
+                let data = read_entry(&mut entry, path, limits.max_index, &budget)?;
+                budget.set(HEADER_BUDGET);
                 let index: Index = serde_json::from_slice(&data).map_err(|e| {
                     SnapshotError::BadIndex(format!("{INDEX_PATH} is not valid: {e}"))
                 })?;
@@ -155,13 +199,13 @@ where
             let path = check_path(&raw)?;
             let Some(row) = rows.next() else {
                 return Err(SnapshotError::UnexpectedEntry {
-                    path: path.to_owned(),
+                    path: escaped(&raw),
                     expected: "the end of the archive".to_owned(),
                 });
             };
             if path != row.path() {
                 return Err(SnapshotError::UnexpectedEntry {
-                    path: path.to_owned(),
+                    path: escaped(&raw),
                     expected: format!("`{}`", row.path()),
                 });
             }
@@ -179,7 +223,8 @@ where
                     what: "size",
                 });
             }
-            let data = read_entry(&mut entry, path, limits.max_record)?;
+            let data = read_entry(&mut entry, path, limits.max_record, &budget)?;
+            budget.set(HEADER_BUDGET);
             if super::sha256_hex(&data) != row.sha256() {
                 return Err(SnapshotError::Mismatch {
                     path: path.to_owned(),
@@ -199,7 +244,7 @@ where
     };
     // After the tar end marker only zero padding may follow inside the gzip
     // stream; reading it to the end also checks the gzip CRC and length.
-    let mut gz = archive.into_inner();
+    let mut gz = archive.into_inner().inner;
     let mut padding = [0u8; 8192];
     let mut seen = 0u64;
     loop {

@@ -331,3 +331,70 @@ fn unsafe_names_cannot_be_written() {
     let err = write_snapshot(Vec::new(), meta(), &[rec]).unwrap_err();
     assert!(matches!(err, SnapshotError::InvalidName { .. }), "{err}");
 }
+
+#[test]
+fn huge_extension_headers_are_refused_in_bounded_memory() {
+    // A GNU long name or PAX header is read whole by the tar crate; 16 MiB of
+    // 'a' compresses to a few KiB. The reader must stop at its header budget.
+    for kind in [tar::EntryType::GNULongName, tar::EntryType::XHeader] {
+        let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        let mut h = tar::Header::new_gnu();
+        h.set_size(16 << 20);
+        h.set_entry_type(kind);
+        h.set_cksum();
+        tar.append(&h, std::io::Read::take(std::io::repeat(b'a'), 16 << 20))
+            .unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o600);
+        h.set_cksum();
+        tar.append_data(&mut h, "index.json", &b"x"[..]).unwrap();
+        let bytes = tar.into_inner().unwrap().finish().unwrap();
+        let err = read_all(&bytes).unwrap_err();
+        assert!(err.to_string().contains("over 64 KiB"), "{kind:?}: {err}");
+    }
+}
+
+#[test]
+fn error_paths_are_escaped_and_short() {
+    let long = format!("\u{1b}[31m{}", "x".repeat(500));
+    let bytes = raw_archive(&[(
+        long.as_bytes()[..99].as_ref(),
+        tar::EntryType::Regular,
+        b"{}",
+    )]);
+    let err = read_all(&bytes).unwrap_err().to_string();
+    assert!(!err.contains('\u{1b}'), "{err}");
+}
+
+#[test]
+fn archive_order_is_the_kubernetes_list_order() {
+    // etcd keys: .../secrets/<ns>/sh.helm.release.v1.<name>.v<rev>, bytewise.
+    let mut rows: Vec<IndexRow> = [
+        ("apps", "web", 2),
+        ("apps-x", "db", 1),
+        ("apps", "web", 10),
+        ("apps", "web-2", 1),
+    ]
+    .into_iter()
+    .map(|(ns, name, rev)| {
+        record(ns, name, rev, "deployed", "v")
+            .index_row(SourceKind::Helm3)
+            .unwrap()
+    })
+    .collect();
+    rows.sort_by_cached_key(IndexRow::sort_key);
+    let keys: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{}/sh.helm.release.v1.{}.v{}",
+                r.namespace, r.name, r.revision
+            )
+        })
+        .collect();
+    let mut etcd = keys.clone();
+    etcd.sort();
+    assert_eq!(keys, etcd);
+    assert_eq!(keys[0], "apps-x/sh.helm.release.v1.db.v1");
+}

@@ -108,8 +108,7 @@ pub fn write_snapshot<W: Write>(
     let mut order: Vec<&ReleaseRecord> = records.iter().collect();
     order.sort_by_cached_key(|r| {
         let s = &r.summary;
-        let (ns, key) = super::storage_order(&s.namespace, &s.name, s.revision);
-        (ns.to_owned(), key)
+        super::storage_order(&s.namespace, &s.name, s.revision)
     });
     index.releases = order
         .iter()

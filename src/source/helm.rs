@@ -388,10 +388,7 @@ pub fn apply_filter(rows: Vec<IndexRow>, filter: &SaveFilter) -> Vec<IndexRow> {
             }
         }
     }
-    out.sort_by_cached_key(|r| {
-        let (ns, key) = r.sort_key();
-        (ns.to_owned(), key)
-    });
+    out.sort_by_cached_key(IndexRow::sort_key);
     out
 }
 
