@@ -843,8 +843,7 @@ fn index_for(records: &[ReleaseRecord]) -> (Index, Vec<usize>) {
     let mut order: Vec<usize> = (0..records.len()).collect();
     order.sort_by_cached_key(|&i| {
         let s = &records[i].summary;
-        let (ns, key) = helm_bulk::snapshot::storage_order(&s.namespace, &s.name, s.revision);
-        (ns.to_owned(), key)
+        helm_bulk::snapshot::storage_order(&s.namespace, &s.name, s.revision)
     });
     index.releases = order
         .iter()
