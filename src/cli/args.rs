@@ -246,6 +246,7 @@ impl VerifyArgs {
                 bucket,
                 key,
                 runtime,
+                pinned,
             } => {
                 let sig_key = format!("{key}.sig");
                 let text = match &self.signature {
@@ -257,14 +258,18 @@ impl VerifyArgs {
                         .block_on(bucket.get_small(&sig_key))?
                         .map(|b| String::from_utf8_lossy(&b).into_owned()),
                 };
-                let mut reader = runtime.block_on(bucket.reader(key))?;
-                crate::vault::sign::verify_stream(
+                let (mut reader, etag) = runtime.block_on(bucket.reader(key, None))?;
+                let signer = crate::vault::sign::verify_stream(
                     &mut reader,
                     key,
                     text.as_deref(),
                     &sig_key,
                     &allowed,
-                )?
+                )?;
+                if let Ok(mut p) = pinned.lock() {
+                    *p = etag;
+                }
+                signer
             }
         };
         eprintln!(
@@ -338,6 +343,9 @@ pub enum SnapshotSource {
         key: String,
         /// The runtime its requests run on.
         runtime: std::sync::Arc<tokio::runtime::Runtime>,
+        /// The ETag of the object whose signature was verified: later reads
+        /// must get exactly that object.
+        pinned: std::sync::Mutex<Option<String>>,
     },
 }
 
@@ -357,6 +365,7 @@ impl SnapshotSource {
             bucket,
             key,
             runtime,
+            pinned: std::sync::Mutex::new(None),
         })
     }
 
@@ -368,7 +377,12 @@ impl SnapshotSource {
                 bucket,
                 key,
                 runtime,
-            } => Ok(Box::new(runtime.block_on(bucket.reader(key))?)),
+                pinned,
+            } => {
+                let pin = pinned.lock().ok().and_then(|p| p.clone());
+                let (reader, _) = runtime.block_on(bucket.reader(key, pin.as_deref()))?;
+                Ok(Box::new(reader))
+            }
         }
     }
 

@@ -316,18 +316,32 @@ impl Bucket {
         }
     }
 
-    /// A blocking reader streaming the object (for the decryption pipeline).
-    pub async fn reader(&self, key: &str) -> Result<ObjectReader, BucketError> {
+    /// A blocking reader streaming the object (for the decryption pipeline),
+    /// and the object's ETag. With `pinned`, the read succeeds only if the
+    /// object still has that ETag (so what was verified is what is read).
+    pub async fn reader(
+        &self,
+        key: &str,
+        pinned: Option<&str>,
+    ) -> Result<(ObjectReader, Option<String>), BucketError> {
+        let options = object_store::GetOptions {
+            if_match: pinned.map(str::to_owned),
+            ..Default::default()
+        };
         let r = self
             .store
-            .get(&Path::from(key))
+            .get_opts(&Path::from(key), options)
             .await
             .map_err(|e| match e {
                 object_store::Error::NotFound { .. } => {
                     BucketError::NotFound(format!("{}/{key}", self.url))
                 }
+                object_store::Error::Precondition { .. } => BucketError::Store(format!(
+                    "{key} changed after its signature was checked; refusing it"
+                )),
                 other => BucketError::Store(format!("cannot read {key}: {}", describe(&other))),
             })?;
+        let etag = r.meta.e_tag.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
         let mut stream = r.into_stream();
         tokio::spawn(async move {
@@ -339,10 +353,13 @@ impl Bucket {
                 }
             }
         });
-        Ok(ObjectReader {
-            rx,
-            current: Bytes::new(),
-        })
+        Ok((
+            ObjectReader {
+                rx,
+                current: Bytes::new(),
+            },
+            etag,
+        ))
     }
 
     /// Every snapshot under the prefix, oldest first.
