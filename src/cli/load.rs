@@ -217,16 +217,16 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     eprintln!(
         "Snapshot of {} (context {}) created {}: {} releases",
         if index.cluster.server.is_empty() {
-            "an unknown cluster"
+            "an unknown cluster".to_owned()
         } else {
-            &index.cluster.server
+            super::printable(&index.cluster.server)
         },
         if index.cluster.context.is_empty() {
-            "-"
+            "-".to_owned()
         } else {
-            &index.cluster.context
+            super::printable(&index.cluster.context)
         },
-        crate::timefmt::human(&index.created_at),
+        super::printable(&crate::timefmt::human(&index.created_at)),
         {
             let mut k: Vec<_> = index
                 .releases

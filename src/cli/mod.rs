@@ -213,6 +213,24 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// A string from a snapshot made safe for a terminal: control characters
+/// (escape sequences) are shown escaped, everything else as is.
+pub(crate) fn printable(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        s.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_debug().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        s.to_owned()
+    }
+}
+
 /// Writes to stdout, treating a closed pipe (`| head`) as success.
 pub(crate) fn print_stdout(text: &str) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
@@ -220,5 +238,14 @@ pub(crate) fn print_stdout(text: &str) -> Result<(), Failure> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(fail(format!("cannot write to standard output: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(super::printable("deployed"), "deployed");
+        assert_eq!(super::printable("x\u{1b}[2Jy\n"), "x\\u{1b}[2Jy\\n");
     }
 }

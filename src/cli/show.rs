@@ -6,7 +6,7 @@ use clap::Args;
 use zeroize::Zeroizing;
 
 use super::args::{SnapshotSource, StoreArgs, VerifyArgs};
-use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout};
+use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout, printable};
 use crate::config::Loaded;
 use crate::snapshot::{Entry, Index, IndexRow, Limits, SourceKind, read_snapshot};
 
@@ -146,7 +146,7 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
     let context = if index.cluster.context.is_empty() {
         String::new()
     } else {
-        format!(" (context {})", index.cluster.context)
+        format!(" (context {})", printable(&index.cluster.context))
     };
     // A Helm 2 snapshot read over gRPC came from Tiller, not from storage objects.
     let source = if index.source.kind == SourceKind::Tiller && index.source.driver == "tiller" {
@@ -155,7 +155,7 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
         format!(
             "{} release storage ({})",
             index.source.kind.describe(),
-            index.source.driver
+            printable(&index.source.driver)
         )
     };
     let mut out = format!(
@@ -164,12 +164,12 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
         index.releases.len(),
         index.crds.len(),
         if index.cluster.server.is_empty() {
-            "an unknown cluster"
+            "an unknown cluster".to_owned()
         } else {
-            &index.cluster.server
+            printable(&index.cluster.server)
         },
-        crate::timefmt::human(&index.created_at),
-        index.tool_version,
+        printable(&crate::timefmt::human(&index.created_at)),
+        printable(&index.tool_version),
     );
     let header = [
         "NAMESPACE",
@@ -187,13 +187,15 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
                 r.namespace.clone(),
                 r.name.clone(),
                 r.revision.to_string(),
-                r.status.clone(),
-                format!("{}-{}", r.chart, r.chart_version),
-                r.app_version.clone(),
-                r.updated
-                    .as_deref()
-                    .map(crate::timefmt::human)
-                    .unwrap_or_default(),
+                printable(&r.status),
+                printable(&format!("{}-{}", r.chart, r.chart_version)),
+                printable(&r.app_version),
+                printable(
+                    &r.updated
+                        .as_deref()
+                        .map(crate::timefmt::human)
+                        .unwrap_or_default(),
+                ),
             ]
         })
         .collect();
