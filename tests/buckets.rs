@@ -58,6 +58,8 @@ fn save_list_show_load_round_trip() {
                 "--create-namespace",
                 "--set-string",
                 "secretValue=top-secret",
+                "--labels",
+                "team=dr-drill",
             ],
         );
     }
@@ -143,6 +145,19 @@ fn save_list_show_load_round_trip() {
         ["get", "values", "shop", "-n", "retail", "-o", "json"],
     );
     assert!(values.contains("top-secret"));
+    // Release labels live on Helm's storage object, not in the record: they
+    // come back too.
+    let label = env.kubectl([
+        "get",
+        "secret",
+        "-n",
+        "retail",
+        "-l",
+        "owner=helm,name=shop",
+        "-o",
+        "jsonpath={.items[0].metadata.labels.team}",
+    ]);
+    assert_eq!(label.trim(), "dr-drill");
 }
 
 /// A Helm release Secret with a large, incompressible value, created directly.

@@ -135,6 +135,7 @@ impl ReleaseRecord {
             updated: s.updated.clone(),
             size: self.data.len() as u64,
             sha256: sha256_hex(&self.data),
+            labels: Default::default(),
             extra: Default::default(),
         })
     }

@@ -65,6 +65,20 @@ fn last_error_line(stderr: &[u8]) -> String {
     line.strip_prefix("Error: ").unwrap_or(line).to_owned()
 }
 
+/// `--labels k=v,…` for a release that had labels.
+fn labels_arg(step: &Step) -> Option<String> {
+    if step.labels.is_empty() {
+        return None;
+    }
+    Some(
+        step.labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    )
+}
+
 impl HelmRunner {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.bin);
@@ -107,21 +121,23 @@ impl HelmRunner {
     }
 
     fn install(&self, step: &Step, chart: &str, values: &[u8]) -> Result<(), String> {
-        self.run(
-            &[
-                "install",
-                &step.name,
-                chart,
-                "--namespace",
-                &step.namespace,
-                "--create-namespace",
-                "--values",
-                "-",
-                "--description",
-                &self.description,
-            ],
-            Some(values),
-        )
+        let labels = labels_arg(step);
+        let mut args = vec![
+            "install",
+            &step.name,
+            chart,
+            "--namespace",
+            &step.namespace,
+            "--create-namespace",
+            "--values",
+            "-",
+            "--description",
+            &self.description,
+        ];
+        if let Some(l) = &labels {
+            args.extend(["--labels", l]);
+        }
+        self.run(&args, Some(values))
     }
 
     /// Runs one step with the record of its revision.
@@ -154,8 +170,9 @@ impl HelmRunner {
                     e
                 }
             }),
-            Action::Upgrade => self.run(
-                &[
+            Action::Upgrade => {
+                let labels = labels_arg(step);
+                let mut args = vec![
                     "upgrade",
                     &step.name,
                     &chart,
@@ -166,9 +183,12 @@ impl HelmRunner {
                     "-",
                     "--description",
                     &self.description,
-                ],
-                Some(&frozen.values),
-            ),
+                ];
+                if let Some(l) = &labels {
+                    args.extend(["--labels", l]);
+                }
+                self.run(&args, Some(&frozen.values))
+            }
             Action::Replace => self
                 .run(&["uninstall", &step.name, "-n", &step.namespace], None)
                 .map_err(|e| format!("uninstall before reinstalling failed: {e}"))

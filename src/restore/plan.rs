@@ -52,6 +52,8 @@ pub struct Step {
     pub action: Action,
     /// Whether it is in the `order:` list (installed one by one, first).
     pub ordered: bool,
+    /// The release's labels (`helm install --labels`), restored with it.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Step {
@@ -157,6 +159,7 @@ pub fn plan(input: &PlanInput) -> Vec<Step> {
                     chart: format!("{}-{}", row.chart, row.chart_version),
                     action,
                     ordered: pos.is_some(),
+                    labels: row.labels.clone(),
                 },
             )
         })
@@ -188,6 +191,7 @@ mod tests {
             path: String::new(),
             size: 0,
             sha256: String::new(),
+            labels: Default::default(),
             extra: Default::default(),
         }
     }

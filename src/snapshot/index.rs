@@ -112,6 +112,10 @@ pub struct IndexRow {
     pub size: u64,
     /// The record's SHA-256, lowercase hex.
     pub sha256: String,
+    /// Labels the release carried (`helm install --labels`). Helm keeps them on
+    /// its storage object, not in the record, so the index holds them.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

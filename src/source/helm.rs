@@ -88,6 +88,24 @@ struct Stored {
     namespace: String,
     name: String,
     payload: Option<Vec<u8>>,
+    /// The release's own labels (Helm's reserved ones removed).
+    labels: BTreeMap<String, String>,
+}
+
+/// Labels Helm's storage drivers set themselves; the rest are the release's.
+const RESERVED_LABELS: [&str; 6] = [
+    "name",
+    "owner",
+    "status",
+    "version",
+    "createdAt",
+    "modifiedAt",
+];
+
+fn release_labels(labels: Option<BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    let mut l = labels.unwrap_or_default();
+    l.retain(|k, _| !RESERVED_LABELS.contains(&k.as_str()));
+    l
 }
 
 /// The result of the first pass.
@@ -182,6 +200,7 @@ impl HelmSource {
                     .into_iter()
                     .filter(|s| s.type_.as_deref().is_none_or(|t| t == "helm.sh/release.v1"))
                     .map(|mut s| Stored {
+                        labels: release_labels(s.metadata.labels.take()),
                         namespace: s.metadata.namespace.take().unwrap_or_default(),
                         name: s.metadata.name.take().unwrap_or_default(),
                         payload: s
@@ -207,6 +226,7 @@ impl HelmSource {
                     .items
                     .into_iter()
                     .map(|mut c| Stored {
+                        labels: release_labels(c.metadata.labels.take()),
                         namespace: c.metadata.namespace.take().unwrap_or_default(),
                         name: c.metadata.name.take().unwrap_or_default(),
                         payload: c
@@ -275,9 +295,10 @@ impl HelmSource {
                     Ok(r) => {
                         let sm = &r.summary;
                         if filter.selection.matches(&sm.namespace, &sm.name) {
-                            let row = r
+                            let mut row = r
                                 .index_row(self.kind)
                                 .map_err(|e| SourceError::Write(e.to_string()))?;
+                            row.labels = s.labels;
                             kinds_of.insert(
                                 (row.namespace.clone(), row.name.clone(), row.revision),
                                 crate::release::kinds_used(&r.data),
@@ -488,6 +509,7 @@ mod tests {
             path: String::new(),
             size: 0,
             sha256: String::new(),
+            labels: Default::default(),
             extra: Default::default(),
         }
     }

@@ -470,6 +470,7 @@ mod tests {
             path: String::new(),
             size: 0,
             sha256: String::new(),
+            labels: Default::default(),
             extra: Default::default(),
         }
     }
