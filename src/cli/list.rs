@@ -29,16 +29,6 @@ pub struct ListArgs {
     pub output: OutputFormat,
 }
 
-fn human(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
-
 pub(super) fn run(args: ListArgs, config: &Loaded) -> Result<(), Failure> {
     let bucket = args.store.open(&args.url, config)?;
     let listed = runtime()?.block_on(bucket.list())?;
@@ -55,7 +45,7 @@ pub(super) fn run(args: ListArgs, config: &Loaded) -> Result<(), Failure> {
                     "{:<16}  {:<24}  {:>10}  {:<6}  {}\n",
                     l.timestamp,
                     l.cluster,
-                    human(l.size),
+                    super::human_bytes(l.size),
                     if l.signed { "yes" } else { "no" },
                     l.key
                 ));

@@ -213,6 +213,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// A byte count for people: `12 B`, `3.4 KiB`, `5.6 MiB`.
+pub(crate) fn human_bytes(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.1} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}
+
 /// A string from a snapshot made safe for a terminal: control characters
 /// (escape sequences) are shown escaped, everything else as is.
 pub(crate) fn printable(s: &str) -> String {

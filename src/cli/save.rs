@@ -152,16 +152,6 @@ fn detect_kind(arg: SourceArg) -> SourceKind {
     }
 }
 
-fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
-
 pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
     let start = Instant::now();
     // Everything that can be checked locally is checked before the cluster is touched.
@@ -286,7 +276,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
             stats.releases,
             stats.revisions,
             stats.crds,
-            human_bytes(stats.bytes),
+            super::human_bytes(stats.bytes),
             stats.server,
             start.elapsed().as_secs_f64()
         );
