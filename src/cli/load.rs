@@ -151,11 +151,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         check_helm(&bin)?;
     }
     let identities = args.decrypt.identity_files(config);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::args::runtime()?;
     // --to-tiller talks to Tiller only; otherwise to the Kubernetes API and helm.
     let (cluster, tiller, scope) = if args.to_tiller {
         let tiller = runtime.block_on(Tiller::connect(&args.tiller))?;

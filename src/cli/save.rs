@@ -189,11 +189,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         None => None,
     };
     let kind = detect_kind(args.source);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| fail(format!("cannot start the async runtime: {e}")))?;
+    let runtime = super::args::runtime()?;
     runtime.block_on(async {
         let (source, cluster) = match args.source {
             SourceArg::Tiller => {
