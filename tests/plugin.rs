@@ -796,7 +796,30 @@ fn install_from_path_and_save(helm: Helm) {
     assert_eq!(index["source"]["driver"], "configmap", "{index}");
     assert_eq!(index["source"]["kind"], kind, "{index}");
 
+    // load --dry-run through helm: the plan lists the saved releases and
+    // nothing changes (they exist, so they are skipped).
+    let plan = ph.ok([
+        OsStr::new("bulk"),
+        OsStr::new("load"),
+        OsStr::new("--dry-run"),
+        OsStr::new("-i"),
+        key.as_os_str(),
+        file_all.as_os_str(),
+    ]);
+    assert!(plan.contains("Plan (dry run"), "{plan}");
+    assert!(
+        plan.contains(&rel_a) && plan.contains("already installed"),
+        "{plan}"
+    );
+
     ph.ok(["plugin", "uninstall", "bulk"]);
+    let list = ph.ok(["plugin", "list"]);
+    assert!(
+        !list
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("bulk")),
+        "bulk still listed after uninstall: {list}"
+    );
     eprintln!(
         "plugin ({}): whole test took {:.1}s",
         helm.tag(),
