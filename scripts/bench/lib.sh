@@ -2,7 +2,8 @@
 # Sourced, not run. Sets:
 #   REPO       the repository root
 #   BULK       the helm-bulk binary under test ($HELM_BULK_BIN, default
-#              target/release/helm-bulk; build it with `cargo build --release`)
+#              target/release/helm-bulk; build it with `cargo build --release`;
+#              HELM_BULK_BIN_COMMIT, if set, is reported as the commit it was built from)
 #   TESTENV    scripts/testenv
 #   PYENV      the Python venv with boto3 and moto (scripts/test creates it)
 # and provides: say, die, machine_info, timed (wall seconds + peak RSS of one
@@ -22,6 +23,10 @@ bench_preflight() {
   [ -x "$BULK" ] || die "no helm-bulk binary at $BULK: run 'cargo build --release' (or set HELM_BULK_BIN)"
   [ -x /usr/bin/time ] || die "/usr/bin/time is required (apt-get install -y time)"
   "$TESTENV" paths >/dev/null || die "the test environment binaries are not built: scripts/testenv build"
+  # Numbers taken while something else uses the CPU are not worth recording.
+  local busy
+  busy=$(ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 20 { printf "%s(%s%%) ", $2, $1 }')
+  [ -z "$busy" ] || printf 'bench: WARNING: other processes are busy: %s\n' "$busy" >&2
 }
 
 # machine_info: one Markdown-ready block describing the machine and its load now.
@@ -34,7 +39,8 @@ machine_info() {
   echo "cpu:     $cpu"
   echo "memory:  $(free -g | awk '/^Mem:/ {print $2 " GiB total, " $7 " GiB available"}')"
   echo "uptime:  $(uptime)"
-  echo "binary:  $BULK ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- src 2>/dev/null || echo ', src modified'))"
+  echo "binary:  $BULK (sha256 $(sha256sum "$BULK" | cut -c1-12), built $(date -u -r "$BULK" '+%Y-%m-%d %H:%M UTC')${HELM_BULK_BIN_COMMIT:+ from $HELM_BULK_BIN_COMMIT})"
+  echo "repo:    HEAD $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO" diff --quiet HEAD -- src 2>/dev/null || echo ', src modified')"
 }
 
 # cpu_ticks PIDFILE: user+system CPU time (clock ticks) of the process in PIDFILE so far.
