@@ -11,6 +11,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod debug;
 pub mod release;
 pub mod restore;
 pub mod select;

@@ -1240,3 +1240,114 @@ fn round_trip_helm4() {
 fn round_trip_helm3() {
     round_trip(Helm::V3);
 }
+
+/// Release records near Kubernetes' size limit: list pages shrink to the
+/// byte budget (8 MiB of records) instead of asking for 100 objects of ~½ MiB,
+/// and every record still arrives byte-exact.
+#[test]
+fn large_records_are_listed_in_small_pages() {
+    use sha2::Digest as _;
+    const COUNT: usize = 40;
+    let env = TestEnv::start();
+    let run = Run::new(Helm::V4);
+    env.kubectl(["create", "namespace", "large"]);
+    let mut want: BTreeMap<String, String> = BTreeMap::new();
+    let items: Vec<Value> = (0..COUNT)
+        .map(|i| {
+            let name = format!("large-{i:02}");
+            let record = json!({
+                "name": name,
+                "namespace": "large",
+                "version": 1,
+                "info": {"status": "deployed", "last_deployed": "2026-01-01T00:00:00Z"},
+                "chart": {"metadata": {"name": "large", "version": "0.1.0", "appVersion": "1"}},
+                "config": {},
+                // ~400 KiB that gzip cannot shrink much: a payload of ~½ MiB.
+                "manifest": format!("---\n# {}\n", random_hex(200 << 10)),
+            })
+            .to_string();
+            want.insert(
+                name.clone(),
+                hex::encode(sha2::Sha256::digest(record.as_bytes())),
+            );
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(record.as_bytes()).unwrap();
+            let payload = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "helm.sh/release.v1",
+                "metadata": {
+                    "name": format!("sh.helm.release.v1.{name}.v1"),
+                    "namespace": "large",
+                    "labels": {"owner": "helm", "name": name, "status": "deployed", "version": "1"},
+                },
+                "stringData": {"release": payload},
+            })
+        })
+        .collect();
+    let list_file = run.work.path().join("large-records.json");
+    std::fs::write(
+        &list_file,
+        json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    )
+    .unwrap();
+    env.kubectl([
+        OsStr::new("create"),
+        OsStr::new("-o"),
+        OsStr::new("name"),
+        OsStr::new("-f"),
+        list_file.as_os_str(),
+    ]);
+
+    let cwd = run.dir("large");
+    let snapshot = cwd.join("large.age");
+    let mut cmd = run.bulk_cmd(&env, &cwd);
+    cmd.args(["--debug", "save", "-r", &run.recipient, "-o"])
+        .arg(&snapshot);
+    let out = ok(support::run(&mut cmd), "save of large records");
+    let stderr = text(&out.stderr);
+    // "debug: listed N Secrets (limit L, ...)", one line per request, both passes.
+    let limits: Vec<u32> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("debug: listed "))
+        .filter_map(|l| l.split("(limit ").nth(1)?.split(',').next()?.parse().ok())
+        .collect();
+    assert!(
+        limits.len() >= 4,
+        "expected several pages per pass:\n{stderr}"
+    );
+    assert!(
+        limits.iter().all(|&l| l <= 20),
+        "pages of ~½ MiB records must stay near 8 MiB (at most ~16 records): {limits:?}\n{stderr}"
+    );
+
+    let out = ok(
+        run.bulk(
+            &env,
+            &cwd,
+            [
+                OsStr::new("show"),
+                OsStr::new("-o"),
+                OsStr::new("json"),
+                OsStr::new("-i"),
+                run.key.as_os_str(),
+                snapshot.as_os_str(),
+            ],
+        ),
+        "show",
+    );
+    let index = parse_json(&text(&out.stdout), "show -o json");
+    let got: BTreeMap<String, String> = index["releases"]
+        .as_array()
+        .expect("releases")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap_or_default().to_owned(),
+                r["sha256"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "every large record saved byte-exact");
+}

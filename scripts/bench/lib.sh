@@ -52,20 +52,23 @@ cpu_ticks() {
 
 # timed OUTFILE CMD...: runs CMD under /usr/bin/time -v (stdout to /dev/null,
 # stderr appended to OUTFILE.log) and appends one line to OUTFILE:
-#   WALL_S MAX_RSS_KIB EXIT USER_S SYS_S APISERVER_CPU_S ETCD_CPU_S
-# The last two are the CPU seconds kube-apiserver and etcd spent meanwhile
-# (0 when no environment is up). Returns CMD's exit status.
+#   WALL_S MAX_RSS_KIB EXIT USER_S SYS_S APISERVER_CPU_S ETCD_CPU_S EXTRA_CPU_S
+# The last three are the CPU seconds kube-apiserver, etcd and the process whose
+# PID is in $BENCH_EXTRA_PIDFILE (e.g. moto) spent meanwhile (0 when not running).
+# Returns CMD's exit status.
 timed() {
   local out=$1
   shift
-  local tv rc=0 a0 e0 a1 e1 hz
+  local tv rc=0 a0 e0 a1 e1 x0 x1 hz
   tv=$(mktemp)
   hz=$(getconf CLK_TCK)
   a0=$(cpu_ticks "${HELM_BULK_TESTENV_DIR:-/nonexistent}/apiserver.pid")
   e0=$(cpu_ticks "${HELM_BULK_TESTENV_DIR:-/nonexistent}/etcd.pid")
+  x0=$(cpu_ticks "${BENCH_EXTRA_PIDFILE:-/nonexistent}")
   /usr/bin/time -v -o "$tv" "$@" >/dev/null 2>>"$out.log" || rc=$?
   a1=$(cpu_ticks "${HELM_BULK_TESTENV_DIR:-/nonexistent}/apiserver.pid")
   e1=$(cpu_ticks "${HELM_BULK_TESTENV_DIR:-/nonexistent}/etcd.pid")
+  x1=$(cpu_ticks "${BENCH_EXTRA_PIDFILE:-/nonexistent}")
   local wall rss usr sys
   # "Elapsed (wall clock) time (h:mm:ss or m:ss): 0:01.23"
   wall=$(sed -n 's/^.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$tv" \
@@ -74,7 +77,7 @@ timed() {
   usr=$(sed -n 's/^[[:space:]]*User time (seconds): //p' "$tv")
   sys=$(sed -n 's/^[[:space:]]*System time (seconds): //p' "$tv")
   rm -f "$tv"
-  echo "$wall $rss $rc $usr $sys $(awk -v a="$a0" -v b="$a1" -v h="$hz" 'BEGIN{print (b-a)/h}') $(awk -v a="$e0" -v b="$e1" -v h="$hz" 'BEGIN{print (b-a)/h}')" >>"$out"
+  echo "$wall $rss $rc $usr $sys $(awk -v a="$a0" -v b="$a1" -v h="$hz" 'BEGIN{print (b-a)/h}') $(awk -v a="$e0" -v b="$e1" -v h="$hz" 'BEGIN{print (b-a)/h}') $(awk -v a="$x0" -v b="$x1" -v h="$hz" 'BEGIN{print (b-a)/h}')" >>"$out"
   return "$rc"
 }
 

@@ -71,7 +71,8 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<std::path::PathBuf>,
 
-    /// Print which configuration is used (Helm sets HELM_DEBUG for `helm --debug`)
+    /// Print which configuration is used and each list request (Helm sets HELM_DEBUG for
+    /// `helm --debug`)
     #[arg(
         long,
         global = true,
@@ -195,6 +196,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     });
     let config = crate::config::load(explicit.as_deref())?;
     if cli.debug {
+        crate::debug::enable();
         match &config.path {
             Some(p) => eprintln!("debug: config file {}", p.display()),
             None => eprintln!("debug: no config file"),

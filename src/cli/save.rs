@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use zeroize::Zeroizing;
 
 use super::args::{ClusterArgs, SelectArgs, StoreArgs};
 use super::{DEFAULT_SNAPSHOT, EncryptArgs, Failure, fail};
@@ -120,7 +119,7 @@ pub struct SaveArgs {
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
 
-    /// Objects per list request
+    /// Objects per list request at most (pages also stay under 8 MiB of records)
     #[arg(long, value_name = "N", default_value_t = 100, hide_short_help = true)]
     pub page_size: u32,
 
@@ -349,7 +348,7 @@ impl AnySource {
     async fn fetch(
         &self,
         plan: &crate::source::helm::Plan,
-        tx: &tokio::sync::mpsc::Sender<(usize, Zeroizing<Vec<u8>>)>,
+        tx: &crate::source::RecordSender,
     ) -> Result<(), SourceError> {
         match self {
             AnySource::Helm(s) => s.fetch(plan, tx).await,
@@ -486,19 +485,18 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
     let encrypted = crate::vault::encrypt(sink, protection, args.encrypt.armor)?;
     let mut writer = SnapshotWriter::new(encrypted, &index)?;
 
-    // Records flow from the lister to a writer thread through a bounded
-    // channel: the network and the compression+encryption overlap, and at
-    // most one page of records is in memory.
-    let (tx, mut rx) =
-        tokio::sync::mpsc::channel::<(usize, Zeroizing<Vec<u8>>)>(args.page_size.max(1) as usize);
+    // Records flow from the lister to a writer thread through a channel
+    // bounded in bytes: the network and the compression+encryption overlap,
+    // and memory holds one page plus that budget, however big the cluster.
+    let (tx, mut rx) = crate::source::record_channel();
     let paths: Vec<String> = index.releases.iter().map(|r| r.path.clone()).collect();
     let crd_entries: Vec<(String, Vec<u8>)> =
         crds.into_iter().map(|c| (c.row.path, c.json)).collect();
     let progress = std::io::stderr().is_terminal() && revisions > 0;
     let write_thread = std::thread::spawn(move || -> Result<_, Failure> {
         let mut done = 0usize;
-        while let Some((pos, data)) = rx.blocking_recv() {
-            writer.append(&paths[pos], &data)?;
+        while let Some(record) = rx.blocking_recv() {
+            writer.append(&paths[record.pos], &record.data)?;
             done += 1;
             if progress && (done.is_multiple_of(25) || done == paths.len()) {
                 eprint!("\rSaving: {done}/{} revisions", paths.len());

@@ -16,10 +16,11 @@ use std::io::Read;
 
 use base64::Engine;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ListParams, VersionMatch};
+use kube::api::{Api, ListParams};
 use zeroize::Zeroizing;
 
-use super::SourceError;
+use super::list::{Lister, ObjectKind, RawObject};
+use super::{RecordSender, SourceError};
 use crate::release::{ReleaseRecord, Summary};
 use crate::select::Selection;
 use crate::snapshot::{IndexRow, SourceKind};
@@ -83,15 +84,6 @@ pub struct SaveFilter {
     pub statuses: Vec<String>,
 }
 
-/// A Helm storage object: where it is, and Helm's encoded payload.
-struct Stored {
-    namespace: String,
-    name: String,
-    payload: Option<Vec<u8>>,
-    /// The release's own labels (Helm's reserved ones removed).
-    labels: BTreeMap<String, String>,
-}
-
 /// Labels Helm's storage drivers set themselves; the rest are the release's.
 const RESERVED_LABELS: [&str; 6] = [
     "name",
@@ -102,8 +94,7 @@ const RESERVED_LABELS: [&str; 6] = [
     "modifiedAt",
 ];
 
-fn release_labels(labels: Option<BTreeMap<String, String>>) -> BTreeMap<String, String> {
-    let mut l = labels.unwrap_or_default();
+fn release_labels(mut l: BTreeMap<String, String>) -> BTreeMap<String, String> {
     l.retain(|k, _| !RESERVED_LABELS.contains(&k.as_str()));
     l
 }
@@ -173,12 +164,24 @@ impl HelmSource {
         }
     }
 
-    /// One page of storage objects, with the list's resourceVersion and continue token.
-    async fn page(
-        &self,
-        lp: &ListParams,
-    ) -> Result<(Vec<Stored>, String, Option<String>), SourceError> {
-        let api_err = |e: kube::Error| {
+    fn lister(&self, at: Option<&str>) -> Lister {
+        let kind = match self.driver {
+            Driver::Secret => ObjectKind::Secret,
+            Driver::ConfigMap => ObjectKind::ConfigMap,
+        };
+        Lister::new(
+            self.client.clone(),
+            kind,
+            self.namespace.clone(),
+            "owner=helm",
+            self.page_size,
+            at,
+        )
+    }
+
+    /// The next page of release objects (Secrets of another type left out).
+    async fn next_page(&self, lister: &mut Lister) -> Result<Option<Vec<RawObject>>, SourceError> {
+        let page = lister.next_page().await.map_err(|e| {
             if is_gone(&e) {
                 SourceError::Expired
             } else {
@@ -187,96 +190,14 @@ impl HelmSource {
                     cause: crate::cluster::describe(&e),
                 }
             }
-        };
-        match self.driver {
-            Driver::Secret => {
-                let api: Api<Secret> = match &self.namespace {
-                    Some(ns) => Api::namespaced(self.client.clone(), ns),
-                    None => Api::all(self.client.clone()),
-                };
-                let list = api.list(lp).await.map_err(api_err)?;
-                let items = list
-                    .items
-                    .into_iter()
-                    .filter(|s| s.type_.as_deref().is_none_or(|t| t == "helm.sh/release.v1"))
-                    .map(|mut s| Stored {
-                        labels: release_labels(s.metadata.labels.take()),
-                        namespace: s.metadata.namespace.take().unwrap_or_default(),
-                        name: s.metadata.name.take().unwrap_or_default(),
-                        payload: s
-                            .data
-                            .take()
-                            .and_then(|mut d| d.remove("release"))
-                            .map(|b| b.0),
-                    })
-                    .collect();
-                Ok((
-                    items,
-                    list.metadata.resource_version.unwrap_or_default(),
-                    list.metadata.continue_.filter(|c| !c.is_empty()),
-                ))
-            }
-            Driver::ConfigMap => {
-                let api: Api<ConfigMap> = match &self.namespace {
-                    Some(ns) => Api::namespaced(self.client.clone(), ns),
-                    None => Api::all(self.client.clone()),
-                };
-                let list = api.list(lp).await.map_err(api_err)?;
-                let items = list
-                    .items
-                    .into_iter()
-                    .map(|mut c| Stored {
-                        labels: release_labels(c.metadata.labels.take()),
-                        namespace: c.metadata.namespace.take().unwrap_or_default(),
-                        name: c.metadata.name.take().unwrap_or_default(),
-                        payload: c
-                            .data
-                            .take()
-                            .and_then(|mut d| d.remove("release"))
-                            .map(String::into_bytes),
-                    })
-                    .collect();
-                Ok((
-                    items,
-                    list.metadata.resource_version.unwrap_or_default(),
-                    list.metadata.continue_.filter(|c| !c.is_empty()),
-                ))
-            }
-        }
+        })?;
+        Ok(page.map(|mut items| {
+            items.retain(|o| o.type_.as_deref().is_none_or(|t| t == "helm.sh/release.v1"));
+            items
+        }))
     }
 
-    /// Lists every page, calling `each` per object. `at` pins the list to an
-    /// exact resourceVersion; returns the resourceVersion of the list.
-    async fn list_all<F>(&self, at: Option<&str>, mut each: F) -> Result<String, SourceError>
-    where
-        F: FnMut(Stored) -> Result<(), SourceError>,
-    {
-        let base = ListParams::default()
-            .labels("owner=helm")
-            .limit(self.page_size);
-        let mut lp = match at {
-            Some(rv) => base.clone().at(rv).matching(VersionMatch::Exact),
-            None => base.clone(),
-        };
-        let mut rv = String::new();
-        loop {
-            let (items, page_rv, next) = self.page(&lp).await?;
-            if rv.is_empty() {
-                rv = page_rv;
-            }
-            for item in items {
-                each(item)?;
-            }
-            match next {
-                // The continue token carries the list's resourceVersion.
-                Some(token) => lp = base.clone().continue_token(&token),
-                None => break,
-            }
-        }
-        Ok(rv)
-    }
-
-    fn decode(&self, s: &Stored) -> Result<ReleaseRecord, String> {
+    fn decode(&self, s: &RawObject) -> Result<ReleaseRecord, String> {
         let payload = s.payload.as_deref().ok_or("it has no `release` key")?;
         let data = decode_payload(payload)?;
         let summary = Summary::from_helm_json(&data).map_err(|e| e.to_string())?;
@@ -289,8 +210,9 @@ impl HelmSource {
         let mut problems = Vec::new();
         let mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>> =
             HashMap::new();
-        let rv = self
-            .list_all(None, |s| {
+        let mut lister = self.lister(None);
+        while let Some(items) = self.next_page(&mut lister).await? {
+            for s in items {
                 match self.decode(&s) {
                     Ok(r) => {
                         let sm = &r.summary;
@@ -298,7 +220,7 @@ impl HelmSource {
                             let mut row = r
                                 .index_row(self.kind)
                                 .map_err(|e| SourceError::Write(e.to_string()))?;
-                            row.labels = s.labels;
+                            row.labels = release_labels(s.labels);
                             kinds_of.insert(
                                 (row.namespace.clone(), row.name.clone(), row.revision),
                                 crate::release::kinds_used(&r.data),
@@ -308,9 +230,9 @@ impl HelmSource {
                     }
                     Err(why) => problems.push(format!("{}/{}: {why}", s.namespace, s.name)),
                 }
-                Ok(())
-            })
-            .await?;
+            }
+        }
+        let rv = lister.resource_version().to_owned();
         let rows = apply_filter(rows, filter);
         let mut kinds = BTreeSet::new();
         for r in &rows {
@@ -326,14 +248,10 @@ impl HelmSource {
         })
     }
 
-    /// Second pass: sends `(row position, record bytes)` in archive order.
-    /// The receiver is the snapshot writer's thread; if it hangs up (a write
-    /// failed), fetching stops.
-    pub async fn fetch(
-        &self,
-        plan: &Plan,
-        tx: &tokio::sync::mpsc::Sender<(usize, Zeroizing<Vec<u8>>)>,
-    ) -> Result<(), SourceError> {
+    /// Second pass: sends the planned records in archive order. The receiver
+    /// is the snapshot writer's thread; if it hangs up (a write failed),
+    /// fetching stops.
+    pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
         let wanted: HashMap<(String, String, u32), usize> = plan
             .rows
             .iter()
@@ -343,18 +261,11 @@ impl HelmSource {
         // Objects normally arrive in archive order; anything early waits here.
         let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
         let mut next = 0usize;
-        let mut pending: Vec<(usize, Zeroizing<Vec<u8>>)> = Vec::new();
-        let base = ListParams::default()
-            .labels("owner=helm")
-            .limit(self.page_size);
-        let mut lp = base
-            .clone()
-            .at(&plan.resource_version)
-            .matching(VersionMatch::Exact);
-        loop {
-            let (items, _, token) = self.page(&lp).await?;
+        let mut lister = self.lister(Some(&plan.resource_version));
+        while let Some(items) = self.next_page(&mut lister).await? {
             for s in items {
                 let Ok(r) = self.decode(&s) else { continue };
+                drop(s);
                 let key = (
                     r.summary.namespace.clone(),
                     r.summary.name.clone(),
@@ -364,18 +275,9 @@ impl HelmSource {
                     early.insert(pos, r.data);
                 }
                 while let Some(data) = early.remove(&next) {
-                    pending.push((next, data));
+                    tx.send(next, data).await?;
                     next += 1;
                 }
-            }
-            for (pos, data) in pending.drain(..) {
-                tx.send((pos, data))
-                    .await
-                    .map_err(|_| SourceError::Write("the snapshot writer stopped".to_owned()))?;
-            }
-            match token {
-                Some(t) => lp = base.clone().continue_token(&t),
-                None => break,
             }
         }
         if next < plan.rows.len() {

@@ -2,8 +2,78 @@
 //! pass and then the records in index order, so the snapshot writer can put
 //! the index first while holding only one page of records at a time.
 
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use zeroize::Zeroizing;
+
 pub mod crds;
 pub mod helm;
+pub mod list;
+
+/// Record bytes queued between a source and the snapshot writer at most.
+pub const IN_FLIGHT_BYTES: usize = 8 << 20;
+
+/// A record on its way to the snapshot writer: its position in the index and
+/// its bytes. Dropping it frees its share of [`IN_FLIGHT_BYTES`].
+pub struct Record {
+    /// The row's position in the index.
+    pub pos: usize,
+    /// The record.
+    pub data: Zeroizing<Vec<u8>>,
+    _budget: OwnedSemaphorePermit,
+}
+
+/// The sending half of [`record_channel`].
+#[derive(Clone)]
+pub struct RecordSender {
+    tx: mpsc::Sender<Record>,
+    budget: Arc<Semaphore>,
+}
+
+/// The receiving half of [`record_channel`].
+pub struct RecordReceiver {
+    rx: mpsc::Receiver<Record>,
+}
+
+/// A channel from a source to the snapshot writer that holds at most
+/// [`IN_FLIGHT_BYTES`] of records (or one record, if that is larger), so
+/// fetching overlaps with compression and encryption without the queue
+/// growing with the cluster.
+pub fn record_channel() -> (RecordSender, RecordReceiver) {
+    let (tx, rx) = mpsc::channel(1024);
+    let budget = Arc::new(Semaphore::new(IN_FLIGHT_BYTES >> 10));
+    (RecordSender { tx, budget }, RecordReceiver { rx })
+}
+
+impl RecordSender {
+    /// Queues a record, waiting while the queue is full. Fails when the
+    /// writer has stopped.
+    pub async fn send(&self, pos: usize, data: Zeroizing<Vec<u8>>) -> Result<(), SourceError> {
+        let stopped = || SourceError::Write("the snapshot writer stopped".to_owned());
+        let kib = data.len().div_ceil(1024).clamp(1, IN_FLIGHT_BYTES >> 10);
+        let permit = Arc::clone(&self.budget)
+            .acquire_many_owned(u32::try_from(kib).unwrap_or(u32::MAX))
+            .await
+            .map_err(|_| stopped())?;
+        self.tx
+            .send(Record {
+                pos,
+                data,
+                _budget: permit,
+            })
+            .await
+            .map_err(|_| stopped())
+    }
+}
+
+impl RecordReceiver {
+    /// The next record, blocking the (non-async) writer thread; `None` once
+    /// every sender is gone.
+    pub fn blocking_recv(&mut self) -> Option<Record> {
+        self.rx.blocking_recv()
+    }
+}
 
 /// Errors from reading a source.
 #[derive(Debug, thiserror::Error)]

@@ -18,8 +18,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-use kube::api::{Api, ListParams, VersionMatch};
 use zeroize::Zeroizing;
 
 use super::client::Tiller;
@@ -27,14 +25,12 @@ use super::hapi::release::status::Code;
 use super::record::{record_from_bytes, status_name};
 use crate::release::ReleaseRecord;
 use crate::snapshot::{IndexRow, SourceKind};
-use crate::source::SourceError;
 use crate::source::helm::{Plan, SaveFilter, apply_filter, decode_payload};
+use crate::source::list::{Lister, ObjectKind, RawObject};
+use crate::source::{RecordSender, SourceError};
 
 /// The label selector of Tiller's storage objects.
 pub const OWNER_SELECTOR: &str = "OWNER=TILLER";
-
-/// The channel records are sent on: `(row position, bytes)`.
-pub type RecordSender = tokio::sync::mpsc::Sender<(usize, Zeroizing<Vec<u8>>)>;
 
 fn tiller_err(e: super::TillerError) -> SourceError {
     SourceError::Driver(e.to_string())
@@ -219,9 +215,7 @@ impl GrpcSource {
                     cache.remove(&row.name);
                 }
             }
-            tx.send((pos, data))
-                .await
-                .map_err(|_| SourceError::Write("the snapshot writer stopped".to_owned()))?;
+            tx.send(pos, data).await?;
         }
         Ok(())
     }
@@ -251,12 +245,6 @@ impl Storage {
             Storage::Secret => "Tiller's release Secrets",
         }
     }
-}
-
-/// One storage object.
-struct Stored {
-    name: String,
-    payload: Option<Vec<u8>>,
 }
 
 /// Releases read from Tiller's ConfigMaps or Secrets.
@@ -295,11 +283,23 @@ impl StorageSource {
         self.storage
     }
 
-    async fn page(
-        &self,
-        lp: &ListParams,
-    ) -> Result<(Vec<Stored>, String, Option<String>), SourceError> {
-        let err = |e: kube::Error| {
+    fn lister(&self, at: Option<&str>) -> Lister {
+        let kind = match self.storage {
+            Storage::ConfigMap => ObjectKind::ConfigMap,
+            Storage::Secret => ObjectKind::Secret,
+        };
+        Lister::new(
+            self.client.clone(),
+            kind,
+            Some(self.tiller_namespace.clone()),
+            OWNER_SELECTOR,
+            self.page_size,
+            at,
+        )
+    }
+
+    async fn next_page(&self, lister: &mut Lister) -> Result<Option<Vec<RawObject>>, SourceError> {
+        lister.next_page().await.map_err(|e| {
             if matches!(&e, kube::Error::Api(s) if s.code == 410) {
                 SourceError::Expired
             } else {
@@ -308,63 +308,12 @@ impl StorageSource {
                     cause: crate::cluster::describe(&e),
                 }
             }
-        };
-        match self.storage {
-            Storage::ConfigMap => {
-                let api: Api<ConfigMap> =
-                    Api::namespaced(self.client.clone(), &self.tiller_namespace);
-                let list = api.list(lp).await.map_err(err)?;
-                let items = list
-                    .items
-                    .into_iter()
-                    .map(|mut c| Stored {
-                        name: c.metadata.name.take().unwrap_or_default(),
-                        payload: c
-                            .data
-                            .take()
-                            .and_then(|mut d| d.remove("release"))
-                            .map(String::into_bytes),
-                    })
-                    .collect();
-                Ok((
-                    items,
-                    list.metadata.resource_version.unwrap_or_default(),
-                    list.metadata.continue_.filter(|c| !c.is_empty()),
-                ))
-            }
-            Storage::Secret => {
-                let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.tiller_namespace);
-                let list = api.list(lp).await.map_err(err)?;
-                let items = list
-                    .items
-                    .into_iter()
-                    .map(|mut s| Stored {
-                        name: s.metadata.name.take().unwrap_or_default(),
-                        payload: s
-                            .data
-                            .take()
-                            .and_then(|mut d| d.remove("release"))
-                            .map(|b| b.0),
-                    })
-                    .collect();
-                Ok((
-                    items,
-                    list.metadata.resource_version.unwrap_or_default(),
-                    list.metadata.continue_.filter(|c| !c.is_empty()),
-                ))
-            }
-        }
+        })
     }
 
-    fn decode(s: &Stored) -> Result<(ReleaseRecord, super::hapi::release::Release), String> {
+    fn decode(s: &RawObject) -> Result<(ReleaseRecord, super::hapi::release::Release), String> {
         let payload = s.payload.as_deref().ok_or("it has no `release` key")?;
         record_from_bytes(decode_payload(payload)?)
-    }
-
-    fn base(&self) -> ListParams {
-        ListParams::default()
-            .labels(OWNER_SELECTOR)
-            .limit(self.page_size)
     }
 
     /// First pass: the index rows of everything selected.
@@ -372,13 +321,8 @@ impl StorageSource {
         let mut rows = Vec::new();
         let mut problems = Vec::new();
         let mut kinds_of = HashMap::new();
-        let mut lp = self.base();
-        let mut rv = String::new();
-        loop {
-            let (items, page_rv, next) = self.page(&lp).await?;
-            if rv.is_empty() {
-                rv = page_rv;
-            }
+        let mut lister = self.lister(None);
+        while let Some(items) = self.next_page(&mut lister).await? {
             for s in items {
                 match Self::decode(&s) {
                     Ok((record, release)) => note(
@@ -394,11 +338,8 @@ impl StorageSource {
                     }
                 }
             }
-            match next {
-                Some(token) => lp = self.base().continue_token(&token),
-                None => break,
-            }
         }
+        let rv = lister.resource_version().to_owned();
         Ok(finish(rows, &self.statuses, filter, kinds_of, rv, problems))
     }
 
@@ -415,12 +356,8 @@ impl StorageSource {
         // records wait here until their turn (at most the planned records).
         let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
         let mut next = 0usize;
-        let mut lp = self
-            .base()
-            .at(&plan.resource_version)
-            .matching(VersionMatch::Exact);
-        loop {
-            let (items, _, token) = self.page(&lp).await?;
+        let mut lister = self.lister(Some(&plan.resource_version));
+        while let Some(items) = self.next_page(&mut lister).await? {
             for s in items {
                 let Ok((r, _)) = Self::decode(&s) else {
                     continue;
@@ -435,14 +372,8 @@ impl StorageSource {
                 }
             }
             while let Some(data) = early.remove(&next) {
-                tx.send((next, data))
-                    .await
-                    .map_err(|_| SourceError::Write("the snapshot writer stopped".to_owned()))?;
+                tx.send(next, data).await?;
                 next += 1;
-            }
-            match token {
-                Some(t) => lp = self.base().continue_token(&t),
-                None => break,
             }
         }
         if next < plan.rows.len() {

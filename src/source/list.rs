@@ -1,0 +1,225 @@
+//! Paginated listing of storage objects (Secrets or ConfigMaps), shared by the
+//! Helm 3/4 and Tiller storage sources.
+//!
+//! Pages are sized by bytes as well as by count: a page asks for at most
+//! `max` objects, and no more than [`PAGE_BYTES`] divided by the largest
+//! payload seen so far. A cluster of small records lists in few requests,
+//! and a cluster of near-1 MiB records still holds only a few MiB per page.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::api::{Api, ListParams, VersionMatch};
+
+/// Payload bytes one page should hold at most (except that a page always
+/// holds at least one object).
+pub const PAGE_BYTES: u64 = 8 << 20;
+
+/// The first page's limit, before any payload size is known. Kubernetes
+/// caps an object at about 1.5 MiB, so this page holds at most ~12 MiB.
+const FIRST_PAGE: u32 = 8;
+
+/// Which kind of object holds the records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// Secrets, whose data the API sends base64-encoded.
+    Secret,
+    /// ConfigMaps.
+    ConfigMap,
+}
+
+/// One listed object: where it is and its `release` key.
+pub struct RawObject {
+    /// The object's namespace.
+    pub namespace: String,
+    /// The object's name.
+    pub name: String,
+    /// The Secret's type (`None` for ConfigMaps).
+    pub type_: Option<String>,
+    /// The object's labels.
+    pub labels: BTreeMap<String, String>,
+    /// The `release` key's bytes, if present.
+    pub payload: Option<Vec<u8>>,
+}
+
+/// Walks a list, one page per [`Lister::next_page`] call.
+pub struct Lister {
+    client: kube::Client,
+    kind: ObjectKind,
+    namespace: Option<String>,
+    base: ListParams,
+    next: Option<ListParams>,
+    max: u32,
+    largest: u64,
+    resource_version: String,
+}
+
+impl Lister {
+    /// A list of `kind` objects matching `selector` in `namespace` (all
+    /// namespaces when `None`), at most `max` per page. `at` pins the list to
+    /// exactly that resourceVersion.
+    pub fn new(
+        client: kube::Client,
+        kind: ObjectKind,
+        namespace: Option<String>,
+        selector: &str,
+        max: u32,
+        at: Option<&str>,
+    ) -> Lister {
+        let base = ListParams::default().labels(selector);
+        let first = match at {
+            Some(rv) => base.clone().at(rv).matching(VersionMatch::Exact),
+            None => base.clone(),
+        };
+        Lister {
+            client,
+            kind,
+            namespace,
+            base,
+            next: Some(first),
+            max: max.max(1),
+            largest: 0,
+            resource_version: String::new(),
+        }
+    }
+
+    /// The resourceVersion the list is read at (known after the first page).
+    pub fn resource_version(&self) -> &str {
+        &self.resource_version
+    }
+
+    /// How many objects the next request asks for.
+    pub fn limit(&self) -> u32 {
+        page_limit(self.max, self.largest)
+    }
+
+    /// The next page, or `None` after the last one.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<RawObject>>, kube::Error> {
+        let Some(mut lp) = self.next.take() else {
+            return Ok(None);
+        };
+        lp.limit = Some(self.limit());
+        let (items, rv, token) = match self.kind {
+            ObjectKind::Secret => {
+                let api: Api<Secret> = self.api();
+                let list = api.list(&lp).await?;
+                let items: Vec<RawObject> = list
+                    .items
+                    .into_iter()
+                    .map(|mut s| RawObject {
+                        namespace: s.metadata.namespace.take().unwrap_or_default(),
+                        name: s.metadata.name.take().unwrap_or_default(),
+                        type_: s.type_.take(),
+                        labels: s.metadata.labels.take().unwrap_or_default(),
+                        payload: s
+                            .data
+                            .take()
+                            .and_then(|mut d| d.remove("release"))
+                            .map(|b| b.0),
+                    })
+                    .collect();
+                (
+                    items,
+                    list.metadata.resource_version,
+                    list.metadata.continue_,
+                )
+            }
+            ObjectKind::ConfigMap => {
+                let api: Api<ConfigMap> = self.api();
+                let list = api.list(&lp).await?;
+                let items: Vec<RawObject> = list
+                    .items
+                    .into_iter()
+                    .map(|mut c| RawObject {
+                        namespace: c.metadata.namespace.take().unwrap_or_default(),
+                        name: c.metadata.name.take().unwrap_or_default(),
+                        type_: None,
+                        labels: c.metadata.labels.take().unwrap_or_default(),
+                        payload: c
+                            .data
+                            .take()
+                            .and_then(|mut d| d.remove("release"))
+                            .map(String::into_bytes),
+                    })
+                    .collect();
+                (
+                    items,
+                    list.metadata.resource_version,
+                    list.metadata.continue_,
+                )
+            }
+        };
+        if self.resource_version.is_empty() {
+            self.resource_version = rv.unwrap_or_default();
+        }
+        let mut bytes = 0u64;
+        for o in &items {
+            let n = o.payload.as_ref().map_or(0, Vec::len) as u64;
+            bytes += n;
+            self.largest = self.largest.max(n);
+        }
+        crate::debug::note(|| {
+            format!(
+                "listed {} {} (limit {}, {} KiB of records, largest so far {} KiB)",
+                items.len(),
+                match self.kind {
+                    ObjectKind::Secret => "Secrets",
+                    ObjectKind::ConfigMap => "ConfigMaps",
+                },
+                lp.limit.unwrap_or(0),
+                bytes.div_ceil(1024),
+                self.largest.div_ceil(1024)
+            )
+        });
+        // The continue token carries the list's resourceVersion.
+        self.next = token
+            .filter(|t| !t.is_empty())
+            .map(|t| self.base.clone().continue_token(&t));
+        Ok(Some(items))
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+/// The limit of a page given the largest payload seen so far (0: none yet).
+fn page_limit(max: u32, largest: u64) -> u32 {
+    let by_bytes = match largest {
+        0 => FIRST_PAGE,
+        n => u32::try_from(PAGE_BYTES / n).unwrap_or(u32::MAX),
+    };
+    by_bytes.clamp(1, max.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_sized_by_count_and_bytes() {
+        // Nothing seen yet: a modest first page, never above the maximum.
+        assert_eq!(page_limit(100, 0), 8);
+        assert_eq!(page_limit(4, 0), 4);
+        // Small records: the count limit applies...
+        assert_eq!(page_limit(100, 30 << 10), 100);
+        // ...until the byte budget is smaller (8 MiB / 30 KiB).
+        assert_eq!(page_limit(500, 30 << 10), 273);
+        // Large records: the byte budget applies.
+        assert_eq!(page_limit(100, 1 << 20), 8);
+        assert_eq!(page_limit(500, 700 << 10), 11);
+        // A record over the budget still lists, one per page.
+        assert_eq!(page_limit(100, PAGE_BYTES * 2), 1);
+        assert_eq!(page_limit(0, 0), 1);
+    }
+}
