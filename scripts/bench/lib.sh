@@ -92,12 +92,22 @@ median() {
   sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit } if (NR % 2) print a[(NR+1)/2]; else print (a[NR/2] + a[NR/2+1]) / 2 }'
 }
 
+# PIN: a command prefix that runs a command on the CPUs in $BENCH_CPUS (a
+# taskset list such as "0"), empty when BENCH_CPUS is unset.
+PIN=()
+[ -z "${BENCH_CPUS:-}" ] || PIN=(taskset -c "$BENCH_CPUS")
+
 # up_env DIR: a fresh control plane in DIR; sources DIR/env into this shell.
+# With BENCH_CPUS set, kube-apiserver and etcd (every thread) are pinned to it.
 up_env() {
   "$TESTENV" up "$1" >/dev/null
   # shellcheck disable=SC1091
   . "$1/env"
   export HELM_BIN=$HELM4
+  if [ -n "${BENCH_CPUS:-}" ]; then
+    local p
+    for p in apiserver etcd; do taskset -a -cp "$BENCH_CPUS" "$(cat "$1/$p.pid")" >/dev/null; done
+  fi
 }
 
 down_env() {
