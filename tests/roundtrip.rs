@@ -140,6 +140,63 @@ fn signal(sig: &str, pid: u32) {
     assert!(status.success(), "kill -{sig} {pid} failed");
 }
 
+/// A minimal Helm release record (decoded JSON) of `namespace/name`, revision
+/// 1, deployed, whose manifest carries `random` bytes of random hex.
+fn synthetic_record(namespace: &str, name: &str, random: usize) -> String {
+    json!({
+        "name": name,
+        "namespace": namespace,
+        "version": 1,
+        "info": {"status": "deployed", "last_deployed": "2026-01-01T00:00:00Z"},
+        "chart": {"metadata": {"name": namespace, "version": "0.1.0", "appVersion": "1"}},
+        "config": {},
+        "manifest": format!("---\n# {}\n", random_hex(random)),
+    })
+    .to_string()
+}
+
+/// Creates `namespace` and, in it, one Helm release Secret per record, encoded
+/// as Helm does (gzip, base64), in one `kubectl create` of a List.
+fn create_release_secrets(run: &Run, env: &TestEnv, namespace: &str, records: &[String]) {
+    let items: Vec<Value> = records
+        .iter()
+        .map(|record| {
+            let name = parse_json(record, "record")["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(record.as_bytes()).unwrap();
+            let payload = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+            json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "helm.sh/release.v1",
+                "metadata": {
+                    "name": format!("sh.helm.release.v1.{name}.v1"),
+                    "namespace": namespace,
+                    "labels": {"owner": "helm", "name": name, "status": "deployed", "version": "1"},
+                },
+                "stringData": {"release": payload},
+            })
+        })
+        .collect();
+    let list_file = run.work.path().join(format!("{namespace}-records.json"));
+    std::fs::write(
+        &list_file,
+        json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    )
+    .unwrap();
+    env.kubectl(["create", "namespace", namespace]);
+    env.kubectl([
+        OsStr::new("create"),
+        OsStr::new("-o"),
+        OsStr::new("name"),
+        OsStr::new("-f"),
+        list_file.as_os_str(),
+    ]);
+}
+
 // --- one test's context ----------------------------------------------------------
 
 /// What one test (one Helm version) works with.
@@ -216,8 +273,8 @@ impl Run {
         support::run(&mut cmd)
     }
 
-    /// `helm-bulk save -r RECIPIENT -o FILE` in `cwd` with TMPDIR=`tmp`.
-    fn save(&self, env: &TestEnv, cwd: &Path, tmp: &Path, file: &Path) -> Output {
+    /// The command `helm-bulk save -r RECIPIENT -o FILE` in `cwd` with TMPDIR=`tmp`.
+    fn save_cmd(&self, env: &TestEnv, cwd: &Path, tmp: &Path, file: &Path) -> Command {
         let mut cmd = self.bulk_cmd(env, cwd);
         cmd.env("TMPDIR", tmp)
             .arg("save")
@@ -225,7 +282,12 @@ impl Run {
             .arg(&self.recipient)
             .arg("-o")
             .arg(file);
-        support::run(&mut cmd)
+        cmd
+    }
+
+    /// Runs [`Run::save_cmd`].
+    fn save(&self, env: &TestEnv, cwd: &Path, tmp: &Path, file: &Path) -> Output {
+        support::run(&mut self.save_cmd(env, cwd, tmp, file))
     }
 
     /// `helm-bulk load -i KEY [extra…] FILE`.
@@ -489,6 +551,8 @@ struct Expected {
     values: Value,
     /// `helm get notes` (the app chart's notes hold literal braces).
     notes: String,
+    /// `helm get manifest` and `helm get hooks`, `# Source:` comments included.
+    manifest: String,
     /// The objects of its manifest and hooks.
     refs: Vec<ObjRef>,
     /// Their live state, by [`ObjRef::key`].
@@ -564,7 +628,8 @@ fn expect_release(env: &TestEnv, helm: Helm, ns: &str, name: &str) -> Expected {
         "helm get values",
     );
     let notes = env.helm(helm, ["get", "notes", name, "-n", ns, "--revision", &rev]);
-    let refs = parse_refs(&manifest_and_hooks(env, helm, ns, name, Some(revision)), ns);
+    let manifest = manifest_and_hooks(env, helm, ns, name, Some(revision));
+    let refs = parse_refs(&manifest, ns);
     let objects = live_objects(env, &refs);
     for r in &refs {
         assert!(
@@ -580,6 +645,7 @@ fn expect_release(env: &TestEnv, helm: Helm, ns: &str, name: &str) -> Expected {
         row,
         values,
         notes,
+        manifest,
         refs,
         objects,
     }
@@ -697,10 +763,17 @@ fn verify_release(env: &TestEnv, helm: Helm, want: &Expected, list: &[Value], wh
     assert_eq!(values, want.values, "{what}: values of {ns}/{name}");
     let notes = env.helm(helm, ["get", "notes", name, "-n", ns]);
     assert_eq!(notes, want.notes, "{what}: notes of {ns}/{name}");
-    let refs = parse_refs(&manifest_and_hooks(env, helm, ns, name, None), ns);
+    let manifest = manifest_and_hooks(env, helm, ns, name, None);
+    let refs = parse_refs(&manifest, ns);
     assert_eq!(
         refs, want.refs,
         "{what}: the objects of {ns}/{name}'s manifest and hooks"
+    );
+    // The frozen chart puts every document back in the template its
+    // `# Source:` comment names: the rendered text is byte-identical.
+    assert_eq!(
+        manifest, want.manifest,
+        "{what}: helm get manifest + hooks of {ns}/{name}"
     );
     let live = live_objects(env, &want.refs);
     for (key, before) in &want.objects {
@@ -1074,98 +1147,53 @@ fn round_trip(helm: Helm) {
     run.step("save with the API server killed");
 }
 
-/// Creates [`BULK_RECORDS`] release Secrets, starts `save --page-size 1`,
-/// and kills the API server once save is writing its output: save must fail
-/// and leave neither the output file nor its temp file. The environment is
-/// unusable afterwards.
+/// Creates [`BULK_RECORDS`] release Secrets and starts `save --page-size 1`
+/// three times, each time stopping it once it is writing its output: with
+/// SIGINT (Ctrl-C), with SIGTERM, and by killing the API server. Each save
+/// must fail and leave neither the output file nor its temp file. The
+/// environment is unusable afterwards.
 fn save_dies_with_the_apiserver(run: &Run, env: &TestEnv) {
-    let items: Vec<Value> = (0..BULK_RECORDS)
+    let records: Vec<String> = (0..BULK_RECORDS)
         .map(|i| {
-            let name = format!("bulk-{i:03}");
-            let record = json!({
-                "name": name,
-                "namespace": "bulk",
-                "version": 1,
-                "info": {"status": "deployed", "last_deployed": "2026-01-01T00:00:00Z"},
-                "chart": {"metadata": {"name": "bulk", "version": "0.1.0", "appVersion": "1"}},
-                "config": {},
-                // Incompressible, so every page carries some weight.
-                "manifest": format!("---\n# {}\n", random_hex(2048)),
-            });
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            gz.write_all(record.to_string().as_bytes()).unwrap();
-            let payload = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
-            json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "helm.sh/release.v1",
-                "metadata": {
-                    "name": format!("sh.helm.release.v1.{name}.v1"),
-                    "namespace": "bulk",
-                    "labels": {"owner": "helm", "name": name, "status": "deployed", "version": "1"},
-                },
-                "stringData": {"release": payload},
-            })
+            // Incompressible, so every page carries some weight.
+            synthetic_record("bulk", &format!("bulk-{i:03}"), 2048)
         })
         .collect();
-    let list_file = run.work.path().join("bulk-records.json");
-    std::fs::write(
-        &list_file,
-        json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
-    )
-    .unwrap();
-    env.kubectl(["create", "namespace", "bulk"]);
-    env.kubectl([
-        OsStr::new("create"),
-        OsStr::new("-o"),
-        OsStr::new("name"),
-        OsStr::new("-f"),
-        list_file.as_os_str(),
-    ]);
+    create_release_secrets(run, env, "bulk", &records);
     run.step(&format!("{BULK_RECORDS} release records created"));
+
+    // ---- Ctrl-C (SIGINT) and SIGTERM in the middle of the records ----
+    for (sig, code) in [("INT", 130), ("TERM", 143)] {
+        let out_dir = run.dir(&format!("interrupted-save-{sig}"));
+        let tmp = run.dir(&format!("interrupted-save-{sig}-tmp"));
+        let output = out_dir.join("snapshot.age");
+        let (mut child, stderr_file) = start_slow_save(run, env, &out_dir, &tmp, &output);
+        signal(sig, child.id());
+        let status = wait_for_exit(&mut child, &stderr_file);
+        let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
+        assert_eq!(status.code(), Some(code), "save after SIG{sig}: {stderr}");
+        assert!(
+            stderr.contains("Error: interrupted"),
+            "save says it was interrupted: {stderr}"
+        );
+        assert_eq!(
+            files_under(&out_dir),
+            Vec::<PathBuf>::new(),
+            "an interrupted save (SIG{sig}) left files"
+        );
+        assert_eq!(
+            files_under(&tmp),
+            Vec::<PathBuf>::new(),
+            "files left in TMPDIR"
+        );
+    }
+    run.step("save interrupted by SIGINT and SIGTERM: nothing left");
 
     let out_dir = run.dir("killed-save");
     let tmp = run.dir("killed-save-tmp");
     let output = out_dir.join("snapshot.age");
-    let stderr_file = run.work.path().join("killed-save.stderr");
-    let mut cmd = run.bulk_cmd(env, &out_dir);
-    cmd.env("TMPDIR", &tmp)
-        .arg("save")
-        .arg("-r")
-        .arg(&run.recipient)
-        .arg("-o")
-        .arg(&output)
-        .args(["--page-size", "1"])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_file).unwrap());
-    let mut child = cmd.spawn().expect("start helm-bulk save");
+    let (mut child, stderr_file) = start_slow_save(run, env, &out_dir, &tmp, &output);
     let save_stderr = || std::fs::read_to_string(&stderr_file).unwrap_or_default();
-    // The temp file appears when the index is complete and the records start
-    // flowing (one request per record); wait until some records are in it
-    // (age writes 64 KiB chunks), so save is killed in the middle of them.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let written = leftover_temp_files(&out_dir)
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum::<u64>();
-        if written >= 64 << 10 {
-            break;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "save ended ({status}) before 64 KiB of the snapshot were written; stderr:\n{}",
-                save_stderr()
-            );
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("save did not start writing within 120s:\n{}", save_stderr());
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
     // Freeze save so it cannot finish meanwhile, kill the API server, resume.
     signal("STOP", child.id());
     let apiserver: u32 = std::fs::read_to_string(env.dir.join("apiserver.pid"))
@@ -1180,21 +1208,7 @@ fn save_dies_with_the_apiserver(run: &Run, env: &TestEnv) {
     signal("KILL", apiserver);
     std::thread::sleep(Duration::from_millis(300));
     signal("CONT", child.id());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "save still runs 120s after the API server was killed:\n{}",
-                save_stderr()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for_exit(&mut child, &stderr_file);
     let stderr = save_stderr();
     assert!(
         !status.success(),
@@ -1231,6 +1245,70 @@ fn save_dies_with_the_apiserver(run: &Run, env: &TestEnv) {
     );
 }
 
+/// Starts `save --page-size 1` of the bulk records into `output` (TMPDIR
+/// `tmp`) and returns once some records are in its temp file (age writes
+/// 64 KiB chunks): save is then in the middle of the records.
+fn start_slow_save(
+    run: &Run,
+    env: &TestEnv,
+    out_dir: &Path,
+    tmp: &Path,
+    output: &Path,
+) -> (std::process::Child, PathBuf) {
+    let stderr_file = out_dir.with_extension("stderr");
+    let mut cmd = run.save_cmd(env, out_dir, tmp, output);
+    cmd.args(["--page-size", "1"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap());
+    let mut child = cmd.spawn().expect("start helm-bulk save");
+    let save_stderr = || std::fs::read_to_string(&stderr_file).unwrap_or_default();
+    // The temp file appears when the index is complete and the records start
+    // flowing (one request per record).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let written = leftover_temp_files(out_dir)
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum::<u64>();
+        if written >= 64 << 10 {
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "save ended ({status}) before 64 KiB of the snapshot were written; stderr:\n{}",
+                save_stderr()
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("save did not start writing within 120s:\n{}", save_stderr());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    (child, stderr_file)
+}
+
+/// Waits (at most 120 s) for a save started by [`start_slow_save`] to end.
+fn wait_for_exit(child: &mut std::process::Child, stderr_file: &Path) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "save still runs after 120s:\n{}",
+                std::fs::read_to_string(stderr_file).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn round_trip_helm4() {
     round_trip(Helm::V4);
@@ -1250,55 +1328,23 @@ fn large_records_are_listed_in_small_pages() {
     const COUNT: usize = 40;
     let env = TestEnv::start();
     let run = Run::new(Helm::V4);
-    env.kubectl(["create", "namespace", "large"]);
-    let mut want: BTreeMap<String, String> = BTreeMap::new();
-    let items: Vec<Value> = (0..COUNT)
+    let records: Vec<String> = (0..COUNT)
         .map(|i| {
-            let name = format!("large-{i:02}");
-            let record = json!({
-                "name": name,
-                "namespace": "large",
-                "version": 1,
-                "info": {"status": "deployed", "last_deployed": "2026-01-01T00:00:00Z"},
-                "chart": {"metadata": {"name": "large", "version": "0.1.0", "appVersion": "1"}},
-                "config": {},
-                // ~400 KiB that gzip cannot shrink much: a payload of ~½ MiB.
-                "manifest": format!("---\n# {}\n", random_hex(200 << 10)),
-            })
-            .to_string();
-            want.insert(
-                name.clone(),
-                hex::encode(sha2::Sha256::digest(record.as_bytes())),
-            );
-            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-            gz.write_all(record.as_bytes()).unwrap();
-            let payload = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
-            json!({
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "type": "helm.sh/release.v1",
-                "metadata": {
-                    "name": format!("sh.helm.release.v1.{name}.v1"),
-                    "namespace": "large",
-                    "labels": {"owner": "helm", "name": name, "status": "deployed", "version": "1"},
-                },
-                "stringData": {"release": payload},
-            })
+            // ~400 KiB that gzip cannot shrink much: a payload of ~½ MiB.
+            synthetic_record("large", &format!("large-{i:02}"), 200 << 10)
         })
         .collect();
-    let list_file = run.work.path().join("large-records.json");
-    std::fs::write(
-        &list_file,
-        json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
-    )
-    .unwrap();
-    env.kubectl([
-        OsStr::new("create"),
-        OsStr::new("-o"),
-        OsStr::new("name"),
-        OsStr::new("-f"),
-        list_file.as_os_str(),
-    ]);
+    let want: BTreeMap<String, String> = records
+        .iter()
+        .map(|r| {
+            let name = parse_json(r, "record")["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            (name, hex::encode(sha2::Sha256::digest(r.as_bytes())))
+        })
+        .collect();
+    create_release_secrets(&run, &env, "large", &records);
 
     let cwd = run.dir("large");
     let snapshot = cwd.join("large.age");

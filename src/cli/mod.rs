@@ -254,6 +254,45 @@ pub(crate) fn print_stdout(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// Makes SIGINT, SIGTERM and SIGHUP (Ctrl-C on Windows) end the process
+/// cleanly while `rt` runs: the temp files of unfinished output are removed,
+/// one line says so, and the exit code is 128 + the signal number. (An
+/// unfinished bucket upload is not completed, so no object appears.)
+pub(crate) fn exit_cleanly_on_interrupt(rt: &tokio::runtime::Runtime) {
+    rt.spawn(async {
+        let code = interrupted().await;
+        crate::store::remove_unfinished();
+        eprintln!("Error: interrupted; the unfinished snapshot was removed");
+        std::process::exit(code);
+    });
+}
+
+#[cfg(unix)]
+async fn interrupted() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        // Without handlers the default dispositions stay: wait forever.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+        _ = hup.recv() => 129,
+    }
+}
+
+#[cfg(not(unix))]
+async fn interrupted() -> i32 {
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => 130,
+        Err(_) => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

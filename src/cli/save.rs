@@ -189,6 +189,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
     };
     let kind = detect_kind(args.source);
     let runtime = super::args::runtime()?;
+    super::exit_cleanly_on_interrupt(&runtime);
     runtime.block_on(async {
         let (source, cluster) = match args.source {
             SourceArg::Tiller => {

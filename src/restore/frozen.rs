@@ -7,7 +7,11 @@
 //! a fresh cluster. So the frozen chart's templates are the stored rendered
 //! manifest, hooks and notes, reproduced literally (every `{{`/`}}` escaped),
 //! with the original chart name, version, appVersion, default values and the
-//! parent chart's `crds/`. Dependencies are dropped (their output is already
+//! parent chart's `crds/`. Each document goes back to the template path its
+//! `# Source:` comment names, in a minimal subchart directory when it came
+//! from a subchart, so helm writes the same `# Source:` comments, in the same
+//! order: the restored manifest and hooks are byte-identical to the stored
+//! ones. Dependencies are dropped (their output is already
 //! in the manifest), as are `kubeVersion` (the target cluster may be newer) and
 //! the values schema (the values were validated when first installed).
 
@@ -70,6 +74,8 @@ struct Info {
 struct Hook {
     #[serde(default, deserialize_with = "nullable")]
     name: String,
+    #[serde(default, deserialize_with = "nullable")]
+    path: String,
     #[serde(default, deserialize_with = "nullable")]
     manifest: String,
 }
@@ -154,14 +160,25 @@ pub struct Parts {
     pub defaults: Zeroizing<Vec<u8>>,
     /// The rendered manifest.
     pub manifest: Zeroizing<String>,
-    /// The rendered hooks: `(name, manifest)`.
-    pub hooks: Vec<(String, Zeroizing<String>)>,
+    /// The rendered hooks.
+    pub hooks: Vec<FrozenHook>,
     /// The rendered notes (may be empty).
     pub notes: String,
     /// Files of the chart's `crds/` directory: `(path under crds/, content)`.
     pub crds: Vec<(String, Zeroizing<Vec<u8>>)>,
     /// The user-supplied values: a YAML (or JSON) document.
     pub values: Zeroizing<Vec<u8>>,
+}
+
+/// A rendered hook of the stored release.
+pub struct FrozenHook {
+    /// The hook's name (its object's name).
+    pub name: String,
+    /// The template it was rendered from, as its `# Source:` comment says
+    /// (`chart/templates/job.yaml`); may be empty.
+    pub path: String,
+    /// The rendered document.
+    pub manifest: Zeroizing<String>,
 }
 
 /// Builds the frozen chart of a Helm 3/4 release record.
@@ -195,7 +212,11 @@ pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
         hooks: r
             .hooks
             .into_iter()
-            .map(|h| (h.name, Zeroizing::new(h.manifest)))
+            .map(|h| FrozenHook {
+                name: h.name,
+                path: h.path,
+                manifest: Zeroizing::new(h.manifest),
+            })
             .collect(),
         notes: r.info.map(|i| i.notes).unwrap_or_default(),
         crds,
@@ -250,20 +271,51 @@ pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
     )
     .map_err(io)?;
     add(&mut tar, &format!("{name}/values.yaml"), &parts.defaults).map_err(io)?;
-    let manifest = Zeroizing::new(escape_template(&parts.manifest));
-    add(
-        &mut tar,
-        &format!("{name}/templates/manifest.yaml"),
-        manifest.as_bytes(),
-    )
-    .map_err(io)?;
-    for (i, (hook_name, hook)) in parts.hooks.iter().enumerate() {
-        let body = Zeroizing::new(escape_template(hook));
-        let path = format!(
-            "{name}/templates/hook-{i:03}-{}.yaml",
-            file_piece(hook_name)
-        );
-        add(&mut tar, &path, body.as_bytes()).map_err(io)?;
+    let mut templates = Templates::default();
+    for (source, doc) in split_manifest(&parts.manifest) {
+        match source.and_then(|p| template_path(&name, p)) {
+            Some(path) => templates.push(path, doc),
+            // No usable `# Source:` comment: the document keeps its own text.
+            None => templates.push(UNSOURCED.to_owned(), doc),
+        }
+    }
+    for (i, hook) in parts.hooks.iter().enumerate() {
+        let path = template_path(&name, &hook.path)
+            .unwrap_or_else(|| format!("templates/hook-{i:03}-{}.yaml", file_piece(&hook.name)));
+        templates.push(path, &hook.manifest);
+    }
+    for dir in templates.subcharts() {
+        let sub = dir.rsplit('/').next().unwrap_or(&dir);
+        let chart_yaml = serde_json::json!({
+            "apiVersion": "v2",
+            "name": sub,
+            "version": "0.0.0",
+            "description": "A subchart's rendered output, frozen by helm-bulk",
+        });
+        add(
+            &mut tar,
+            &format!("{name}/{dir}/Chart.yaml"),
+            &json(&chart_yaml)?,
+        )
+        .map_err(io)?;
+    }
+    for (path, docs) in &templates.files {
+        // Helm 3 trims each document it splits from a template's output;
+        // Helm 4 splits at lines starting with `---` and trims only leading
+        // white space. Documents joined by `---` lines come back out of
+        // either exactly as they went in.
+        let mut text = Zeroizing::new(String::new());
+        for (i, doc) in docs.iter().enumerate() {
+            if i > 0 {
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                text.push_str("---\n");
+            }
+            text.push_str(doc);
+        }
+        let body = Zeroizing::new(escape_template(&text));
+        add(&mut tar, &format!("{name}/{path}"), body.as_bytes()).map_err(io)?;
     }
     if !parts.notes.is_empty() {
         add(
@@ -290,6 +342,113 @@ pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
         archive,
         values: parts.values,
     })
+}
+
+/// Where documents without a usable `# Source:` comment go.
+const UNSOURCED: &str = "templates/helm-bulk-unsourced.yaml";
+
+/// The frozen chart's template files, in the order first seen, each with
+/// its documents in stored order.
+#[derive(Default)]
+struct Templates {
+    files: Vec<(String, Vec<Zeroizing<String>>)>,
+}
+
+impl Templates {
+    fn push(&mut self, path: String, doc: &str) {
+        let doc = Zeroizing::new(doc.to_owned());
+        match self.files.iter_mut().find(|(p, _)| *p == path) {
+            Some((_, docs)) => docs.push(doc),
+            None => self.files.push((path, vec![doc])),
+        }
+    }
+
+    /// Every subchart directory the templates need (`charts/a`,
+    /// `charts/a/charts/b`, …), parents first.
+    fn subcharts(&self) -> std::collections::BTreeSet<String> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for (path, _) in &self.files {
+            let parts: Vec<&str> = path.split('/').collect();
+            let mut i = 0;
+            while parts.get(i) == Some(&"charts") && i + 1 < parts.len() {
+                dirs.insert(parts[..i + 2].join("/"));
+                i += 2;
+            }
+        }
+        dirs
+    }
+}
+
+/// Splits a rendered manifest as Helm writes it (`---\n# Source: PATH\n`,
+/// the document, `\n`, for each document) into `(PATH, document)`, each
+/// document exactly as Helm split it from its template's output. A document
+/// without the comment has no path.
+fn split_manifest(manifest: &str) -> Vec<(Option<&str>, &str)> {
+    let mut chunks: Vec<&str> = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    for line in manifest.split_inclusive('\n') {
+        if line.trim_end() == "---" {
+            chunks.push(&manifest[start..at]);
+            start = at + line.len();
+        }
+        at += line.len();
+    }
+    chunks.push(&manifest[start..]);
+    chunks
+        .into_iter()
+        .filter(|c| !c.trim().is_empty())
+        .map(|chunk| {
+            let chunk = chunk.strip_suffix('\n').unwrap_or(chunk);
+            match chunk.strip_prefix("# Source: ") {
+                Some(rest) => {
+                    let (path, doc) = rest.split_once('\n').unwrap_or((rest, ""));
+                    (Some(path.trim_end()), doc)
+                }
+                None => (None, chunk),
+            }
+        })
+        .filter(|(_, doc)| !doc.trim().is_empty())
+        .collect()
+}
+
+/// The template path (inside the chart directory) that renders with
+/// `# Source: source` in a chart named `chart`: `chart/templates/x.yaml` is
+/// `templates/x.yaml`, `chart/charts/db/templates/y.yaml` is
+/// `charts/db/templates/y.yaml`. `None` for anything helm could not have
+/// rendered (partials, NOTES.txt, odd path components).
+fn template_path(chart: &str, source: &str) -> Option<String> {
+    let rest = source.strip_prefix(chart)?.strip_prefix('/')?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let safe = |c: &str| {
+        !c.is_empty()
+            && c != "."
+            && c != ".."
+            && !c.contains('\\')
+            && !c.chars().any(char::is_control)
+    };
+    if !parts.iter().all(|c| safe(c)) {
+        return None;
+    }
+    let mut i = 0;
+    while parts.get(i) == Some(&"charts") {
+        let sub = parts.get(i + 1)?;
+        if !sub
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return None;
+        }
+        i += 2;
+    }
+    if parts.get(i) != Some(&"templates") || parts.len() < i + 2 {
+        return None;
+    }
+    let file = parts.last()?;
+    if file.starts_with('_') || (parts.len() == i + 2 && *file == "NOTES.txt") {
+        return None;
+    }
+    Some(rest.to_owned())
 }
 
 /// Writes the chart archive somewhere `helm` can open by path without it
@@ -386,7 +545,7 @@ mod tests {
             [
                 "nginx/Chart.yaml",
                 "nginx/values.yaml",
-                "nginx/templates/manifest.yaml",
+                "nginx/templates/helm-bulk-unsourced.yaml",
                 "nginx/templates/hook-000-pre.yaml",
                 "nginx/templates/NOTES.txt",
                 "nginx/crds/crd.yaml"
@@ -395,5 +554,126 @@ mod tests {
         assert!(!chart_yaml.contains("dependencies"));
         assert!(!chart_yaml.contains("kubeVersion"));
         assert!(chart_yaml.contains(FROZEN_ANNOTATION));
+    }
+
+    fn archive_files(archive: &[u8]) -> Vec<(String, String)> {
+        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+        ar.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let p = e.path().unwrap().to_string_lossy().into_owned();
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+                (p, text)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn documents_go_back_to_their_source_templates() {
+        let manifest = "---\n# Source: app/templates/cm.yaml\nkind: ConfigMap\nmetadata:\n  name: a\n\
+            ---\n# Source: app/charts/db/templates/s.yaml\nkind: Secret\ndata:\n  x: '{{ y }}'\n\
+            ---\n# Source: app/templates/cm.yaml\nkind: ConfigMap\nmetadata:\n  name: b\n\
+            ---\n# Source: app/charts/db/charts/cache/templates/c.yaml\nkind: Service\n\
+            ---\nkind: Orphan\n";
+        let rec = serde_json::json!({
+            "name": "r", "namespace": "n", "version": 2,
+            "chart": {"metadata": {"name": "app", "version": "1.0.0"}},
+            "manifest": manifest,
+            "hooks": [
+                {"name": "job", "path": "app/templates/cm.yaml", "manifest": "kind: Job\n"},
+                {"name": "odd", "path": "other/templates/x.yaml", "manifest": "kind: Pod"},
+            ],
+        });
+        let f = freeze(rec.to_string().as_bytes()).unwrap();
+        let files = archive_files(&f.archive);
+        let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "app/Chart.yaml",
+                "app/values.yaml",
+                "app/charts/db/Chart.yaml",
+                "app/charts/db/charts/cache/Chart.yaml",
+                "app/templates/cm.yaml",
+                "app/charts/db/templates/s.yaml",
+                "app/charts/db/charts/cache/templates/c.yaml",
+                "app/templates/helm-bulk-unsourced.yaml",
+                "app/templates/hook-001-odd.yaml",
+            ]
+        );
+        let file = |name: &str| &files.iter().find(|(p, _)| p == name).unwrap().1;
+        // Documents of one source, in stored order, hooks after them.
+        assert_eq!(
+            file("app/templates/cm.yaml"),
+            "kind: ConfigMap\nmetadata:\n  name: a\n---\nkind: ConfigMap\nmetadata:\n  name: b\n---\nkind: Job\n"
+        );
+        assert_eq!(
+            file("app/charts/db/templates/s.yaml"),
+            "kind: Secret\ndata:\n  x: '{{\"{{\"}} y {{\"}}\"}}'"
+        );
+        assert!(file("app/charts/db/charts/cache/Chart.yaml").contains("\"name\": \"cache\""));
+        assert_eq!(
+            file("app/templates/helm-bulk-unsourced.yaml"),
+            "kind: Orphan"
+        );
+    }
+
+    #[test]
+    fn only_renderable_source_paths_are_used() {
+        let t = |s: &str| template_path("app", s);
+        assert_eq!(
+            t("app/templates/a.yaml").as_deref(),
+            Some("templates/a.yaml")
+        );
+        assert_eq!(
+            t("app/templates/sub/a.yaml").as_deref(),
+            Some("templates/sub/a.yaml")
+        );
+        assert_eq!(
+            t("app/charts/db/templates/a.yaml").as_deref(),
+            Some("charts/db/templates/a.yaml")
+        );
+        for bad in [
+            "other/templates/a.yaml",
+            "application/templates/a.yaml",
+            "app/templates/_helpers.tpl",
+            "app/templates/NOTES.txt",
+            "app/templates/../../etc/passwd",
+            "app/templates//a.yaml",
+            "app/templates",
+            "app/crds/a.yaml",
+            "app/charts/db/a.yaml",
+            "app/charts/d b/templates/a.yaml",
+            "app/charts/../templates/a.yaml",
+            "",
+        ] {
+            assert_eq!(t(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn splits_manifests_as_helm_writes_them() {
+        let m = "---\n# Source: a/templates/x.yaml\nkind: A\n---\n# Source: a/templates/y.yaml\nkind: B\nk: |\n  ---x\n";
+        assert_eq!(
+            split_manifest(m),
+            [
+                (Some("a/templates/x.yaml"), "kind: A"),
+                (Some("a/templates/y.yaml"), "kind: B\nk: |\n  ---x")
+            ]
+        );
+        // Helm 4 keeps each document's trailing newline: so does the split.
+        assert_eq!(
+            split_manifest(
+                "---\n# Source: a/templates/x.yaml\nkind: A\n\n---\n# Source: a/templates/x.yaml\nkind: B\n\n"
+            ),
+            [
+                (Some("a/templates/x.yaml"), "kind: A\n"),
+                (Some("a/templates/x.yaml"), "kind: B\n")
+            ]
+        );
+        assert_eq!(split_manifest(""), []);
+        assert_eq!(split_manifest("kind: A\n"), [(None, "kind: A")]);
     }
 }

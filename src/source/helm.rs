@@ -142,10 +142,6 @@ pub fn decode_payload(payload: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     Ok(out)
 }
 
-fn is_gone(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 410)
-}
-
 impl HelmSource {
     /// A source over `namespace` (all namespaces when `None`).
     pub fn new(
@@ -170,6 +166,7 @@ impl HelmSource {
             Driver::ConfigMap => ObjectKind::ConfigMap,
         };
         Lister::new(
+            self.driver.what(),
             self.client.clone(),
             kind,
             self.namespace.clone(),
@@ -180,17 +177,8 @@ impl HelmSource {
     }
 
     /// The next page of release objects (Secrets of another type left out).
-    async fn next_page(&self, lister: &mut Lister) -> Result<Option<Vec<RawObject>>, SourceError> {
-        let page = lister.next_page().await.map_err(|e| {
-            if is_gone(&e) {
-                SourceError::Expired
-            } else {
-                SourceError::Api {
-                    what: self.driver.what(),
-                    cause: crate::cluster::describe(&e),
-                }
-            }
-        })?;
+    async fn next_page(lister: &mut Lister) -> Result<Option<Vec<RawObject>>, SourceError> {
+        let page = lister.next_page().await?;
         Ok(page.map(|mut items| {
             items.retain(|o| o.type_.as_deref().is_none_or(|t| t == "helm.sh/release.v1"));
             items
@@ -211,7 +199,7 @@ impl HelmSource {
         let mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>> =
             HashMap::new();
         let mut lister = self.lister(None);
-        while let Some(items) = self.next_page(&mut lister).await? {
+        while let Some(items) = Self::next_page(&mut lister).await? {
             for s in items {
                 match self.decode(&s) {
                     Ok(r) => {
@@ -262,7 +250,7 @@ impl HelmSource {
         let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
         let mut next = 0usize;
         let mut lister = self.lister(Some(&plan.resource_version));
-        while let Some(items) = self.next_page(&mut lister).await? {
+        while let Some(items) = Self::next_page(&mut lister).await? {
             for s in items {
                 let Ok(r) = self.decode(&s) else { continue };
                 drop(s);

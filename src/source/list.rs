@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, VersionMatch};
 
+use super::SourceError;
+
 /// Payload bytes one page should hold at most (except that a page always
 /// holds at least one object).
 pub const PAGE_BYTES: u64 = 8 << 20;
@@ -44,6 +46,7 @@ pub struct RawObject {
 
 /// Walks a list, one page per [`Lister::next_page`] call.
 pub struct Lister {
+    what: &'static str,
     client: kube::Client,
     kind: ObjectKind,
     namespace: Option<String>,
@@ -57,8 +60,10 @@ pub struct Lister {
 impl Lister {
     /// A list of `kind` objects matching `selector` in `namespace` (all
     /// namespaces when `None`), at most `max` per page. `at` pins the list to
-    /// exactly that resourceVersion.
+    /// exactly that resourceVersion. `what` names the objects in errors
+    /// ("release Secrets").
     pub fn new(
+        what: &'static str,
         client: kube::Client,
         kind: ObjectKind,
         namespace: Option<String>,
@@ -72,6 +77,7 @@ impl Lister {
             None => base.clone(),
         };
         Lister {
+            what,
             client,
             kind,
             namespace,
@@ -93,16 +99,31 @@ impl Lister {
         page_limit(self.max, self.largest)
     }
 
-    /// The next page, or `None` after the last one.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<RawObject>>, kube::Error> {
+    /// The next page, or `None` after the last one. A list pinned to a
+    /// resourceVersion that etcd has compacted away fails with
+    /// [`SourceError::Expired`].
+    pub async fn next_page(&mut self) -> Result<Option<Vec<RawObject>>, SourceError> {
         let Some(mut lp) = self.next.take() else {
             return Ok(None);
         };
         lp.limit = Some(self.limit());
+        self.request(&lp).await.map_err(|e| {
+            if matches!(&e, kube::Error::Api(s) if s.code == 410) {
+                SourceError::Expired
+            } else {
+                SourceError::Api {
+                    what: self.what,
+                    cause: crate::cluster::describe(&e),
+                }
+            }
+        })
+    }
+
+    async fn request(&mut self, lp: &ListParams) -> Result<Option<Vec<RawObject>>, kube::Error> {
         let (items, rv, token) = match self.kind {
             ObjectKind::Secret => {
                 let api: Api<Secret> = self.api();
-                let list = api.list(&lp).await?;
+                let list = api.list(lp).await?;
                 let items: Vec<RawObject> = list
                     .items
                     .into_iter()
@@ -126,7 +147,7 @@ impl Lister {
             }
             ObjectKind::ConfigMap => {
                 let api: Api<ConfigMap> = self.api();
-                let list = api.list(&lp).await?;
+                let list = api.list(lp).await?;
                 let items: Vec<RawObject> = list
                     .items
                     .into_iter()

@@ -6,6 +6,7 @@ pub mod bucket;
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tempfile::NamedTempFile;
 
@@ -21,10 +22,43 @@ pub enum Sink {
 
 /// A file that appears at its destination only when [`commit`](Self::commit)
 /// is called. Until then it is a 0600 temp file in the same directory, which
-/// is removed if the writer is dropped (on any error).
+/// is removed if the writer is dropped (on any error) or the process is
+/// interrupted ([`remove_unfinished`]).
 pub struct AtomicFile {
     tmp: NamedTempFile,
     dest: PathBuf,
+    _unfinished: Unfinished,
+}
+
+/// Temp files being written now.
+static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Keeps a temp file's path in [`UNFINISHED`] while it lives.
+struct Unfinished(PathBuf);
+
+impl Unfinished {
+    fn new(path: &Path) -> Unfinished {
+        let mut list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+        list.push(path.to_path_buf());
+        Unfinished(path.to_path_buf())
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        let mut list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+        list.retain(|p| p != &self.0);
+    }
+}
+
+/// Removes the temp file of every [`AtomicFile`] not yet committed. Called
+/// when the process is interrupted, just before it exits (destructors do not
+/// run then), so that an interrupted save leaves nothing behind.
+pub fn remove_unfinished() {
+    let list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
+    for path in list.iter() {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Creates a temp file with mode 0600 in `dir`.
@@ -59,6 +93,7 @@ impl AtomicFile {
             )
         })?;
         Ok(AtomicFile {
+            _unfinished: Unfinished::new(tmp.path()),
             tmp,
             dest: dest.to_path_buf(),
         })

@@ -18,7 +18,9 @@ use zeroize::Zeroizing;
 use super::hapi::chart::{Chart, Config, Metadata, Template};
 use super::hapi::release::{Release, hook::Event};
 use crate::restore::RestoreError;
-use crate::restore::frozen::{FROZEN_ANNOTATION, FrozenChart, Parts, assemble, escape_template};
+use crate::restore::frozen::{
+    FROZEN_ANNOTATION, FrozenChart, FrozenHook, Parts, assemble, escape_template,
+};
 
 fn record_error(e: String) -> RestoreError {
     RestoreError::Record(e)
@@ -119,7 +121,11 @@ pub fn parts(r: &Release) -> Result<Parts, RestoreError> {
                 Zeroizing::new(h.manifest.clone().into_bytes()),
             ));
         } else {
-            hooks.push((h.name.clone(), Zeroizing::new(h.manifest.clone())));
+            hooks.push(FrozenHook {
+                name: h.name.clone(),
+                path: h.path.clone(),
+                manifest: Zeroizing::new(h.manifest.clone()),
+            });
         }
     }
     let defaults = chart.values.as_ref().map(|c| c.raw.as_str()).unwrap_or("");
@@ -310,7 +316,7 @@ mod tests {
             [
                 "nginx/Chart.yaml",
                 "nginx/values.yaml",
-                "nginx/templates/manifest.yaml",
+                "nginx/templates/helm-bulk-unsourced.yaml",
                 "nginx/templates/hook-000-pre.yaml",
                 "nginx/templates/NOTES.txt",
                 "nginx/crds/000-crd.yaml"

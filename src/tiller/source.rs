@@ -289,6 +289,7 @@ impl StorageSource {
             Storage::Secret => ObjectKind::Secret,
         };
         Lister::new(
+            self.storage.what(),
             self.client.clone(),
             kind,
             Some(self.tiller_namespace.clone()),
@@ -296,19 +297,6 @@ impl StorageSource {
             self.page_size,
             at,
         )
-    }
-
-    async fn next_page(&self, lister: &mut Lister) -> Result<Option<Vec<RawObject>>, SourceError> {
-        lister.next_page().await.map_err(|e| {
-            if matches!(&e, kube::Error::Api(s) if s.code == 410) {
-                SourceError::Expired
-            } else {
-                SourceError::Api {
-                    what: self.storage.what(),
-                    cause: crate::cluster::describe(&e),
-                }
-            }
-        })
     }
 
     fn decode(s: &RawObject) -> Result<(ReleaseRecord, super::hapi::release::Release), String> {
@@ -322,7 +310,7 @@ impl StorageSource {
         let mut problems = Vec::new();
         let mut kinds_of = HashMap::new();
         let mut lister = self.lister(None);
-        while let Some(items) = self.next_page(&mut lister).await? {
+        while let Some(items) = lister.next_page().await? {
             for s in items {
                 match Self::decode(&s) {
                     Ok((record, release)) => note(
@@ -357,7 +345,7 @@ impl StorageSource {
         let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
         let mut next = 0usize;
         let mut lister = self.lister(Some(&plan.resource_version));
-        while let Some(items) = self.next_page(&mut lister).await? {
+        while let Some(items) = lister.next_page().await? {
             for s in items {
                 let Ok((r, _)) = Self::decode(&s) else {
                     continue;
