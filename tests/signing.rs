@@ -130,6 +130,116 @@ fn helm_bulk_signatures_verify_with_ssh_keygen() {
     }
 }
 
+/// A real `ssh-agent` on a private socket, killed when dropped.
+struct Agent {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        let socket = dir.join("agent.sock");
+        let child = Command::new(require("ssh-agent", "openssh-client"))
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start ssh-agent");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !socket.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ssh-agent did not create its socket"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Agent { child, socket }
+    }
+
+    fn add(&self, key: &Path) {
+        ok(Command::new(require("ssh-add", "openssh-client"))
+            .env("SSH_AUTH_SOCK", &self.socket)
+            .arg(key)
+            .output()
+            .unwrap());
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn signs_with_a_key_held_by_ssh_agent() {
+    let env = TestEnv::shared();
+    let f = fixture(env, "agent");
+    let agent = Agent::start(f.dir.path());
+    for kind in ["ed25519", "rsa"] {
+        let key = ssh_keygen(f.dir.path(), &format!("agent_{kind}"), kind, "");
+        let public = key.with_extension("pub");
+        let snap = format!("agent-{kind}.age");
+        let save = |sock: Option<&Path>| {
+            let mut c = bulk(env, f.dir.path());
+            c.env_remove("SSH_AUTH_SOCK");
+            if let Some(s) = sock {
+                c.env("SSH_AUTH_SOCK", s);
+            }
+            c.args(["save", "-r", &f.recipient, "-o", &snap, "--sign-key"])
+                .arg(&public)
+                .output()
+                .unwrap()
+        };
+        // A public key without an agent, or one the agent does not hold.
+        fails_with(&save(None), 1, "SSH_AUTH_SOCK is not set");
+        fails_with(
+            &save(Some(&agent.socket)),
+            1,
+            "does not hold the private key",
+        );
+        assert!(
+            !f.dir.path().join(&snap).exists(),
+            "{kind}: no snapshot on a refused key"
+        );
+        agent.add(&key);
+        // The private key file is gone: only the agent can sign now.
+        std::fs::remove_file(&key).unwrap();
+        ok(save(Some(&agent.socket)));
+        let sig = f.dir.path().join(format!("{snap}.sig"));
+        let allowed = allowed_signers(
+            f.dir.path(),
+            "allowed-agent",
+            &[("agent@example.com", &key)],
+        );
+        let verified = ssh_keygen_cmd()
+            .args(["-Y", "verify", "-f"])
+            .arg(&allowed)
+            .args(["-I", "agent@example.com", "-n", "helm-bulk", "-s"])
+            .arg(&sig)
+            .stdin(std::fs::File::open(f.dir.path().join(&snap)).unwrap())
+            .output()
+            .unwrap();
+        assert!(
+            verified.status.success(),
+            "{kind}: ssh-keygen -Y verify: {}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+        let out = ok(show(
+            env,
+            &f,
+            &[
+                "--trusted-signers".as_ref(),
+                allowed.as_os_str(),
+                snap.as_ref(),
+            ],
+        ));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Signed by agent@example.com"));
+    }
+}
+
 #[test]
 fn passphrase_protected_signing_key_is_prompted() {
     let env = TestEnv::shared();

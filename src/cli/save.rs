@@ -114,8 +114,9 @@ pub struct SaveArgs {
     )]
     pub driver: String,
 
-    /// Sign the snapshot with this SSH private key (ed25519, ECDSA or RSA); the signature is
-    /// written to FILE.sig [config: signKey]
+    /// Sign the snapshot with this SSH private key (ed25519, ECDSA or RSA), or with the key in
+    /// ssh-agent whose public key file (KEY.pub) this is; the signature is written to FILE.sig
+    /// [config: signKey]
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
 
@@ -178,7 +179,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
                     "--sign-key needs -o FILE: the signature is written beside it as FILE.sig",
                 ));
             }
-            Some(crate::vault::sign::load_signing_key(&path)?)
+            Some(crate::vault::sign::load_signer(&path)?)
         }
         None => None,
     };
@@ -386,7 +387,7 @@ struct Ctx<'a> {
     kind: SourceKind,
     driver: &'static str,
     protection: &'a crate::vault::Protection,
-    sign_key: Option<&'a ssh_key::PrivateKey>,
+    sign_key: Option<&'a crate::vault::sign::SigningKey>,
     bucket: Option<&'a Bucket>,
 }
 

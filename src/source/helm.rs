@@ -25,6 +25,9 @@ use crate::release::{ReleaseRecord, Summary};
 use crate::select::Selection;
 use crate::snapshot::{IndexRow, SourceKind};
 
+/// The type of Helm's release Secrets.
+const RELEASE_TYPE: &str = "helm.sh/release.v1";
+
 /// The largest decoded record accepted (the snapshot reader's limit).
 const MAX_RECORD: u64 = 64 << 20;
 
@@ -180,7 +183,7 @@ impl HelmSource {
     async fn next_page(lister: &mut Lister) -> Result<Option<Vec<RawObject>>, SourceError> {
         let page = lister.next_page().await?;
         Ok(page.map(|mut items| {
-            items.retain(|o| o.type_.as_deref().is_none_or(|t| t == "helm.sh/release.v1"));
+            items.retain(|o| o.type_.as_deref().is_none_or(|t| t == RELEASE_TYPE));
             items
         }))
     }
@@ -240,39 +243,60 @@ impl HelmSource {
     /// is the snapshot writer's thread; if it hangs up (a write failed),
     /// fetching stops.
     pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
-        let wanted: HashMap<(String, String, u32), usize> = plan
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| ((r.namespace.clone(), r.name.clone(), r.revision), i))
-            .collect();
-        // Objects normally arrive in archive order; anything early waits here.
-        let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
-        let mut next = 0usize;
-        let mut lister = self.lister(Some(&plan.resource_version));
-        while let Some(items) = Self::next_page(&mut lister).await? {
-            for s in items {
-                let Ok(r) = self.decode(&s) else { continue };
-                drop(s);
-                let key = (
-                    r.summary.namespace.clone(),
-                    r.summary.name.clone(),
-                    r.summary.revision,
-                );
-                if let Some(&pos) = wanted.get(&key) {
-                    early.insert(pos, r.data);
-                }
-                while let Some(data) = early.remove(&next) {
-                    tx.send(next, data).await?;
-                    next += 1;
-                }
+        let lister = self.lister(Some(&plan.resource_version));
+        send_in_index_order(lister, plan, tx, |s| {
+            let helm_type = s.type_.as_deref().is_none_or(|t| t == RELEASE_TYPE);
+            helm_type.then(|| self.decode(s).ok()).flatten()
+        })
+        .await
+    }
+}
+
+/// The second pass of a storage source: lists again (with `lister`, pinned
+/// to the plan's resourceVersion), decodes each object with `decode` (`None`:
+/// not a record to save) and sends the planned records in index order, each
+/// as soon as its turn comes. Objects that arrive before their turn wait in
+/// memory (Helm's storage lists in archive order, so none do; Tiller's does
+/// not). A planned record that is gone fails with [`SourceError::Vanished`].
+pub(crate) async fn send_in_index_order<F>(
+    mut lister: Lister,
+    plan: &Plan,
+    tx: &RecordSender,
+    decode: F,
+) -> Result<(), SourceError>
+where
+    F: Fn(&RawObject) -> Option<ReleaseRecord>,
+{
+    let wanted: HashMap<(String, String, u32), usize> = plan
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| ((r.namespace.clone(), r.name.clone(), r.revision), i))
+        .collect();
+    let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
+    let mut next = 0usize;
+    while let Some(items) = lister.next_page().await? {
+        for s in items {
+            let Some(r) = decode(&s) else { continue };
+            drop(s);
+            let key = (
+                r.summary.namespace.clone(),
+                r.summary.name.clone(),
+                r.summary.revision,
+            );
+            if let Some(&pos) = wanted.get(&key) {
+                early.insert(pos, r.data);
+            }
+            while let Some(data) = early.remove(&next) {
+                tx.send(next, data).await?;
+                next += 1;
             }
         }
-        if next < plan.rows.len() {
-            return Err(SourceError::Vanished(plan.rows[next].path.clone()));
-        }
-        Ok(())
     }
+    if next < plan.rows.len() {
+        return Err(SourceError::Vanished(plan.rows[next].path.clone()));
+    }
+    Ok(())
 }
 
 /// Applies `--status` and `--history` per release, and sorts into archive order.

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, VersionMatch};
+use zeroize::Zeroizing;
 
 use super::SourceError;
 
@@ -40,8 +41,9 @@ pub struct RawObject {
     pub type_: Option<String>,
     /// The object's labels.
     pub labels: BTreeMap<String, String>,
-    /// The `release` key's bytes, if present.
-    pub payload: Option<Vec<u8>>,
+    /// The `release` key's bytes, if present (Helm's encoded record: it
+    /// holds the release's values and secrets, so it is zeroized on drop).
+    pub payload: Option<Zeroizing<Vec<u8>>>,
 }
 
 /// Walks a list, one page per [`Lister::next_page`] call.
@@ -136,7 +138,7 @@ impl Lister {
                             .data
                             .take()
                             .and_then(|mut d| d.remove("release"))
-                            .map(|b| b.0),
+                            .map(|b| Zeroizing::new(b.0)),
                     })
                     .collect();
                 (
@@ -160,7 +162,7 @@ impl Lister {
                             .data
                             .take()
                             .and_then(|mut d| d.remove("release"))
-                            .map(String::into_bytes),
+                            .map(|s| Zeroizing::new(s.into_bytes())),
                     })
                     .collect();
                 (
@@ -175,7 +177,7 @@ impl Lister {
         }
         let mut bytes = 0u64;
         for o in &items {
-            let n = o.payload.as_ref().map_or(0, Vec::len) as u64;
+            let n = o.payload.as_ref().map_or(0, |p| p.len()) as u64;
             bytes += n;
             self.largest = self.largest.max(n);
         }

@@ -16,7 +16,7 @@
 //! `OWNER=TILLER`, `NAME`, `VERSION` and `STATUS`; its `release` key holds
 //! base64 of gzip of the protobuf bytes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use zeroize::Zeroizing;
 
@@ -25,7 +25,7 @@ use super::hapi::release::status::Code;
 use super::record::{record_from_bytes, status_name};
 use crate::release::ReleaseRecord;
 use crate::snapshot::{IndexRow, SourceKind};
-use crate::source::helm::{Plan, SaveFilter, apply_filter, decode_payload};
+use crate::source::helm::{Plan, SaveFilter, apply_filter, decode_payload, send_in_index_order};
 use crate::source::list::{Lister, ObjectKind, RawObject};
 use crate::source::{RecordSender, SourceError};
 
@@ -334,40 +334,8 @@ impl StorageSource {
     /// Second pass: lists again at the first pass's resourceVersion and sends
     /// the planned records in index order.
     pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
-        let wanted: HashMap<(String, String, u32), usize> = plan
-            .rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| ((r.namespace.clone(), r.name.clone(), r.revision), i))
-            .collect();
-        // Storage objects are listed by object name, not in archive order:
-        // records wait here until their turn (at most the planned records).
-        let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
-        let mut next = 0usize;
-        let mut lister = self.lister(Some(&plan.resource_version));
-        while let Some(items) = lister.next_page().await? {
-            for s in items {
-                let Ok((r, _)) = Self::decode(&s) else {
-                    continue;
-                };
-                let key = (
-                    r.summary.namespace.clone(),
-                    r.summary.name.clone(),
-                    r.summary.revision,
-                );
-                if let Some(&pos) = wanted.get(&key) {
-                    early.insert(pos, r.data);
-                }
-            }
-            while let Some(data) = early.remove(&next) {
-                tx.send(next, data).await?;
-                next += 1;
-            }
-        }
-        if next < plan.rows.len() {
-            return Err(SourceError::Vanished(plan.rows[next].path.clone()));
-        }
-        Ok(())
+        let lister = self.lister(Some(&plan.resource_version));
+        send_in_index_order(lister, plan, tx, |s| Self::decode(s).ok().map(|(r, _)| r)).await
     }
 }
 

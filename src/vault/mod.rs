@@ -6,6 +6,7 @@
 //! `cli_common` helpers, which know X25519, SSH (ed25519, RSA), plugin and
 //! passphrase-protected identity files.
 
+pub mod agent;
 mod decrypt;
 mod encrypt;
 mod keys;

@@ -58,6 +58,63 @@ pub fn load_signing_key(path: &Path) -> Result<PrivateKey, VaultError> {
     }
 }
 
+/// What signs snapshots.
+pub enum SigningKey {
+    /// A private key read from a file.
+    Key(Box<PrivateKey>),
+    /// A key whose private half is held by ssh-agent (at `socket`).
+    Agent {
+        /// The public key, from the `.pub` file given.
+        public: Box<PublicKey>,
+        /// The agent's socket (SSH_AUTH_SOCK).
+        socket: PathBuf,
+    },
+}
+
+/// Loads what `--sign-key FILE` names: an OpenSSH private key file (see
+/// [`load_signing_key`]), or a public key file (`id_ed25519.pub`) whose
+/// private key is held by the ssh-agent at SSH_AUTH_SOCK, as with
+/// `ssh-keygen -Y sign -f KEY.pub`.
+pub fn load_signer(path: &Path) -> Result<SigningKey, VaultError> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let Ok(public) = PublicKey::from_openssh(text.trim()) else {
+        return Ok(SigningKey::Key(Box::new(load_signing_key(path)?)));
+    };
+    if !matches!(
+        public.algorithm(),
+        ssh_key::Algorithm::Ed25519
+            | ssh_key::Algorithm::Rsa { .. }
+            | ssh_key::Algorithm::Ecdsa { .. }
+    ) {
+        return Err(VaultError::Keys(format!(
+            "signing key {} is {}; use an ed25519, ECDSA or RSA key",
+            path.display(),
+            public.algorithm()
+        )));
+    }
+    let socket = std::env::var_os("SSH_AUTH_SOCK")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            VaultError::Keys(format!(
+                "{} is a public key, so its private key must be in ssh-agent, but SSH_AUTH_SOCK is not set",
+                path.display()
+            ))
+        })?;
+    match super::agent::holds(&socket, &public) {
+        Ok(true) => Ok(SigningKey::Agent {
+            public: Box::new(public),
+            socket,
+        }),
+        Ok(false) => Err(VaultError::Keys(format!(
+            "ssh-agent ({}) does not hold the private key of {}; add it with ssh-add",
+            socket.display(),
+            path.display()
+        ))),
+        Err(e) => Err(VaultError::Keys(e)),
+    }
+}
+
 /// A writer that passes bytes through and hashes them (SHA-512).
 pub struct HashingWriter<W: Write> {
     inner: W,
@@ -107,20 +164,25 @@ fn signed_data(namespace: &str, reserved: &[u8], alg: HashAlg, digest: &[u8]) ->
 }
 
 /// Signs a SHA-512 digest of the snapshot; returns the armored signature.
-pub fn sign_digest(key: &PrivateKey, sha512: &[u8]) -> Result<String, VaultError> {
+pub fn sign_digest(signer: &SigningKey, sha512: &[u8]) -> Result<String, VaultError> {
     let data = signed_data(NAMESPACE, &[], HashAlg::Sha512, sha512);
-    let sig = match key.key_data() {
-        ssh_key::private::KeypairData::Rsa(rsa) => sign_rsa(rsa, &data)?,
-        _ => signature::Signer::try_sign(key, &data)
-            .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?,
+    let (public, sig) = match signer {
+        SigningKey::Key(key) => {
+            let sig = match key.key_data() {
+                ssh_key::private::KeypairData::Rsa(rsa) => sign_rsa(rsa, &data)?,
+                _ => signature::Signer::try_sign(key.as_ref(), &data)
+                    .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?,
+            };
+            (key.public_key().key_data().clone(), sig)
+        }
+        SigningKey::Agent { public, socket } => {
+            let sig = super::agent::sign(socket, public, &data)
+                .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+            (public.key_data().clone(), sig)
+        }
     };
-    let sshsig = SshSig::new(
-        key.public_key().key_data().clone(),
-        NAMESPACE,
-        HashAlg::Sha512,
-        sig,
-    )
-    .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+    let sshsig = SshSig::new(public, NAMESPACE, HashAlg::Sha512, sig)
+        .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
     let mut pem = sshsig
         .to_pem(LineEnding::LF)
         .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
