@@ -73,6 +73,29 @@ fn allowed_signers(dir: &Path, name: &str, lines: &[(&str, &Path)]) -> PathBuf {
     path
 }
 
+/// Asserts `ssh-keygen -Y verify` accepts `sig` over `snapshot` from `principal`.
+fn ssh_keygen_verifies(allowed: &Path, principal: &str, sig: &Path, snapshot: &Path) {
+    let verified = ssh_keygen_cmd()
+        .args(["-Y", "verify", "-f"])
+        .arg(allowed)
+        .args(["-I", principal, "-n", "helm-bulk", "-s"])
+        .arg(sig)
+        .stdin(std::fs::File::open(snapshot).unwrap())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&verified.stdout);
+    assert!(
+        verified.status.success(),
+        "ssh-keygen -Y verify of {}: {text} {}",
+        sig.display(),
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(
+        text.contains(&format!("Good \"helm-bulk\" signature for {principal}")),
+        "{text}"
+    );
+}
+
 fn show(env: &TestEnv, f: &Fixture, args: &[&OsStr]) -> Output {
     bulk(env, f.dir.path())
         .arg("show")
@@ -98,24 +121,7 @@ fn helm_bulk_signatures_verify_with_ssh_keygen() {
                 .starts_with("-----BEGIN SSH SIGNATURE-----")
         );
         let allowed = allowed_signers(f.dir.path(), "allowed", &[("ops@example.com", &key)]);
-        let verified = ssh_keygen_cmd()
-            .args(["-Y", "verify", "-f"])
-            .arg(&allowed)
-            .args(["-I", "ops@example.com", "-n", "helm-bulk", "-s"])
-            .arg(&sig)
-            .stdin(std::fs::File::open(f.dir.path().join(&snap)).unwrap())
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&verified.stdout);
-        assert!(
-            verified.status.success(),
-            "{kind}: {text} {}",
-            String::from_utf8_lossy(&verified.stderr)
-        );
-        assert!(
-            text.contains("Good \"helm-bulk\" signature for ops@example.com"),
-            "{text}"
-        );
+        ssh_keygen_verifies(&allowed, "ops@example.com", &sig, &f.dir.path().join(&snap));
         // And helm-bulk itself accepts it.
         let out = ok(show(
             env,
@@ -214,18 +220,11 @@ fn signs_with_a_key_held_by_ssh_agent() {
             "allowed-agent",
             &[("agent@example.com", &key)],
         );
-        let verified = ssh_keygen_cmd()
-            .args(["-Y", "verify", "-f"])
-            .arg(&allowed)
-            .args(["-I", "agent@example.com", "-n", "helm-bulk", "-s"])
-            .arg(&sig)
-            .stdin(std::fs::File::open(f.dir.path().join(&snap)).unwrap())
-            .output()
-            .unwrap();
-        assert!(
-            verified.status.success(),
-            "{kind}: ssh-keygen -Y verify: {}",
-            String::from_utf8_lossy(&verified.stderr)
+        ssh_keygen_verifies(
+            &allowed,
+            "agent@example.com",
+            &sig,
+            &f.dir.path().join(&snap),
         );
         let out = ok(show(
             env,
