@@ -214,6 +214,10 @@ async fn an_interrupted_upload_leaves_no_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (_, recipient) = kit::keygen(d, "id.txt");
+    // Watching first, so that it is polling by the time save starts uploading.
+    let mut watcher = s3.watch_uploads("dr-vault");
+    std::thread::sleep(Duration::from_secs(1));
+    let stderr_file = d.join("save.stderr");
     let mut save = bulk(Some(&env), &s3, d)
         .args([
             "save",
@@ -223,23 +227,30 @@ async fn an_interrupted_upload_leaves_no_snapshot() {
             "s3://dr-vault/helm",
             "--endpoint",
             &s3.endpoint,
+            // One object per request: the records take a while to stream.
+            "--page-size",
+            "1",
         ])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
         .spawn()
         .unwrap();
     // Kill it (SIGKILL: no chance to clean up) once its multipart upload is under way.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if s3.uploads_in_progress("dr-vault") > 0 {
+        if let Some(status) = watcher.try_wait().unwrap() {
+            assert!(status.success(), "the upload watcher failed: {status}");
             break;
         }
-        assert!(
-            save.try_wait().unwrap().is_none(),
-            "save finished before the upload could be interrupted; make the data larger"
-        );
+        if let Some(status) = save.try_wait().unwrap() {
+            let _ = watcher.kill();
+            panic!(
+                "save ended ({status}) before its upload was seen in progress: {}",
+                std::fs::read_to_string(&stderr_file).unwrap_or_default()
+            );
+        }
         assert!(Instant::now() < deadline, "no multipart upload started");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     save.kill().unwrap();
     save.wait().unwrap();

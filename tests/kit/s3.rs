@@ -103,21 +103,20 @@ impl S3Server {
             .env_remove("AWS_SESSION_TOKEN")
     }
 
-    /// Multipart uploads in progress in `bucket` (ListMultipartUploads).
-    pub fn uploads_in_progress(&self, bucket: &str) -> usize {
+    /// Starts a process that polls the bucket's multipart uploads without
+    /// pause and exits 0 as soon as one is in progress (a fresh Python per
+    /// check would take most of a second).
+    pub fn watch_uploads(&self, bucket: &str) -> std::process::Child {
         let env = python_env();
         let script = format!(
-            "import boto3;s3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='{}',aws_secret_access_key='{}');print(len(s3.list_multipart_uploads(Bucket='{}').get('Uploads',[])))",
+            "import boto3,sys\ns3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='{}',aws_secret_access_key='{}')\nwhile not s3.list_multipart_uploads(Bucket='{}').get('Uploads'):\n    pass\n",
             self.endpoint, self.access_key, self.secret_key, bucket
         );
-        let out = Command::new(env.join("bin/python"))
+        Command::new(env.join("bin/python"))
             .args(["-c", &script])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
     }
 
     /// Writes an object directly (for retention tests).
