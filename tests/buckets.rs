@@ -214,50 +214,72 @@ async fn an_interrupted_upload_leaves_no_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (_, recipient) = kit::keygen(d, "id.txt");
-    // Watching first, so that it is polling by the time save starts uploading.
-    let mut watcher = s3.watch_uploads("dr-vault");
-    std::thread::sleep(Duration::from_secs(1));
-    let stderr_file = d.join("save.stderr");
-    let mut save = bulk(Some(&env), &s3, d)
-        .args([
-            "save",
-            "-r",
-            &recipient,
-            "--to",
-            "s3://dr-vault/helm",
-            "--endpoint",
-            &s3.endpoint,
-            // One object per request: the records take a while to stream.
-            "--page-size",
-            "1",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&stderr_file).unwrap())
-        .spawn()
-        .unwrap();
-    // Kill it (SIGKILL: no chance to clean up) once its multipart upload is under way.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(status) = watcher.try_wait().unwrap() {
-            assert!(status.success(), "the upload watcher failed: {status}");
-            break;
+    // Ctrl-C first (save aborts its multipart upload), then SIGKILL (no
+    // chance to clean up: the parts stay as an unfinished upload).
+    for sig in ["INT", "KILL"] {
+        // Watching first, so that it is polling by the time save starts uploading.
+        let mut watcher = s3.watch_uploads("dr-vault");
+        std::thread::sleep(Duration::from_secs(1));
+        let stderr_file = d.join(format!("save-{sig}.stderr"));
+        let mut save = bulk(Some(&env), &s3, d)
+            .args([
+                "save",
+                "-r",
+                &recipient,
+                "--to",
+                "s3://dr-vault/helm",
+                "--endpoint",
+                &s3.endpoint,
+                // One object per request: the records take a while to stream.
+                "--page-size",
+                "1",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&stderr_file).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = watcher.try_wait().unwrap() {
+                assert!(status.success(), "the upload watcher failed: {status}");
+                break;
+            }
+            if let Some(status) = save.try_wait().unwrap() {
+                let _ = watcher.kill();
+                panic!(
+                    "save ended ({status}) before its upload was seen in progress: {}",
+                    std::fs::read_to_string(&stderr_file).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "no multipart upload started");
+            std::thread::sleep(Duration::from_millis(5));
         }
-        if let Some(status) = save.try_wait().unwrap() {
-            let _ = watcher.kill();
-            panic!(
-                "save ended ({status}) before its upload was seen in progress: {}",
-                std::fs::read_to_string(&stderr_file).unwrap_or_default()
+        let killed = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(save.id().to_string())
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = save.wait().unwrap();
+        let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
+        assert!(
+            listed(Some(&env), &s3, d, "s3://dr-vault/helm").is_empty(),
+            "an interrupted upload (SIG{sig}) left a snapshot"
+        );
+        if sig == "INT" {
+            assert_eq!(status.code(), Some(130), "save after SIGINT: {stderr}");
+            assert_eq!(
+                stderr.trim(),
+                "Error: interrupted; the unfinished snapshot was removed",
+                "one line after SIGINT"
+            );
+            assert_eq!(
+                s3.uploads_in_progress("dr-vault"),
+                0,
+                "save interrupted by SIGINT left its multipart upload behind"
             );
         }
-        assert!(Instant::now() < deadline, "no multipart upload started");
-        std::thread::sleep(Duration::from_millis(5));
     }
-    save.kill().unwrap();
-    save.wait().unwrap();
-    assert!(
-        listed(Some(&env), &s3, d, "s3://dr-vault/helm").is_empty(),
-        "an interrupted upload left a snapshot"
-    );
     let out = bulk(Some(&env), &s3, d)
         .args([
             "show",

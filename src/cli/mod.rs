@@ -180,6 +180,11 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(f) => {
+            let signal = INTERRUPTED_BY.load(std::sync::atomic::Ordering::SeqCst);
+            if signal != 0 {
+                crate::store::remove_unfinished();
+                exit_interrupted(signal);
+            }
             let _ = std::io::stdout().flush();
             eprintln!("Error: {}", f.message);
             ExitCode::from(f.code)
@@ -256,15 +261,30 @@ pub(crate) fn print_stdout(text: &str) -> Result<(), Failure> {
 
 /// Makes SIGINT, SIGTERM and SIGHUP (Ctrl-C on Windows) end the process
 /// cleanly while `rt` runs: the temp files of unfinished output are removed,
-/// one line says so, and the exit code is 128 + the signal number. (An
-/// unfinished bucket upload is not completed, so no object appears.)
+/// unfinished bucket uploads are aborted (waiting at most 10 s for the
+/// store), one line says so, and the exit code is 128 + the signal number.
 pub(crate) fn exit_cleanly_on_interrupt(rt: &tokio::runtime::Runtime) {
     rt.spawn(async {
         let code = interrupted().await;
+        INTERRUPTED_BY.store(code, std::sync::atomic::Ordering::SeqCst);
         crate::store::remove_unfinished();
-        eprintln!("Error: interrupted; the unfinished snapshot was removed");
-        std::process::exit(code);
+        crate::store::bucket::abort_uploads(std::time::Duration::from_secs(10)).await;
+        exit_interrupted(code);
     });
+}
+
+/// The exit code of the signal that interrupted the process (0: none).
+static INTERRUPTED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Reports the interruption once and exits. The command itself may fail
+/// meanwhile (its upload was aborted under it): [`main`] then ends here too,
+/// with the same line and code, instead of reporting that consequence.
+fn exit_interrupted(code: i32) -> ! {
+    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        eprintln!("Error: interrupted; the unfinished snapshot was removed");
+    }
+    std::process::exit(code);
 }
 
 #[cfg(unix)]

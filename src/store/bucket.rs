@@ -10,7 +10,9 @@
 //! signature is written only after its snapshot.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -23,6 +25,50 @@ pub const SNAPSHOT_SUFFIX: &str = ".tar.gz.age";
 const PART_SIZE: usize = 8 << 20;
 /// Parts in flight at once; memory use is about PART_SIZE × (this + 1).
 const PARTS_IN_FLIGHT: usize = 2;
+
+/// Set to `true` when the process is interrupted: uploads in progress abort.
+static INTERRUPTED: OnceLock<tokio::sync::watch::Sender<bool>> = OnceLock::new();
+/// Upload tasks still running, and a wake-up when one ends.
+static ACTIVE_UPLOADS: AtomicUsize = AtomicUsize::new(0);
+static UPLOAD_ENDED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+fn interrupted() -> &'static tokio::sync::watch::Sender<bool> {
+    INTERRUPTED.get_or_init(|| tokio::sync::watch::channel(false).0)
+}
+
+/// Counts an upload task while it runs.
+struct ActiveUpload;
+
+impl ActiveUpload {
+    fn new() -> ActiveUpload {
+        ACTIVE_UPLOADS.fetch_add(1, Ordering::SeqCst);
+        ActiveUpload
+    }
+}
+
+impl Drop for ActiveUpload {
+    fn drop(&mut self) {
+        ACTIVE_UPLOADS.fetch_sub(1, Ordering::SeqCst);
+        UPLOAD_ENDED.notify_waiters();
+    }
+}
+
+/// Makes every upload in progress abort its multipart upload, and waits (at
+/// most `limit`) until they have: called when the process is interrupted, so
+/// that no parts are left behind in the bucket.
+pub async fn abort_uploads(limit: Duration) {
+    interrupted().send_replace(true);
+    let _ = tokio::time::timeout(limit, async {
+        loop {
+            let ended = UPLOAD_ENDED.notified();
+            if ACTIVE_UPLOADS.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            ended.await;
+        }
+    })
+    .await;
+}
 
 /// Errors from object storage.
 #[derive(Debug, thiserror::Error)]
@@ -250,11 +296,25 @@ impl Bucket {
         })?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(4);
         let url = self.url.clone();
+        let mut stop = interrupted().subscribe();
+        let active = ActiveUpload::new();
         let task = tokio::spawn(async move {
+            let _active = active;
             let mut w = WriteMultipart::new_with_chunk_size(multipart, PART_SIZE);
             let mut total = 0u64;
             let mut complete = false;
-            while let Some(chunk) = rx.recv().await {
+            loop {
+                let received = tokio::select! {
+                    chunk = rx.recv() => Some(chunk),
+                    _ = stop.wait_for(|&stop| stop) => None,
+                };
+                let Some(chunk) = received else {
+                    let _ = w.abort().await;
+                    return Err(BucketError::Store(
+                        "interrupted; the upload was aborted".to_owned(),
+                    ));
+                };
+                let Some(chunk) = chunk else { break };
                 match chunk {
                     Chunk::Data(b) => {
                         if let Err(e) = w.wait_for_capacity(PARTS_IN_FLIGHT).await {

@@ -103,6 +103,28 @@ impl S3Server {
             .env_remove("AWS_SESSION_TOKEN")
     }
 
+    /// Multipart uploads in progress in `bucket` (ListMultipartUploads).
+    pub fn uploads_in_progress(&self, bucket: &str) -> usize {
+        let env = python_env();
+        let script = format!(
+            "import boto3;s3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='{}',aws_secret_access_key='{}');print(len(s3.list_multipart_uploads(Bucket='{}').get('Uploads',[])))",
+            self.endpoint, self.access_key, self.secret_key, bucket
+        );
+        let out = Command::new(env.join("bin/python"))
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| {
+                panic!(
+                    "ListMultipartUploads failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+    }
+
     /// Starts a process that polls the bucket's multipart uploads without
     /// pause and exits 0 as soon as one is in progress (a fresh Python per
     /// check would take most of a second).
