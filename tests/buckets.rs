@@ -27,6 +27,21 @@ fn bulk(env: Option<&TestEnv>, s3: &S3Server, dir: &std::path::Path) -> Command 
     c
 }
 
+/// `helm-bulk save -r RECIPIENT --to s3://dr-vault/helm --endpoint …` on `env`.
+fn save_to_vault(env: &TestEnv, s3: &S3Server, dir: &std::path::Path, recipient: &str) -> Command {
+    let mut c = bulk(Some(env), s3, dir);
+    c.args([
+        "save",
+        "-r",
+        recipient,
+        "--to",
+        "s3://dr-vault/helm",
+        "--endpoint",
+        &s3.endpoint,
+    ]);
+    c
+}
+
 fn listed(
     env: Option<&TestEnv>,
     s3: &S3Server,
@@ -68,17 +83,8 @@ fn save_list_show_load_round_trip() {
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     std::fs::write(d.join("allowed"), format!("ops@example.com {public}")).unwrap();
 
-    let out = ok(bulk(Some(&env), &s3, d)
-        .args([
-            "save",
-            "-r",
-            &recipient,
-            "--to",
-            "s3://dr-vault/helm",
-            "--endpoint",
-            &s3.endpoint,
-            "--sign-key",
-        ])
+    let out = ok(save_to_vault(&env, &s3, d, &recipient)
+        .arg("--sign-key")
         .arg(&key)
         .output()
         .unwrap());
@@ -221,19 +227,9 @@ async fn an_interrupted_upload_leaves_no_snapshot() {
         let mut watcher = s3.watch_uploads("dr-vault");
         std::thread::sleep(Duration::from_secs(1));
         let stderr_file = d.join(format!("save-{sig}.stderr"));
-        let mut save = bulk(Some(&env), &s3, d)
-            .args([
-                "save",
-                "-r",
-                &recipient,
-                "--to",
-                "s3://dr-vault/helm",
-                "--endpoint",
-                &s3.endpoint,
-                // One object per request: the records take a while to stream.
-                "--page-size",
-                "1",
-            ])
+        let mut save = save_to_vault(&env, &s3, d, &recipient)
+            // One object per request: the records take a while to stream.
+            .args(["--page-size", "1"])
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&stderr_file).unwrap())
             .spawn()

@@ -503,6 +503,22 @@ impl ChartHandle {
     }
 }
 
+/// The `(path, text)` of every file in a chart archive, in order (tests).
+#[cfg(test)]
+pub(crate) fn archive_files(archive: &[u8]) -> Vec<(String, String)> {
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
+    ar.entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let p = e.path().unwrap().to_string_lossy().into_owned();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+            (p, text)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,20 +570,6 @@ mod tests {
         assert!(!chart_yaml.contains("dependencies"));
         assert!(!chart_yaml.contains("kubeVersion"));
         assert!(chart_yaml.contains(FROZEN_ANNOTATION));
-    }
-
-    fn archive_files(archive: &[u8]) -> Vec<(String, String)> {
-        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
-        ar.entries()
-            .unwrap()
-            .map(|e| {
-                let mut e = e.unwrap();
-                let p = e.path().unwrap().to_string_lossy().into_owned();
-                let mut text = String::new();
-                std::io::Read::read_to_string(&mut e, &mut text).unwrap();
-                (p, text)
-            })
-            .collect()
     }
 
     #[test]

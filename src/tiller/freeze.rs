@@ -229,8 +229,6 @@ pub fn tiller_chart(r: &Release) -> Result<(Chart, Config), RestoreError> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
-
     use super::*;
     use crate::tiller::hapi::release::{Hook, Info, Status};
 
@@ -289,27 +287,13 @@ mod tests {
         }
     }
 
-    fn entries(archive: &[u8]) -> Vec<(String, String)> {
-        let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(archive));
-        ar.entries()
-            .unwrap()
-            .map(|e| {
-                let mut e = e.unwrap();
-                let p = e.path().unwrap().to_string_lossy().into_owned();
-                let mut text = String::new();
-                e.read_to_string(&mut text).unwrap();
-                (p, text)
-            })
-            .collect()
-    }
-
     #[test]
     fn freezes_a_helm2_release_for_helm3() {
         use prost::Message;
         let f = freeze_record(&release().encode_to_vec()).unwrap();
         assert_eq!((f.name.as_str(), f.version.as_str()), ("nginx", "1.2.3"));
         assert_eq!(&f.values[..], b"password: p\n");
-        let files = entries(&f.archive);
+        let files = crate::restore::frozen::archive_files(&f.archive);
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
