@@ -1176,16 +1176,7 @@ fn save_dies_with_the_apiserver(run: &Run, env: &TestEnv) {
             stderr.contains("Error: interrupted"),
             "save says it was interrupted: {stderr}"
         );
-        assert_eq!(
-            files_under(&out_dir),
-            Vec::<PathBuf>::new(),
-            "an interrupted save (SIG{sig}) left files"
-        );
-        assert_eq!(
-            files_under(&tmp),
-            Vec::<PathBuf>::new(),
-            "files left in TMPDIR"
-        );
+        assert_nothing_left(&out_dir, &tmp, &format!("an interrupted save (SIG{sig})"));
     }
     run.step("save interrupted by SIGINT and SIGTERM: nothing left");
 
@@ -1219,16 +1210,7 @@ fn save_dies_with_the_apiserver(run: &Run, env: &TestEnv) {
         "save explains the failure: {stderr}"
     );
     assert!(!output.exists(), "a failed save left {}", output.display());
-    assert_eq!(
-        files_under(&out_dir),
-        Vec::<PathBuf>::new(),
-        "a failed save left files (temp files .helm-bulk-*.tmp?)"
-    );
-    assert_eq!(
-        files_under(&tmp),
-        Vec::<PathBuf>::new(),
-        "files left in TMPDIR"
-    );
+    assert_nothing_left(&out_dir, &tmp, "a failed save");
     let error = stderr
         .lines()
         .find(|l| l.starts_with("Error: "))
@@ -1288,6 +1270,20 @@ fn start_slow_save(
         std::thread::sleep(Duration::from_millis(2));
     }
     (child, stderr_file)
+}
+
+/// Asserts that neither the output directory nor TMPDIR holds any file.
+fn assert_nothing_left(out_dir: &Path, tmp: &Path, what: &str) {
+    assert_eq!(
+        files_under(out_dir),
+        Vec::<PathBuf>::new(),
+        "{what} left files (temp files .helm-bulk-*.tmp?)"
+    );
+    assert_eq!(
+        files_under(tmp),
+        Vec::<PathBuf>::new(),
+        "{what} left files in TMPDIR"
+    );
 }
 
 /// Waits (at most 120 s) for a save started by [`start_slow_save`] to end.

@@ -106,6 +106,25 @@ fn show(env: &TestEnv, f: &Fixture, args: &[&OsStr]) -> Output {
         .unwrap()
 }
 
+/// Asserts `show --trusted-signers ALLOWED SNAPSHOT` accepts the signature
+/// and names `principal` as the signer.
+fn helm_bulk_accepts(env: &TestEnv, f: &Fixture, allowed: &Path, snap: &str, principal: &str) {
+    let out = ok(show(
+        env,
+        f,
+        &[
+            "--trusted-signers".as_ref(),
+            allowed.as_os_str(),
+            snap.as_ref(),
+        ],
+    ));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("Signed by {principal}")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn helm_bulk_signatures_verify_with_ssh_keygen() {
     let env = TestEnv::shared();
@@ -123,16 +142,7 @@ fn helm_bulk_signatures_verify_with_ssh_keygen() {
         let allowed = allowed_signers(f.dir.path(), "allowed", &[("ops@example.com", &key)]);
         ssh_keygen_verifies(&allowed, "ops@example.com", &sig, &f.dir.path().join(&snap));
         // And helm-bulk itself accepts it.
-        let out = ok(show(
-            env,
-            &f,
-            &[
-                "--trusted-signers".as_ref(),
-                allowed.as_os_str(),
-                snap.as_ref(),
-            ],
-        ));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("Signed by ops@example.com"));
+        helm_bulk_accepts(env, &f, &allowed, &snap, "ops@example.com");
     }
 }
 
@@ -226,16 +236,7 @@ fn signs_with_a_key_held_by_ssh_agent() {
             &sig,
             &f.dir.path().join(&snap),
         );
-        let out = ok(show(
-            env,
-            &f,
-            &[
-                "--trusted-signers".as_ref(),
-                allowed.as_os_str(),
-                snap.as_ref(),
-            ],
-        ));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("Signed by agent@example.com"));
+        helm_bulk_accepts(env, &f, &allowed, &snap, "agent@example.com");
     }
 }
 

@@ -121,14 +121,27 @@ impl HelmRunner {
     }
 
     fn install(&self, step: &Step, chart: &str, values: &[u8]) -> Result<(), String> {
+        self.apply("install", "--create-namespace", step, chart, values)
+    }
+
+    /// `helm VERB NAME CHART --namespace NS FLAG --values - --description …
+    /// [--labels …]`, the values on standard input.
+    fn apply(
+        &self,
+        verb: &str,
+        flag: &str,
+        step: &Step,
+        chart: &str,
+        values: &[u8],
+    ) -> Result<(), String> {
         let labels = labels_arg(step);
         let mut args = vec![
-            "install",
+            verb,
             &step.name,
             chart,
             "--namespace",
             &step.namespace,
-            "--create-namespace",
+            flag,
             "--values",
             "-",
             "--description",
@@ -171,23 +184,7 @@ impl HelmRunner {
                 }
             }),
             Action::Upgrade => {
-                let labels = labels_arg(step);
-                let mut args = vec![
-                    "upgrade",
-                    &step.name,
-                    &chart,
-                    "--namespace",
-                    &step.namespace,
-                    "--reset-values",
-                    "--values",
-                    "-",
-                    "--description",
-                    &self.description,
-                ];
-                if let Some(l) = &labels {
-                    args.extend(["--labels", l]);
-                }
-                self.run(&args, Some(&frozen.values))
+                self.apply("upgrade", "--reset-values", step, &chart, &frozen.values)
             }
             Action::Replace => self
                 .run(&["uninstall", &step.name, "-n", &step.namespace], None)

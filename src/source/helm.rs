@@ -165,7 +165,7 @@ impl HelmSource {
 
     fn lister(&self, at: Option<&str>) -> Lister {
         let kind = match self.driver {
-            Driver::Secret => ObjectKind::Secret,
+            Driver::Secret => ObjectKind::Secret(Some(RELEASE_TYPE)),
             Driver::ConfigMap => ObjectKind::ConfigMap,
         };
         Lister::new(
@@ -177,15 +177,6 @@ impl HelmSource {
             self.page_size,
             at,
         )
-    }
-
-    /// The next page of release objects (Secrets of another type left out).
-    async fn next_page(lister: &mut Lister) -> Result<Option<Vec<RawObject>>, SourceError> {
-        let page = lister.next_page().await?;
-        Ok(page.map(|mut items| {
-            items.retain(|o| o.type_.as_deref().is_none_or(|t| t == RELEASE_TYPE));
-            items
-        }))
     }
 
     fn decode(&self, s: &RawObject) -> Result<ReleaseRecord, String> {
@@ -202,7 +193,7 @@ impl HelmSource {
         let mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>> =
             HashMap::new();
         let mut lister = self.lister(None);
-        while let Some(items) = Self::next_page(&mut lister).await? {
+        while let Some(items) = lister.next_page().await? {
             for s in items {
                 match self.decode(&s) {
                     Ok(r) => {
@@ -244,11 +235,7 @@ impl HelmSource {
     /// fetching stops.
     pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
         let lister = self.lister(Some(&plan.resource_version));
-        send_in_index_order(lister, plan, tx, |s| {
-            let helm_type = s.type_.as_deref().is_none_or(|t| t == RELEASE_TYPE);
-            helm_type.then(|| self.decode(s).ok()).flatten()
-        })
-        .await
+        send_in_index_order(lister, plan, tx, |s| self.decode(s).ok()).await
     }
 }
 

@@ -25,8 +25,9 @@ const FIRST_PAGE: u32 = 8;
 /// Which kind of object holds the records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
-    /// Secrets, whose data the API sends base64-encoded.
-    Secret,
+    /// Secrets, whose data the API sends base64-encoded; only those of this
+    /// type, when one is given (Secrets without a type pass too).
+    Secret(Option<&'static str>),
     /// ConfigMaps.
     ConfigMap,
 }
@@ -38,7 +39,7 @@ pub struct RawObject {
     /// The object's name.
     pub name: String,
     /// The Secret's type (`None` for ConfigMaps).
-    pub type_: Option<String>,
+    type_: Option<String>,
     /// The object's labels.
     pub labels: BTreeMap<String, String>,
     /// The `release` key's bytes, if present (Helm's encoded record: it
@@ -122,8 +123,8 @@ impl Lister {
     }
 
     async fn request(&mut self, lp: &ListParams) -> Result<Option<Vec<RawObject>>, kube::Error> {
-        let (items, rv, token) = match self.kind {
-            ObjectKind::Secret => {
+        let (mut items, rv, token) = match self.kind {
+            ObjectKind::Secret(_) => {
                 let api: Api<Secret> = self.api();
                 let list = api.list(lp).await?;
                 let items: Vec<RawObject> = list
@@ -186,7 +187,7 @@ impl Lister {
                 "listed {} {} (limit {}, {} KiB of records, largest so far {} KiB)",
                 items.len(),
                 match self.kind {
-                    ObjectKind::Secret => "Secrets",
+                    ObjectKind::Secret(_) => "Secrets",
                     ObjectKind::ConfigMap => "ConfigMaps",
                 },
                 lp.limit.unwrap_or(0),
@@ -194,6 +195,9 @@ impl Lister {
                 self.largest.div_ceil(1024)
             )
         });
+        if let ObjectKind::Secret(Some(wanted)) = self.kind {
+            items.retain(|o| o.type_.as_deref().is_none_or(|t| t == wanted));
+        }
         // The continue token carries the list's resourceVersion.
         self.next = token
             .filter(|t| !t.is_empty())

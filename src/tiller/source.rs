@@ -286,7 +286,7 @@ impl StorageSource {
     fn lister(&self, at: Option<&str>) -> Lister {
         let kind = match self.storage {
             Storage::ConfigMap => ObjectKind::ConfigMap,
-            Storage::Secret => ObjectKind::Secret,
+            Storage::Secret => ObjectKind::Secret(None),
         };
         Lister::new(
             self.storage.what(),
