@@ -293,10 +293,10 @@ fn the_service_account_can_save_and_nothing_more() {
     let who = format!("system:serviceaccount:{ns}:{sa}");
 
     // The documented rules and nothing else.
-    assert!(can_i(&env, &who, &["list", "secrets", "--all-namespaces"]));
-    assert!(can_i(&env, &who, &["get", "secrets", "-n", &apps]));
+    assert!(can_i(env, &who, &["list", "secrets", "--all-namespaces"]));
+    assert!(can_i(env, &who, &["get", "secrets", "-n", &apps]));
     assert!(can_i(
-        &env,
+        env,
         &who,
         &["list", "customresourcedefinitions.apiextensions.k8s.io"]
     ));
@@ -312,7 +312,7 @@ fn the_service_account_can_save_and_nothing_more() {
         vec!["create", "serviceaccounts/token", "-n", ns.as_str()],
     ] {
         assert!(
-            !can_i(&env, &who, &denied),
+            !can_i(env, &who, &denied),
             "the ServiceAccount may {denied:?}"
         );
     }
@@ -340,7 +340,7 @@ fn the_service_account_can_save_and_nothing_more() {
     // With a real token of the account, save works against a real S3 server...
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let kubeconfig = token_kubeconfig(&env, &ns, &sa, d);
+    let kubeconfig = token_kubeconfig(env, &ns, &sa, d);
     let s3 = S3Server::start(&["dr-vault"]);
     let (identity, recipient) = kit::keygen(d, "id.txt");
     let bulk = || {
@@ -437,16 +437,16 @@ fn the_namespaced_mode_reads_only_the_listed_namespaces() {
         ],
     );
     let who = format!("system:serviceaccount:{ns}:{}", fullname("scoped"));
-    assert!(can_i(&env, &who, &["list", "configmaps", "-n", &a]));
-    assert!(!can_i(&env, &who, &["list", "configmaps", "-n", &b]));
+    assert!(can_i(env, &who, &["list", "configmaps", "-n", &a]));
+    assert!(!can_i(env, &who, &["list", "configmaps", "-n", &b]));
     assert!(!can_i(
-        &env,
+        env,
         &who,
         &["list", "configmaps", "--all-namespaces"]
     ));
-    assert!(!can_i(&env, &who, &["list", "secrets", "-n", &a]));
+    assert!(!can_i(env, &who, &["list", "secrets", "-n", &a]));
     assert!(can_i(
-        &env,
+        env,
         &who,
         &["list", "customresourcedefinitions.apiextensions.k8s.io"]
     ));
