@@ -1,16 +1,22 @@
 //! Acceptance tests of Helm 2 support: "Tiller over gRPC, Helm 2 storage,
 //! and migration of Helm 2 releases to Helm 3/4".
 //!
+//! * Against a real Tiller v2.17.0 and the real Helm 2 client, both built from
+//!   source by `scripts/testenv build` and run outside the cluster against the
+//!   real test environment (tests/tiller/real.rs): releases installed by the
+//!   Helm 2 client (values, a random password, a pre-install hook, a CRD of a
+//!   crd-install hook and a custom resource), `save --source tiller` and
+//!   `--source tiller-storage` (the same records both ways), `show`, migration
+//!   into Helm 4 and into Helm 3 after the cluster is lost (objects, values and
+//!   the random password byte-equal), `load --to-tiller` into an empty Tiller
+//!   (`helm list`, `helm get values`, idempotence, `--upgrade`, reuse of a
+//!   deleted name, `--replace`), Tiller's Secret storage, and TLS with client
+//!   certificates (each failure one line).
+//! * Against the stand-in Tiller of tests/fake_tiller, only what a real Tiller
+//!   cannot show (see there): the calls and request flags helm-bulk sends,
+//!   the version echo for another 2.x minor, a non-Helm-2 server.
 //! * Wire compatibility of the `hapi` messages with Python's protobuf
 //!   (tests/tiller/wire.rs).
-//! * `save --source tiller`, `show`, `load --to-tiller` (dry run, install,
-//!   idempotence, `--upgrade`, `--replace`, reuse of deleted names) against
-//!   the stand-in Tiller of tests/fake_tiller (a real Tiller cannot be built
-//!   here; see there), in plaintext and over TLS with openssl-made
-//!   certificates.
-//! * Migration on the real test environment (etcd + kube-apiserver + Helm 4
-//!   and Helm 3): Tiller ConfigMap and Secret records written by the test are
-//!   saved with `--source tiller-storage` and loaded as Helm 3/4 releases.
 
 mod fake_tiller;
 mod kit;
@@ -211,12 +217,12 @@ fn wire_compatible_with_python_protobuf() {
     wire::check_against_python();
 }
 
-// --- save, show, load against Tiller ---------------------------------------------------
+// --- the stand-in Tiller: what helm-bulk sends (see tests/fake_tiller) ----------------------
 
 #[test]
 fn save_show_and_load_through_tiller() {
     let w = Work::new();
-    let src = FakeTiller::start("v2.16.12", None);
+    let src = FakeTiller::start("v2.16.12");
     seed_fleet(&src);
     let snap = w.path("helm2.tar.gz.age");
 
@@ -361,7 +367,7 @@ fn save_show_and_load_through_tiller() {
     );
 
     // ---- load --to-tiller --dry-run: the plan, nothing changed.
-    let dst = FakeTiller::start("v2.17.0", None);
+    let dst = FakeTiller::start("v2.17.0");
     let out = ok(w.load_tiller(&dst.host(), &snap, &["--dry-run"]));
     let plan = text(&out.stdout);
     assert!(
@@ -504,7 +510,7 @@ fn save_show_and_load_through_tiller() {
         dst.history("db").iter().map(code).collect::<Vec<_>>(),
         [
             Code::Superseded as i32,
-            Code::Deleted as i32,
+            Code::Superseded as i32,
             Code::Deployed as i32
         ]
     );
@@ -530,11 +536,11 @@ fn clear_errors() {
     );
     assert!(!w.path("x.age").exists());
     // A bad status.
-    let t = FakeTiller::start("v2.17.0", None);
+    let t = FakeTiller::start("v2.17.0");
     let out = w.save(&t.host(), &w.path("x.age"), &["--status", "gone"]);
     fails_with(&out, 1, "unknown release status `gone`");
     // A server of another major version.
-    let t3 = FakeTiller::start("v3.0.0", None);
+    let t3 = FakeTiller::start("v3.0.0");
     let out = w.save(&t3.host(), &w.path("x.age"), &[]);
     fails_with(&out, 1, "not a Helm 2 Tiller");
     // --to-tiller with a Helm 3 snapshot.
@@ -558,141 +564,36 @@ fn clear_errors() {
     );
 }
 
-// --- TLS ------------------------------------------------------------------------------
+// --- TLS, against a real Tiller ------------------------------------------------------------
 
-/// Certificates made by openssl: a CA, Tiller's certificate (for 127.0.0.1,
-/// localhost and tiller-server), a client certificate with an RSA PKCS#1
-/// key as Helm 2's tiller-tls guides made them, and an unrelated CA.
-struct Certs {
-    dir: tempfile::TempDir,
-}
-
-impl Certs {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn make() -> Certs {
-        let openssl = kit::require("openssl", "openssl");
-        let dir = tempfile::tempdir().unwrap();
-        let cnf = dir.path().join("openssl.cnf");
-        std::fs::write(
-            &cnf,
-            "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n\
-             [ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n\
-             [server]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = serverAuth\n\
-             subjectAltName = IP:127.0.0.1,DNS:localhost,DNS:tiller-server\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n\
-             [client]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = clientAuth\n\
-             subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
-        )
-        .unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new(&openssl)
-                .args(args)
-                .current_dir(dir.path())
-                .env("OPENSSL_CONF", &cnf)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                text(&out.stderr)
-            );
-        };
-        let ec = [
+/// A CA made by openssl that signed nothing Tiller uses: `DIR/other-ca.pem`.
+fn unrelated_ca(dir: &Path) -> PathBuf {
+    let openssl = kit::require("openssl", "openssl");
+    let out = Command::new(&openssl)
+        .args([
+            "req",
+            "-x509",
             "-newkey",
             "ec",
             "-pkeyopt",
             "ec_paramgen_curve:prime256v1",
             "-nodes",
-        ];
-        for ca in ["ca", "other-ca"] {
-            let mut a = vec![
-                "req",
-                "-x509",
-                "-config",
-                "openssl.cnf",
-                "-extensions",
-                "ca",
-                "-days",
-                "2",
-            ];
-            a.extend(ec);
-            let subj = format!("/CN=helm-bulk test {ca}");
-            let key = format!("{ca}.key");
-            let pem = format!("{ca}.pem");
-            a.extend(["-subj", &subj, "-keyout", &key, "-out", &pem]);
-            run(&a);
-        }
-        let mut a = vec![
-            "req",
-            "-new",
-            "-config",
-            "openssl.cnf",
+            "-days",
+            "2",
             "-subj",
-            "/CN=tiller-server",
+            "/CN=helm-bulk test other-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
             "-keyout",
-            "server.key",
+            "other-ca.key",
             "-out",
-            "server.csr",
-        ];
-        a.extend(ec);
-        run(&a);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "openssl.cnf",
-            "-extensions",
-            "server",
-            "-out",
-            "server.pem",
-        ]);
-        run(&["genrsa", "-traditional", "-out", "client.key", "2048"]);
-        run(&[
-            "req",
-            "-new",
-            "-config",
-            "openssl.cnf",
-            "-subj",
-            "/CN=helm",
-            "-key",
-            "client.key",
-            "-out",
-            "client.csr",
-        ]);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "openssl.cnf",
-            "-extensions",
-            "client",
-            "-out",
-            "client.pem",
-        ]);
-        let key = std::fs::read_to_string(dir.path().join("client.key")).unwrap();
-        assert!(key.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{key}");
-        Certs { dir }
-    }
+            "other-ca.pem",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+    dir.join("other-ca.pem")
 }
 
 #[test]
@@ -785,8 +686,7 @@ fn tls_with_client_certificates() {
     }
 
     // A CA that did not sign Tiller's certificate.
-    let other = Certs::make();
-    let other_ca = other.path("other-ca.pem");
+    let other_ca = unrelated_ca(w.dir.path());
     let mut wrong = tls.to_vec();
     wrong[1] = other_ca.to_str().unwrap();
     let out = w.save(&host, &w.path("bad.age"), &wrong);
@@ -841,6 +741,22 @@ fn helm2_values(text: &str) -> Value {
     let v: Value = serde_norway::from_str(text)
         .unwrap_or_else(|e| panic!("helm get values printed invalid YAML ({e}): {text}"));
     v
+}
+
+/// `helm history NAME` of the Helm 2 client: (revision, status) rows.
+fn helm2_statuses(tiller: &real::RealTiller, name: &str) -> Vec<(u32, String)> {
+    let out = tiller.helm2_ok(&["history", name, "--max", "100", "-o", "json"]);
+    let rows: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_u64().unwrap() as u32,
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
 }
 
 /// One Helm 2 fixture release as it was before the save.
@@ -1334,6 +1250,57 @@ fn real_tiller_save_show_migrate_and_restore() {
         "{}",
         text(&out.stderr)
     );
+
+    // ---- --upgrade: a new revision from the snapshot's values (UpdateRelease
+    // with reset_values), the restored one superseded.
+    let out = ok(w.load_tiller(&dst.host, &snap, &["--upgrade", "--jobs", "2"]));
+    assert!(
+        text(&out.stderr).contains("Restored 2, skipped 0, failed 0"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        helm2_statuses(&dst, "web"),
+        [(1, "SUPERSEDED".to_owned()), (2, "DEPLOYED".to_owned())]
+    );
+    assert_eq!(
+        helm2_values(&dst.helm2_ok(&["get", "values", "web"])),
+        before[0].values
+    );
+
+    // ---- a deleted (not purged) release: its name is reused.
+    dst.helm2_ok(&["delete", "db"]);
+    let out = ok(w.load_tiller(&dst.host, &snap, &[]));
+    assert!(
+        text(&out.stderr).contains("Restored 1, skipped 1, failed 0"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        helm2_statuses(&dst, "db"),
+        [
+            (1, "SUPERSEDED".to_owned()),
+            (2, "SUPERSEDED".to_owned()),
+            (3, "DEPLOYED".to_owned())
+        ],
+        "the --upgrade revision, deleted, then superseded by the reinstall"
+    );
+    assert_eq!(
+        helm2_values(&dst.helm2_ok(&["get", "values", "db"])),
+        before[1].values
+    );
+    before[1].verify_objects(&env, "reinstalled under a deleted name");
+
+    // ---- --replace: purged, then installed again (its crd-install hook's
+    // CRD is still there, which Tiller cannot create twice).
+    let out = ok(w.load_tiller(&dst.host, &snap, &["--replace", "--include", "h2app/*"]));
+    assert!(
+        text(&out.stderr).contains("replaced  h2app/web"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(helm2_statuses(&dst, "web"), [(1, "DEPLOYED".to_owned())]);
+    before[0].verify_objects(&env, "replaced in Tiller");
 
     // ---- Tiller's Secrets (tiller --storage=secret), one namespace's releases.
     let secrets = w.path("secrets.age");

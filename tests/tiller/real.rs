@@ -149,14 +149,21 @@ impl<'e> RealTiller<'e> {
 impl Drop for RealTiller<'_> {
     fn drop(&mut self) {
         // Never panic in drop; `scripts/testenv down` stops it otherwise.
-        let dir = self.env.dir.to_str().unwrap_or_default().to_owned();
-        let out = testenv(&["tiller-stop", &dir, &self.name]);
-        if !out.status.success() {
-            eprintln!(
+        let result = Command::new("bash")
+            .arg(support::testenv_script())
+            .arg("tiller-stop")
+            .arg(&self.env.dir)
+            .arg(&self.name)
+            .stdin(Stdio::null())
+            .output();
+        match result {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
                 "tiller-stop {}: {}",
                 self.name,
                 String::from_utf8_lossy(&out.stderr)
-            );
+            ),
+            Err(e) => eprintln!("cannot run scripts/testenv tiller-stop: {e}"),
         }
     }
 }
