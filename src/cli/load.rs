@@ -180,7 +180,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         );
     }
     let input = source.open()?;
-    let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
+    let opened = crate::vault::open(input, &identities)?;
     let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
     let mut records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
     let mut crds: Vec<(IndexCrd, Vec<u8>)> = Vec::new();

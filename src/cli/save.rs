@@ -470,7 +470,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
     let revisions = index.releases.len();
     let bytes: u64 = index.releases.iter().map(|r| r.size).sum();
 
-    let binary = !args.encrypt.armor && !args.encrypt.no_encrypt;
+    let binary = !args.encrypt.armor;
     let (sink, upload) = match bucket {
         Some(b) => {
             // A Tiller-only save (--source tiller) has no Kubernetes

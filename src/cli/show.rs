@@ -76,7 +76,7 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
     let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
     args.verify.check(&source, config)?;
     let input = source.open()?;
-    let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
+    let opened = crate::vault::open(input, &identities)?;
 
     let mut values: Option<Zeroizing<Vec<u8>>> = None;
     let mut target_revision: Option<u32> = None;
