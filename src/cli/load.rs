@@ -256,21 +256,16 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         order: &order,
     });
 
-    // The CRDs of the custom kinds used by the releases that will change.
-    let mut kinds = std::collections::BTreeSet::new();
-    for s in steps.iter().filter(|s| s.action.changes()) {
-        if let Some(r) = records.get(&(s.namespace.clone(), s.name.clone(), s.revision)) {
-            kinds.extend(if helm2 {
-                crate::tiller::record::kinds_used_bytes(r)
-            } else {
-                crate::release::kinds_used(r)
-            });
-        }
-    }
-    crds.retain(|(c, _)| kinds.contains(&(c.group.clone(), c.kind.clone())));
+    // The CRDs of the API groups used by the releases that will change (the
+    // rule save captures them by), except those a release's frozen chart
+    // installs from its `crds/`: helm does, so that Helm 4's server-side
+    // apply of them never conflicts with a create by helm-bulk.
+    let (crds, left_to_helm) = crds_to_create(crds, &steps, &records, helm2);
     // Tiller installs into its own cluster, which helm-bulk does not reach.
     let crd_outcomes = match &cluster {
-        Some(cluster) => runtime.block_on(ensure(&cluster.client, &crds, args.dry_run)),
+        Some(cluster) => {
+            runtime.block_on(ensure(&cluster.client, &crds, &left_to_helm, args.dry_run))
+        }
         None => Vec::new(),
     };
 
@@ -281,6 +276,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 CrdOutcome::WouldCreate => "would be created".to_owned(),
                 CrdOutcome::Exists => "exists; left as it is".to_owned(),
                 CrdOutcome::Created => "created".to_owned(),
+                CrdOutcome::LeftToHelm(r) => format!("installed by helm from the crds/ of {r}"),
                 CrdOutcome::Failed(e) => format!("cannot be checked: {e}"),
             };
             text.push_str(&format!("CRD {name}: {what}\n"));
@@ -334,7 +330,8 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     };
     drop(records);
     let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count();
-    let failed = count(|r| matches!(r.outcome, Outcome::Failed(_))) + crd_failures;
+    let defects = count(|r| matches!(r.outcome, Outcome::Defect(_)));
+    let failed = count(|r| matches!(r.outcome, Outcome::Failed(_))) + crd_failures + defects;
     let done = count(|r| r.outcome == Outcome::Done);
     let skipped = count(|r| matches!(r.outcome, Outcome::Skipped(_)));
     eprintln!(
@@ -342,10 +339,23 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         start.elapsed().as_secs_f64()
     );
     if failed > 0 {
-        Err(Failure {
-            message: format!(
+        let message = if defects == failed {
+            format!(
+                "{failed} release(s) failed because helm refused the chart helm-bulk generated (listed above): a helm-bulk defect, please report it at {}",
+                crate::restore::execute::REPORT_URL
+            )
+        } else if defects > 0 {
+            format!(
+                "{failed} release(s) or CRD(s) failed to restore (listed above); {defects} of them because of a helm-bulk defect (report those at {}); fix the cause of the others and run load again to complete",
+                crate::restore::execute::REPORT_URL
+            )
+        } else {
+            format!(
                 "{failed} release(s) or CRD(s) failed to restore (listed above); fix the cause and run load again to complete"
-            ),
+            )
+        };
+        Err(Failure {
+            message,
             code: EXIT_PARTIAL,
         })
     } else {
@@ -390,6 +400,65 @@ where
     })
 }
 
+/// Which stored CRDs helm-bulk creates before the releases: those of an
+/// API group that a changing release uses. Returns them and the CRDs left to
+/// helm (name → release): those in the `crds/` of a release being installed,
+/// when every changing release that uses their kind is one that installs
+/// them (a release installed earlier could not wait for another one's).
+type StoredCrds = Vec<(IndexCrd, Vec<u8>)>;
+
+fn crds_to_create(
+    mut crds: StoredCrds,
+    steps: &[Step],
+    records: &HashMap<(String, String, u32), Zeroizing<Vec<u8>>>,
+    helm2: bool,
+) -> (StoredCrds, std::collections::BTreeMap<String, String>) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut groups = BTreeSet::new();
+    // (group, kind) → the changing releases that use it.
+    let mut users: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    // CRD name → the releases whose frozen chart installs it.
+    let mut installers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in steps.iter().filter(|s| s.action.changes()) {
+        let Some(r) = records.get(&(s.namespace.clone(), s.name.clone(), s.revision)) else {
+            continue;
+        };
+        let kinds = if helm2 {
+            crate::tiller::record::kinds_used_bytes(r)
+        } else {
+            crate::release::kinds_used(r)
+        };
+        for gk in kinds {
+            groups.insert(gk.0.clone());
+            users.entry(gk).or_default().insert(s.key());
+        }
+        if !helm2 && matches!(s.action, Action::Install | Action::Replace) {
+            for (_, text) in crate::release::chart_crd_files(r) {
+                for name in crate::release::crd_names(&text) {
+                    installers.entry(name).or_default().insert(s.key());
+                }
+            }
+        }
+    }
+    crds.retain(|(c, _)| groups.contains(&c.group));
+    let mut left = BTreeMap::new();
+    for (c, _) in &crds {
+        let Some(by) = installers.get(&c.name) else {
+            continue;
+        };
+        let used_by = users
+            .get(&(c.group.clone(), c.kind.clone()))
+            .cloned()
+            .unwrap_or_default();
+        if used_by.is_subset(by)
+            && let Some(first) = by.iter().next()
+        {
+            left.insert(c.name.clone(), first.clone());
+        }
+    }
+    (crds, left)
+}
+
 fn verb(a: &Action) -> &'static str {
     match a {
         Action::Install => "installed",
@@ -411,7 +480,7 @@ fn report_line(r: &Report) -> String {
             r.elapsed.as_secs_f64()
         ),
         Outcome::Skipped(why) => format!("skipped   {}: {why}", s.key()),
-        Outcome::Failed(why) => format!("FAILED    {}: {why}", s.key()),
+        Outcome::Failed(why) | Outcome::Defect(why) => format!("FAILED    {}: {why}", s.key()),
     }
 }
 

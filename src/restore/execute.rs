@@ -41,6 +41,52 @@ pub enum Outcome {
     Skipped(String),
     /// Failed, with helm's message.
     Failed(String),
+    /// Failed because helm refused the chart helm-bulk generated: a defect
+    /// of helm-bulk, which a rerun does not fix. The message names the
+    /// stored document and says how to report it.
+    Defect(String),
+}
+
+/// Where helm-bulk defects are reported.
+pub const REPORT_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/issues");
+
+/// The one-line explanation of a helm error about a frozen chart, and, with
+/// `--debug`, the stored document and its frozen form on stderr (they may
+/// hold secrets, so only on request and never on disk).
+fn defect(frozen: &FrozenChart, error: &str) -> Option<String> {
+    let at = frozen.locate(error)?;
+    let place = match (at.doc, at.line) {
+        (Some(doc), Some(line)) => format!("{}, line {line}", doc.what),
+        (Some(doc), None) => doc.what.clone(),
+        (None, _) => format!(
+            "one of the {} stored documents of {}",
+            at.file.docs.len(),
+            at.file.path
+        ),
+    };
+    if crate::debug::enabled() {
+        let docs: Vec<&super::frozen::FrozenDoc> = match at.doc {
+            Some(d) => vec![d],
+            None => at.file.docs.iter().collect(),
+        };
+        for doc in docs {
+            eprintln!(
+                "debug: {} as stored (may hold secrets):\n{}\ndebug: end of the stored document\n\
+                 debug: the same document escaped in the frozen template {} (from line {}):\n{}\ndebug: end of the frozen document",
+                doc.what,
+                doc.text.as_str(),
+                at.file.path,
+                doc.first_line,
+                super::frozen::escape_template(&doc.text)
+            );
+        }
+    }
+    Some(format!(
+        "helm cannot read the chart helm-bulk generated from the stored release ({place}): {error}. \
+         This is a defect of helm-bulk, not of your chart or cluster, and running load again will not fix it: \
+         please report it at {REPORT_URL}, with what `helm bulk --debug load` prints about this release \
+         (the document itself: check it for secrets before sharing)"
+    ))
 }
 
 /// A finished step.
@@ -198,7 +244,10 @@ impl HelmRunner {
         drop(handle);
         match result {
             Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Failed(e),
+            Err(e) => match defect(&frozen, &e) {
+                Some(d) => Outcome::Defect(d),
+                None => Outcome::Failed(e),
+            },
         }
     }
 }
