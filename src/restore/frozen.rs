@@ -430,6 +430,18 @@ pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
         let mut text = Zeroizing::new(String::new());
         let mut placed = Vec::new();
         let mut line = 1;
+        // A Helm 3 document can start with a `---` line (see
+        // split_manifest). Helm 3 splits a `---` at the very start of a
+        // template away, so one first in its template gets a `---` before it.
+        if ended
+            .iter()
+            .chain(&open)
+            .next()
+            .is_some_and(|(_, d)| d.starts_with("---"))
+        {
+            text.push_str("---\n");
+            line += 1;
+        }
         for (i, (what, doc)) in ended.into_iter().chain(open).enumerate() {
             if i > 0 {
                 if !text.ends_with('\n') {
@@ -529,14 +541,26 @@ impl Templates {
 /// the document, `\n`, for each document) into `(PATH, document)`, each
 /// document exactly as Helm split it from its template's output. A document
 /// without the comment has no path.
+///
+/// A document itself never holds a line starting with `---`, but for its
+/// first line with Helm 3: its split (`\s*\n---\s*`) eats the white space
+/// after a `---`, so a template printing `---` twice in a row makes a
+/// document that starts with the second `---` line. The line right after a
+/// `# Source:` comment is therefore always part of the document.
 fn split_manifest(manifest: &str) -> Vec<(Option<&str>, &str)> {
     let mut chunks: Vec<&str> = Vec::new();
     let mut start = 0;
     let mut at = 0;
+    let mut after_separator = false;
+    let mut after_source = false;
     for line in manifest.split_inclusive('\n') {
-        if line.trim_end() == "---" {
+        if line.trim_end() == "---" && !after_source {
             chunks.push(&manifest[start..at]);
             start = at + line.len();
+            after_separator = true;
+        } else {
+            after_source = after_separator && line.starts_with("# Source: ");
+            after_separator = false;
         }
         at += line.len();
     }
@@ -1019,6 +1043,16 @@ mod tests {
             [
                 (Some("a/templates/x.yaml"), "kind: A\n"),
                 (Some("a/templates/x.yaml"), "kind: B\n")
+            ]
+        );
+        // Helm 3 stores `---` twice in a row as a document starting with `---`.
+        assert_eq!(
+            split_manifest(
+                "---\n# Source: a/templates/x.yaml\n---\nkind: A\n---\n# Source: a/templates/x.yaml\nkind: B\n"
+            ),
+            [
+                (Some("a/templates/x.yaml"), "---\nkind: A"),
+                (Some("a/templates/x.yaml"), "kind: B")
             ]
         );
         assert_eq!(split_manifest(""), []);
