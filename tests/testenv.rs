@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use support::{Helm, TestEnv, chart, decode_helm_release, unique_name};
 
-/// Installs the smoke chart (no `--wait`: nothing ever becomes ready here).
+/// Installs the smoke chart.
 fn install_smoke(env: &TestEnv, helm: Helm, release: &str, namespace: &str) {
     env.helm(
         helm,
@@ -263,16 +263,23 @@ fn reaper_tears_down_after_the_owner_dies() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let pids: Vec<u32> = ["etcd.pid", "apiserver.pid", "reaper.pid"]
-        .iter()
-        .map(|f| {
-            std::fs::read_to_string(dir.join(f))
-                .unwrap_or_else(|e| panic!("{f}: {e}"))
-                .trim()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let pids: Vec<u32> = [
+        "etcd.pid",
+        "apiserver.pid",
+        "kcm.pid",
+        "scheduler.pid",
+        "kwok.pid",
+        "reaper.pid",
+    ]
+    .iter()
+    .map(|f| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}"))
+            .trim()
+            .parse()
+            .unwrap()
+    })
+    .collect();
     assert!(pids.iter().all(|&p| alive(p)), "not all processes started");
 
     owner.kill().unwrap();

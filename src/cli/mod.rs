@@ -2,6 +2,7 @@
 //! layer parses, resolves configuration, calls the library and reports.
 
 mod args;
+mod check;
 mod completion;
 mod keygen;
 mod list;
@@ -100,6 +101,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Delete old snapshots from a bucket, keeping the newest and one per day
     Prune(prune::PruneArgs),
+    /// Check that every cluster in a bucket has a recent, verified snapshot (for alerting)
+    Check(check::CheckArgs),
     /// Create a new age identity (private key) file and print its recipient
     Keygen(keygen::KeygenArgs),
     /// Print the recipients a save would encrypt to
@@ -215,6 +218,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Keygen(a) => keygen::run(a),
         Command::List(a) => list::run(a, &config),
         Command::Prune(a) => prune::run(a, &config),
+        Command::Check(a) => check::run(a, &config),
         Command::Recipients(a) => recipients::run(a, &config),
         Command::Completion(a) => completion::run(a),
     }
