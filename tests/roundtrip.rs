@@ -905,6 +905,13 @@ impl Before {
             }
         });
         assert_eq!(crd_specs(env), self.crds, "{what}: the CRDs");
+        eprintln!(
+            "[{}] {what}: {} releases, {} live objects and {} CRDs identical",
+            helm.tag(),
+            self.releases.len(),
+            self.releases.iter().map(|r| r.objects.len()).sum::<usize>(),
+            self.crds.len()
+        );
     }
 }
 
@@ -1077,6 +1084,50 @@ fn round_trip(helm: Helm) {
     let scanned = assert_no_plaintext(&[&save_cwd, &save_tmp], &canary);
     assert!(scanned >= 1, "the snapshot itself was scanned");
     assert!(leftover_temp_files(&save_cwd).is_empty());
+    // show lists every CRD and why save took it.
+    let out = ok(
+        run.bulk(
+            &env,
+            &save_cwd,
+            [
+                OsStr::new("show"),
+                OsStr::new("-i"),
+                run.key.as_os_str(),
+                snapshot.as_os_str(),
+            ],
+        ),
+        "show",
+    );
+    let table = text(&out.stdout);
+    for (crd, why) in [
+        (
+            "clusters.ops.helm-bulk.test",
+            "kind Cluster used by delta/ops",
+        ),
+        (
+            "backups.ops.helm-bulk.test",
+            "API group ops.helm-bulk.test used by delta/ops",
+        ),
+        (
+            "snapshots.ops.helm-bulk.test",
+            "API group ops.helm-bulk.test used by delta/ops",
+        ),
+        (
+            "limits.bounds.helm-bulk.test",
+            "kind Limit used by delta/ops",
+        ),
+        (
+            "gadgets.fixtures.helm-bulk.test",
+            "kind Gadget used by gamma/gadgets",
+        ),
+    ] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(crd) && l.trim_end().ends_with(why)),
+            "show lists {crd} taken for {why}:\n{table}"
+        );
+    }
     run.step("saved");
 
     // ---- clone: load into a second cluster while the first is up ---------------
@@ -1143,6 +1194,38 @@ fn round_trip(helm: Helm) {
         largest.revision,
         restored_size
     );
+    // helm-bulk created the CRDs no restored chart's crds/ holds, as
+    // `helm-bulk`; those in a chart's crds/ were left to helm.
+    for crd in CRDS {
+        let managers = env.kubectl([
+            "get",
+            "crd",
+            crd,
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ]);
+        let by_helm = [
+            "widgets.fixtures.helm-bulk.test",
+            "limits.bounds.helm-bulk.test",
+        ];
+        if by_helm.contains(&crd) {
+            assert!(
+                !managers.contains("helm-bulk") && lines_with(&stderr, crd).is_empty(),
+                "{crd} is left to helm: managers {managers}\n{stderr}"
+            );
+        } else {
+            let managers: Vec<&str> = managers.split_whitespace().collect();
+            assert!(
+                managers.contains(&"helm-bulk") && !managers.contains(&"unknown"),
+                "the field managers of {crd}: {managers:?}"
+            );
+            assert_eq!(
+                lines_with(&stderr, &format!("created   CRD {crd}")).len(),
+                1,
+                "{stderr}"
+            );
+        }
+    }
     run.step("restored after a wipe");
 
     // ---- a second load installs nothing --------------------------------------------

@@ -308,3 +308,34 @@ where
     reports.extend(rest.into_iter().map(|(_, r)| r));
     reports
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_helm_error_about_a_frozen_chart_is_reported_as_a_defect() {
+        let rec = serde_json::json!({
+            "name": "r", "namespace": "n", "version": 2,
+            "chart": {"metadata": {"name": "app", "version": "1.0.0"}},
+            "manifest": "---\n# Source: app/templates/cm.yaml\nkind: ConfigMap\n---\n# Source: app/templates/cm.yaml\nkind: Secret\nx: 1\n",
+        });
+        let frozen = super::super::frozen::freeze(rec.to_string().as_bytes()).unwrap();
+        let error = r#"INSTALLATION FAILED: parse error at (app/templates/cm.yaml:4): unexpected "{" in command"#;
+        let line = defect(&frozen, error).unwrap();
+        assert!(!line.contains('\n'), "one line: {line}");
+        for part in [
+            "the chart helm-bulk generated from the stored release",
+            "(manifest document 2 of 2 (# Source: app/templates/cm.yaml), line 2)",
+            error,
+            "defect of helm-bulk",
+            "will not fix it",
+            REPORT_URL,
+            "--debug",
+        ] {
+            assert!(line.contains(part), "{part:?} in {line}");
+        }
+        assert!(REPORT_URL.starts_with("https://github.com/"));
+        assert_eq!(defect(&frozen, "Service \"x\" is invalid: port"), None);
+    }
+}
