@@ -1398,8 +1398,75 @@ fn round_trip(helm: Helm) {
     run.step("failed release reported, rerun completed; excluded release skipped");
 
     // ---- the API server dies during save ---------------------------------------------
+    frozen_chart_defect_is_reported(&run, &env);
+    run.step("a frozen chart helm refuses: reported as a helm-bulk defect");
+
     save_dies_with_the_apiserver(&run, &env);
     run.step("save with the API server killed");
+}
+
+/// A stored document helm cannot read (a hand-made record: invalid YAML)
+/// makes helm refuse the frozen chart. load reports it as a helm-bulk defect
+/// naming the stored document and line, and `--debug` prints the document.
+fn frozen_chart_defect_is_reported(run: &Run, env: &TestEnv) {
+    let record = json!({
+        "name": "broken",
+        "namespace": "defect",
+        "version": 1,
+        "info": {"status": "deployed", "last_deployed": "2026-01-01T00:00:00Z"},
+        "chart": {"metadata": {"name": "broken", "version": "0.1.0", "appVersion": "1"}},
+        "config": {},
+        "manifest": "---\n# Source: broken/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\n\
+                     metadata:\n  name: broken\ndata:\n  a: [unclosed {{ x }}\n",
+    })
+    .to_string();
+    create_release_secrets(run, env, "defect", &[record]);
+    let dir = run.dir("defect");
+    let snapshot = dir.join("defect.age");
+    let mut cmd = run.save_cmd(env, &dir, &dir, &snapshot);
+    cmd.args(["--include", "defect/*"]);
+    ok(support::run(&mut cmd), "save of the defect record");
+    env.kubectl(["delete", "namespace", "defect", "--wait=true"]);
+    let out = run.bulk(
+        env,
+        &dir,
+        [
+            OsStr::new("--debug"),
+            OsStr::new("load"),
+            OsStr::new("-i"),
+            run.key.as_os_str(),
+            snapshot.as_os_str(),
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let failed = lines_with(&stderr, "FAILED    defect/broken: ");
+    assert_eq!(failed.len(), 1, "{stderr}");
+    for part in [
+        "the chart helm-bulk generated from the stored release",
+        "(manifest document 1 of 1 (# Source: broken/templates/cm.yaml), line 5)",
+        "defect of helm-bulk",
+        "/issues",
+    ] {
+        assert!(failed[0].contains(part), "{part:?} in {}", failed[0]);
+    }
+    assert!(
+        stderr.contains(
+            "debug: manifest document 1 of 1 (# Source: broken/templates/cm.yaml) as stored"
+        ) && stderr.contains("  a: [unclosed {{ x }}")
+            && stderr.contains(r#"  a: [unclosed {{"{{"}} x {{"}}"}}"#),
+        "--debug prints the document as stored and as escaped: {stderr}"
+    );
+    assert!(
+        stderr.contains("helm-bulk defect, please report it at"),
+        "the summary says it is a helm-bulk defect: {stderr}"
+    );
+    assert!(
+        !env.try_helm(run.helm, ["status", "broken", "-n", "defect"])
+            .status
+            .success(),
+        "nothing of the release is left"
+    );
 }
 
 /// Creates [`BULK_RECORDS`] release Secrets and starts `save --page-size 1`

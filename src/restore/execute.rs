@@ -59,9 +59,9 @@ fn defect(frozen: &FrozenChart, error: &str) -> Option<String> {
         (Some(doc), Some(line)) => format!("{}, line {line}", doc.what),
         (Some(doc), None) => doc.what.clone(),
         (None, _) => format!(
-            "one of the {} stored documents of {}",
-            at.file.docs.len(),
-            at.file.path
+            "a stored document of template {} ({} in all)",
+            at.file.path,
+            at.file.docs.len()
         ),
     };
     if crate::debug::enabled() {
@@ -337,5 +337,21 @@ mod tests {
         }
         assert!(REPORT_URL.starts_with("https://github.com/"));
         assert_eq!(defect(&frozen, "Service \"x\" is invalid: port"), None);
+        // A YAML error names no document: the one that is not YAML.
+        let rec = serde_json::json!({
+            "name": "r", "namespace": "n", "version": 2,
+            "chart": {"metadata": {"name": "app", "version": "1.0.0"}},
+            "manifest": "---\n# Source: app/templates/cm.yaml\nkind: ConfigMap\n---\n# Source: app/templates/cm.yaml\nkind: Secret\nx: [1\n",
+        });
+        let frozen = super::super::frozen::freeze(rec.to_string().as_bytes()).unwrap();
+        let line = defect(
+            &frozen,
+            "YAML parse error on app/templates/cm.yaml: error converting YAML to JSON: yaml: line 2: did not find expected ',' or ']'",
+        )
+        .unwrap();
+        assert!(
+            line.contains("(manifest document 2 of 2 (# Source: app/templates/cm.yaml), line 2)"),
+            "{line}"
+        );
     }
 }

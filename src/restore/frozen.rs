@@ -86,23 +86,39 @@ impl FrozenChart {
                 _ => Some((f, after)),
             }
         })?;
-        let line: Option<usize> = after
-            .strip_prefix(':')
-            .map(|r| {
-                r.chars()
-                    .take_while(char::is_ascii_digit)
-                    .collect::<String>()
-            })
-            .and_then(|d| d.parse().ok());
-        let doc = line.and_then(|l| file.docs.iter().rev().find(|d| d.first_line <= l));
-        Some(Located {
-            file,
-            line: match (line, doc) {
-                (Some(l), Some(d)) => Some(l - d.first_line + 1),
-                _ => None,
-            },
-            doc,
-        })
+        let number = |text: &str| -> Option<usize> {
+            text.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        };
+        if let Some(line) = after.strip_prefix(':').and_then(number) {
+            // A template error: the line of the template file.
+            let doc = file.docs.iter().rev().find(|d| d.first_line <= line);
+            return Some(Located {
+                file,
+                line: doc.map(|d| line - d.first_line + 1),
+                doc,
+            });
+        }
+        // A YAML error (`yaml: line N`) counts lines in the document that
+        // does not parse, which the error does not name: the one of the
+        // template's stored documents that is not YAML.
+        let broken: Vec<&FrozenDoc> = file
+            .docs
+            .iter()
+            .filter(|d| serde_norway::from_str::<serde_norway::Value>(&d.text).is_err())
+            .collect();
+        let doc = match broken[..] {
+            [one] => Some(one),
+            _ => None,
+        };
+        let line = doc.and_then(|_| {
+            let at = after.find("yaml: line ")?;
+            number(&after[at + "yaml: line ".len()..])
+        });
+        Some(Located { file, doc, line })
     }
 }
 
