@@ -142,7 +142,8 @@ fn label(value: &str) -> String {
 /// snapshot's time and size (when there is one) and whether it verified.
 pub fn prometheus_textfile(url: &str, reports: &[ClusterReport]) -> String {
     let mut out = String::new();
-    let metrics: [(&str, &str, fn(&ClusterReport) -> Option<String>); 3] = [
+    type Sample = fn(&ClusterReport) -> Option<String>;
+    let metrics: [(&str, &str, Sample); 3] = [
         (
             "helm_bulk_last_snapshot_timestamp_seconds",
             "Creation time of the cluster's newest helm-bulk snapshot (from its object key), in seconds since the epoch.",

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod debug;
 pub mod freshness;
+pub mod hardening;
 pub mod release;
 pub mod restore;
 pub mod select;

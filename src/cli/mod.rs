@@ -166,6 +166,12 @@ pub fn main() -> ExitCode {
     // kube-rs and object_store both bring rustls; choose its crypto provider
     // once for the process (ring), or rustls refuses to pick between them.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Decrypted release records must never reach a core file or a debugger
+    // of the same user (see SECURITY.md). This cannot fail on Linux; where it
+    // does, say so and go on rather than refuse to run.
+    if let Err(e) = crate::hardening::protect_memory() {
+        eprintln!("WARNING: cannot turn off core dumps for this process: {e}");
+    }
     let matches = match command().try_get_matches() {
         Ok(m) => m,
         Err(e) => {

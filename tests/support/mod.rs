@@ -83,6 +83,8 @@ pub struct TestEnv {
     pub helm3: PathBuf,
     /// kubectl binary (`KUBECTL`).
     pub kubectl: PathBuf,
+    /// Helm v2 client binary (`HELM2`); Tillers are started with `scripts/testenv tiller`.
+    pub helm2: PathBuf,
     /// Isolated `HELM_CONFIG_HOME`.
     pub helm_config_home: PathBuf,
     /// Isolated `HELM_DATA_HOME`.
@@ -252,6 +254,7 @@ impl TestEnv {
             helm4: take("HELM4")?,
             helm3: take("HELM3")?,
             kubectl: take("KUBECTL")?,
+            helm2: take("HELM2")?,
             helm_config_home: take("HELM_CONFIG_HOME")?,
             helm_data_home: take("HELM_DATA_HOME")?,
             helm_cache_home: take("HELM_CACHE_HOME")?,
@@ -287,18 +290,22 @@ impl TestEnv {
             ("HELM4", self.helm4.clone().into_os_string()),
             ("HELM3", self.helm3.clone().into_os_string()),
             ("KUBECTL", self.kubectl.clone().into_os_string()),
+            ("HELM2", self.helm2.clone().into_os_string()),
             ("HELM_BULK_TESTENV_DIR", self.dir.clone().into_os_string()),
         ]
     }
 
-    /// Points `cmd` at this environment: removes every inherited `HELM_*` and
+    /// Points `cmd` at this environment: removes every inherited `HELM_*`, `TILLER_*` and
     /// `KUBECONFIG` variable (so the developer's own cluster and Helm
     /// settings never leak in) and sets [`TestEnv::env_vars`]. Use it for the
     /// helm-bulk binary too.
     pub fn configure<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
-            if k.starts_with("HELM_") || k == "KUBECONFIG" || k == "HELM4" || k == "HELM3" {
+            if k.starts_with("HELM_")
+                || k.starts_with("TILLER_")
+                || ["KUBECONFIG", "HELM4", "HELM3", "HELM2"].contains(&k.as_ref())
+            {
                 cmd.env_remove(&key);
             }
         }
