@@ -1287,6 +1287,21 @@ fn round_trip(helm: Helm) {
             .unwrap_or_else(|| panic!("the plan does not list {ns}/{name}: {stdout}"));
         assert!(line.contains("install"), "{line}");
     }
+    for crd in CRDS {
+        let by_helm = match crd {
+            "widgets.fixtures.helm-bulk.test" => Some("beta/widgets"),
+            "limits.bounds.helm-bulk.test" => Some("delta/ops"),
+            _ => None,
+        };
+        let want = match by_helm {
+            Some(r) => format!("CRD {crd}: installed by helm from the crds/ of {r}"),
+            None => format!("CRD {crd}: would be created"),
+        };
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "the plan says `{want}`: {stdout}"
+        );
+    }
     assert_eq!(
         env.helm_list(helm),
         list_before,
