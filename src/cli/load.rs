@@ -401,13 +401,14 @@ where
     })
 }
 
+/// The snapshot's CRD rows with their JSON.
+type StoredCrds = Vec<(IndexCrd, Vec<u8>)>;
+
 /// Which stored CRDs helm-bulk creates before the releases: those of an
 /// API group that a changing release uses. Returns them and the CRDs left to
 /// helm (name → release): those in the `crds/` of a release being installed,
 /// when every changing release that uses their kind is one that installs
 /// them (a release installed earlier could not wait for another one's).
-type StoredCrds = Vec<(IndexCrd, Vec<u8>)>;
-
 fn crds_to_create(
     mut crds: StoredCrds,
     steps: &[Step],
@@ -532,4 +533,103 @@ fn plan_table(steps: &[Step]) -> String {
         out.push_str(&fmt([&r[0], &r[1], &r[2], &r[3], &r[4]]));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crd(name: &str, group: &str, kind: &str) -> (IndexCrd, Vec<u8>) {
+        let row = IndexCrd {
+            name: name.to_owned(),
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+            path: format!("crds/{name}.json"),
+            size: 0,
+            sha256: String::new(),
+            reason: String::new(),
+            extra: Default::default(),
+        };
+        (row, Vec::new())
+    }
+
+    fn step(name: &str, action: Action) -> Step {
+        Step {
+            namespace: "ns".to_owned(),
+            name: name.to_owned(),
+            revision: 1,
+            chart: "c-1".to_owned(),
+            action,
+            ordered: false,
+            labels: Default::default(),
+        }
+    }
+
+    /// A record whose manifest holds objects of `kinds` (`apiVersion kind`)
+    /// and whose chart's `crds/` holds a CRD named `crd` of `group`/`kind`.
+    fn record(objects: &[(&str, &str)], crd: Option<(&str, &str, &str)>) -> Zeroizing<Vec<u8>> {
+        use base64::Engine as _;
+        let manifest: String = objects
+            .iter()
+            .map(|(v, k)| {
+                format!("---\n# Source: c/templates/x.yaml\napiVersion: {v}\nkind: {k}\n")
+            })
+            .collect();
+        let files: Vec<serde_json::Value> = crd
+            .map(|(name, group, kind)| {
+                let yaml = format!(
+                    "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+                     metadata:\n  name: {name}\nspec:\n  group: {group}\n  names:\n    kind: {kind}\n"
+                );
+                serde_json::json!({"name": "crds/a.yaml",
+                    "data": base64::engine::general_purpose::STANDARD.encode(yaml)})
+            })
+            .into_iter()
+            .collect();
+        Zeroizing::new(
+            serde_json::json!({"manifest": manifest, "chart": {"files": files}})
+                .to_string()
+                .into_bytes(),
+        )
+    }
+
+    #[test]
+    fn crds_of_used_groups_are_created_and_those_a_chart_installs_left_to_helm() {
+        let crds = vec![
+            crd("as.g.test", "g.test", "A"),
+            crd("bs.g.test", "g.test", "B"),
+            crd("cs.other.test", "other.test", "C"),
+            crd("ls.l.test", "l.test", "L"),
+            crd("ms.m.test", "m.test", "M"),
+        ];
+        let steps = vec![
+            // op installs L and M from its crds/ and uses A (so all of g.test).
+            step("op", Action::Install),
+            // user uses M too: M must exist before either installs.
+            step("user", Action::Install),
+            // up is upgraded: helm does not install crds/ on upgrade.
+            step("up", Action::Upgrade),
+            step("skipped", Action::Skip("exists".to_owned())),
+        ];
+        let mut records = HashMap::new();
+        let mut put = |name: &str, r| {
+            records.insert(("ns".to_owned(), name.to_owned(), 1), r);
+        };
+        put(
+            "op",
+            record(
+                &[("g.test/v1", "A"), ("l.test/v1", "L")],
+                Some(("ls.l.test", "l.test", "L")),
+            ),
+        );
+        put("user", record(&[("m.test/v1", "M")], None));
+        put("up", record(&[], Some(("ms.m.test", "m.test", "M"))));
+        put("skipped", record(&[("other.test/v1", "C")], None));
+        let (kept, left) = crds_to_create(crds, &steps, &records, false);
+        let names: Vec<&str> = kept.iter().map(|(c, _)| c.name.as_str()).collect();
+        // bs.g.test for its group; cs.other.test only a skipped release uses.
+        assert_eq!(names, ["as.g.test", "bs.g.test", "ls.l.test", "ms.m.test"]);
+        let left: Vec<(&str, &str)> = left.iter().map(|(c, r)| (c.as_str(), r.as_str())).collect();
+        assert_eq!(left, [("ls.l.test", "ns/op")]);
+    }
 }
