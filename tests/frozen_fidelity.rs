@@ -291,7 +291,7 @@ fn document(rng: &mut Rng, name: &str, hook: bool, nl: &str) -> String {
 fn template_output(rng: &mut Rng, id: usize, docs: usize) -> String {
     let nl = if rng.chance(12) { "\r\n" } else { "\n" };
     let mut out = String::new();
-    out.push_str(rng.pick(&["", "", "\n", "---\n", "\n\n---\n", "--- \n"]));
+    out.push_str(rng.pick(&["", "", "\n", "---\n", "\n\n---\n", "--- \n", "---\n---\n"]));
     for k in 0..docs {
         if k > 0 {
             out.push_str(rng.pick(&[
@@ -302,6 +302,8 @@ fn template_output(rng: &mut Rng, id: usize, docs: usize) -> String {
                 "\n\n---\n",
                 "\n---  # a {{ comment }}\n",
                 "\n---\n---\n",
+                "\r\n---\r\n",
+                "\n---\t\n",
             ]));
         }
         let hook = rng.chance(15);
