@@ -4,6 +4,7 @@
 mod args;
 mod check;
 mod completion;
+mod diff;
 mod keygen;
 mod list;
 mod load;
@@ -109,6 +110,8 @@ pub enum Command {
     Verify(verify::VerifyCmdArgs),
     /// Re-encrypt snapshots to new recipients (key rotation), streaming, and re-sign them
     Rekey(rekey::RekeyArgs),
+    /// Compare a snapshot with the live cluster, per release (exit 0 equal, 1 differ, 2 error)
+    Diff(diff::DiffArgs),
     /// Create a new age identity (private key) file and print its recipient
     Keygen(keygen::KeygenArgs),
     /// Print the recipients a save would encrypt to
@@ -233,6 +236,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Check(a) => check::run(a, &config),
         Command::Verify(a) => verify::run(a, &config),
         Command::Rekey(a) => rekey::run(a, &config),
+        Command::Diff(a) => diff::run(a, &config),
         Command::Recipients(a) => recipients::run(a, &config),
         Command::Completion(a) => completion::run(a),
     }
