@@ -318,7 +318,7 @@ fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
             .matches("finished (rotated by an interrupted run)")
             .count();
     assert!(skipped >= 2, "the rerun rotated again: {stderr}");
-    assert!(stdout.contains("Rotated 5 snapshots"), "{stdout}");
+    assert!(stdout.contains("Rotated 5 of 5 snapshots"), "{stdout}");
 
     // Exactly one snapshot (and its signature) per original, nothing else.
     let mut expected: Vec<String> = originals
@@ -401,4 +401,52 @@ fn keep_old_keeps_the_original_beside_the_rotated_object() {
     );
     assert_eq!(s3.get("dr-keep", &format!("{key}.pre-rekey")), original);
     assert!(ok(age_decrypt(&new, &s3.get("dr-keep", key))).stdout == plain);
+}
+
+#[test]
+fn a_damaged_object_is_left_as_it_was_and_the_others_are_rotated() {
+    let s3 = kit::s3::S3Server::start(&["dr-bad"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (old, old_recipient) = kit::keygen(d, "old.txt");
+    let (new, new_recipient) = kit::keygen(d, "new.txt");
+    let plain = kit::plain_snapshot(&records("bad"));
+    let good = kit::encrypt_to(&plain, &old_recipient, false);
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 20] ^= 1;
+    let (k1, k2, k3) = (
+        "helm/a/20261101T000000Z.tar.gz.age",
+        "helm/a/20261102T000000Z.tar.gz.age",
+        "helm/a/20261103T000000Z.tar.gz.age",
+    );
+    s3.put("dr-bad", k1, &good);
+    s3.put("dr-bad", k2, &bad);
+    s3.put("dr-bad", k3, &good);
+    let out = s3
+        .bulk("rekey")
+        .arg("-i")
+        .arg(&old)
+        .args(["-r", &new_recipient, "--all", "s3://dr-bad/helm"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "[2/3] {k2}: FAILED, left as it was: the encrypted snapshot was modified or corrupted"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "Error: 1 snapshots could not be rotated and still open with the old key: {k2}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(s3.keys("dr-bad"), [k1, k2, k3]);
+    assert_eq!(s3.get("dr-bad", k2), bad);
+    for k in [k1, k3] {
+        assert!(ok(age_decrypt(&new, &s3.get("dr-bad", k))).stdout == plain);
+    }
 }

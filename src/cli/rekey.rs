@@ -41,7 +41,9 @@ A file is replaced atomically (or written to -o NEW). A bucket object is written
 beside the original as KEY.rekey, read back and compared, and only then copied over
 the original (--keep-old keeps the original as KEY.pre-rekey).
 
---all rotates every snapshot under a bucket prefix. An object that none of the -i
+--all rotates every snapshot under a bucket prefix; one that fails (damaged,
+refused signature) is left as it was and listed, the others are rotated, and
+the exit code is 3. An object that none of the -i
 identities can open is taken as already rotated and skipped, so a rerun after an
 interruption finishes the job without encrypting anything twice; for that, the new
 recipients must not include a key given with -i (rekey refuses then).")]
@@ -197,25 +199,45 @@ pub(super) fn run(args: RekeyArgs, config: &Loaded) -> Result<(), Failure> {
     }
     let total = listed.len();
     let mut counts = [0usize; 3];
+    let mut failed = Vec::new();
     for (i, item) in listed.iter().enumerate() {
-        let outcome = rekey_object(&ctx, &bucket, &item.key, &rt).map_err(|f| {
-            fail(format!(
-                "{}: {} ({i} of {total} done; rerun to finish, rotated snapshots are skipped)",
-                item.key, f.message
-            ))
-        })?;
-        counts[outcome as usize] += 1;
-        eprintln!("[{}/{total}] {}: {}", i + 1, item.key, outcome.describe());
+        match rekey_object(&ctx, &bucket, &item.key, &rt) {
+            Ok(outcome) => {
+                counts[outcome as usize] += 1;
+                eprintln!("[{}/{total}] {}: {}", i + 1, item.key, outcome.describe());
+            }
+            // That object is left as it was; the others are still rotated.
+            Err(f) => {
+                eprintln!(
+                    "[{}/{total}] {}: FAILED, left as it was: {}",
+                    i + 1,
+                    item.key,
+                    f.message
+                );
+                failed.push(item.key.clone());
+            }
+        }
     }
     println!(
-        "Rotated {} snapshots under {} ({} rotated now, {} finished from an interrupted run, {} already rotated)",
+        "Rotated {} of {} snapshots under {} ({} rotated now, {} finished from an interrupted run, {} already rotated)",
+        total - failed.len(),
         total,
         bucket.url(),
         counts[Outcome::Rotated as usize],
         counts[Outcome::Finished as usize],
         counts[Outcome::AlreadyRotated as usize],
     );
-    Ok(())
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Failure {
+        message: format!(
+            "{} snapshots could not be rotated and still open with the old key: {}",
+            failed.len(),
+            failed.join(", ")
+        ),
+        code: super::EXIT_PARTIAL,
+    })
 }
 
 /// For `--all`, "no -i identity opens it" must mean "already rotated": the
