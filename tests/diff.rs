@@ -56,6 +56,7 @@ fn drill(helm: Helm) {
     let d = dir.path();
     let (id, recipient) = kit::keygen(d, "id.txt");
     let chart = support::chart("smoke");
+    let canary = format!("canary-{}", std::process::id());
     for (name, extra) in [("web", "replicaCount=2"), ("db", "replicaCount=1")] {
         env.helm(
             helm,
@@ -115,6 +116,8 @@ fn drill(helm: Helm) {
             "--reuse-values",
             "--set",
             "replicaCount=3",
+            "--set-string",
+            &format!("secret.password={canary}"),
         ],
     );
     let (code, rows, out) = diff(env, helm, d, &ns, &id);
@@ -130,6 +133,54 @@ fn drill(helm: Helm) {
         ),
         "{stderr}"
     );
+
+    // --values and --manifest: unified diffs, the secret redacted unless --show-secrets.
+    let show = |extra: &[&str]| {
+        bulk(env, helm, d)
+            .args(["diff", "-n", &ns, "--values", "--manifest", "-i"])
+            .arg(&id)
+            .args(extra)
+            .arg("snap.age")
+            .output()
+            .unwrap()
+    };
+    let out = show(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!(
+            "--- snapshot {ns}/web revision 1 (values)\n+++ cluster {ns}/web revision 2 (values)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n-replicaCount: 2\n+replicaCount: 3\n"),
+        "{text}"
+    );
+    assert!(text.contains("+  password: <redacted>"), "{text}");
+    assert!(
+        text.contains("(manifest)") && text.contains("-  replicas: 2\n+  replicas: 3"),
+        "{text}"
+    );
+    let b64 = |s: &str| {
+        use std::io::Write;
+        let mut c = Command::new("base64")
+            .arg("-w0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
+    };
+    assert!(
+        !text.contains(&canary) && !text.contains(&b64(&canary)),
+        "{text}"
+    );
+    let out = show(&["--show-secrets"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("+  password: {canary}")), "{text}");
+    assert!(text.contains(&b64(&canary)), "positive control: {text}");
 
     // Uninstalled: missing. Installed after the snapshot: extra.
     env.helm(helm, ["uninstall", "db", "-n", &ns]);

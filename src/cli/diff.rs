@@ -21,12 +21,15 @@ use crate::source::helm::{Driver, HelmSource, SaveFilter};
 Examples:
   helm bulk diff -i key.txt backup.tar.gz.age
   helm bulk diff -i key.txt -o json s3://dr/helm/prod/latest
+  helm bulk diff -i key.txt --values --manifest -n prod backup.age
 
 Compares each release's latest revision in the snapshot with its latest revision
 in the cluster: `missing` (in the snapshot, not in the cluster), `extra` (in the
 cluster, not in the snapshot), `equal`, or `drifted` with the parts that differ:
-chart (name and version), values (user-supplied), manifest, hooks. Only the names
-of the differing parts are printed, never their content.
+chart (name and version), values (user-supplied), manifest, hooks. --values and
+--manifest add a unified diff of those parts, with the values of keys containing
+password, token, secret or key, and the data of Secrets, shown as <redacted>
+unless --show-secrets.
 
 Exit codes (as diff): 0 the cluster equals the snapshot, 1 they differ, 2 error.")]
 pub struct DiffArgs {
@@ -55,6 +58,19 @@ pub struct DiffArgs {
     )]
     pub driver: String,
 
+    /// Also print a unified diff of the user-supplied values of each drifted release
+    #[arg(long)]
+    pub values: bool,
+
+    /// Also print a unified diff of the manifest of each drifted release
+    #[arg(long)]
+    pub manifest: bool,
+
+    /// Show secrets in those diffs (by default, values whose key contains password, token,
+    /// secret or key, and the data of Secrets, are shown as <redacted>)
+    #[arg(long)]
+    pub show_secrets: bool,
+
     /// Output format
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
     pub output: OutputFormat,
@@ -73,7 +89,15 @@ struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     live_revision: Option<u32>,
     differs: Vec<&'static str>,
+    /// With --values: the unified diff of the user values (snapshot to cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values_diff: Option<String>,
+    /// With --manifest: the unified diff of the manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest_diff: Option<String>,
 }
+
+type TextOf = fn(&[u8], bool) -> Result<String, serde_json::Error>;
 
 type Latest = BTreeMap<(String, String), (u32, Zeroizing<Vec<u8>>)>;
 
@@ -202,10 +226,43 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
                 snapshot_revision: Some(*rev),
                 live_revision: None,
                 differs: Vec::new(),
+                values_diff: None,
+                manifest_diff: None,
             },
             Some((live_rev, live_data)) => {
                 let differs = crate::release::compare::differing_parts(data, live_data)?;
+                let show = args.show_secrets;
+                let label = |side: &str, rev: u32, what: &str| {
+                    format!("{side} {ns}/{name} revision {rev} ({what})")
+                };
+                let text_diff = |wanted: bool, part: &str, text: TextOf| -> Result<_, Failure> {
+                    if !wanted || !differs.contains(&part) {
+                        return Ok(None);
+                    }
+                    let d = crate::release::compare::unified(
+                        &text(data, show)?,
+                        &text(live_data, show)?,
+                        &label("snapshot", *rev, part),
+                        &label("cluster", *live_rev, part),
+                    );
+                    Ok(Some(if d.is_empty() {
+                        format!(
+                            "{ns}/{name}: only redacted {part} differ (--show-secrets shows them)\n"
+                        )
+                    } else {
+                        d
+                    }))
+                };
+                let values_diff =
+                    text_diff(args.values, "values", crate::release::compare::values_text)?;
+                let manifest_diff = text_diff(
+                    args.manifest,
+                    "manifest",
+                    crate::release::compare::manifest_text,
+                )?;
                 Row {
+                    values_diff,
+                    manifest_diff,
                     namespace: ns.clone(),
                     name: name.clone(),
                     status: if differs.is_empty() {
@@ -230,6 +287,8 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
                 snapshot_revision: None,
                 live_revision: Some(*live_rev),
                 differs: Vec::new(),
+                values_diff: None,
+                manifest_diff: None,
             });
         }
     }
@@ -272,5 +331,16 @@ fn table(rows: &[Row]) -> String {
     for row in &body {
         line(row.iter().map(String::as_str).collect());
     }
+    for r in rows {
+        for d in [&r.values_diff, &r.manifest_diff].into_iter().flatten() {
+            out.push('\n');
+            out.push_str(&printable_lines(d));
+        }
+    }
     out
+}
+
+/// Control characters escaped, line by line (the diff's own newlines kept).
+fn printable_lines(text: &str) -> String {
+    text.lines().map(|l| printable(l) + "\n").collect()
 }
