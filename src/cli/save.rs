@@ -268,11 +268,18 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
     })
     .map(|stats| {
         let where_ = &stats.destination;
+        let crds = if stats.group_crds > 0 {
+            format!(
+                "{} CRDs, {} of them for their API group only",
+                stats.crds, stats.group_crds
+            )
+        } else {
+            format!("{} CRDs", stats.crds)
+        };
         eprintln!(
-            "Saved {} releases ({} revisions, {} CRDs, {} of records) from {} to {where_} in {:.1}s",
+            "Saved {} releases ({} revisions, {crds}, {} of records) from {} to {where_} in {:.1}s",
             stats.releases,
             stats.revisions,
-            stats.crds,
             super::human_bytes(stats.bytes),
             stats.server,
             start.elapsed().as_secs_f64()
@@ -318,10 +325,21 @@ fn from_source(e: SourceError) -> Attempt {
     }
 }
 
+/// How many of the index's CRDs were taken for their API group only.
+fn group_only(index: &Index) -> usize {
+    index
+        .crds
+        .iter()
+        .filter(|c| c.reason.starts_with("API group"))
+        .count()
+}
+
 struct Stats {
     destination: String,
     releases: usize,
     crds: usize,
+    /// CRDs taken for their API group only (no saved object is of their kind).
+    group_crds: usize,
     revisions: usize,
     bytes: u64,
     server: String,
@@ -553,6 +571,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
         return Ok(Stats {
             releases,
             crds: index.crds.len(),
+            group_crds: group_only(&index),
             revisions,
             bytes,
             server: server.clone(),
@@ -595,6 +614,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
     Ok(Stats {
         releases,
         crds: index.crds.len(),
+        group_crds: group_only(&index),
         revisions,
         bytes,
         server,
