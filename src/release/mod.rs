@@ -4,6 +4,8 @@
 //! protobuf bytes for Tiller) so nothing Helm wrote is lost; [`Summary`] is a
 //! parsed view of the few fields helm-bulk itself needs.
 
+pub mod compare;
+
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
