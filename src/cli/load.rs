@@ -1,7 +1,8 @@
 //! `helm bulk load`: decrypt, verify, plan and restore what the cluster lacks.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
@@ -10,9 +11,11 @@ use zeroize::Zeroizing;
 use super::args::{ClusterArgs, Origin, SelectArgs, SnapshotSource, StoreArgs, VerifyArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, EXIT_PARTIAL, Failure, fail, print_stdout};
 use crate::config::{Loaded, effective_order};
+use crate::release::Installed;
 use crate::restore::crds::{CrdOutcome, ensure};
-use crate::restore::execute::{HelmRunner, Outcome, Report, run_plan};
+use crate::restore::execute::{HelmRunner, Outcome, Report, Stop, run_plan};
 use crate::restore::plan::{Action, Mode, PlanInput, Step, plan, targets};
+use crate::restore::preflight;
 use crate::snapshot::{Entry, IndexCrd, Limits, SourceKind, read_snapshot};
 use crate::source::helm::{Driver, installed_releases};
 use crate::tiller::client::{Tiller, TillerArgs};
@@ -29,16 +32,23 @@ Examples:
   helm bulk load --from s3://backups/helm/prod/latest
 
 For each release, the last *deployed* revision in the snapshot is restored
-(Helm's current release). It is installed with the real helm (HELM_BIN, or helm
-on PATH) from a frozen chart: the stored manifest, hooks and notes reproduced
+(Helm's current release; for a snapshot taken in the middle of an upgrade, the
+last good revision). It is installed with the real helm (HELM_BIN, or helm on
+PATH) from a frozen chart: the stored manifest, hooks and notes reproduced
 literally, with the same chart name, version, appVersion and values. Releases
 listed in `order:` (config) or HELM_BULK_ORDER go first, one at a time; the
-rest install in parallel. Releases the cluster already has are skipped, so load
-can be run again after a partial failure.
+rest install in parallel. Releases the cluster has *deployed* are skipped;
+those an earlier, interrupted load left are uninstalled and installed again;
+someone else's release that is not deployed is left alone and reported (use
+--replace, or --upgrade for a failed one). So load can be run again after a
+partial failure, a Ctrl-C or a killed process, until it exits 0.
 
-The whole snapshot is decrypted and verified in memory before anything is
-installed. Exit code 3 means some releases failed (each is listed); the others
-were restored.
+The whole snapshot is decrypted and verified in memory, and every frozen chart
+to install is rendered with helm (client side) and its APIs checked, before
+anything is installed. Exit code 3 means some releases failed or are not
+deployed at the end (each is listed); the others were restored. Ctrl-C,
+SIGTERM and SIGHUP stop starting installs, undo the installs they cut short and
+exit 128 + the signal number; a second Ctrl-C exits at once.
 
 Helm 2 snapshots (save --source tiller or tiller-storage) are migrated: each
 release is installed into Helm 3/4 as a frozen chart made from its manifest,
@@ -147,7 +157,8 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         Mode::Install
     };
     let bin = helm_bin();
-    if !args.dry_run && !args.to_tiller {
+    // Even a dry run renders the frozen charts with helm (the preflight).
+    if !args.to_tiller {
         check_helm(&bin)?;
     }
     let identities = args.decrypt.identity_files(config);
@@ -188,7 +199,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         let wanted = wanted.get_or_insert_with(|| {
             targets(index, &args.status)
                 .values()
-                .map(|r| (r.namespace.clone(), r.name.clone(), r.revision))
+                .map(|t| (t.row.namespace.clone(), t.row.name.clone(), t.row.revision))
                 .collect()
         });
         match entry {
@@ -237,13 +248,25 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         Some(t) => Some(runtime.block_on(crate::tiller::restore::existing(t, scope.as_deref()))?),
         None => None,
     };
-    let existing = match (&cluster, &tiller_existing) {
+    let existing: HashMap<(String, String), Installed> = match (&cluster, &tiller_existing) {
         (Some(cluster), _) => runtime.block_on(installed_releases(
             &cluster.client,
             driver,
             scope.as_deref(),
         ))?,
-        (None, Some(t)) => t.installed.clone(),
+        // A Tiller release that is not deleted counts as installed, as before.
+        (None, Some(t)) => t
+            .installed
+            .iter()
+            .map(|k| {
+                let release = Installed {
+                    revision: 0,
+                    status: "deployed".to_owned(),
+                    frozen: false,
+                };
+                (k.clone(), release)
+            })
+            .collect(),
         (None, None) => Default::default(),
     };
     let steps = plan(&PlanInput {
@@ -268,14 +291,32 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         }
     }
     crds.retain(|(c, _)| kinds.contains(&(c.group.clone(), c.kind.clone())));
+
+    let fetch = |step: &Step| {
+        records
+            .get(&(step.namespace.clone(), step.name.clone(), step.revision))
+            .cloned()
+    };
+    let stop = Arc::new(Stop::default());
+    let runner = helm_runner(&args, bin, &index, helm2, stop.clone());
+    // Every frozen chart about to be installed renders, and finds the APIs
+    // it needs, before anything in the cluster changes.
+    let preflight = match &cluster {
+        Some(cluster) => Some(run_preflight(
+            &runtime, cluster, &runner, &steps, &crds, args.jobs, &fetch,
+        )?),
+        None => None,
+    };
     // Tiller installs into its own cluster, which helm-bulk does not reach.
-    let crd_outcomes = match &cluster {
-        Some(cluster) => runtime.block_on(ensure(&cluster.client, &crds, args.dry_run)),
-        None => Vec::new(),
+    let crd_outcomes = match (&cluster, &preflight) {
+        (Some(cluster), Some(p)) if p.problems.is_empty() || args.dry_run => {
+            runtime.block_on(ensure(&cluster.client, &crds, args.dry_run))
+        }
+        _ => Vec::new(),
     };
 
     if args.dry_run {
-        let mut text = plan_table(&steps);
+        let mut text = plan_table(&steps, preflight.as_ref());
         for (name, o) in &crd_outcomes {
             let what = match o {
                 CrdOutcome::WouldCreate => "would be created".to_owned(),
@@ -285,7 +326,34 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             };
             text.push_str(&format!("CRD {name}: {what}\n"));
         }
-        return print_stdout(&text);
+        print_stdout(&text)?;
+        return match &preflight {
+            Some(p) if !p.problems.is_empty() => Err(fail(format!(
+                "preflight found problems with {} release(s) (listed above); load would stop before installing anything",
+                p.problems.len()
+            ))),
+            _ => Ok(()),
+        };
+    }
+    if let Some(p) = &preflight
+        && !p.problems.is_empty()
+    {
+        for (key, why) in &p.problems {
+            eprintln!("preflight {key}: {why}");
+        }
+        return Err(fail(format!(
+            "preflight found problems with {} release(s) (listed above); nothing was installed. Fix them, or leave those releases out with --exclude",
+            p.problems.len()
+        )));
+    }
+    if let Some(p) = &preflight
+        && p.checked > 0
+    {
+        eprintln!(
+            "Preflight: {} frozen chart(s) render with helm, and every API they use will exist ({:.2}s)",
+            p.checked,
+            p.elapsed.as_secs_f64()
+        );
     }
     let mut crd_failures = 0;
     for (name, o) in &crd_outcomes {
@@ -299,7 +367,11 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         }
     }
     let to_change = steps.iter().filter(|s| s.action.changes()).count();
-    if to_change == 0 && crd_failures == 0 {
+    let refused = steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Refuse(_)))
+        .count();
+    if to_change == 0 && crd_failures == 0 && refused == 0 {
         for s in &steps {
             if let Action::Skip(why) = &s.action {
                 eprintln!("skipped   {}: {why}", s.key());
@@ -311,14 +383,15 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         return Ok(());
     }
 
-    let description = format!(
-        "Restored by helm-bulk from a snapshot taken {}",
-        index.created_at
-    );
-    let fetch = |step: &Step| {
-        records
-            .get(&(step.namespace.clone(), step.name.clone(), step.revision))
-            .cloned()
+    let interrupt = tiller
+        .is_none()
+        .then(|| super::interrupt::stop_on_interrupt(&runtime, stop.clone()));
+    let stopped = || interrupt.as_ref().is_some_and(|i| i.code().is_some());
+    let print = |r: &Report| {
+        // After an interrupt, one line says what happened, at the end.
+        if !stopped() {
+            eprintln!("{}", report_line(r));
+        }
     };
     let reports = match (&tiller, &tiller_existing) {
         (Some(t), Some(existing)) => runtime.block_on(crate::tiller::restore::run_plan(
@@ -326,19 +399,101 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             &steps,
             args.jobs,
             existing,
-            &description,
+            &runner.description,
             fetch,
-            |r| eprintln!("{}", report_line(r)),
+            print,
         )),
-        _ => run_helm(&args, bin, description, helm2, &steps, fetch),
+        _ => run_plan(&runner, &steps, args.jobs, fetch, print),
     };
     drop(records);
+
+    // Every selected release must be deployed now, whatever helm said.
+    let not_deployed: Vec<(String, String)> = match &cluster {
+        Some(cluster) => {
+            match runtime.block_on(installed_releases(
+                &cluster.client,
+                driver,
+                scope.as_deref(),
+            )) {
+                Ok(now) => steps
+                    .iter()
+                    .filter(|s| s.selected)
+                    .filter_map(|s| match now.get(&(s.namespace.clone(), s.name.clone())) {
+                        Some(r) if r.status == "deployed" => None,
+                        Some(r) => {
+                            Some((s.key(), format!("{} (revision {})", r.status, r.revision)))
+                        }
+                        None => Some((s.key(), "not installed".to_owned())),
+                    })
+                    .collect(),
+                Err(e) => vec![(
+                    "*".to_owned(),
+                    format!(
+                        "cannot check the releases after the load: {}",
+                        super::one_line(&e)
+                    ),
+                )],
+            }
+        }
+        None => Vec::new(),
+    };
     let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count();
     let failed = count(|r| matches!(r.outcome, Outcome::Failed(_))) + crd_failures;
     let done = count(|r| r.outcome == Outcome::Done);
     let skipped = count(|r| matches!(r.outcome, Outcome::Skipped(_)));
+    let not_started = count(|r| r.outcome == Outcome::NotStarted);
+    // Releases not deployed that no failure above explains.
+    let failed_keys: std::collections::HashSet<String> = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+        .map(|r| r.step.key())
+        .collect();
+    let unexplained: Vec<&(String, String)> = not_deployed
+        .iter()
+        .filter(|(k, _)| !failed_keys.contains(k))
+        .filter(|(k, _)| {
+            !reports
+                .iter()
+                .any(|r| r.outcome == Outcome::NotStarted && r.step.key() == *k)
+        })
+        .collect();
+
+    if let Some(code) = interrupt.as_ref().and_then(|i| i.code()) {
+        let name = interrupt.as_ref().map(|i| i.name()).unwrap_or("SIGINT");
+        for (key, status) in &not_deployed {
+            eprintln!("NOT DEPLOYED {key}: {status}");
+        }
+        let stopped_installs = reports
+            .iter()
+            .filter(|r| {
+                matches!(r.outcome, Outcome::Failed(_))
+                    && !matches!(r.step.action, Action::Refuse(_))
+            })
+            .count();
+        return Err(Failure {
+            message: format!(
+                "interrupted by {name}: restored {done}, stopped {stopped_installs} (what they left was uninstalled), not started {not_started}; {} selected release(s) not deployed{}. Run load again to finish",
+                not_deployed.len(),
+                if not_deployed.is_empty() {
+                    ""
+                } else {
+                    " (listed above)"
+                }
+            ),
+            code,
+        });
+    }
+    for (key, status) in &unexplained {
+        eprintln!("NOT DEPLOYED {key}: {status} after load");
+    }
+    let failed = failed + unexplained.len();
     eprintln!(
-        "Restored {done}, skipped {skipped}, failed {failed} in {:.1}s",
+        "Restored {done}, skipped {skipped}, failed {failed}{} in {:.1}s",
+        if not_deployed.is_empty() {
+            String::new()
+        } else {
+            format!("; {} selected release(s) not deployed", not_deployed.len())
+        },
         start.elapsed().as_secs_f64()
     );
     if failed > 0 {
@@ -353,19 +508,88 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     }
 }
 
-/// Runs the restore with the real helm: frozen charts of Helm 3/4 records,
-/// or of Helm 2 records (the migration).
-fn run_helm<R>(
-    args: &LoadArgs,
-    bin: PathBuf,
-    description: String,
-    helm2: bool,
+/// What the preflight found.
+struct Preflight {
+    /// Releases checked.
+    checked: usize,
+    /// `(namespace/name, reason)` of each release that would fail.
+    problems: Vec<(String, String)>,
+    /// How long it took.
+    elapsed: std::time::Duration,
+}
+
+/// Renders the frozen chart of every step that installs or upgrades a
+/// release, client side, and checks the APIs its objects need.
+fn run_preflight<R>(
+    runtime: &tokio::runtime::Runtime,
+    cluster: &crate::cluster::Cluster,
+    runner: &HelmRunner,
     steps: &[Step],
-    record: R,
-) -> Vec<Report>
+    crds: &[(IndexCrd, Vec<u8>)],
+    jobs: usize,
+    record: &R,
+) -> Result<Preflight, Failure>
 where
     R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>> + Sync,
 {
+    let started = Instant::now();
+    let changing: Vec<&Step> = steps.iter().filter(|s| s.action.changes()).collect();
+    // Rendering is client side: use every CPU, whatever --jobs allows the cluster.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rendered = preflight::render_all(runner, &changing, jobs.max(cpus), record);
+    // APIs that will exist: stored CRDs (created before the installs) and
+    // CRDs in the charts being restored.
+    let mut provided: BTreeSet<preflight::Gvk> = BTreeSet::new();
+    for (_, json) in crds {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) {
+            provided.extend(preflight::crd_defines(&v));
+        }
+    }
+    let mut wanted = BTreeSet::new();
+    for r in rendered.values().flatten() {
+        provided.extend(r.defines.iter().cloned());
+        wanted.extend(r.objects.iter().cloned());
+    }
+    let served = runtime
+        .block_on(preflight::served(&cluster.client, &wanted))
+        .map_err(|e| fail(format!("preflight: {e}")))?;
+    let mut problems = Vec::new();
+    for step in &changing {
+        match rendered.get(&step.key()) {
+            Some(Ok(r)) => {
+                let missing = preflight::missing(r, |g| served.contains(g), &provided);
+                if !missing.is_empty() {
+                    problems.push((step.key(), preflight::describe_missing(&missing)));
+                }
+            }
+            Some(Err(e)) => {
+                problems.push((step.key(), format!("the frozen chart does not render: {e}")))
+            }
+            None => problems.push((step.key(), "was not rendered".to_owned())),
+        }
+    }
+    let elapsed = started.elapsed();
+    crate::debug::note(|| {
+        format!(
+            "preflight: {} frozen charts rendered and checked in {:.2}s",
+            changing.len(),
+            elapsed.as_secs_f64()
+        )
+    });
+    Ok(Preflight {
+        checked: changing.len(),
+        problems,
+        elapsed,
+    })
+}
+
+fn helm_runner(
+    args: &LoadArgs,
+    bin: PathBuf,
+    index: &crate::snapshot::Index,
+    helm2: bool,
+    stop: Arc<Stop>,
+) -> HelmRunner {
     let mut global_args = Vec::new();
     if let Some(k) = &args.cluster.kubeconfig {
         global_args.push("--kubeconfig".to_owned());
@@ -375,19 +599,20 @@ where
         global_args.push("--kube-context".to_owned());
         global_args.push(c.clone());
     }
-    let runner = HelmRunner {
+    HelmRunner {
         bin,
         global_args,
-        description,
+        description: format!(
+            "Restored by helm-bulk from a snapshot taken {}",
+            index.created_at
+        ),
         freezer: if helm2 {
             crate::tiller::freeze::freeze_record
         } else {
             crate::restore::frozen::freeze
         },
-    };
-    run_plan(&runner, steps, args.jobs, record, |r| {
-        eprintln!("{}", report_line(r))
-    })
+        stop,
+    }
 }
 
 fn verb(a: &Action) -> &'static str {
@@ -395,35 +620,67 @@ fn verb(a: &Action) -> &'static str {
         Action::Install => "installed",
         Action::Upgrade => "upgraded",
         Action::Replace => "replaced",
+        Action::Complete => "completed",
         Action::Skip(_) => "skipped",
+        Action::Refuse(_) => "left",
     }
 }
 
 fn report_line(r: &Report) -> String {
     let s = &r.step;
     match &r.outcome {
-        Outcome::Done => format!(
-            "{:<9} {} ({} revision {}) in {:.1}s",
-            verb(&s.action),
-            s.key(),
-            s.chart,
-            s.revision,
-            r.elapsed.as_secs_f64()
-        ),
+        Outcome::Done => {
+            let mut line = format!(
+                "{:<9} {} ({} revision {}) in {:.1}s",
+                verb(&s.action),
+                s.key(),
+                s.chart,
+                s.revision,
+                r.elapsed.as_secs_f64()
+            );
+            if s.action == Action::Complete {
+                line.push_str(": completed an interrupted restore (uninstalled what it left, installed again)");
+            }
+            if let Some(n) = &s.note {
+                line.push_str(&format!("; {n}"));
+            }
+            line
+        }
         Outcome::Skipped(why) => format!("skipped   {}: {why}", s.key()),
         Outcome::Failed(why) => format!("FAILED    {}: {why}", s.key()),
+        Outcome::NotStarted => format!("stopped   {}: not started", s.key()),
     }
 }
 
-fn plan_table(steps: &[Step]) -> String {
-    let rows: Vec<[String; 5]> = steps
+fn plan_table(steps: &[Step], preflight: Option<&Preflight>) -> String {
+    let rows: Vec<[String; 6]> = steps
         .iter()
         .map(|s| {
             let (action, reason) = match &s.action {
                 Action::Install => ("install", String::new()),
                 Action::Upgrade => ("upgrade", String::new()),
                 Action::Replace => ("replace", String::new()),
+                Action::Complete => (
+                    "complete",
+                    "uninstall what an interrupted restore left, install again".to_owned(),
+                ),
                 Action::Skip(why) => ("skip", why.clone()),
+                Action::Refuse(why) => ("FAIL", why.clone()),
+            };
+            let reason = match (&s.note, reason.is_empty()) {
+                (Some(n), true) => n.clone(),
+                (Some(n), false) => format!("{reason}; {n}"),
+                (None, _) => reason,
+            };
+            let check = match preflight {
+                Some(p) if s.action.changes() => {
+                    if p.problems.iter().any(|(k, _)| *k == s.key()) {
+                        "FAILED"
+                    } else {
+                        "ok"
+                    }
+                }
+                _ => "-",
             };
             [
                 s.key(),
@@ -434,11 +691,19 @@ fn plan_table(steps: &[Step]) -> String {
                 } else {
                     action.to_owned()
                 },
+                check.to_owned(),
                 reason,
             ]
         })
         .collect();
-    let header = ["RELEASE", "REVISION", "CHART", "ACTION", "REASON"];
+    let header = [
+        "RELEASE",
+        "REVISION",
+        "CHART",
+        "ACTION",
+        "PREFLIGHT",
+        "REASON",
+    ];
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
@@ -446,10 +711,10 @@ fn plan_table(steps: &[Step]) -> String {
         }
     }
     let mut out = String::from("Plan (dry run, nothing was changed):\n");
-    let fmt = |cells: [&str; 5]| {
+    let fmt = |cells: [&str; 6]| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i == 4 {
+            if i == 5 {
                 l.push_str(c);
             } else {
                 l.push_str(&format!("{c:<w$}  ", w = widths[i]));
@@ -459,7 +724,25 @@ fn plan_table(steps: &[Step]) -> String {
     };
     out.push_str(&fmt(header));
     for r in &rows {
-        out.push_str(&fmt([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+        out.push_str(&fmt([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+    }
+    match preflight {
+        Some(p) if p.problems.is_empty() => out.push_str(&format!(
+            "Preflight: the {} frozen chart(s) to install render with helm, and every API they use will exist ({:.1}s).\n",
+            p.checked,
+            p.elapsed.as_secs_f64()
+        )),
+        Some(p) => {
+            out.push_str(&format!(
+                "Preflight: {} of {} frozen chart(s) would fail; load stops before installing anything:\n",
+                p.problems.len(),
+                p.checked
+            ));
+            for (key, why) in &p.problems {
+                out.push_str(&format!("  {key}: {why}\n"));
+            }
+        }
+        None => {}
     }
     out
 }

@@ -3,6 +3,7 @@
 
 mod args;
 mod completion;
+mod interrupt;
 mod keygen;
 mod list;
 mod load;

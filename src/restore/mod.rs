@@ -7,6 +7,7 @@ pub mod crds;
 pub mod execute;
 pub mod frozen;
 pub mod plan;
+pub mod preflight;
 
 /// Errors preparing a restore.
 #[derive(Debug, thiserror::Error)]
