@@ -1,21 +1,30 @@
-//! A load that converges (issue 14): a load killed (SIGKILL of its process
-//! group) or interrupted (SIGINT) while helm waits on a pre-install Job
-//! hook, a release of someone else left `failed` in the target cluster, the
-//! API server restarted during a load, and a snapshot taken in the middle of
-//! an upgrade; each time a rerun must end with every release `deployed`.
-//! Then the preflight: a snapshot whose frozen charts cannot install stops
-//! the load before anything is installed.
+//! A load that converges (issue 14), with helm v4 and v3:
 //!
-//! One test per Helm major version runs the scenarios in sequence on one
-//! environment of its own (it wipes the cluster between them).
+//! * `interrupted_loads_converge_*`: a snapshot taken in the middle of an
+//!   upgrade (save warns, show and the dry run say which revision is
+//!   restored); `load` killed (SIGKILL of its process group) and interrupted
+//!   (SIGINT, exit 130) while helm waits on a pre-install Job hook, and the
+//!   API server restarted during a load: each time a rerun ends with every
+//!   release `deployed` and its objects present.
+//! * `someone_elses_failed_release_*`: a release of someone else, `failed` in
+//!   the target cluster, is left alone, listed and counted (exit 3);
+//!   `--replace` restores it.
+//! * `preflight_stops_the_load_*`: a snapshot with frozen charts that cannot
+//!   install stops the load before anything is installed (exit 1, one line
+//!   per bad release); the dry run shows the same.
 //!
-//! The fixtures, all in one namespace:
+//! Each test has an environment of its own (the first wipes it between its
+//! scenarios). The hook Job needs the environment's controllers and KWOK:
+//! its Pod succeeds after the delay its `helm-bulk.testenv/delay`
+//! annotation asks for (15 s), long enough to stop load while helm waits.
 //!
-//! | release | chart     | what it covers                                               |
-//! |---------|-----------|--------------------------------------------------------------|
+//! The fixtures of the first test, all in namespace `conv`:
+//!
+//! | release | chart     | what it covers                                                |
+//! |---------|-----------|---------------------------------------------------------------|
 //! | `hook`  | slowhook  | install waits on a pre-install Job hook: load is stopped then |
-//! | `plain` | smoke     | a release installed next to it                               |
-//! | `mid`   | smoke     | upgraded once, its storage then edited to look mid-upgrade   |
+//! | `plain` | smoke     | a release installed next to it                                |
+//! | `mid`   | smoke     | upgraded once, its storage then edited to look mid-upgrade    |
 #![cfg(unix)]
 
 mod support;
@@ -419,7 +428,7 @@ fn converge(helm: Helm) {
     for name in RELEASES {
         let line = lines_with(&stdout, &format!("conv/{name} "));
         assert!(
-            line.len() == 1 && line[0].contains(" ok "),
+            line.len() == 1 && line[0].split_whitespace().any(|w| w == "ok"),
             "preflight ok for {name}: {stdout}"
         );
     }
@@ -502,65 +511,6 @@ fn converge(helm: Helm) {
     drop(out);
     run.step("SIGINT: exit 130, rerun converged");
 
-    // ---- someone else's failed release -----------------------------------------
-    env.wipe();
-    env.helm(
-        helm,
-        [
-            "install",
-            "plain",
-            &chart("smoke"),
-            "-n",
-            NS,
-            "--create-namespace",
-            "--set",
-            "config.greeting=theirs",
-        ],
-    );
-    let bad = env.try_helm(
-        helm,
-        [
-            "upgrade",
-            "plain",
-            &chart("smoke"),
-            "-n",
-            NS,
-            "--reuse-values",
-            "--set",
-            "service.port=99999",
-        ],
-    );
-    assert!(!bad.status.success(), "the upgrade with port 99999 fails");
-    let before = statuses(&env, helm);
-    assert_eq!(before, [("plain".to_owned(), 2, "failed".to_owned())]);
-    let out = run.load(&env, &snapshot, &[]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
-    let failed = lines_with(&stderr, "FAILED");
-    assert!(
-        failed.len() == 1
-            && failed[0].contains("conv/plain")
-            && failed[0].contains("status failed")
-            && failed[0].contains("--replace"),
-        "plain is listed with what to do: {stderr}"
-    );
-    let after = statuses(&env, helm);
-    assert!(
-        after.contains(&("plain".to_owned(), 2, "failed".to_owned())),
-        "plain is not touched: {after:?}"
-    );
-    assert!(
-        stderr.contains("failed 1"),
-        "the summary counts it: {stderr}"
-    );
-    ok(run.load(&env, &snapshot, &["--replace"]), "load --replace");
-    assert_converged(
-        &env,
-        helm,
-        "load --replace over someone else's failed release",
-    );
-    run.step("someone else's failed release: left alone, exit 3; --replace restores it");
-
     // ---- the API server restarts during a load ------------------------------------
     env.wipe();
     let mut load = run.spawn_load(&env, &snapshot, "apiserver");
@@ -588,9 +538,103 @@ fn converge(helm: Helm) {
     drop(out);
     assert_converged(&env, helm, "rerun after an API server restart");
     run.step("API server restarted mid-load; rerun converged");
+}
 
-    preflight(&run, &env);
-    run.step("preflight stopped a load that could not install");
+/// A release of someone else, `failed` in the target cluster: load leaves
+/// it alone, lists it with what to do and exits 3; `--replace` restores it.
+fn someone_elses_failed_release(helm: Helm) {
+    let run = Run::new(helm);
+    let env = TestEnv::start();
+    let smoke = chart("smoke");
+    env.helm(
+        helm,
+        [
+            "install",
+            "plain",
+            &smoke,
+            "-n",
+            NS,
+            "--create-namespace",
+            "--set",
+            "config.greeting=plain",
+        ],
+    );
+    let snapshot = run.path("snapshot.age");
+    ok(run.save(&env, &snapshot, &[]), "save");
+    env.wipe();
+    env.helm(
+        helm,
+        [
+            "install",
+            "plain",
+            &smoke,
+            "-n",
+            NS,
+            "--create-namespace",
+            "--set",
+            "config.greeting=theirs",
+        ],
+    );
+    let bad = env.try_helm(
+        helm,
+        [
+            "upgrade",
+            "plain",
+            &smoke,
+            "-n",
+            NS,
+            "--reuse-values",
+            "--set",
+            "service.port=99999",
+        ],
+    );
+    assert!(!bad.status.success(), "the upgrade with port 99999 fails");
+    let before = statuses(&env, helm);
+    assert_eq!(before, [("plain".to_owned(), 2, "failed".to_owned())]);
+    let greeting = || -> Value {
+        let out = env.kubectl(["get", "configmap", "plain-smoke", "-n", NS, "-o", "json"]);
+        serde_json::from_str::<Value>(&out).expect("kubectl JSON")["data"]["greeting"].clone()
+    };
+    let out = run.load(&env, &snapshot, &[]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let failed = lines_with(&stderr, "FAILED");
+    assert!(
+        failed.len() == 1
+            && failed[0].contains("conv/plain")
+            && failed[0].contains("status failed")
+            && failed[0].contains("--upgrade or --replace"),
+        "plain is listed with what to do: {stderr}"
+    );
+    assert!(
+        stderr.contains("failed 1"),
+        "the summary counts it: {stderr}"
+    );
+    assert_eq!(
+        statuses(&env, helm),
+        before,
+        "plain is not touched: {stderr}"
+    );
+    assert_eq!(greeting(), "theirs", "plain's objects are not touched");
+    // The dry run says the same.
+    let out = run.load(&env, &snapshot, &["--dry-run"]);
+    let row = lines_with(&text(&out.stdout), "conv/plain ").join("\n");
+    assert!(
+        row.contains("FAIL") && row.contains("--replace"),
+        "{}",
+        show(&out)
+    );
+    let out = ok(run.load(&env, &snapshot, &["--replace"]), "load --replace");
+    assert_eq!(
+        lines_with(&text(&out.stderr), "replaced  conv/plain ").len(),
+        1,
+        "{}",
+        show(&out)
+    );
+    let after = statuses(&env, helm);
+    assert_eq!(after, [("plain".to_owned(), 1, "deployed".to_owned())]);
+    assert_eq!(greeting(), "plain", "the snapshot's release is back");
+    run.step("someone else's failed release: left alone, exit 3; --replace restores it");
 }
 
 /// A release record as helm stores it (decoded JSON), revision 1, deployed.
@@ -646,7 +690,10 @@ fn create_release_secrets(env: &TestEnv, namespace: &str, records: &[Value]) {
 /// YAML) and one whose custom resource no CRD defines: load stops before
 /// installing anything, with one line per bad release; the good release is
 /// not installed either. The dry run shows the same.
-fn preflight(run: &Run, env: &TestEnv) {
+fn preflight(helm: Helm) {
+    let run = Run::new(helm);
+    let env = TestEnv::start();
+    let (run, env) = (&run, &env);
     let ns = "preflight";
     let good = "---\n# Source: good/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: good\ndata:\n  a: b\n";
     let bad_yaml = "---\n# Source: badyaml/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [unclosed\n";
@@ -698,7 +745,10 @@ fn preflight(run: &Run, env: &TestEnv) {
         assert!(!listing.contains("preflight/good:"), "{listing}");
         if !extra.is_empty() {
             let row = lines_with(&stdout, "preflight/good ");
-            assert!(row.len() == 1 && row[0].contains(" ok "), "{stdout}");
+            assert!(
+                row.len() == 1 && row[0].split_whitespace().any(|w| w == "ok"),
+                "{stdout}"
+            );
         }
         let installed = env.try_helm(run.helm, ["status", "good", "-n", ns]);
         assert!(
@@ -709,11 +759,31 @@ fn preflight(run: &Run, env: &TestEnv) {
 }
 
 #[test]
-fn converge_helm4() {
+fn interrupted_loads_converge_helm4() {
     converge(Helm::V4);
 }
 
 #[test]
-fn converge_helm3() {
+fn interrupted_loads_converge_helm3() {
     converge(Helm::V3);
+}
+
+#[test]
+fn someone_elses_failed_release_helm4() {
+    someone_elses_failed_release(Helm::V4);
+}
+
+#[test]
+fn someone_elses_failed_release_helm3() {
+    someone_elses_failed_release(Helm::V3);
+}
+
+#[test]
+fn preflight_stops_the_load_helm4() {
+    preflight(Helm::V4);
+}
+
+#[test]
+fn preflight_stops_the_load_helm3() {
+    preflight(Helm::V3);
 }

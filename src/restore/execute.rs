@@ -113,15 +113,30 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
+/// helm's error in one line: from its last `Error: …` line to the end (Helm
+/// 3 lists multiple errors on the lines after it), without hints such as
+/// "Use --debug flag to render out invalid YAML"; else its last line.
 fn last_error_line(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let line = text
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("helm failed without a message");
-    line.strip_prefix("Error: ").unwrap_or(line).to_owned()
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let Some(start) = lines.iter().rposition(|l| l.starts_with("Error: ")) else {
+        return lines
+            .iter()
+            .rev()
+            .find(|l| !l.is_empty())
+            .unwrap_or(&"helm failed without a message")
+            .to_string();
+    };
+    let message: Vec<&str> = lines[start..]
+        .iter()
+        .copied()
+        .filter(|l| !l.is_empty() && !l.starts_with("Use --debug"))
+        .collect();
+    let message = message.join(" ");
+    message
+        .strip_prefix("Error: ")
+        .unwrap_or(&message)
+        .to_owned()
 }
 
 /// `--labels k=v,…` for a release that had labels.
@@ -355,4 +370,25 @@ where
     rest.sort_by_key(|(i, _)| *i);
     reports.extend(rest.into_iter().map(|(_, r)| r));
     reports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_error_line;
+
+    #[test]
+    fn helm_errors_become_one_line() {
+        assert_eq!(
+            last_error_line(b"Error: YAML parse error on x.yaml: bad\nUse --debug flag to render out invalid YAML\n"),
+            "YAML parse error on x.yaml: bad"
+        );
+        assert_eq!(
+            last_error_line(
+                b"W warn\nError: INSTALLATION FAILED: 1 error occurred:\n\t* it broke\n\n"
+            ),
+            "INSTALLATION FAILED: 1 error occurred: * it broke"
+        );
+        assert_eq!(last_error_line(b"no prefix\n\n"), "no prefix");
+        assert_eq!(last_error_line(b""), "helm failed without a message");
+    }
 }
