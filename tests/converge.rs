@@ -3,7 +3,8 @@
 //! * `interrupted_loads_converge_*`: a snapshot taken in the middle of an
 //!   upgrade (save warns, show and the dry run say which revision is
 //!   restored); `load` killed (SIGKILL of its process group) and interrupted
-//!   (SIGINT, exit 130) while helm waits on a pre-install Job hook, and the
+//!   (SIGINT, exit 130; then SIGINT twice, which exits at once) while helm
+//!   waits on a pre-install Job hook, and the
 //!   API server restarted during a load: each time a rerun ends with every
 //!   release `deployed` and its objects present.
 //! * `someone_elses_failed_release_*`: a release of someone else, `failed` in
@@ -185,6 +186,19 @@ impl Background {
         assert!(status.success(), "kill -{sig} of the process group failed");
     }
 
+    /// The helm processes load runs now (its children).
+    fn helm_processes(&self) -> Vec<u32> {
+        let out = Command::new("ps")
+            .args(["-o", "pid=", "--ppid", &self.child.id().to_string()])
+            .output()
+            .expect("run ps");
+        text(&out.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .filter(|p| *p != self.child.id())
+            .collect()
+    }
+
     /// Waits (at most `limit`) for load to end.
     fn wait(&mut self, limit: Duration) -> std::process::ExitStatus {
         let deadline = Instant::now() + limit;
@@ -200,6 +214,16 @@ impl Background {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Sends `sig` to one process.
+fn signal_pid(sig: &str, pid: u32) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -{sig} {pid} failed");
 }
 
 /// `(revision, status)` of every release of the namespace, from helm.
@@ -433,7 +457,7 @@ fn converge(helm: Helm) {
         );
     }
     assert!(
-        stdout.contains("Preflight: the 3 frozen chart(s) to install render"),
+        stdout.contains("Preflight: 3 frozen chart(s) rendered with helm"),
         "{stdout}"
     );
     assert!(
@@ -510,6 +534,54 @@ fn converge(helm: Helm) {
     assert_converged(&env, helm, "rerun after SIGINT");
     drop(out);
     run.step("SIGINT: exit 130, rerun converged");
+
+    // ---- Ctrl-C twice: load exits at once, and a rerun finishes -----------------
+    // The helm processes are stopped (SIGSTOP) so that load, which waits for
+    // them after the first SIGINT, is still running when the second comes.
+    env.wipe();
+    let mut load = run.spawn_load(&env, &snapshot, "interrupted-twice");
+    wait_for_status(&env, "hook", "pending-install", &load);
+    let helms = load.helm_processes();
+    assert!(!helms.is_empty(), "load runs helm");
+    for pid in &helms {
+        signal_pid("STOP", *pid);
+    }
+    signal_pid("INT", load.child.id());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        load.child.try_wait().expect("wait for load").is_none(),
+        "load waits for its helm processes after the first SIGINT: {}",
+        load.stderr()
+    );
+    signal_pid("INT", load.child.id());
+    let status = load.wait(Duration::from_secs(30));
+    let stderr = load.stderr();
+    for pid in &helms {
+        signal_pid("CONT", *pid);
+    }
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let errors = lines_with(&stderr, "Error:");
+    assert!(
+        errors.len() == 1
+            && errors[0].contains("interrupted again")
+            && errors[0].contains("Run load again"),
+        "{stderr}"
+    );
+    // The helm processes it left end on their own (they had the SIGINT).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while helms
+        .iter()
+        .any(|p| Path::new(&format!("/proc/{p}")).exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "helm processes {helms:?} still run"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    ok(run.load(&env, &snapshot, &[]), "load after two Ctrl-C");
+    assert_converged(&env, helm, "rerun after two Ctrl-C");
+    run.step("Ctrl-C twice: exit 130 at once, rerun converged");
 
     // ---- the API server restarts during a load ------------------------------------
     env.wipe();

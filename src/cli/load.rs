@@ -350,7 +350,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         && p.checked > 0
     {
         eprintln!(
-            "Preflight: {} frozen chart(s) render with helm, and every API they use will exist ({:.2}s)",
+            "Preflight: {} frozen chart(s) rendered with helm; every API they use will exist ({:.2}s)",
             p.checked,
             p.elapsed.as_secs_f64()
         );
@@ -653,7 +653,13 @@ fn report_line(r: &Report) -> String {
 }
 
 fn plan_table(steps: &[Step], preflight: Option<&Preflight>) -> String {
-    let rows: Vec<[String; 6]> = steps
+    let mut header = vec!["RELEASE", "REVISION", "CHART", "ACTION"];
+    // Only a load into a cluster (not into Tiller) has a preflight.
+    if preflight.is_some() {
+        header.push("PREFLIGHT");
+    }
+    header.push("REASON");
+    let rows: Vec<Vec<String>> = steps
         .iter()
         .map(|s| {
             let (action, reason) = match &s.action {
@@ -672,17 +678,7 @@ fn plan_table(steps: &[Step], preflight: Option<&Preflight>) -> String {
                 (Some(n), false) => format!("{reason}; {n}"),
                 (None, _) => reason,
             };
-            let check = match preflight {
-                Some(p) if s.action.changes() => {
-                    if p.problems.iter().any(|(k, _)| *k == s.key()) {
-                        "FAILED"
-                    } else {
-                        "ok"
-                    }
-                }
-                _ => "-",
-            };
-            [
+            let mut row = vec![
                 s.key(),
                 s.revision.to_string(),
                 s.chart.clone(),
@@ -691,30 +687,33 @@ fn plan_table(steps: &[Step], preflight: Option<&Preflight>) -> String {
                 } else {
                     action.to_owned()
                 },
-                check.to_owned(),
-                reason,
-            ]
+            ];
+            if let Some(p) = preflight {
+                let check = if !s.action.changes() {
+                    "-"
+                } else if p.problems.iter().any(|(k, _)| *k == s.key()) {
+                    "FAILED"
+                } else {
+                    "ok"
+                };
+                row.push(check.to_owned());
+            }
+            row.push(reason);
+            row
         })
         .collect();
-    let header = [
-        "RELEASE",
-        "REVISION",
-        "CHART",
-        "ACTION",
-        "PREFLIGHT",
-        "REASON",
-    ];
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.len());
         }
     }
     let mut out = String::from("Plan (dry run, nothing was changed):\n");
-    let fmt = |cells: [&str; 6]| {
+    let last = header.len() - 1;
+    let fmt = |cells: &[&str]| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i == 5 {
+            if i == last {
                 l.push_str(c);
             } else {
                 l.push_str(&format!("{c:<w$}  ", w = widths[i]));
@@ -722,19 +721,20 @@ fn plan_table(steps: &[Step], preflight: Option<&Preflight>) -> String {
         }
         format!("{}\n", l.trim_end())
     };
-    out.push_str(&fmt(header));
+    out.push_str(&fmt(&header));
     for r in &rows {
-        out.push_str(&fmt([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        out.push_str(&fmt(&cells));
     }
     match preflight {
         Some(p) if p.problems.is_empty() => out.push_str(&format!(
-            "Preflight: the {} frozen chart(s) to install render with helm, and every API they use will exist ({:.1}s).\n",
+            "Preflight: {} frozen chart(s) rendered with helm; every API they use will exist ({:.2}s).\n",
             p.checked,
             p.elapsed.as_secs_f64()
         )),
         Some(p) => {
             out.push_str(&format!(
-                "Preflight: {} of {} frozen chart(s) would fail; load stops before installing anything:\n",
+                "Preflight: {} of {} frozen chart(s) would fail; load stops before changing anything:\n",
                 p.problems.len(),
                 p.checked
             ));
