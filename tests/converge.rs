@@ -402,6 +402,13 @@ fn testenv(env: &TestEnv, verb: &str) {
 fn converge(helm: Helm) {
     let run = Run::new(helm);
     let env = TestEnv::start();
+    // Without a node agent the hook Job never completes and every rerun
+    // would wait for helm's 5 minute timeout: fail at once instead.
+    let nodes = env.kubectl(["get", "nodes", "-o", "name"]);
+    assert!(
+        !nodes.trim().is_empty(),
+        "the test environment has no Nodes: these tests need its controllers and KWOK (scripts/testenv, issue 12)"
+    );
     install_fixtures(&env, helm);
     run.step("fixtures installed");
 
