@@ -12,6 +12,8 @@ pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod debug;
+pub mod freshness;
+pub mod hardening;
 pub mod release;
 pub mod restore;
 pub mod select;

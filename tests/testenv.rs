@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
 use support::{Helm, TestEnv, chart, decode_helm_release, unique_name};
 
-/// Installs the smoke chart (no `--wait`: nothing ever becomes ready here).
+/// Installs the smoke chart.
 fn install_smoke(env: &TestEnv, helm: Helm, release: &str, namespace: &str) {
     env.helm(
         helm,
@@ -263,16 +263,23 @@ fn reaper_tears_down_after_the_owner_dies() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let pids: Vec<u32> = ["etcd.pid", "apiserver.pid", "reaper.pid"]
-        .iter()
-        .map(|f| {
-            std::fs::read_to_string(dir.join(f))
-                .unwrap_or_else(|e| panic!("{f}: {e}"))
-                .trim()
-                .parse()
-                .unwrap()
-        })
-        .collect();
+    let pids: Vec<u32> = [
+        "etcd.pid",
+        "apiserver.pid",
+        "kcm.pid",
+        "scheduler.pid",
+        "kwok.pid",
+        "reaper.pid",
+    ]
+    .iter()
+    .map(|f| {
+        std::fs::read_to_string(dir.join(f))
+            .unwrap_or_else(|e| panic!("{f}: {e}"))
+            .trim()
+            .parse()
+            .unwrap()
+    })
+    .collect();
     assert!(pids.iter().all(|&p| alive(p)), "not all processes started");
 
     owner.kill().unwrap();
@@ -292,6 +299,87 @@ fn reaper_tears_down_after_the_owner_dies() {
     }
     assert!(survivors.is_empty(), "still running: {survivors:?}");
     assert!(!dir.exists(), "{} was not removed", dir.display());
+}
+
+/// `tiller DIR NAME`: a real Tiller v2.17.0 outside the cluster that the Helm
+/// 2 client reaches through the env file; `tiller-stop` stops one, `down`
+/// stops the rest.
+#[test]
+fn tillers_start_answer_and_stop() {
+    let env = TestEnv::start();
+    let script = |args: &[&str]| {
+        let mut c = Command::new("bash");
+        c.arg(support::testenv_script())
+            .args(args)
+            .stdin(Stdio::null());
+        support::run(&mut c)
+    };
+    let dir = env.dir.to_str().unwrap().to_owned();
+    let pid_of = |name: &str| -> u32 {
+        std::fs::read_to_string(env.dir.join("tiller").join(name).join("tiller.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    env.kubectl(["create", "namespace", "tiller-a"]);
+    let mut pids = Vec::new();
+    for (name, extra) in [("a", vec![]), ("b", vec!["--storage", "secret", "--tls"])] {
+        let mut args = vec!["tiller", &dir, name, "--namespace", "tiller-a"];
+        args.extend(extra.iter().copied());
+        let out = script(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let env_file = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let text = std::fs::read_to_string(&env_file).unwrap();
+        let var = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("export {k}=")))
+                .map(|v| v.trim_matches('\'').to_owned())
+        };
+        let host = var("TILLER_HOST").unwrap();
+        assert_eq!(var("HELM_HOST"), Some(host.clone()));
+        assert_eq!(var("TILLER_NAMESPACE").as_deref(), Some("tiller-a"));
+        assert_eq!(var("HELM_TLS_VERIFY").is_some(), name == "b");
+        // The Helm 2 client, pointed by the env file, gets Tiller's version.
+        let home = tempfile::tempdir().unwrap();
+        let mut helm2 = Command::new(&env.helm2);
+        env.configure(&mut helm2);
+        helm2.env("HELM_HOME", home.path()).env("HELM_HOST", &host);
+        helm2.arg("version");
+        if name == "b" {
+            for k in ["HELM_TLS_CA_CERT", "HELM_TLS_CERT", "HELM_TLS_KEY"] {
+                helm2.env(k, var(k).unwrap());
+            }
+            helm2.arg("--tls");
+        }
+        let version = support::run_ok(&mut helm2);
+        assert!(
+            version.contains("Server: &version.Version{SemVer:\"v2.17.0\""),
+            "{version}"
+        );
+        pids.push(pid_of(name));
+    }
+    assert!(pids.iter().all(|&p| alive(p)));
+
+    // One line for a bad argument, and a name already running.
+    let out = script(&["tiller", &dir, "c", "--storage", "sql"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    let out = script(&["tiller", &dir, "a"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
+
+    let out = script(&["tiller-stop", &dir, "a"]);
+    assert!(out.status.success());
+    assert!(!alive(pids[0]), "tiller-stop left Tiller a running");
+    assert!(!env.dir.join("tiller").join("a").exists());
+    assert!(alive(pids[1]));
+    drop(env);
+    assert!(!alive(pids[1]), "down left Tiller b running");
 }
 
 /// Whether a process is running (a zombie counts as gone).

@@ -1,30 +1,37 @@
 //! Acceptance tests of Helm 2 support: "Tiller over gRPC, Helm 2 storage,
 //! and migration of Helm 2 releases to Helm 3/4".
 //!
+//! * Against a real Tiller v2.17.0 and the real Helm 2 client, both built from
+//!   source by `scripts/testenv build` and run outside the cluster against the
+//!   real test environment (tests/tiller/real.rs): releases installed by the
+//!   Helm 2 client (values, a random password, a pre-install hook, a CRD of a
+//!   crd-install hook and a custom resource), `save --source tiller` and
+//!   `--source tiller-storage` (the same records both ways), `show`, migration
+//!   into Helm 4 and into Helm 3 after the cluster is lost (objects, values and
+//!   the random password byte-equal), `load --to-tiller` into an empty Tiller
+//!   (`helm list`, `helm get values`, idempotence, `--upgrade`, reuse of a
+//!   deleted name, `--replace`), Tiller's Secret storage, and TLS with client
+//!   certificates (each failure one line).
+//! * Against the stand-in Tiller of tests/fake_tiller, only what a real Tiller
+//!   cannot show (see there): the calls and request flags helm-bulk sends,
+//!   the version echo for another 2.x minor, a non-Helm-2 server.
 //! * Wire compatibility of the `hapi` messages with Python's protobuf
 //!   (tests/tiller/wire.rs).
-//! * `save --source tiller`, `show`, `load --to-tiller` (dry run, install,
-//!   idempotence, `--upgrade`, `--replace`, reuse of deleted names) against
-//!   the stand-in Tiller of tests/fake_tiller (a real Tiller cannot be built
-//!   here; see there), in plaintext and over TLS with openssl-made
-//!   certificates.
-//! * Migration on the real test environment (etcd + kube-apiserver + Helm 4
-//!   and Helm 3): Tiller ConfigMap and Secret records written by the test are
-//!   saved with `--source tiller-storage` and loaded as Helm 3/4 releases.
 
 mod fake_tiller;
 mod kit;
+#[path = "tiller/real.rs"]
+mod real;
 mod support;
 #[path = "tiller/wire.rs"]
 mod wire;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use base64::Engine;
-use fake_tiller::{FakeTiller, Tls, sample_release};
+use fake_tiller::{FakeTiller, sample_release};
 use helm_bulk::snapshot::{Entry, Limits, read_snapshot};
 use helm_bulk::tiller::hapi::release::Release;
 use helm_bulk::tiller::hapi::release::hook::Event;
@@ -210,12 +217,12 @@ fn wire_compatible_with_python_protobuf() {
     wire::check_against_python();
 }
 
-// --- save, show, load against Tiller ---------------------------------------------------
+// --- the stand-in Tiller: what helm-bulk sends (see tests/fake_tiller) ----------------------
 
 #[test]
 fn save_show_and_load_through_tiller() {
     let w = Work::new();
-    let src = FakeTiller::start("v2.16.12", None);
+    let src = FakeTiller::start("v2.16.12");
     seed_fleet(&src);
     let snap = w.path("helm2.tar.gz.age");
 
@@ -360,7 +367,7 @@ fn save_show_and_load_through_tiller() {
     );
 
     // ---- load --to-tiller --dry-run: the plan, nothing changed.
-    let dst = FakeTiller::start("v2.17.0", None);
+    let dst = FakeTiller::start("v2.17.0");
     let out = ok(w.load_tiller(&dst.host(), &snap, &["--dry-run"]));
     let plan = text(&out.stdout);
     assert!(
@@ -503,7 +510,7 @@ fn save_show_and_load_through_tiller() {
         dst.history("db").iter().map(code).collect::<Vec<_>>(),
         [
             Code::Superseded as i32,
-            Code::Deleted as i32,
+            Code::Superseded as i32,
             Code::Deployed as i32
         ]
     );
@@ -529,11 +536,11 @@ fn clear_errors() {
     );
     assert!(!w.path("x.age").exists());
     // A bad status.
-    let t = FakeTiller::start("v2.17.0", None);
+    let t = FakeTiller::start("v2.17.0");
     let out = w.save(&t.host(), &w.path("x.age"), &["--status", "gone"]);
     fails_with(&out, 1, "unknown release status `gone`");
     // A server of another major version.
-    let t3 = FakeTiller::start("v3.0.0", None);
+    let t3 = FakeTiller::start("v3.0.0");
     let out = w.save(&t3.host(), &w.path("x.age"), &[]);
     fails_with(&out, 1, "not a Helm 2 Tiller");
     // --to-tiller with a Helm 3 snapshot.
@@ -557,178 +564,82 @@ fn clear_errors() {
     );
 }
 
-// --- TLS ------------------------------------------------------------------------------
+// --- TLS, against a real Tiller ------------------------------------------------------------
 
-/// Certificates made by openssl: a CA, Tiller's certificate (for 127.0.0.1,
-/// localhost and tiller-server), a client certificate with an RSA PKCS#1
-/// key as Helm 2's tiller-tls guides made them, and an unrelated CA.
-struct Certs {
-    dir: tempfile::TempDir,
-}
-
-impl Certs {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.path(name)).unwrap()
-    }
-
-    fn make() -> Certs {
-        let openssl = kit::require("openssl", "openssl");
-        let dir = tempfile::tempdir().unwrap();
-        let cnf = dir.path().join("openssl.cnf");
-        std::fs::write(
-            &cnf,
-            "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = unused\n\
-             [ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\nsubjectKeyIdentifier = hash\n\
-             [server]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = serverAuth\n\
-             subjectAltName = IP:127.0.0.1,DNS:localhost,DNS:tiller-server\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n\
-             [client]\nbasicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature,keyEncipherment\nextendedKeyUsage = clientAuth\n\
-             subjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\n",
-        )
-        .unwrap();
-        let run = |args: &[&str]| {
-            let out = Command::new(&openssl)
-                .args(args)
-                .current_dir(dir.path())
-                .env("OPENSSL_CONF", &cnf)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "openssl {args:?}: {}",
-                text(&out.stderr)
-            );
-        };
-        let ec = [
+/// A CA made by openssl that signed nothing Tiller uses: `DIR/other-ca.pem`.
+fn unrelated_ca(dir: &Path) -> PathBuf {
+    let openssl = kit::require("openssl", "openssl");
+    let out = Command::new(&openssl)
+        .args([
+            "req",
+            "-x509",
             "-newkey",
             "ec",
             "-pkeyopt",
             "ec_paramgen_curve:prime256v1",
             "-nodes",
-        ];
-        for ca in ["ca", "other-ca"] {
-            let mut a = vec![
-                "req",
-                "-x509",
-                "-config",
-                "openssl.cnf",
-                "-extensions",
-                "ca",
-                "-days",
-                "2",
-            ];
-            a.extend(ec);
-            let subj = format!("/CN=helm-bulk test {ca}");
-            let key = format!("{ca}.key");
-            let pem = format!("{ca}.pem");
-            a.extend(["-subj", &subj, "-keyout", &key, "-out", &pem]);
-            run(&a);
-        }
-        let mut a = vec![
-            "req",
-            "-new",
-            "-config",
-            "openssl.cnf",
+            "-days",
+            "2",
             "-subj",
-            "/CN=tiller-server",
+            "/CN=helm-bulk test other-ca",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
             "-keyout",
-            "server.key",
+            "other-ca.key",
             "-out",
-            "server.csr",
-        ];
-        a.extend(ec);
-        run(&a);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "openssl.cnf",
-            "-extensions",
-            "server",
-            "-out",
-            "server.pem",
-        ]);
-        run(&["genrsa", "-traditional", "-out", "client.key", "2048"]);
-        run(&[
-            "req",
-            "-new",
-            "-config",
-            "openssl.cnf",
-            "-subj",
-            "/CN=helm",
-            "-key",
-            "client.key",
-            "-out",
-            "client.csr",
-        ]);
-        run(&[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "openssl.cnf",
-            "-extensions",
-            "client",
-            "-out",
-            "client.pem",
-        ]);
-        let key = std::fs::read_to_string(dir.path().join("client.key")).unwrap();
-        assert!(key.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{key}");
-        Certs { dir }
-    }
+            "other-ca.pem",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+    dir.join("other-ca.pem")
 }
 
 #[test]
 fn tls_with_client_certificates() {
-    let certs = Certs::make();
-    let tiller = FakeTiller::start(
-        "v2.17.0",
-        Some(Tls {
-            cert: certs.read("server.pem"),
-            key: certs.read("server.key"),
-            client_ca: Some(certs.read("ca.pem")),
-        }),
-    );
-    tiller.seed(sample_release(
-        "web",
-        "prod",
-        1,
-        Code::Deployed,
-        "password: tls\n",
-        false,
-    ));
+    // A real Tiller started with --tls --tls-verify (client certificates
+    // required), its certificates made by openssl in scripts/testenv, the
+    // client key RSA PKCS#1 as Helm 2's TLS guide made it.
+    let env = support::TestEnv::shared();
+    let tiller = real::RealTiller::start(env, "tls", "configmap", true);
+    let ns = support::unique_name("h2tls");
+    // The chart's CRD first, and no crd-install hook: see
+    // real_tiller_save_show_migrate_and_restore.
+    env.kubectl([
+        "apply",
+        "-f",
+        &format!("{}/templates/crd.yaml", real::chart()),
+    ]);
+    tiller.helm2_ok(&[
+        "install",
+        &real::chart(),
+        "--name",
+        "secure",
+        "--namespace",
+        &ns,
+        "--no-crd-hook",
+        "--tls",
+        "--set",
+        "db.password=over-tls",
+    ]);
     let w = Work::new();
-    let host = tiller.host();
-    let p = |n: &str| certs.path(n).to_str().unwrap().to_owned();
+    let host = tiller.host.clone();
+    let (ca, cert, key) = (
+        tiller.pki("ca.pem"),
+        tiller.pki("client.pem"),
+        tiller.pki("client.key"),
+    );
+    let key_text = std::fs::read_to_string(&key).unwrap();
+    assert!(key_text.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let tls = [
-        "--tls-ca-cert".to_owned(),
-        p("ca.pem"),
-        "--tls-cert".to_owned(),
-        p("client.pem"),
-        "--tls-key".to_owned(),
-        p("client.key"),
+        "--tls-ca-cert",
+        ca.as_str(),
+        "--tls-cert",
+        cert.as_str(),
+        "--tls-key",
+        key.as_str(),
     ];
-    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
 
     // Explicit files; then the name in the certificate with -s.
     let snap = w.path("tls.age");
@@ -738,51 +649,60 @@ fn tls_with_client_certificates() {
         "{}",
         text(&out.stderr)
     );
-    let mut named = tls.clone();
+    let mut named = tls.to_vec();
     named.extend(["-s", "tiller-server"]);
     ok(w.save(&host, &w.path("named.age"), &named));
     let table = w.show(&snap, &[]);
     assert!(table.contains(&format!("from grpcs://{host}")), "{table}");
+    let values: Value =
+        serde_json::from_str(&w.show(&snap, &["--values", &format!("{ns}/secure"), "-o", "json"]))
+            .unwrap();
+    assert_eq!(values, serde_json::json!({"db": {"password": "over-tls"}}));
 
     // Helm 2's defaults: $HELM_HOME/ca.pem, cert.pem, key.pem turn TLS on.
-    for (from, to) in [
-        ("ca.pem", "ca.pem"),
-        ("client.pem", "cert.pem"),
-        ("client.key", "key.pem"),
-    ] {
-        std::fs::copy(certs.path(from), w.helm_home.join(to)).unwrap();
+    for (from, to) in [(&ca, "ca.pem"), (&cert, "cert.pem"), (&key, "key.pem")] {
+        std::fs::copy(from, w.helm_home.join(to)).unwrap();
     }
     ok(w.save(&host, &w.path("defaults.age"), &[]));
 
     // load --to-tiller over TLS (from the defaults too); the release exists, so --replace.
     let out = ok(w.load_tiller(&host, &snap, &["--replace"]));
     assert!(
-        text(&out.stderr).contains("replaced  prod/web"),
-        "{}",
-        text(&out.stderr)
+        text(&out.stderr).contains(&format!("replaced  {ns}/secure")),
+        "{}\n--- tiller log ---\n{}",
+        text(&out.stderr),
+        real::read_lossy(&tiller.log())
+    );
+    let history = tiller.helm2_ok(&["history", "secure", "--tls"]);
+    let rows: Vec<&str> = history.lines().skip(1).collect();
+    assert_eq!(rows.len(), 1, "purged, then installed again:\n{history}");
+    assert!(rows[0].contains("DEPLOYED"), "{history}");
+    assert_eq!(
+        helm2_values(&tiller.helm2_ok(&["get", "values", "secure", "--tls"])),
+        serde_json::json!({"db": {"password": "over-tls"}})
     );
     for f in ["ca.pem", "cert.pem", "key.pem"] {
         std::fs::remove_file(w.helm_home.join(f)).unwrap();
     }
 
     // A CA that did not sign Tiller's certificate.
-    let mut wrong = tls.clone();
-    let other = p("other-ca.pem");
-    wrong[1] = &other;
+    let other_ca = unrelated_ca(w.dir.path());
+    let mut wrong = tls.to_vec();
+    wrong[1] = other_ca.to_str().unwrap();
     let out = w.save(&host, &w.path("bad.age"), &wrong);
     eprintln!("tls: {}", text(&out.stderr).trim());
     fails_with(&out, 1, "not signed by the CA");
     assert!(!w.path("bad.age").exists());
 
     // No client certificate, which this Tiller requires.
-    let ca = p("ca.pem");
     let out = w.save(&host, &w.path("bad.age"), &["--tls-ca-cert", &ca]);
     eprintln!("tls: {}", text(&out.stderr).trim());
     fails_with(&out, 1, "client certificate");
     assert!(text(&out.stderr).contains("pass --tls-cert and --tls-key"));
+    assert!(!w.path("bad.age").exists());
 
     // The wrong name.
-    let mut misnamed = tls.clone();
+    let mut misnamed = tls.to_vec();
     misnamed.extend(["-s", "elsewhere"]);
     let out = w.save(&host, &w.path("bad.age"), &misnamed);
     eprintln!("tls: {}", text(&out.stderr).trim());
@@ -798,122 +718,283 @@ fn tls_with_client_certificates() {
     );
 
     // TLS to a plaintext Tiller.
-    let plain = FakeTiller::start("v2.17.0", None);
-    let out = w.save(&plain.host(), &w.path("bad.age"), &tls);
+    let plain = real::RealTiller::start(env, "plain", "configmap", false);
+    let out = w.save(&plain.host, &w.path("bad.age"), &tls);
     eprintln!("tls: {}", text(&out.stderr).trim());
     fails_with(
         &out,
         1,
-        &format!("cannot connect to Tiller at {} (TLS)", plain.host()),
+        &format!("cannot connect to Tiller at {} (TLS)", plain.host),
     );
 }
 
-// --- migration on the real test environment ------------------------------------------
+// --- a real Tiller ---------------------------------------------------------------------
+//
+// Tiller v2.17.0 and the Helm 2 client, built from source by `scripts/testenv
+// build`, run against the real test environment: releases are installed by
+// the real Helm 2 client, stored by Tiller itself, read back by helm-bulk,
+// migrated into Helm 4 and Helm 3, and restored into an empty Tiller.
 
-/// Tiller's storage encoding: base64 of gzip of the protobuf bytes.
-fn tiller_payload(r: &Release) -> String {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-    gz.write_all(&r.encode_to_vec()).unwrap();
-    base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap())
+/// The values the Helm 2 client was given for each fixture release (Helm 2
+/// keeps only those as the release's config).
+fn helm2_values(text: &str) -> Value {
+    let v: Value = serde_norway::from_str(text)
+        .unwrap_or_else(|e| panic!("helm get values printed invalid YAML ({e}): {text}"));
+    v
 }
 
-fn storage_labels(r: &Release) -> BTreeMap<String, String> {
-    let status = Code::try_from(code(r)).unwrap().as_str_name();
+/// `helm history NAME` of the Helm 2 client: (revision, status) rows.
+fn helm2_statuses(tiller: &real::RealTiller, name: &str) -> Vec<(u32, String)> {
+    let out = tiller.helm2_ok(&["history", name, "--max", "100", "-o", "json"]);
+    let rows: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["revision"].as_u64().unwrap() as u32,
+                r["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// One Helm 2 fixture release as it was before the save.
+#[derive(Debug)]
+struct Helm2Release {
+    ns: &'static str,
+    name: &'static str,
+    /// `helm get values` of its deployed revision (the user's values).
+    values: Value,
+    /// Its objects (manifest, pre-install hook, custom resource), without
+    /// metadata and status, by `Kind/name`.
+    objects: BTreeMap<String, Value>,
+}
+
+/// The objects the fixture chart makes for a release: `Kind/name` and the
+/// kubectl argument that gets it.
+fn helm2_objects(name: &str) -> Vec<(String, String)> {
     [
-        ("NAME", r.name.clone()),
-        ("OWNER", "TILLER".to_owned()),
-        ("STATUS", status.to_owned()),
-        ("VERSION", r.version.to_string()),
-        ("MODIFIED_AT", "1577836800".to_owned()),
+        ("ConfigMap", "configmap", "config"),
+        ("ConfigMap", "configmap", "pre-install"),
+        ("Secret", "secret", "db"),
+        ("Secret", "secret", "random"),
+        ("Widget", "widgets.legacy2.example.com", "widget"),
     ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
+    .iter()
+    .map(|(kind, res, suffix)| {
+        (
+            format!("{kind}/{name}-{suffix}"),
+            format!("{res}/{name}-{suffix}"),
+        )
+    })
     .collect()
 }
 
-/// Writes releases as Tiller's ConfigMaps (or Secrets) in `namespace`.
-async fn write_tiller_storage(
-    client: &kube::Client,
-    namespace: &str,
-    secrets: bool,
-    releases: &[Release],
-) {
-    use k8s_openapi::api::core::v1::{ConfigMap, Secret};
-    use kube::api::{Api, ObjectMeta, PostParams};
-    for r in releases {
-        let metadata = ObjectMeta {
-            name: Some(format!("{}.v{}", r.name, r.version)),
-            namespace: Some(namespace.to_owned()),
-            labels: Some(storage_labels(r)),
-            ..Default::default()
-        };
-        let payload = tiller_payload(r);
-        if secrets {
-            let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-            let s = Secret {
-                metadata,
-                data: Some(
-                    [(
-                        "release".to_owned(),
-                        k8s_openapi::ByteString(payload.into_bytes()),
-                    )]
-                    .into(),
-                ),
-                ..Default::default()
-            };
-            api.create(&PostParams::default(), &s).await.unwrap();
-        } else {
-            let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-            let c = ConfigMap {
-                metadata,
-                data: Some([("release".to_owned(), payload)].into()),
-                ..Default::default()
-            };
-            api.create(&PostParams::default(), &c).await.unwrap();
+/// The live objects of a fixture release (those that exist), without
+/// metadata and status.
+fn live_helm2_objects(env: &support::TestEnv, ns: &str, name: &str) -> BTreeMap<String, Value> {
+    let objects = helm2_objects(name);
+    let mut args = vec!["get", "-n", ns, "--ignore-not-found", "-o", "json"];
+    args.extend(objects.iter().map(|(_, arg)| arg.as_str()));
+    let stdout = env.kubectl(args);
+    let mut out = BTreeMap::new();
+    if stdout.trim().is_empty() {
+        return out;
+    }
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let items = if v["kind"] == "List" {
+        v["items"].as_array().cloned().unwrap_or_default()
+    } else {
+        vec![v]
+    };
+    for mut item in items {
+        let key = format!(
+            "{}/{}",
+            item["kind"].as_str().unwrap(),
+            item["metadata"]["name"].as_str().unwrap()
+        );
+        let o = item.as_object_mut().unwrap();
+        o.remove("metadata");
+        o.remove("status");
+        out.insert(key, item);
+    }
+    out
+}
+
+impl Helm2Release {
+    fn record(
+        env: &support::TestEnv,
+        tiller: &real::RealTiller,
+        ns: &'static str,
+        name: &'static str,
+    ) -> Helm2Release {
+        let values = helm2_values(&tiller.helm2_ok(&["get", "values", name]));
+        let objects = live_helm2_objects(env, ns, name);
+        let want: Vec<String> = helm2_objects(name).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            objects.keys().cloned().collect::<Vec<_>>(),
+            {
+                let mut w = want.clone();
+                w.sort();
+                w
+            },
+            "the objects Tiller made for {ns}/{name}"
+        );
+        Helm2Release {
+            ns,
+            name,
+            values,
+            objects,
         }
+    }
+
+    /// Asserts the release's objects are in the cluster as they were, the
+    /// render-time random password byte-equal.
+    fn verify_objects(&self, env: &support::TestEnv, what: &str) {
+        let live = live_helm2_objects(env, self.ns, self.name);
+        assert_eq!(
+            live, self.objects,
+            "{what}: the objects of {}/{}",
+            self.ns, self.name
+        );
+        let random = format!("Secret/{}-random", self.name);
+        let pw = self.objects[&random]["data"]["password"].as_str().unwrap();
+        assert_eq!(live[&random]["data"]["password"].as_str(), Some(pw));
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(pw)
+            .unwrap();
+        assert_eq!(decoded.len(), 32, "a randAlphaNum 32 password");
+    }
+
+    /// Asserts Helm 3/4 holds the release as migrated: helm list, helm get
+    /// values, notes, and the objects.
+    fn verify_migrated(&self, env: &support::TestEnv, helm: support::Helm, what: &str) {
+        let list = env.helm_list(helm);
+        let row = list
+            .iter()
+            .find(|r| r["name"] == self.name && r["namespace"] == self.ns)
+            .unwrap_or_else(|| panic!("{what}: {} not in helm list: {list:?}", self.name));
+        assert_eq!(row["status"], "deployed", "{what}");
+        assert_eq!(row["chart"], "legacy2-1.4.2", "{what}");
+        assert_eq!(row["app_version"], "2.0.1", "{what}");
+        let values: Value = serde_json::from_str(&env.helm(
+            helm,
+            ["get", "values", self.name, "-n", self.ns, "-o", "json"],
+        ))
+        .unwrap();
+        assert_eq!(values, self.values, "{what}: values of {}", self.name);
+        let all: Value = serde_json::from_str(&env.helm(
+            helm,
+            [
+                "get", "values", self.name, "-n", self.ns, "--all", "-o", "json",
+            ],
+        ))
+        .unwrap();
+        assert_eq!(
+            all["image"], "legacy:2.0.1",
+            "{what}: the chart's defaults: {all}"
+        );
+        let notes = env.helm(helm, ["get", "notes", self.name, "-n", self.ns]);
+        assert!(
+            notes.contains(&format!(
+                "{} is installed. Literal: {{{{ not a template }}}}.",
+                self.name
+            )),
+            "{what}: {notes}"
+        );
+        self.verify_objects(env, what);
     }
 }
 
 #[test]
-fn migrates_helm2_storage_to_helm4_and_helm3() {
+fn real_tiller_save_show_migrate_and_restore() {
     use support::{Helm, TestEnv};
-    let env = TestEnv::shared();
+    // Owned: the cluster is wiped ("lost") between the migrations.
+    let env = TestEnv::start();
     let w = Work::new();
-    let ns = support::unique_name("h2app");
-    let web = support::unique_name("h2web");
-    let crd = support::unique_name("h2crd");
-    let gone = support::unique_name("h2gone");
-    let releases = vec![
-        sample_release(&web, &ns, 1, Code::Superseded, "password: first\n", false),
-        sample_release(
-            &web,
-            &ns,
-            2,
-            Code::Deployed,
-            "password: s3cr3t-migrated\nnested:\n  list: [1, 2]\n",
-            false,
-        ),
-        sample_release(&crd, &ns, 1, Code::Deployed, "{}\n", true),
-        sample_release(&gone, &ns, 1, Code::Deleted, "x: 1\n", false),
+    let chart = real::chart();
+    let src = real::RealTiller::start(&env, "src", "configmap", false);
+
+    // ---- releases installed by the real Helm 2 client, through Tiller.
+    // Tiller 2.17 creates a crd-install hook's CRD, then waits for it as an
+    // apiextensions.k8s.io/v1beta1 CRD, which Kubernetes 1.22 and later no
+    // longer serve: the hook fails on this API server. As Helm 2 users on
+    // such clusters did, the CRD is applied first and the releases are
+    // installed with --no-crd-hook; their records still hold the hook.
+    let failed = src.helm2(&["install", &chart, "--name", "web", "--namespace", "h2app"]);
+    assert!(
+        !failed.status.success() && text(&failed.stderr).contains("unable to convert to CRD type"),
+        "Tiller's crd-install hook on Kubernetes 1.37: {}",
+        text(&failed.stderr)
+    );
+    env.kubectl(["get", "crd", "widgets.legacy2.example.com"]);
+    src.helm2_ok(&[
+        "install",
+        &chart,
+        "--name",
+        "web",
+        "--namespace",
+        "h2app",
+        "--no-crd-hook",
+        "--set",
+        "db.password=s3cr3t-web-1",
+    ]);
+    src.helm2_ok(&[
+        "upgrade",
+        "web",
+        &chart,
+        "--set",
+        "db.password=s3cr3t-web-2,replicas=3",
+    ]);
+    let values_file = w.path("db-values.yaml");
+    std::fs::write(
+        &values_file,
+        "greeting: from-a-file\ndb:\n  password: s3cr3t-db\n",
+    )
+    .unwrap();
+    src.helm2_ok(&[
+        "install",
+        &chart,
+        "--name",
+        "db",
+        "--namespace",
+        "h2data",
+        "--no-crd-hook",
+        "-f",
+        values_file.to_str().unwrap(),
+    ]);
+    src.helm2_ok(&[
+        "install",
+        &chart,
+        "--name",
+        "gone",
+        "--namespace",
+        "h2app",
+        "--no-crd-hook",
+    ]);
+    src.helm2_ok(&["delete", "gone"]);
+    assert_eq!(
+        src.stored("configmap"),
+        ["db.v1", "gone.v1", "web.v1", "web.v2"],
+        "Tiller's own records"
+    );
+    let before = [
+        Helm2Release::record(&env, &src, "h2app", "web"),
+        Helm2Release::record(&env, &src, "h2data", "db"),
     ];
-    let sec_ns = support::unique_name("tiller-sec");
-    let sec_app_ns = support::unique_name("h2sec");
-    let sec_rel = support::unique_name("h2s");
-    let secret_releases = vec![sample_release(
-        &sec_rel,
-        &sec_app_ns,
-        1,
-        Code::Deployed,
-        "token: from-secret\n",
-        false,
-    )];
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        let client = env.client().await;
-        write_tiller_storage(&client, "kube-system", false, &releases).await;
-        env.kubectl(["create", "namespace", &sec_ns]);
-        write_tiller_storage(&client, &sec_ns, true, &secret_releases).await;
-    });
+    assert_eq!(
+        before[0].values,
+        serde_json::json!({"db": {"password": "s3cr3t-web-2"}, "replicas": 3})
+    );
+    assert_eq!(
+        before[1].values,
+        serde_json::json!({"greeting": "from-a-file", "db": {"password": "s3cr3t-db"}})
+    );
+    assert_eq!(
+        before[0].objects["ConfigMap/web-config"]["data"]["template"],
+        "{{ .Values.x }}"
+    );
     let bulk = |helm: Helm, args: &[&str]| -> Output {
         let mut c = w.cmd();
         env.configure(&mut c);
@@ -922,40 +1003,124 @@ fn migrates_helm2_storage_to_helm4_and_helm3() {
             .args(args);
         support::run(&mut c)
     };
-    let include = format!("{ns}/*");
 
-    // ---- save from Tiller's ConfigMaps in kube-system.
-    let snap = w.path("storage.age");
+    // ---- save over gRPC (one release a page) and from Tiller's ConfigMaps.
+    let snap = w.path("tiller.age");
+    let out = ok(w.save(&src.host, &snap, &["--page-size", "1"]));
+    assert!(
+        text(&out.stderr).contains("Saved 2 releases (3 revisions, 0 CRDs"),
+        "{}",
+        text(&out.stderr)
+    );
+    let stored = w.path("storage.age");
     let out = ok(bulk(
         Helm::V4,
         &[
             "save",
             "--source",
             "tiller-storage",
-            "--include",
-            &include,
+            "--tiller-namespace",
+            &src.namespace,
             "-r",
             &w.recipient,
             "-o",
-            snap.to_str().unwrap(),
+            stored.to_str().unwrap(),
         ],
     ));
     assert!(
-        text(&out.stderr).contains("Saved 2 releases (3 revisions, 0 CRDs"),
+        text(&out.stderr).contains("Saved 2 releases (3 revisions,"),
         "{}",
         text(&out.stderr)
     );
+    // The same records both ways: what Tiller sends is what it stored.
+    let (grpc_plain, storage_plain) = (w.path("grpc.tar.gz"), w.path("storage.tar.gz"));
+    ok(w.run([
+        "save",
+        "--source",
+        "tiller",
+        "--tiller-host",
+        &src.host,
+        "--no-encrypt",
+        "-o",
+        grpc_plain.to_str().unwrap(),
+    ]));
+    ok(bulk(
+        Helm::V4,
+        &[
+            "save",
+            "--source",
+            "tiller-storage",
+            "--tiller-namespace",
+            &src.namespace,
+            "--no-encrypt",
+            "-o",
+            storage_plain.to_str().unwrap(),
+        ],
+    ));
+    let (grpc_index, grpc_records) = records_of(&grpc_plain);
+    let (storage_index, storage_records) = records_of(&storage_plain);
+    assert_eq!(
+        grpc_records.keys().collect::<Vec<_>>(),
+        [
+            "releases/h2app/web/1.pb",
+            "releases/h2app/web/2.pb",
+            "releases/h2data/db/1.pb"
+        ]
+    );
+    assert_eq!(
+        grpc_records.keys().collect::<Vec<_>>(),
+        storage_records.keys().collect::<Vec<_>>()
+    );
+    for (path, bytes) in &grpc_records {
+        let a = Release::decode(bytes.as_slice()).unwrap();
+        let b = Release::decode(storage_records[path].as_slice()).unwrap();
+        assert_eq!(a, b, "{path}: over gRPC and from storage");
+    }
+    assert_eq!(grpc_index.source.kind.to_string(), "tiller");
+    assert_eq!(storage_index.source.driver, "configmap");
+    let web2 = Release::decode(grpc_records["releases/h2app/web/2.pb"].as_slice()).unwrap();
+    assert_eq!(
+        web2.config.as_ref().unwrap().raw,
+        "db:\n  password: s3cr3t-web-2\nreplicas: 3\n"
+    );
+    assert!(
+        web2.hooks
+            .iter()
+            .any(|h| h.events == [Event::CrdInstall as i32]),
+        "the crd-install hook: {:?}",
+        web2.hooks
+    );
+
+    // ---- show.
     let table = w.show(&snap, &[]);
+    assert!(
+        table.contains("Source:   Helm 2 (Tiller), read over gRPC"),
+        "{table}"
+    );
+    let web_line = table
+        .lines()
+        .find(|l| l.starts_with("h2app ") && l.contains(" web "))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        web_line.contains(" 2 ")
+            && web_line.contains("deployed")
+            && web_line.contains("legacy2-1.4.2")
+            && web_line.contains("2.0.1"),
+        "{web_line}"
+    );
+    assert!(!table.contains(" gone "), "DELETED is not saved: {table}");
+    let values: Value =
+        serde_json::from_str(&w.show(&snap, &["--values", "h2app/web", "-o", "json"])).unwrap();
+    assert_eq!(values, before[0].values);
+    let table = w.show(&stored, &[]);
     assert!(
         table.contains("Source:   Helm 2 (Tiller) release storage (configmap)"),
         "{table}"
     );
-    assert_eq!(
-        w.show(&snap, &["--values", &format!("{ns}/{web}")]),
-        "password: s3cr3t-migrated\nnested:\n  list:\n  - 1\n  - 2\n"
-    );
 
-    // ---- dry run, then the migration into Helm 4.
+    // ---- the cluster is lost; migrate into Helm 4 (the gRPC snapshot).
+    drop(src);
+    env.wipe();
     let out = ok(bulk(
         Helm::V4,
         &[
@@ -967,11 +1132,18 @@ fn migrates_helm2_storage_to_helm4_and_helm3() {
         ],
     ));
     let plan = text(&out.stdout);
+    for (release, revision) in [("h2app/web", "2"), ("h2data/db", "1")] {
+        let line = plan
+            .lines()
+            .find(|l| l.starts_with(&format!("{release} ")))
+            .unwrap_or_else(|| panic!("no {release} in\n{plan}"));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells[1..], [revision, "legacy2-1.4.2", "install"], "{line}");
+    }
     assert!(
-        plan.contains(&format!("{ns}/{web}")) && plan.contains("legacy-1.4.2"),
-        "{plan}"
+        env.helm_list(Helm::V4).is_empty(),
+        "a dry run installs nothing"
     );
-    assert_eq!(plan.matches("install").count(), 2, "{plan}");
     let out = ok(bulk(
         Helm::V4,
         &[
@@ -981,62 +1153,15 @@ fn migrates_helm2_storage_to_helm4_and_helm3() {
             snap.to_str().unwrap(),
         ],
     ));
-    let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("Restored 2, skipped 0, failed 0"),
-        "{stderr}"
+        text(&out.stderr).contains("Restored 2, skipped 0, failed 0"),
+        "{}",
+        text(&out.stderr)
     );
-
-    // helm list and helm get values show Helm 4 releases.
-    let list = env.helm_list(Helm::V4);
-    let row = list
-        .iter()
-        .find(|r| r["name"] == web.as_str())
-        .unwrap_or_else(|| panic!("{web} not in helm list: {list:?}"));
-    assert_eq!(row["namespace"], ns.as_str());
-    assert_eq!(row["status"], "deployed");
-    assert_eq!(row["chart"], "legacy-1.4.2");
-    assert_eq!(row["app_version"], "2.0.1");
-    let values: Value =
-        serde_json::from_str(&env.helm(Helm::V4, ["get", "values", &web, "-n", &ns, "-o", "json"]))
-            .unwrap();
-    assert_eq!(
-        values,
-        serde_json::json!({"password": "s3cr3t-migrated", "nested": {"list": [1, 2]}})
-    );
-    let all: Value = serde_json::from_str(&env.helm(
-        Helm::V4,
-        ["get", "values", &web, "-n", &ns, "--all", "-o", "json"],
-    ))
-    .unwrap();
-    assert_eq!(all["image"], "legacy:2.0.1", "the chart's defaults: {all}");
-    // The objects: the manifest literally, the pre-install hook, the crd-install hook's CRD.
-    let cm: Value = serde_json::from_str(&env.kubectl([
-        "get",
-        "configmap",
-        &format!("{web}-config"),
-        "-n",
-        &ns,
-        "-o",
-        "json",
-    ]))
-    .unwrap();
-    assert_eq!(cm["data"]["greeting"], "hello {{ not a template }}");
-    assert_eq!(cm["metadata"]["labels"]["revision"], "2");
-    env.kubectl(["get", "configmap", &format!("{web}-pre-install"), "-n", &ns]);
-    env.kubectl(["get", "crd", "widgets.legacy.example.com"]);
-    let manifest = env.helm(Helm::V4, ["get", "manifest", &web, "-n", &ns]);
-    assert!(
-        manifest.contains("hello {{ not a template }}"),
-        "{manifest}"
-    );
-    let notes = env.helm(Helm::V4, ["get", "notes", &web, "-n", &ns]);
-    assert!(
-        notes.contains(&format!("{web} is installed. Try {{{{ .Release.Name }}}}.")),
-        "{notes}"
-    );
-
-    // ---- idempotent.
+    for r in &before {
+        r.verify_migrated(&env, Helm::V4, "into Helm 4");
+    }
+    env.kubectl(["get", "crd", "widgets.legacy2.example.com"]);
     let out = ok(bulk(
         Helm::V4,
         &[
@@ -1052,8 +1177,133 @@ fn migrates_helm2_storage_to_helm4_and_helm3() {
         text(&out.stderr)
     );
 
-    // ---- Tiller's Secrets (tiller --storage=secret), into Helm 3.
-    let snap = w.path("secrets.age");
+    // ---- lost again; migrate into Helm 3 (the storage snapshot).
+    env.wipe();
+    let out = ok(bulk(
+        Helm::V3,
+        &[
+            "load",
+            "-i",
+            w.key.to_str().unwrap(),
+            stored.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        text(&out.stderr).contains("Restored 2, skipped 0, failed 0"),
+        "{}",
+        text(&out.stderr)
+    );
+    for r in &before {
+        r.verify_migrated(&env, Helm::V3, "into Helm 3");
+    }
+
+    // ---- lost again; restore into an empty Tiller (Secret storage this time).
+    env.wipe();
+    let dst = real::RealTiller::start(&env, "dst", "secret", false);
+    assert!(
+        dst.helm2_ok(&["list", "--all", "--short"])
+            .trim()
+            .is_empty(),
+        "an empty Tiller"
+    );
+    let out = ok(w.load_tiller(&dst.host, &snap, &[]));
+    assert!(
+        text(&out.stderr).contains("Restored 2, skipped 0, failed 0"),
+        "{}\n--- tiller log ---\n{}",
+        text(&out.stderr),
+        real::read_lossy(&dst.log())
+    );
+    let list = dst.helm2_ok(&["list", "--all"]);
+    for (name, ns) in [("web", "h2app"), ("db", "h2data")] {
+        let line = list
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} not in helm2 list:\n{list}"));
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert!(
+            cells.contains(&"DEPLOYED")
+                && cells.contains(&"legacy2-1.4.2")
+                && cells.contains(&"2.0.1")
+                && cells.contains(&ns),
+            "{line}"
+        );
+    }
+    for r in &before {
+        assert_eq!(
+            helm2_values(&dst.helm2_ok(&["get", "values", r.name])),
+            r.values,
+            "values of {} in the restored Tiller",
+            r.name
+        );
+        r.verify_objects(&env, "restored into Tiller");
+    }
+    assert_eq!(dst.stored("secret"), ["db.v1", "web.v1"]);
+    let notes = dst.helm2_ok(&["status", "web"]);
+    assert!(
+        notes.contains("web is installed. Literal: {{ not a template }}."),
+        "{notes}"
+    );
+    // ---- a second load changes nothing.
+    let out = ok(w.load_tiller(&dst.host, &snap, &[]));
+    assert!(
+        text(&out.stderr).contains("Nothing to install"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // ---- --upgrade: a new revision from the snapshot's values (UpdateRelease
+    // with reset_values), the restored one superseded.
+    let out = ok(w.load_tiller(&dst.host, &snap, &["--upgrade", "--jobs", "2"]));
+    assert!(
+        text(&out.stderr).contains("Restored 2, skipped 0, failed 0"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        helm2_statuses(&dst, "web"),
+        [(1, "SUPERSEDED".to_owned()), (2, "DEPLOYED".to_owned())]
+    );
+    assert_eq!(
+        helm2_values(&dst.helm2_ok(&["get", "values", "web"])),
+        before[0].values
+    );
+
+    // ---- a deleted (not purged) release: its name is reused.
+    dst.helm2_ok(&["delete", "db"]);
+    let out = ok(w.load_tiller(&dst.host, &snap, &[]));
+    assert!(
+        text(&out.stderr).contains("Restored 1, skipped 1, failed 0"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        helm2_statuses(&dst, "db"),
+        [
+            (1, "SUPERSEDED".to_owned()),
+            (2, "SUPERSEDED".to_owned()),
+            (3, "DEPLOYED".to_owned())
+        ],
+        "the --upgrade revision, deleted, then superseded by the reinstall"
+    );
+    assert_eq!(
+        helm2_values(&dst.helm2_ok(&["get", "values", "db"])),
+        before[1].values
+    );
+    before[1].verify_objects(&env, "reinstalled under a deleted name");
+
+    // ---- --replace: purged, then installed again (its crd-install hook's
+    // CRD is still there, which Tiller cannot create twice).
+    let out = ok(w.load_tiller(&dst.host, &snap, &["--replace", "--include", "h2app/*"]));
+    assert!(
+        text(&out.stderr).contains("replaced  h2app/web"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(helm2_statuses(&dst, "web"), [(1, "DEPLOYED".to_owned())]);
+    before[0].verify_objects(&env, "replaced in Tiller");
+
+    // ---- Tiller's Secrets (tiller --storage=secret), one namespace's releases.
+    let secrets = w.path("secrets.age");
     ok(bulk(
         Helm::V3,
         &[
@@ -1063,36 +1313,22 @@ fn migrates_helm2_storage_to_helm4_and_helm3() {
             "--tiller-storage",
             "secret",
             "--tiller-namespace",
-            &sec_ns,
+            &dst.namespace,
+            "--include",
+            "h2app/*",
             "-r",
             &w.recipient,
             "-o",
-            snap.to_str().unwrap(),
+            secrets.to_str().unwrap(),
         ],
     ));
-    let table = w.show(&snap, &[]);
+    let table = w.show(&secrets, &[]);
+    assert!(table.contains("release storage (secret)"), "{table}");
     assert!(
-        table.contains("release storage (secret)") && table.contains(&sec_rel),
+        table.contains(" web ") && !table.contains(" db "),
         "{table}"
     );
-    let out = ok(bulk(
-        Helm::V3,
-        &[
-            "load",
-            "-i",
-            w.key.to_str().unwrap(),
-            snap.to_str().unwrap(),
-        ],
-    ));
-    assert!(
-        text(&out.stderr).contains("Restored 1, skipped 0, failed 0"),
-        "{}",
-        text(&out.stderr)
-    );
-    let values: Value = serde_json::from_str(&env.helm(
-        Helm::V3,
-        ["get", "values", &sec_rel, "-n", &sec_app_ns, "-o", "json"],
-    ))
-    .unwrap();
-    assert_eq!(values, serde_json::json!({"token": "from-secret"}));
+    let values: Value =
+        serde_json::from_str(&w.show(&secrets, &["--values", "h2app/web", "-o", "json"])).unwrap();
+    assert_eq!(values, before[0].values);
 }

@@ -16,7 +16,7 @@ use crate::restore::crds::{CrdOutcome, ensure};
 use crate::restore::execute::{HelmRunner, Outcome, Report, Stop, run_plan};
 use crate::restore::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use crate::restore::preflight;
-use crate::snapshot::{Entry, IndexCrd, Limits, SourceKind, read_snapshot};
+use crate::snapshot::{Entry, IndexCrd, Limits, SourceKind};
 use crate::source::helm::{Driver, installed_releases};
 use crate::tiller::client::{Tiller, TillerArgs};
 
@@ -195,24 +195,25 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
     let mut records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
     let mut crds: Vec<(IndexCrd, Vec<u8>)> = Vec::new();
-    let index = read_snapshot(opened.reader, &Limits::default(), |index, entry, data| {
-        let wanted = wanted.get_or_insert_with(|| {
-            targets(index, &args.status)
-                .values()
-                .map(|t| (t.row.namespace.clone(), t.row.name.clone(), t.row.revision))
-                .collect()
-        });
-        match entry {
-            Entry::Release(row) => {
-                let key = (row.namespace.clone(), row.name.clone(), row.revision);
-                if wanted.contains(&key) {
-                    records.insert(key, data);
+    let index =
+        crate::release::read_checked(opened.reader, &Limits::default(), |index, entry, data| {
+            let wanted = wanted.get_or_insert_with(|| {
+                targets(index, &args.status)
+                    .values()
+                    .map(|t| (t.row.namespace.clone(), t.row.name.clone(), t.row.revision))
+                    .collect()
+            });
+            match entry {
+                Entry::Release(row) => {
+                    let key = (row.namespace.clone(), row.name.clone(), row.revision);
+                    if wanted.contains(&key) {
+                        records.insert(key, data);
+                    }
                 }
+                Entry::Crd(c) => crds.push((c.clone(), data.to_vec())),
             }
-            Entry::Crd(c) => crds.push((c.clone(), data.to_vec())),
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
     args.verify.check_age(&index)?;
     let helm2 = index.source.kind == SourceKind::Tiller;
     if args.to_tiller && !helm2 {

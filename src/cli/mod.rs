@@ -2,6 +2,7 @@
 //! layer parses, resolves configuration, calls the library and reports.
 
 mod args;
+mod check;
 mod completion;
 mod interrupt;
 mod keygen;
@@ -101,6 +102,8 @@ pub enum Command {
     List(list::ListArgs),
     /// Delete old snapshots from a bucket, keeping the newest and one per day
     Prune(prune::PruneArgs),
+    /// Check that every cluster in a bucket has a recent, verified snapshot (for alerting)
+    Check(check::CheckArgs),
     /// Create a new age identity (private key) file and print its recipient
     Keygen(keygen::KeygenArgs),
     /// Print the recipients a save would encrypt to
@@ -164,6 +167,12 @@ pub fn main() -> ExitCode {
     // kube-rs and object_store both bring rustls; choose its crypto provider
     // once for the process (ring), or rustls refuses to pick between them.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Decrypted release records must never reach a core file or a debugger
+    // of the same user (see SECURITY.md). This cannot fail on Linux; where it
+    // does, say so and go on rather than refuse to run.
+    if let Err(e) = crate::hardening::protect_memory() {
+        eprintln!("WARNING: cannot turn off core dumps for this process: {e}");
+    }
     let matches = match command().try_get_matches() {
         Ok(m) => m,
         Err(e) => {
@@ -216,6 +225,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Keygen(a) => keygen::run(a),
         Command::List(a) => list::run(a, &config),
         Command::Prune(a) => prune::run(a, &config),
+        Command::Check(a) => check::run(a, &config),
         Command::Recipients(a) => recipients::run(a, &config),
         Command::Completion(a) => completion::run(a),
     }

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use super::args::{SnapshotSource, StoreArgs, VerifyArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout, printable};
 use crate::config::Loaded;
-use crate::snapshot::{Entry, Index, IndexRow, Limits, SourceKind, read_snapshot};
+use crate::snapshot::{Entry, Index, IndexRow, Limits, SourceKind};
 
 /// Arguments of `show`.
 #[derive(Debug, Args)]
@@ -80,27 +80,28 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
 
     let mut values: Option<Zeroizing<Vec<u8>>> = None;
     let mut target_revision: Option<u32> = None;
-    let index = read_snapshot(opened.reader, &Limits::default(), |index, entry, data| {
-        if let Entry::Release(row) = entry
-            && let Some((ns, name)) = wanted
-            && row.namespace == ns
-            && row.name == name
-        {
-            let latest = *target_revision.get_or_insert_with(|| {
-                index
-                    .releases
-                    .iter()
-                    .filter(|r| r.namespace == ns && r.name == name)
-                    .map(|r| r.revision)
-                    .max()
-                    .unwrap_or(0)
-            });
-            if row.revision == latest {
-                values = Some(data);
+    let index =
+        crate::release::read_checked(opened.reader, &Limits::default(), |index, entry, data| {
+            if let Entry::Release(row) = entry
+                && let Some((ns, name)) = wanted
+                && row.namespace == ns
+                && row.name == name
+            {
+                let latest = *target_revision.get_or_insert_with(|| {
+                    index
+                        .releases
+                        .iter()
+                        .filter(|r| r.namespace == ns && r.name == name)
+                        .map(|r| r.revision)
+                        .max()
+                        .unwrap_or(0)
+                });
+                if row.revision == latest {
+                    values = Some(data);
+                }
             }
-        }
-        Ok(())
-    })?;
+            Ok(())
+        })?;
     args.verify.check_age(&index)?;
 
     if let Some((ns, name)) = wanted {

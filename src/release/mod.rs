@@ -458,3 +458,67 @@ mod kinds_tests {
         );
     }
 }
+
+/// Checks that a record's own name, namespace and revision are those of its
+/// index row. Without this, a snapshot could list a release under one name
+/// while its record installs another (or overwrites another's history).
+pub fn check_record(kind: SourceKind, row: &IndexRow, data: &[u8]) -> Result<(), SnapshotError> {
+    let bad = |reason: String| SnapshotError::BadRecord {
+        path: row.path.escape_debug().to_string(),
+        reason,
+    };
+    let (namespace, name, revision) = match kind {
+        SourceKind::Tiller => {
+            let release = crate::tiller::record::decode(data).map_err(bad)?;
+            let s = crate::tiller::record::summary(&release).map_err(bad)?;
+            (s.namespace, s.name, s.revision)
+        }
+        SourceKind::Helm3 | SourceKind::Helm4 => {
+            let s = Summary::from_helm_json(data).map_err(|e| bad(e.to_string()))?;
+            (s.namespace, s.name, s.revision)
+        }
+    };
+    let differs = |what: &'static str, own: String, listed: String| SnapshotError::RecordMismatch {
+        path: row.path.escape_debug().to_string(),
+        what,
+        own: own.escape_debug().to_string(),
+        listed: listed.escape_debug().to_string(),
+    };
+    if namespace != row.namespace {
+        return Err(differs("namespace", namespace, row.namespace.clone()));
+    }
+    if name != row.name {
+        return Err(differs("name", name, row.name.clone()));
+    }
+    if revision != row.revision {
+        return Err(differs(
+            "revision",
+            revision.to_string(),
+            row.revision.to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// [`crate::snapshot::read_snapshot`], with every release record checked
+/// against its index row ([`check_record`]) before `on_entry` sees it.
+pub fn read_checked<R, F>(
+    input: R,
+    limits: &crate::snapshot::Limits,
+    mut on_entry: F,
+) -> Result<crate::snapshot::Index, SnapshotError>
+where
+    R: std::io::Read,
+    F: FnMut(
+        &crate::snapshot::Index,
+        crate::snapshot::Entry<'_>,
+        Zeroizing<Vec<u8>>,
+    ) -> Result<(), SnapshotError>,
+{
+    crate::snapshot::read_snapshot(input, limits, |index, entry, data| {
+        if let crate::snapshot::Entry::Release(row) = &entry {
+            check_record(index.source.kind, row, &data)?;
+        }
+        on_entry(index, entry, data)
+    })
+}

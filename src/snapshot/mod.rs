@@ -87,6 +87,28 @@ pub enum SnapshotError {
         /// The first missing path.
         first: String,
     },
+    /// A release record that cannot be read.
+    #[error("release record `{path}` is invalid: {reason}")]
+    BadRecord {
+        /// The entry's path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A release record whose own name, namespace or revision is not its index row's.
+    #[error(
+        "release record `{path}` does not match the index: its {what} is `{own}`, the index says `{listed}`; refusing the snapshot"
+    )]
+    RecordMismatch {
+        /// The entry's path.
+        path: String,
+        /// Which field.
+        what: &'static str,
+        /// The record's own value.
+        own: String,
+        /// The index row's value.
+        listed: String,
+    },
     /// Bytes after the end of the archive.
     #[error("the snapshot has unexpected data after its end")]
     TrailingData,

@@ -99,6 +99,20 @@ impl AtomicFile {
         })
     }
 
+    /// Makes the file readable by everyone (0644) once committed: for output
+    /// that holds nothing secret and that another user must read, such as
+    /// the metrics of `check --prometheus-textfile`.
+    pub fn readable_by_all(&self) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            self.tmp
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
+        Ok(())
+    }
+
     /// Flushes, syncs and renames the file into place.
     pub fn commit(mut self) -> io::Result<()> {
         self.tmp.flush()?;

@@ -7,6 +7,12 @@
 //! UninstallRelease with `purge` followed by InstallRelease for `--replace`.
 //! A failed install is purged again, so nothing is left half-applied and a
 //! second `load` can complete it.
+//!
+//! Tiller runs a chart's `crd-install` hooks only to create CRDs: when a CRD
+//! is already there, or when Tiller created it but cannot wait for it (Tiller
+//! reads CRDs as `apiextensions.k8s.io/v1beta1`, which Kubernetes 1.22 and
+//! later no longer serve), the install fails before anything else is done,
+//! and is sent again without those hooks, as Helm 2's `--no-crd-hook`.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
@@ -15,6 +21,7 @@ use zeroize::Zeroizing;
 
 use super::TillerError;
 use super::client::Tiller;
+use super::hapi::release::hook::Event;
 use super::hapi::release::status::Code;
 use super::hapi::services::tiller::{
     InstallReleaseRequest, UninstallReleaseRequest, UpdateReleaseRequest,
@@ -85,15 +92,23 @@ pub async fn execute(
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let values = ValuesGuard(values);
-    let install = |reuse_name: bool| InstallReleaseRequest {
-        chart: Some(chart.clone()),
-        values: Some(values.0.clone()),
-        name: step.name.clone(),
-        namespace: step.namespace.clone(),
-        reuse_name,
-        timeout: TIMEOUT_SECONDS,
-        description: description.to_owned(),
-        ..Default::default()
+    let crd_hooks = release
+        .hooks
+        .iter()
+        .any(|h| h.events.contains(&(Event::CrdInstall as i32)));
+    let (chart_ref, values_ref) = (&chart, &values);
+    let install = |reuse_name: bool| {
+        move |disable_crd_hook: bool| InstallReleaseRequest {
+            chart: Some(chart_ref.clone()),
+            values: Some(values_ref.0.clone()),
+            name: step.name.clone(),
+            namespace: step.namespace.clone(),
+            reuse_name,
+            disable_crd_hook,
+            timeout: TIMEOUT_SECONDS,
+            description: description.to_owned(),
+            ..Default::default()
+        }
     };
     let purge = || UninstallReleaseRequest {
         name: step.name.clone(),
@@ -103,12 +118,11 @@ pub async fn execute(
         ..Default::default()
     };
     let result = match step.action {
-        Action::Install => match tiller.install(install(reuse_name)).await {
-            Ok(_) => Ok(()),
+        Action::Install => match install_release(tiller, install(reuse_name), crd_hooks).await {
+            Ok(()) => Ok(()),
             Err(e) => {
                 // Leave nothing half-applied: Tiller keeps a failed install's
                 // record (and whatever it created); purge it.
-                let e = cause(e);
                 let exists = tiller
                     .history_raw(&step.name)
                     .await
@@ -138,11 +152,9 @@ pub async fn execute(
                 "uninstall before reinstalling failed: {}",
                 cause(e)
             )),
-            Ok(()) => tiller
-                .install(install(false))
+            Ok(()) => install_release(tiller, install(false), crd_hooks)
                 .await
-                .map(|_| ())
-                .map_err(|e| format!("uninstalled, but reinstalling failed: {}", cause(e))),
+                .map_err(|e| format!("uninstalled, but reinstalling failed: {e}")),
         },
         Action::Skip(_) | Action::Refuse(_) => Ok(()),
     };
@@ -150,6 +162,45 @@ pub async fn execute(
         Ok(()) => Outcome::Done,
         Err(e) => Outcome::Failed(e),
     }
+}
+
+/// Whether Tiller's message says a `crd-install` hook could not run because
+/// its CRD is there: it exists already (Tiller creates a hook's objects and
+/// never updates them), or Tiller created it and cannot read it back as the
+/// `v1beta1` CRD it waits for.
+fn crd_hook_blocked(cause: &str) -> bool {
+    (cause.contains("customresourcedefinitions") && cause.contains("already exists"))
+        || cause.contains("unable to convert to CRD type")
+}
+
+/// InstallRelease with the request `request(disable_crd_hook)`; when the
+/// chart's `crd-install` hooks are blocked ([`crd_hook_blocked`]), again
+/// without them. A CRD Tiller has just created may not be served yet when
+/// Tiller validates the custom resources of the manifest: that is retried
+/// for a few seconds.
+async fn install_release<F>(tiller: &Tiller, request: F, crd_hooks: bool) -> Result<(), String>
+where
+    F: Fn(bool) -> InstallReleaseRequest,
+{
+    let first = match tiller.install(request(false)).await {
+        Ok(_) => return Ok(()),
+        Err(e) => cause(e),
+    };
+    if !crd_hooks || !crd_hook_blocked(&first) {
+        return Err(first);
+    }
+    let mut last = first;
+    for _ in 0..10 {
+        match tiller.install(request(true)).await {
+            Ok(_) => return Ok(()),
+            Err(e) => last = cause(e),
+        }
+        if !last.contains("no matches for kind") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    Err(last)
 }
 
 /// Wipes the user's values when dropped.

@@ -1,15 +1,25 @@
-//! A stand-in for Tiller, Helm 2's server, for the tests of `--source tiller`
-//! and `load --to-tiller`.
+//! A stand-in for Tiller, Helm 2's server, kept only for what a real Tiller
+//! cannot show. Everything else in tests/tiller.rs runs against a real Tiller
+//! v2.17.0 and Helm 2 client built from source by `scripts/testenv`.
 //!
-//! It exists only because a real Tiller cannot run here: Tiller needs a Helm 2
-//! toolchain (Go modules of k8s.io/helm v2 and its 2019-era Kubernetes
-//! dependencies) that cannot be built in this environment. It serves the same
-//! generated `hapi.services.tiller.ReleaseService` that helm-bulk's client
-//! speaks (from helm-bulk's own proto/hapi, wire-compatible with Helm 2.17,
-//! as tests/tiller.rs checks against Python's protobuf), over plaintext or
-//! TLS (optionally requiring a client certificate), with an in-memory
-//! release store. It follows Tiller's observable rules where helm-bulk
-//! depends on them:
+//! What only the stand-in shows, and why:
+//!
+//! * what helm-bulk sends: the call sequence (GetVersion first), the
+//!   `x-helm-api-client` version on every call, how many ListReleases pages a
+//!   `--page-size` makes, GetHistory's `max`, and the request flags of
+//!   `load --to-tiller` (`reuse_name`, `purge`, `reset_values`). A real Tiller
+//!   logs none of this in a form a test can read;
+//! * a Tiller of another 2.x minor (v2.16.12), whose version helm-bulk must
+//!   echo: only v2.17.0 is built here;
+//! * a server that is not a Helm 2 Tiller (it reports v3.0.0);
+//! * revisions in states a test cannot make a real Tiller produce on demand
+//!   (a FAILED upgrade next to a DEPLOYED revision).
+//!
+//! It serves the same generated `hapi.services.tiller.ReleaseService` that
+//! helm-bulk's client speaks (from helm-bulk's own proto/hapi, wire-compatible
+//! with Helm 2.17, as tests/tiller.rs checks against Python's protobuf), in
+//! plaintext, with an in-memory release store. It follows Tiller's observable
+//! rules where helm-bulk depends on them:
 //!
 //! * every method but GetVersion refuses a client whose `x-helm-api-client`
 //!   version is not of the server's major.minor ("incompatible versions");
@@ -18,7 +28,8 @@
 //!   limit/offset/next, streamed in several chunks;
 //! * GetHistory returns revisions newest first, at most `max`;
 //! * InstallRelease refuses a name in use unless its release is deleted and
-//!   `reuse_name` is set; UpdateRelease supersedes the deployed revision;
+//!   `reuse_name` is set, and then supersedes the deleted revision;
+//!   UpdateRelease supersedes the deployed revision;
 //!   UninstallRelease marks DELETED, or with `purge` removes the history.
 //!
 //! "Rendering" accepts only literal text and the `{{"{{"}}`/`{{"}}"}}`
@@ -38,7 +49,7 @@ use helm_bulk::tiller::hapi::services::tiller::release_service_server::{
 };
 use helm_bulk::tiller::hapi::services::tiller::*;
 use helm_bulk::tiller::hapi::version::Version;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::transport::Server;
 use tonic::{Request, Response, Status as GrpcStatus};
 
 /// One call the server answered or refused.
@@ -61,14 +72,6 @@ pub struct State {
     pub calls: Vec<Call>,
 }
 
-/// TLS material for the server (PEM).
-pub struct Tls {
-    pub cert: Vec<u8>,
-    pub key: Vec<u8>,
-    /// When set, clients must present a certificate signed by this CA.
-    pub client_ca: Option<Vec<u8>>,
-}
-
 /// A running stand-in Tiller; stopped when dropped.
 pub struct FakeTiller {
     pub addr: SocketAddr,
@@ -79,11 +82,7 @@ pub struct FakeTiller {
 
 impl FakeTiller {
     /// Starts a Tiller that reports `version`, on a free loopback port.
-    pub fn start(version: &str, tls: Option<Tls>) -> FakeTiller {
-        // Both of rustls' crypto providers are compiled in (kube and tonic
-        // use ring, another dependency enables aws-lc-rs): the TLS server
-        // needs a process default.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+    pub fn start(version: &str) -> FakeTiller {
         let state = Arc::new(Mutex::new(State::default()));
         let svc = Svc {
             state: state.clone(),
@@ -102,16 +101,7 @@ impl FakeTiller {
                     .await
                     .expect("bind the test Tiller");
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let mut builder = Server::builder();
-                if let Some(tls) = tls {
-                    let mut cfg =
-                        ServerTlsConfig::new().identity(Identity::from_pem(tls.cert, tls.key));
-                    if let Some(ca) = tls.client_ca {
-                        cfg = cfg.client_ca_root(Certificate::from_pem(ca));
-                    }
-                    builder = builder.tls_config(cfg).expect("server TLS settings");
-                }
-                builder
+                Server::builder()
                     .add_service(
                         ReleaseServiceServer::new(svc)
                             .max_decoding_message_size(64 << 20)
@@ -574,11 +564,13 @@ impl ReleaseService for Svc {
             &req.description,
         )?;
         if !req.dry_run {
-            state
-                .releases
-                .entry(req.name.clone())
-                .or_default()
-                .push(r.clone());
+            let history = state.releases.entry(req.name.clone()).or_default();
+            // Reusing a deleted release's name supersedes its last revision
+            // (Tiller's release_install.go; the real-Tiller test sees it too).
+            if let Some(old) = history.last_mut() {
+                set_code(old, Code::Superseded);
+            }
+            history.push(r.clone());
         }
         Ok(Response::new(InstallReleaseResponse { release: Some(r) }))
     }

@@ -26,8 +26,13 @@
 //! If the environment cannot start (for example the pinned binaries are not
 //! built), the test panics with instructions: it never skips silently.
 //!
-//! There is no kubelet or controller-manager: Pods never run and Jobs never
-//! complete, so call helm without `--wait` and use ConfigMap/Secret hooks.
+//! The environment runs the real controller-manager and scheduler, and KWOK
+//! plays the kubelet (see `scripts/testenv-kwok.yaml`): scheduled Pods become
+//! Running and Ready at once, Job Pods (and any Pod with restartPolicy Never or
+//! OnFailure) succeed after a delay (1 s, or the Pod's `helm-bulk.testenv/delay`
+//! annotation), and a Pod labelled `helm-bulk.testenv/fail=true` fails. So
+//! `helm install --wait --wait-for-jobs` and Job hooks work; no container
+//! ever runs. [`TestEnv::wait_for`] waits for an object's condition.
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
@@ -78,6 +83,8 @@ pub struct TestEnv {
     pub helm3: PathBuf,
     /// kubectl binary (`KUBECTL`).
     pub kubectl: PathBuf,
+    /// Helm v2 client binary (`HELM2`); Tillers are started with `scripts/testenv tiller`.
+    pub helm2: PathBuf,
     /// Isolated `HELM_CONFIG_HOME`.
     pub helm_config_home: PathBuf,
     /// Isolated `HELM_DATA_HOME`.
@@ -157,10 +164,20 @@ impl TestEnv {
 
     /// A fresh environment owned by the caller; dropping it tears it down.
     pub fn start() -> TestEnv {
-        Self::try_start().unwrap_or_else(|message| panic!("{message}"))
+        Self::try_start_with(&[]).unwrap_or_else(|message| panic!("{message}"))
+    }
+
+    /// [`TestEnv::start`] with extra `scripts/testenv up` arguments, such as
+    /// `["--pod-delay", "5s"]` or `["--nodes", "3"]`.
+    pub fn start_with(up_args: &[&str]) -> TestEnv {
+        Self::try_start_with(up_args).unwrap_or_else(|message| panic!("{message}"))
     }
 
     fn try_start() -> Result<TestEnv, String> {
+        Self::try_start_with(&[])
+    }
+
+    fn try_start_with(up_args: &[&str]) -> Result<TestEnv, String> {
         let dir = tempfile::Builder::new()
             .prefix("helm-bulk-testenv.")
             .tempdir()
@@ -173,6 +190,7 @@ impl TestEnv {
             .arg(&dir)
             .arg("--owner-pid")
             .arg(std::process::id().to_string())
+            .args(up_args)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("cannot run {}: {e}", testenv_script().display()))?;
@@ -236,6 +254,7 @@ impl TestEnv {
             helm4: take("HELM4")?,
             helm3: take("HELM3")?,
             kubectl: take("KUBECTL")?,
+            helm2: take("HELM2")?,
             helm_config_home: take("HELM_CONFIG_HOME")?,
             helm_data_home: take("HELM_DATA_HOME")?,
             helm_cache_home: take("HELM_CACHE_HOME")?,
@@ -271,18 +290,22 @@ impl TestEnv {
             ("HELM4", self.helm4.clone().into_os_string()),
             ("HELM3", self.helm3.clone().into_os_string()),
             ("KUBECTL", self.kubectl.clone().into_os_string()),
+            ("HELM2", self.helm2.clone().into_os_string()),
             ("HELM_BULK_TESTENV_DIR", self.dir.clone().into_os_string()),
         ]
     }
 
-    /// Points `cmd` at this environment: removes every inherited `HELM_*` and
+    /// Points `cmd` at this environment: removes every inherited `HELM_*`, `TILLER_*` and
     /// `KUBECONFIG` variable (so the developer's own cluster and Helm
     /// settings never leak in) and sets [`TestEnv::env_vars`]. Use it for the
     /// helm-bulk binary too.
     pub fn configure<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
-            if k.starts_with("HELM_") || k == "KUBECONFIG" || k == "HELM4" || k == "HELM3" {
+            if k.starts_with("HELM_")
+                || k.starts_with("TILLER_")
+                || ["KUBECONFIG", "HELM4", "HELM3", "HELM2"].contains(&k.as_ref())
+            {
                 cmd.env_remove(&key);
             }
         }
@@ -401,6 +424,37 @@ impl TestEnv {
         run_ok(&mut cmd);
     }
 
+    /// Kills this environment's kube-apiserver (a crash: the controllers keep
+    /// running and reconnect once [`TestEnv::start_api`] brings it back).
+    pub fn stop_api(&self) {
+        let mut cmd = testenv_command();
+        cmd.arg("stop-api").arg(&self.dir).stdin(Stdio::null());
+        run_ok(&mut cmd);
+    }
+
+    /// Starts this environment's kube-apiserver again and waits until it is ready.
+    pub fn start_api(&self) {
+        let mut cmd = testenv_command();
+        cmd.arg("start-api").arg(&self.dir).stdin(Stdio::null());
+        run_ok(&mut cmd);
+    }
+
+    /// Waits until `object` (`job/NAME`, `deployment/NAME`, `namespace/NAME`…)
+    /// in `namespace` meets `condition`, as `kubectl wait --for` takes it:
+    /// `condition=Complete`, `condition=Available`, `jsonpath={.status.readyReplicas}=2`,
+    /// `delete`. Panics with kubectl's message after `timeout`.
+    pub fn wait_for(&self, namespace: &str, object: &str, condition: &str, timeout: Duration) {
+        let timeout_arg = format!("--timeout={}s", timeout.as_secs().max(1));
+        let for_arg = format!("--for={condition}");
+        self.kubectl(["wait", "-n", namespace, object, &for_arg, &timeout_arg]);
+    }
+
+    /// An object's field, read with a kubectl JSONPath template (empty when unset).
+    pub fn jsonpath(&self, namespace: &str, object: &str, path: &str) -> String {
+        let template = format!("jsonpath={path}");
+        self.kubectl(["get", "-n", namespace, object, "-o", &template])
+    }
+
     /// Whether `scripts/testenv status` reports everything running.
     pub fn is_running(&self) -> bool {
         let mut cmd = testenv_command();
@@ -499,6 +553,23 @@ pub fn run(cmd: &mut Command) -> Output {
         status,
         stdout: out_reader.join().unwrap_or_default(),
         stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+/// Polls `check` every 200 ms until it returns true; panics naming `what`
+/// after `timeout`.
+#[allow(dead_code)]
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
