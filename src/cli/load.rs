@@ -473,7 +473,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             .count();
         return Err(Failure {
             message: format!(
-                "interrupted by {name}: restored {done}, stopped {stopped_installs} (what they left was uninstalled), not started {not_started}; {} selected release(s) not deployed{}. Run load again to finish",
+                "interrupted by {name}: restored {done}, failed or stopped {stopped_installs}, not started {not_started}; {} selected release(s) not deployed{}. Run load again to finish",
                 not_deployed.len(),
                 if not_deployed.is_empty() {
                     ""

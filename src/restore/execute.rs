@@ -89,12 +89,6 @@ impl Stop {
             .unwrap_or_default()
     }
 
-    fn started(&self, pid: u32) {
-        if let Ok(mut r) = self.running.lock() {
-            r.insert(pid);
-        }
-    }
-
     fn ended(&self, pid: u32) {
         if let Ok(mut r) = self.running.lock() {
             r.remove(&pid);
@@ -181,11 +175,25 @@ impl HelmRunner {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = c
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        // Checked and registered under the lock the caller's signal
+        // forwarding takes: an install either starts before the stop (and
+        // gets the signal) or not at all. Clean-up commands still run.
+        let mut child = {
+            let mut running = self
+                .stop
+                .running
+                .lock()
+                .map_err(|_| "helm-bulk's process list is poisoned".to_owned())?;
+            if self.stop.is_stopped() && matches!(args.first(), Some(&"install" | &"upgrade")) {
+                return Err("stopped before it started".to_owned());
+            }
+            let child = c
+                .spawn()
+                .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+            running.insert(child.id());
+            child
+        };
         let pid = child.id();
-        self.stop.started(pid);
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // helm reads the whole of stdin before doing anything, so this does not deadlock.
             let _ = pipe.write_all(data);
