@@ -3,8 +3,9 @@
 //! * `interrupted_loads_converge_*`: a snapshot taken in the middle of an
 //!   upgrade (save warns, show and the dry run say which revision is
 //!   restored); `load` killed (SIGKILL of its process group) and interrupted
-//!   (SIGINT, exit 130; then SIGINT twice, which exits at once) while helm
-//!   waits on a pre-install Job hook, and the
+//!   (SIGINT, exit 130; SIGINT twice, which exits at once; SIGHUP to load
+//!   alone, which passes SIGTERM on to helm) while helm waits on a
+//!   pre-install Job hook, and the
 //!   API server restarted during a load: each time a rerun ends with every
 //!   release `deployed` and its objects present.
 //! * `someone_elses_failed_release_*`: a release of someone else, `failed` in
@@ -589,6 +590,37 @@ fn converge(helm: Helm) {
     ok(run.load(&env, &snapshot, &[]), "load after two Ctrl-C");
     assert_converged(&env, helm, "rerun after two Ctrl-C");
     run.step("Ctrl-C twice: exit 130 at once, rerun converged");
+
+    // ---- SIGHUP to load alone: it passes SIGTERM on to helm ---------------------
+    // helm gets no signal but the one load forwards: without it, helm would
+    // wait for the hook and install the release.
+    env.wipe();
+    let mut load = run.spawn_load(&env, &snapshot, "hangup");
+    wait_for_status(&env, "plain", "deployed", &load);
+    wait_for_status(&env, "mid", "deployed", &load);
+    wait_for_status(&env, "hook", "pending-install", &load);
+    signal_pid("HUP", load.child.id());
+    let status = load.wait(Duration::from_secs(120));
+    let stderr = load.stderr();
+    assert_eq!(status.code(), Some(129), "{stderr}");
+    let errors = lines_with(&stderr, "Error:");
+    assert!(
+        errors.len() == 1 && errors[0].contains("interrupted by SIGHUP"),
+        "{stderr}"
+    );
+    let left = statuses(&env, helm);
+    assert!(
+        !left.iter().any(|(n, _, _)| n == "hook"),
+        "helm got SIGTERM, gave up the install, and load uninstalled it: {left:?}\n{stderr}"
+    );
+    assert_eq!(
+        lines_with(&stderr, "NOT DEPLOYED conv/hook: not installed").len(),
+        1,
+        "{stderr}"
+    );
+    ok(run.load(&env, &snapshot, &[]), "load after SIGHUP");
+    assert_converged(&env, helm, "rerun after SIGHUP");
+    run.step("SIGHUP to load alone: helm got SIGTERM, exit 129, rerun converged");
 
     // ---- the API server restarts during a load ------------------------------------
     env.wipe();
