@@ -708,6 +708,10 @@ fn someone_elses_failed_release(helm: Helm) {
     };
     let out = run.load(&env, &snapshot, &[]);
     let stderr = text(&out.stderr);
+    eprintln!(
+        "[{}] load over someone else's failed release:\n{stderr}",
+        helm.tag()
+    );
     assert_eq!(out.status.code(), Some(3), "{}", show(&out));
     let failed = lines_with(&stderr, "FAILED");
     assert!(
@@ -830,6 +834,7 @@ fn preflight(helm: Helm) {
         args.extend_from_slice(extra);
         let out = run.load(env, &snapshot, &args);
         let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+        eprintln!("[{}] load {extra:?}:\n{stderr}{stdout}", helm.tag());
         assert_eq!(out.status.code(), Some(1), "load {extra:?}: {}", show(&out));
         let errors = lines_with(&stderr, "Error:");
         assert!(
