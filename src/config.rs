@@ -168,8 +168,9 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
     }
 }
 
-/// Parses YAML text; errors carry 1-based line and column.
-fn parse(text: &str) -> Result<Config, (usize, usize, String)> {
+/// Parses the YAML text of a config file (no paths resolved, no files
+/// read); errors carry 1-based line and column and a message.
+pub fn parse(text: &str) -> Result<Config, (usize, usize, String)> {
     if text.trim().is_empty() {
         return Ok(Config::default());
     }

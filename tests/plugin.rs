@@ -132,7 +132,8 @@ fn copy_tree(src: &Path, dst: &Path, top: bool) {
     for entry in entries {
         let entry = entry.expect("directory entry");
         let name = entry.file_name();
-        if top && matches!(name.to_str(), Some(".git" | "target" | "bin")) {
+        // Build output and the fuzzer's build and corpora are not part of a checkout.
+        if top && matches!(name.to_str(), Some(".git" | "target" | "bin" | "fuzz")) {
             continue;
         }
         let from = entry.path();

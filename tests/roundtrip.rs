@@ -25,6 +25,17 @@
 //! |                 |           | (the last deployed one) restored, not the failed 2          |
 //! | `gamma/gadgets` | crdparent | a CRD in a *subchart's* `crds/`, its custom resource in the |
 //! |                 |           | parent's templates                                          |
+//! | `delta/grafana` | dashboards| modelled on public charts (issue 13): dashboard JSON with   |
+//! |                 |           | every brace pattern, JSON in annotations, a lookup-made     |
+//! |                 |           | password, generated TLS, a kube-system Service, RBAC and    |
+//! |                 |           | ServiceAccount hooks and Job hooks in weight order (kept:   |
+//! |                 |           | before-hook-creation), a test hook,                         |
+//! |                 |           | `.Capabilities` gates (one on ops' CRD: a Limit of its own),|
+//! |                 |           | a template whose last document has no final newline and     |
+//! |                 |           | ends in a `|+` block                                        |
+//! | `delta/ops`     | operator  | a CRD with 64-bit bounds, floats and `resource-policy: keep`|
+//! |                 |           | in `crds/`; a CRD subchart whose `crds/` hold a whole API   |
+//! |                 |           | group, three kinds of it unused, one CRD over 1 MiB         |
 
 mod support;
 
@@ -42,20 +53,72 @@ use serde_json::{Value, json};
 use support::{Helm, TestEnv, chart};
 
 /// Every fixture release, `(namespace, name)`.
-const RELEASES: [(&str, &str); 6] = [
+const RELEASES: [(&str, &str); 8] = [
     ("alpha", "db"),
     ("alpha", "web"),
     ("beta", "stack"),
     ("beta", "widgets"),
     ("gamma", "flaky"),
     ("gamma", "gadgets"),
+    ("delta", "grafana"),
+    ("delta", "ops"),
 ];
 
-/// The CRDs of the fixtures: one in a chart's `crds/`, one in a subchart's.
-const CRDS: [&str; 2] = [
+/// The CRDs of the fixtures: in a chart's `crds/` (widgets, limits), in a
+/// subchart's (gadgets, and the whole `ops` group, used or not).
+const CRDS: [&str; 7] = [
     "widgets.fixtures.helm-bulk.test",
     "gadgets.fixtures.helm-bulk.test",
+    "limits.bounds.helm-bulk.test",
+    "clusters.ops.helm-bulk.test",
+    "backups.ops.helm-bulk.test",
+    "restores.ops.helm-bulk.test",
+    "snapshots.ops.helm-bulk.test",
 ];
+
+/// Copies the `operator` fixture chart to `dir` and adds to its CRD
+/// subchart a CRD of over 1 MiB (long descriptions full of braces, as
+/// generated API documentation has), too big to keep in the repository.
+fn operator_chart(dir: &Path) -> String {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let target = to.join(e.file_name());
+            if e.file_type().unwrap().is_dir() {
+                copy(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), &target).unwrap();
+            }
+        }
+    }
+    let chart_dir = dir.join("operator");
+    copy(Path::new(&chart("operator")), &chart_dir);
+    let mut yaml = String::from(
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  \
+         name: snapshots.ops.helm-bulk.test\nspec:\n  group: ops.helm-bulk.test\n  \
+         scope: Namespaced\n  names:\n    plural: snapshots\n    singular: snapshot\n    \
+         kind: Snapshot\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      \
+         schema:\n        openAPIV3Schema:\n          type: object\n          properties:\n",
+    );
+    let text: String =
+        "Selects {\"matchLabels\":{}} of {{ .Values.x }}; 9.223372036854775e+18. ".repeat(420);
+    for i in 0..40 {
+        yaml.push_str(&format!(
+            "            field{i:02}:\n              type: string\n              description: '{text}'\n"
+        ));
+    }
+    assert!(
+        yaml.len() > 1 << 20,
+        "the large CRD is {} bytes",
+        yaml.len()
+    );
+    std::fs::write(
+        chart_dir.join("charts/operator-crds/crds/snapshots.yaml"),
+        yaml,
+    )
+    .unwrap();
+    chart_dir.to_str().unwrap().to_owned()
+}
 
 /// Release records created for the "API server dies during save" scenario.
 const BULK_RECORDS: usize = 300;
@@ -306,10 +369,10 @@ impl Run {
 /// (deployed) revision: its failing upgrade is [`fail_flaky_upgrade`], run
 /// after the "before" state is recorded, since a failed upgrade may have
 /// changed some live objects (the last deployed revision is what is restored).
-fn install_fixtures(env: &TestEnv, helm: Helm, canary: &str) {
+fn install_fixtures(env: &TestEnv, helm: Helm, canary: &str, operator: &str) {
     // One thread per namespace, each namespace's releases in order: (chart,
     // helm arguments split on whitespace, `CHART` standing for its path).
-    let chains: [&[(&str, &str)]; 3] = [
+    let chains: [&[(&str, &str)]; 4] = [
         &[
             (
                 "app",
@@ -341,12 +404,26 @@ fn install_fixtures(env: &TestEnv, helm: Helm, canary: &str) {
             ),
             ("crdparent", "install gadgets CHART -n gamma --set speed=9"),
         ],
+        &[
+            (
+                "operator",
+                "install ops CHART -n delta --create-namespace --set replicas=5",
+            ),
+            (
+                "dashboards",
+                "install grafana CHART -n delta --set adminUser=root",
+            ),
+        ],
     ];
     std::thread::scope(|s| {
         for chain in chains {
             s.spawn(move || {
                 for (name, line) in chain {
-                    let path = chart(name);
+                    let path = if *name == "operator" {
+                        operator.to_owned()
+                    } else {
+                        chart(name)
+                    };
                     let args = line
                         .split_whitespace()
                         .map(|a| if a == "CHART" { path.as_str() } else { a });
@@ -431,6 +508,16 @@ fn parse_refs(yaml: &str, release_namespace: &str) -> Vec<ObjRef> {
         if v.is_null() {
             continue;
         }
+        // Test hooks run only with `helm test`: no object of theirs exists.
+        let hook = v["metadata"]["annotations"]["helm.sh/hook"]
+            .as_str()
+            .unwrap_or_default();
+        if hook
+            .split(',')
+            .any(|e| matches!(e.trim(), "test" | "test-success"))
+        {
+            continue;
+        }
         let api_version = v["apiVersion"].as_str().unwrap_or_default();
         out.push(ObjRef {
             kind: v["kind"].as_str().unwrap_or_default().to_owned(),
@@ -460,9 +547,21 @@ fn comparable(mut obj: Value) -> Value {
         o.remove("metadata");
         o.remove("status");
     }
+    let job = obj["kind"] == "Job";
     if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
         spec.remove("clusterIP");
         spec.remove("clusterIPs");
+        if job {
+            // The Job controller labels each Job's Pods with its uid.
+            spec.remove("selector");
+            if let Some(labels) = spec
+                .get_mut("template")
+                .and_then(|t| t["metadata"]["labels"].as_object_mut())
+            {
+                labels.remove("batch.kubernetes.io/controller-uid");
+                labels.remove("controller-uid");
+            }
+        }
     }
     obj
 }
@@ -510,30 +609,42 @@ fn live_objects(env: &TestEnv, refs: &[ObjRef]) -> BTreeMap<String, Value> {
     out
 }
 
-/// The fixture CRDs present in the cluster: name → spec.
-fn crd_specs(env: &TestEnv) -> BTreeMap<String, Value> {
-    let mut args = vec!["get", "crd", "--ignore-not-found", "-o", "json"];
-    args.extend(CRDS);
-    let stdout = env.kubectl(args);
-    if stdout.trim().is_empty() {
-        return BTreeMap::new();
+/// The fixture CRDs present in the cluster: name → their labels, their
+/// annotations, and their `spec` byte for byte as the API server sends it
+/// (raw JSON, never parsed into numbers: a rounded bound must show).
+fn crd_specs(env: &TestEnv) -> BTreeMap<String, (Value, Value, String)> {
+    #[derive(serde::Deserialize)]
+    struct List<'a> {
+        #[serde(borrow)]
+        items: Vec<Crd<'a>>,
     }
-    let v = parse_json(&stdout, "kubectl get crd");
-    let items = if v["kind"] == "List" {
-        v["items"].as_array().cloned().unwrap_or_default()
-    } else {
-        vec![v]
-    };
-    items
+    #[derive(serde::Deserialize)]
+    struct Crd<'a> {
+        metadata: Value,
+        #[serde(borrow)]
+        spec: &'a serde_json::value::RawValue,
+    }
+    let stdout = env.kubectl([
+        "get",
+        "--raw",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+    ]);
+    let list: List =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("the CRD list is not JSON ({e})"));
+    list.items
         .into_iter()
-        .map(|c| {
-            (
-                c["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                c["spec"].clone(),
-            )
+        .filter_map(|c| {
+            let name = c.metadata["name"].as_str().unwrap_or_default().to_owned();
+            CRDS.contains(&name.as_str()).then(|| {
+                (
+                    name,
+                    (
+                        c.metadata["labels"].clone(),
+                        c.metadata["annotations"].clone(),
+                        c.spec.get().to_owned(),
+                    ),
+                )
+            })
         })
         .collect()
 }
@@ -654,7 +765,7 @@ fn expect_release(env: &TestEnv, helm: Helm, ns: &str, name: &str) -> Expected {
 /// The "before" state: every release's last deployed revision, and the CRDs.
 struct Before {
     releases: Vec<Expected>,
-    crds: BTreeMap<String, Value>,
+    crds: BTreeMap<String, (Value, Value, String)>,
 }
 
 impl Before {
@@ -712,6 +823,64 @@ impl Before {
         self.object("alpha", "db", "Secret/alpha/db-random");
         self.object("beta", "widgets", "Widget/beta/widgets-widget");
         self.object("gamma", "gadgets", "Gadget/gamma/gadgets-gadget");
+        // Issue 13's real-world patterns.
+        let dashboards = self.object(
+            "delta",
+            "grafana",
+            "ConfigMap/delta/grafana-grafana-dashboards",
+        );
+        let json = dashboards["data"]["overview.json"]
+            .as_str()
+            .unwrap_or_default();
+        for pattern in [
+            r#""options": {}}"#,
+            "{{instance}}",
+            "{{{triple}}}",
+            "}}}",
+            "{{/* comment */}}",
+        ] {
+            assert!(
+                json.contains(pattern),
+                "the dashboard holds {pattern}: {json}"
+            );
+        }
+        // Live objects are compared without metadata: the annotation is
+        // checked in the manifest, which must come back byte-identical.
+        let grafana = &self.release("delta", "grafana").manifest;
+        assert!(
+            grafana.contains(r#"co.elastic.logs/raw: "[{\"container\":{}},"#),
+            "{grafana}"
+        );
+        let both = self.object("delta", "grafana", "ConfigMap/delta/grafana-both");
+        assert_eq!(both["data"]["keep"], "echo hi\n", "{both}");
+        self.object(
+            "delta",
+            "grafana",
+            "Service/kube-system/grafana-coredns-metrics",
+        );
+        self.object(
+            "delta",
+            "grafana",
+            "PodDisruptionBudget/delta/grafana-grafana",
+        );
+        self.object(
+            "delta",
+            "grafana",
+            "RoleBinding/delta/grafana-grafana-setup",
+        );
+        self.object("delta", "grafana", "Secret/delta/grafana-grafana-tls");
+        self.object("delta", "ops", "Cluster/delta/ops");
+        self.object("delta", "ops", "Limit/delta/ops-limit");
+        // The .Capabilities gate saw ops' CRD: grafana has a Limit too.
+        self.object("delta", "grafana", "Limit/delta/grafana-limit");
+        assert!(
+            grafana.contains("helm.sh/hook: test"),
+            "the test hook is stored: {grafana}"
+        );
+        let (_, annotations, spec) = &self.crds["limits.bounds.helm-bulk.test"];
+        assert_eq!(annotations["helm.sh/resource-policy"], "keep");
+        assert!(spec.contains(r#""maximum":9223372036854775000"#), "{spec}");
+        assert!(self.crds["snapshots.ops.helm-bulk.test"].2.len() > 1 << 20);
         let names: Vec<&str> = self.crds.keys().map(String::as_str).collect();
         let mut want = CRDS.to_vec();
         want.sort();
@@ -742,6 +911,13 @@ impl Before {
             }
         });
         assert_eq!(crd_specs(env), self.crds, "{what}: the CRDs");
+        eprintln!(
+            "[{}] {what}: {} releases, {} live objects and {} CRDs identical",
+            helm.tag(),
+            self.releases.len(),
+            self.releases.iter().map(|r| r.objects.len()).sum::<usize>(),
+            self.crds.len()
+        );
     }
 }
 
@@ -877,7 +1053,8 @@ fn round_trip(helm: Helm) {
     run.step("environment up");
 
     let canary = format!("canary-{}", random_hex(12));
-    install_fixtures(&env, helm, &canary);
+    let operator = operator_chart(run.work.path());
+    install_fixtures(&env, helm, &canary, &operator);
     let before = Before::record(&env, helm);
     before.check_fixtures();
     // Positive control for the plaintext scans: the canary is a user value.
@@ -905,13 +1082,58 @@ fn round_trip(helm: Helm) {
     );
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("Saved 6 releases (9 revisions"),
+        stderr
+            .contains("Saved 8 releases (11 revisions, 7 CRDs, 3 of them for their API group only"),
         "save summary: {stderr}"
     );
     assert!(snapshot.is_file());
     let scanned = assert_no_plaintext(&[&save_cwd, &save_tmp], &canary);
     assert!(scanned >= 1, "the snapshot itself was scanned");
     assert!(leftover_temp_files(&save_cwd).is_empty());
+    // show lists every CRD and why save took it.
+    let out = ok(
+        run.bulk(
+            &env,
+            &save_cwd,
+            [
+                OsStr::new("show"),
+                OsStr::new("-i"),
+                run.key.as_os_str(),
+                snapshot.as_os_str(),
+            ],
+        ),
+        "show",
+    );
+    let table = text(&out.stdout);
+    for (crd, why) in [
+        (
+            "clusters.ops.helm-bulk.test",
+            "kind Cluster used by delta/ops",
+        ),
+        (
+            "backups.ops.helm-bulk.test",
+            "API group ops.helm-bulk.test used by delta/ops",
+        ),
+        (
+            "snapshots.ops.helm-bulk.test",
+            "API group ops.helm-bulk.test used by delta/ops",
+        ),
+        (
+            "limits.bounds.helm-bulk.test",
+            "kind Limit used by delta/grafana",
+        ),
+        (
+            "gadgets.fixtures.helm-bulk.test",
+            "kind Gadget used by gamma/gadgets",
+        ),
+    ] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(crd) && l.trim_end().ends_with(why)),
+            "show lists {crd} taken for {why}:\n{table}"
+        );
+    }
     run.step("saved");
 
     // ---- clone: load into a second cluster while the first is up ---------------
@@ -978,6 +1200,38 @@ fn round_trip(helm: Helm) {
         largest.revision,
         restored_size
     );
+    // helm-bulk created the CRDs no restored chart's crds/ holds, as
+    // `helm-bulk`; those in a chart's crds/ were left to helm.
+    for crd in CRDS {
+        let managers = env.kubectl([
+            "get",
+            "crd",
+            crd,
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ]);
+        // limits is in ops' crds/, but grafana uses it too: helm-bulk
+        // creates it, and Helm 4's server-side apply of ops' crds/ must not
+        // conflict with that.
+        let by_helm = ["widgets.fixtures.helm-bulk.test"];
+        if by_helm.contains(&crd) {
+            assert!(
+                !managers.contains("helm-bulk") && lines_with(&stderr, crd).is_empty(),
+                "{crd} is left to helm: managers {managers}\n{stderr}"
+            );
+        } else {
+            let managers: Vec<&str> = managers.split_whitespace().collect();
+            assert!(
+                managers.contains(&"helm-bulk") && !managers.contains(&"unknown"),
+                "the field managers of {crd}: {managers:?}"
+            );
+            assert_eq!(
+                lines_with(&stderr, &format!("created   CRD {crd}")).len(),
+                1,
+                "{stderr}"
+            );
+        }
+    }
     run.step("restored after a wipe");
 
     // ---- a second load installs nothing --------------------------------------------
@@ -1039,6 +1293,20 @@ fn round_trip(helm: Helm) {
             .unwrap_or_else(|| panic!("the plan does not list {ns}/{name}: {stdout}"));
         assert!(line.contains("install"), "{line}");
     }
+    for crd in CRDS {
+        let by_helm = match crd {
+            "widgets.fixtures.helm-bulk.test" => Some("beta/widgets"),
+            _ => None,
+        };
+        let want = match by_helm {
+            Some(r) => format!("CRD {crd}: installed by helm from the crds/ of {r}"),
+            None => format!("CRD {crd}: would be created"),
+        };
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "the plan says `{want}`: {stdout}"
+        );
+    }
     assert_eq!(
         env.helm_list(helm),
         list_before,
@@ -1090,10 +1358,17 @@ fn round_trip(helm: Helm) {
             )
         })
         .collect();
-    let want: BTreeSet<String> = ["alpha/db", "beta/stack", "beta/widgets", "gamma/gadgets"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    let want: BTreeSet<String> = [
+        "alpha/db",
+        "beta/stack",
+        "beta/widgets",
+        "gamma/gadgets",
+        "delta/grafana",
+        "delta/ops",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
     assert_eq!(
         installed, want,
         "the others install; web failed, flaky excluded"
@@ -1143,8 +1418,75 @@ fn round_trip(helm: Helm) {
     run.step("failed release reported, rerun completed; excluded release skipped");
 
     // ---- the API server dies during save ---------------------------------------------
+    frozen_chart_defect_is_reported(&run, &env);
+    run.step("a frozen chart helm refuses: reported as a helm-bulk defect");
+
     save_dies_with_the_apiserver(&run, &env);
     run.step("save with the API server killed");
+}
+
+/// A stored document helm cannot read (a hand-made record: invalid YAML)
+/// makes helm refuse the frozen chart. load reports it as a helm-bulk defect
+/// naming the stored document and line, and `--debug` prints the document.
+fn frozen_chart_defect_is_reported(run: &Run, env: &TestEnv) {
+    let record = json!({
+        "name": "broken",
+        "namespace": "defect",
+        "version": 1,
+        "info": {"status": "deployed", "last_deployed": "2026-01-01T00:00:00Z"},
+        "chart": {"metadata": {"name": "broken", "version": "0.1.0", "appVersion": "1"}},
+        "config": {},
+        "manifest": "---\n# Source: broken/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\n\
+                     metadata:\n  name: broken\ndata:\n  a: [unclosed {{ x }}\n",
+    })
+    .to_string();
+    create_release_secrets(run, env, "defect", &[record]);
+    let dir = run.dir("defect");
+    let snapshot = dir.join("defect.age");
+    let mut cmd = run.save_cmd(env, &dir, &dir, &snapshot);
+    cmd.args(["--include", "defect/*"]);
+    ok(support::run(&mut cmd), "save of the defect record");
+    env.kubectl(["delete", "namespace", "defect", "--wait=true"]);
+    let out = run.bulk(
+        env,
+        &dir,
+        [
+            OsStr::new("--debug"),
+            OsStr::new("load"),
+            OsStr::new("-i"),
+            run.key.as_os_str(),
+            snapshot.as_os_str(),
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
+    let failed = lines_with(&stderr, "FAILED    defect/broken: ");
+    assert_eq!(failed.len(), 1, "{stderr}");
+    for part in [
+        "the chart helm-bulk generated from the stored release",
+        "(manifest document 1 of 1 (# Source: broken/templates/cm.yaml), line 5)",
+        "defect of helm-bulk",
+        "/issues",
+    ] {
+        assert!(failed[0].contains(part), "{part:?} in {}", failed[0]);
+    }
+    assert!(
+        stderr.contains(
+            "debug: manifest document 1 of 1 (# Source: broken/templates/cm.yaml) as stored"
+        ) && stderr.contains("  a: [unclosed {{ x }}")
+            && stderr.contains(r#"  a: [unclosed {{"{{"}} x {{"}}"}}"#),
+        "--debug prints the document as stored and as escaped: {stderr}"
+    );
+    assert!(
+        stderr.contains("helm-bulk defect, please report it at"),
+        "the summary says it is a helm-bulk defect: {stderr}"
+    );
+    assert!(
+        !env.try_helm(run.helm, ["status", "broken", "-n", "defect"])
+            .status
+            .success(),
+        "nothing of the release is left"
+    );
 }
 
 /// Creates [`BULK_RECORDS`] release Secrets and starts `save --page-size 1`

@@ -127,18 +127,16 @@ fn text(b: &[u8]) -> String {
 }
 
 /// The records of a plaintext snapshot: path → bytes.
-fn records_of(file: &Path) -> (helm_bulk::snapshot::Index, BTreeMap<String, Vec<u8>>) {
+fn records_of(key: &Path, file: &Path) -> (helm_bulk::snapshot::Index, BTreeMap<String, Vec<u8>>) {
     let mut out = BTreeMap::new();
-    let index = read_snapshot(
-        std::fs::File::open(file).unwrap(),
-        &Limits::default(),
-        |_, e, data| {
-            if let Entry::Release(r) = e {
-                out.insert(r.path.clone(), data.to_vec());
-            }
-            Ok(())
-        },
-    )
+    let opened =
+        helm_bulk::vault::open(std::fs::File::open(file).unwrap(), &[key.to_path_buf()]).unwrap();
+    let index = read_snapshot(opened.reader, &Limits::default(), |_, e, data| {
+        if let Entry::Release(r) = e {
+            out.insert(r.path.clone(), data.to_vec());
+        }
+        Ok(())
+    })
     .unwrap();
     (index, out)
 }
@@ -251,18 +249,19 @@ fn save_show_and_load_through_tiller() {
     );
 
     // The records are the bytes Tiller sent, unchanged.
-    let plain = w.path("helm2.tar.gz");
+    let plain = w.path("helm2.age");
     ok(w.run([
         "save",
         "--source",
         "tiller",
         "--tiller-host",
         &src.host(),
-        "--no-encrypt",
+        "-r",
+        &w.recipient,
         "-o",
         plain.to_str().unwrap(),
     ]));
-    let (index, records) = records_of(&plain);
+    let (index, records) = records_of(&w.key, &plain);
     assert_eq!(index.source.kind.to_string(), "tiller");
     assert_eq!(index.source.driver, "tiller");
     assert_eq!(index.cluster.server, format!("grpc://{}", src.host()));
@@ -336,14 +335,15 @@ fn save_show_and_load_through_tiller() {
     );
 
     // ---- --status all and -n.
-    let all = w.path("all.tar.gz");
+    let all = w.path("all.age");
     ok(w.run([
         "save",
         "--source",
         "tiller",
         "--tiller-host",
         &src.host(),
-        "--no-encrypt",
+        "-r",
+        &w.recipient,
         "-o",
         all.to_str().unwrap(),
         "--status",
@@ -351,7 +351,7 @@ fn save_show_and_load_through_tiller() {
         "-n",
         "prod",
     ]));
-    let (index, _) = records_of(&all);
+    let (index, _) = records_of(&w.key, &all);
     let rows: Vec<(String, u32, String)> = index
         .releases
         .iter()
@@ -544,14 +544,19 @@ fn clear_errors() {
     let out = w.save(&t3.host(), &w.path("x.age"), &[]);
     fails_with(&out, 1, "not a Helm 2 Tiller");
     // --to-tiller with a Helm 3 snapshot.
-    let helm3 = w.path("helm3.tar.gz");
-    std::fs::write(&helm3, kit::plain_snapshot(&kit::sample())).unwrap();
+    let helm3 = w.path("helm3.age");
+    std::fs::write(
+        &helm3,
+        kit::encrypt_to(&kit::plain_snapshot(&kit::sample()), &w.recipient, false),
+    )
+    .unwrap();
     let out = w.run([
         "load",
         "--to-tiller",
         "--tiller-host",
         &t.host(),
-        "--no-encrypt",
+        "-i",
+        w.key.to_str().unwrap(),
         helm3.to_str().unwrap(),
     ]);
     // (load warns first that the snapshot's origin is unverified.)
@@ -1033,14 +1038,15 @@ fn real_tiller_save_show_migrate_and_restore() {
         text(&out.stderr)
     );
     // The same records both ways: what Tiller sends is what it stored.
-    let (grpc_plain, storage_plain) = (w.path("grpc.tar.gz"), w.path("storage.tar.gz"));
+    let (grpc_plain, storage_plain) = (w.path("grpc.age"), w.path("storage.age"));
     ok(w.run([
         "save",
         "--source",
         "tiller",
         "--tiller-host",
         &src.host,
-        "--no-encrypt",
+        "-r",
+        &w.recipient,
         "-o",
         grpc_plain.to_str().unwrap(),
     ]));
@@ -1052,13 +1058,14 @@ fn real_tiller_save_show_migrate_and_restore() {
             "tiller-storage",
             "--tiller-namespace",
             &src.namespace,
-            "--no-encrypt",
+            "-r",
+            &w.recipient,
             "-o",
             storage_plain.to_str().unwrap(),
         ],
     ));
-    let (grpc_index, grpc_records) = records_of(&grpc_plain);
-    let (storage_index, storage_records) = records_of(&storage_plain);
+    let (grpc_index, grpc_records) = records_of(&w.key, &grpc_plain);
+    let (storage_index, storage_records) = records_of(&w.key, &storage_plain);
     assert_eq!(
         grpc_records.keys().collect::<Vec<_>>(),
         [

@@ -330,7 +330,7 @@ fn bad_keys_and_config_are_refused() {
 }
 
 #[test]
-fn plaintext_and_ciphertext_are_not_confused() {
+fn plaintext_snapshots_are_neither_written_nor_read() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (id, recipient) = keygen(d, "id.txt");
@@ -343,20 +343,41 @@ fn plaintext_and_ciphertext_are_not_confused() {
     )
     .unwrap();
 
+    // A plaintext tar.gz is refused, with or without an identity: nobody
+    // can substitute releases without knowing a recipient.
     refused(
         d,
         &["-i".as_ref(), id.as_os_str(), plain.as_os_str()],
         1,
-        "this snapshot is not encrypted",
+        "this file is a plaintext tar.gz, not an encrypted snapshot",
     );
     refused(
         d,
-        &["--no-encrypt".as_ref(), enc.as_os_str()],
+        &[plain.as_os_str()],
         1,
-        "this snapshot is encrypted",
+        "this file is a plaintext tar.gz, not an encrypted snapshot",
     );
-    // The explicit plaintext path works.
-    ok(show(d, &["--no-encrypt".as_ref(), plain.as_os_str()]));
+    // --no-encrypt no longer exists, for show or save.
+    let out = show(d, &["--no-encrypt".as_ref(), enc.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unexpected argument '--no-encrypt'"));
+    let out = bin()
+        .current_dir(d)
+        .args(["save", "--no-encrypt", "-o", "x.tar.gz"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!d.join("x.tar.gz").exists());
+    // For inspection, the reference age CLI decrypts to the plain tar.gz.
+    let decrypted = kit::age()
+        .arg("-d")
+        .arg("-i")
+        .arg(&id)
+        .arg(&enc)
+        .output()
+        .unwrap();
+    assert!(decrypted.status.success(), "{decrypted:?}");
+    assert_eq!(decrypted.stdout, plain_snapshot(&sample()));
     std::fs::write(d.join("junk"), b"hello world").unwrap();
     refused(
         d,

@@ -34,16 +34,12 @@ pub struct EncryptArgs {
     pub recipients_files: Vec<PathBuf>,
 
     /// Encrypt with a passphrase (prompted twice on the terminal) instead of recipients
-    #[arg(short = 'p', long, conflicts_with_all = ["recipients", "recipients_files", "no_encrypt"])]
+    #[arg(short = 'p', long, conflicts_with_all = ["recipients", "recipients_files"])]
     pub passphrase: bool,
 
     /// Write ASCII-armored (PEM-like) output
-    #[arg(short = 'a', long, conflicts_with = "no_encrypt")]
+    #[arg(short = 'a', long)]
     pub armor: bool,
-
-    /// Write the snapshot in PLAINTEXT (not encrypted); release values and secrets are exposed
-    #[arg(long)]
-    pub no_encrypt: bool,
 }
 
 impl EncryptArgs {
@@ -59,12 +55,6 @@ impl EncryptArgs {
 
     /// Resolves how to protect the snapshot. Prompts for a passphrase with `-p`.
     pub fn protection(&self, config: &Loaded) -> Result<Protection, Failure> {
-        if self.no_encrypt {
-            eprintln!(
-                "WARNING: --no-encrypt writes the snapshot in plaintext; every release's values, including secrets, are readable by anyone who can read the file"
-            );
-            return Ok(Protection::Plaintext);
-        }
         if self.passphrase {
             return Ok(Protection::Passphrase(vault::prompt_new_passphrase()?));
         }
@@ -89,10 +79,6 @@ pub struct DecryptArgs {
     /// private key or a plugin identity; repeatable [default: $HELM_CONFIG_HOME/bulk/identity.txt]
     #[arg(short = 'i', long = "identity", value_name = "FILE")]
     pub identities: Vec<PathBuf>,
-
-    /// Read a plaintext (unencrypted) snapshot
-    #[arg(long, conflicts_with = "identities")]
-    pub no_encrypt: bool,
 }
 
 impl DecryptArgs {

@@ -191,7 +191,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         );
     }
     let input = source.open()?;
-    let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
+    let opened = crate::vault::open(input, &identities)?;
     let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
     let mut records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
     let mut crds: Vec<(IndexCrd, Vec<u8>)> = Vec::new();
@@ -280,18 +280,11 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         order: &order,
     });
 
-    // The CRDs of the custom kinds used by the releases that will change.
-    let mut kinds = std::collections::BTreeSet::new();
-    for s in steps.iter().filter(|s| s.action.changes()) {
-        if let Some(r) = records.get(&(s.namespace.clone(), s.name.clone(), s.revision)) {
-            kinds.extend(if helm2 {
-                crate::tiller::record::kinds_used_bytes(r)
-            } else {
-                crate::release::kinds_used(r)
-            });
-        }
-    }
-    crds.retain(|(c, _)| kinds.contains(&(c.group.clone(), c.kind.clone())));
+    // The CRDs of the API groups used by the releases that will change (the
+    // rule save captures them by), except those a release's frozen chart
+    // installs from its `crds/`: helm does, so that Helm 4's server-side
+    // apply of them never conflicts with a create by helm-bulk.
+    let (crds, left_to_helm) = crds_to_create(crds, &steps, &records, helm2);
 
     let fetch = |step: &Step| {
         records
@@ -311,7 +304,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     // Tiller installs into its own cluster, which helm-bulk does not reach.
     let crd_outcomes = match (&cluster, &preflight) {
         (Some(cluster), Some(p)) if p.problems.is_empty() || args.dry_run => {
-            runtime.block_on(ensure(&cluster.client, &crds, args.dry_run))
+            runtime.block_on(ensure(&cluster.client, &crds, &left_to_helm, args.dry_run))
         }
         _ => Vec::new(),
     };
@@ -323,6 +316,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 CrdOutcome::WouldCreate => "would be created".to_owned(),
                 CrdOutcome::Exists => "exists; left as it is".to_owned(),
                 CrdOutcome::Created => "created".to_owned(),
+                CrdOutcome::LeftToHelm(r) => format!("installed by helm from the crds/ of {r}"),
                 CrdOutcome::Failed(e) => format!("cannot be checked: {e}"),
             };
             text.push_str(&format!("CRD {name}: {what}\n"));
@@ -442,14 +436,15 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         None => Vec::new(),
     };
     let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count();
-    let failed = count(|r| matches!(r.outcome, Outcome::Failed(_))) + other_failures;
+    let defects = count(|r| matches!(r.outcome, Outcome::Defect(_)));
+    let failed = count(|r| matches!(r.outcome, Outcome::Failed(_))) + other_failures + defects;
     let done = count(|r| r.outcome == Outcome::Done);
     let skipped = count(|r| matches!(r.outcome, Outcome::Skipped(_)));
     let not_started = count(|r| r.outcome == Outcome::NotStarted);
     // Releases not deployed that no failure above explains.
     let failed_keys: std::collections::HashSet<String> = reports
         .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+        .filter(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_)))
         .map(|r| r.step.key())
         .collect();
     let unexplained: Vec<&(String, String)> = not_deployed
@@ -470,7 +465,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         let stopped_installs = reports
             .iter()
             .filter(|r| {
-                matches!(r.outcome, Outcome::Failed(_))
+                matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_))
                     && !matches!(r.step.action, Action::Refuse(_))
             })
             .count();
@@ -501,10 +496,23 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         start.elapsed().as_secs_f64()
     );
     if failed > 0 {
-        Err(Failure {
-            message: format!(
+        let message = if defects == failed {
+            format!(
+                "{failed} release(s) failed because helm refused the chart helm-bulk generated (listed above): a helm-bulk defect, please report it at {}",
+                crate::restore::execute::REPORT_URL
+            )
+        } else if defects > 0 {
+            format!(
+                "{failed} release(s) or CRD(s) failed to restore (listed above); {defects} of them because of a helm-bulk defect (report those at {}); fix the cause of the others and run load again to complete",
+                crate::restore::execute::REPORT_URL
+            )
+        } else {
+            format!(
                 "{failed} release(s) or CRD(s) failed to restore (listed above); fix the cause and run load again to complete"
-            ),
+            )
+        };
+        Err(Failure {
+            message,
             code: EXIT_PARTIAL,
         })
     } else {
@@ -619,6 +627,66 @@ fn helm_runner(
     }
 }
 
+/// The snapshot's CRD rows with their JSON.
+type StoredCrds = Vec<(IndexCrd, Vec<u8>)>;
+
+/// Which stored CRDs helm-bulk creates before the releases: those of an
+/// API group that a changing release uses. Returns them and the CRDs left to
+/// helm (name → release): those in the `crds/` of a release being installed,
+/// when every changing release that uses their kind is one that installs
+/// them (a release installed earlier could not wait for another one's).
+fn crds_to_create(
+    mut crds: StoredCrds,
+    steps: &[Step],
+    records: &HashMap<(String, String, u32), Zeroizing<Vec<u8>>>,
+    helm2: bool,
+) -> (StoredCrds, std::collections::BTreeMap<String, String>) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut groups = BTreeSet::new();
+    // (group, kind) → the changing releases that use it.
+    let mut users: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    // CRD name → the releases whose frozen chart installs it.
+    let mut installers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for s in steps.iter().filter(|s| s.action.changes()) {
+        let Some(r) = records.get(&(s.namespace.clone(), s.name.clone(), s.revision)) else {
+            continue;
+        };
+        let kinds = if helm2 {
+            crate::tiller::record::kinds_used_bytes(r)
+        } else {
+            crate::release::kinds_used(r)
+        };
+        for gk in kinds {
+            groups.insert(gk.0.clone());
+            users.entry(gk).or_default().insert(s.key());
+        }
+        if !helm2 && matches!(s.action, Action::Install | Action::Replace) {
+            for (_, text) in crate::release::chart_crd_files(r) {
+                for name in crate::release::crd_names(&text) {
+                    installers.entry(name).or_default().insert(s.key());
+                }
+            }
+        }
+    }
+    crds.retain(|(c, _)| groups.contains(&c.group));
+    let mut left = BTreeMap::new();
+    for (c, _) in &crds {
+        let Some(by) = installers.get(&c.name) else {
+            continue;
+        };
+        let used_by = users
+            .get(&(c.group.clone(), c.kind.clone()))
+            .cloned()
+            .unwrap_or_default();
+        if used_by.is_subset(by)
+            && let Some(first) = by.iter().next()
+        {
+            left.insert(c.name.clone(), first.clone());
+        }
+    }
+    (crds, left)
+}
+
 fn verb(a: &Action) -> &'static str {
     match a {
         Action::Install => "installed",
@@ -651,7 +719,7 @@ fn report_line(r: &Report) -> String {
             line
         }
         Outcome::Skipped(why) => format!("skipped   {}: {why}", s.key()),
-        Outcome::Failed(why) => format!("FAILED    {}: {why}", s.key()),
+        Outcome::Failed(why) | Outcome::Defect(why) => format!("FAILED    {}: {why}", s.key()),
         Outcome::NotStarted => format!("stopped   {}: not started", s.key()),
     }
 }
@@ -749,4 +817,105 @@ fn plan_table(steps: &[Step], preflight: Option<&Preflight>) -> String {
         None => {}
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crd(name: &str, group: &str, kind: &str) -> (IndexCrd, Vec<u8>) {
+        let row = IndexCrd {
+            name: name.to_owned(),
+            group: group.to_owned(),
+            kind: kind.to_owned(),
+            path: format!("crds/{name}.json"),
+            size: 0,
+            sha256: String::new(),
+            reason: String::new(),
+            extra: Default::default(),
+        };
+        (row, Vec::new())
+    }
+
+    fn step(name: &str, action: Action) -> Step {
+        Step {
+            namespace: "ns".to_owned(),
+            name: name.to_owned(),
+            revision: 1,
+            chart: "c-1".to_owned(),
+            action,
+            ordered: false,
+            labels: Default::default(),
+            note: None,
+            selected: true,
+        }
+    }
+
+    /// A record whose manifest holds objects of `kinds` (`apiVersion kind`)
+    /// and whose chart's `crds/` holds a CRD named `crd` of `group`/`kind`.
+    fn record(objects: &[(&str, &str)], crd: Option<(&str, &str, &str)>) -> Zeroizing<Vec<u8>> {
+        use base64::Engine as _;
+        let manifest: String = objects
+            .iter()
+            .map(|(v, k)| {
+                format!("---\n# Source: c/templates/x.yaml\napiVersion: {v}\nkind: {k}\n")
+            })
+            .collect();
+        let files: Vec<serde_json::Value> = crd
+            .map(|(name, group, kind)| {
+                let yaml = format!(
+                    "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+                     metadata:\n  name: {name}\nspec:\n  group: {group}\n  names:\n    kind: {kind}\n"
+                );
+                serde_json::json!({"name": "crds/a.yaml",
+                    "data": base64::engine::general_purpose::STANDARD.encode(yaml)})
+            })
+            .into_iter()
+            .collect();
+        Zeroizing::new(
+            serde_json::json!({"manifest": manifest, "chart": {"files": files}})
+                .to_string()
+                .into_bytes(),
+        )
+    }
+
+    #[test]
+    fn crds_of_used_groups_are_created_and_those_a_chart_installs_left_to_helm() {
+        let crds = vec![
+            crd("as.g.test", "g.test", "A"),
+            crd("bs.g.test", "g.test", "B"),
+            crd("cs.other.test", "other.test", "C"),
+            crd("ls.l.test", "l.test", "L"),
+            crd("ms.m.test", "m.test", "M"),
+        ];
+        let steps = vec![
+            // op installs L and M from its crds/ and uses A (so all of g.test).
+            step("op", Action::Install),
+            // user uses M too: M must exist before either installs.
+            step("user", Action::Install),
+            // up is upgraded: helm does not install crds/ on upgrade.
+            step("up", Action::Upgrade),
+            step("skipped", Action::Skip("exists".to_owned())),
+        ];
+        let mut records = HashMap::new();
+        let mut put = |name: &str, r| {
+            records.insert(("ns".to_owned(), name.to_owned(), 1), r);
+        };
+        put(
+            "op",
+            record(
+                &[("g.test/v1", "A"), ("l.test/v1", "L")],
+                Some(("ls.l.test", "l.test", "L")),
+            ),
+        );
+        put("user", record(&[("m.test/v1", "M")], None));
+        put("up", record(&[], Some(("ms.m.test", "m.test", "M"))));
+        put("skipped", record(&[("other.test/v1", "C")], None));
+        let (kept, left) = crds_to_create(crds, &steps, &records, false);
+        let names: Vec<&str> = kept.iter().map(|(c, _)| c.name.as_str()).collect();
+        // bs.g.test for its group; cs.other.test only a skipped release uses.
+        assert_eq!(names, ["as.g.test", "bs.g.test", "ls.l.test", "ms.m.test"]);
+        let left: Vec<(&str, &str)> = left.iter().map(|(c, r)| (c.as_str(), r.as_str())).collect();
+        assert_eq!(left, [("ls.l.test", "ns/op")]);
+    }
 }

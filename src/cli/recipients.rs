@@ -29,7 +29,6 @@ pub(super) fn run(args: RecipientsArgs, config: &Loaded) -> Result<(), Failure> 
         recipients_files: args.recipients_files,
         passphrase: false,
         armor: false,
-        no_encrypt: false,
     };
     let (recipients, files) = enc.recipient_sources(config);
     if recipients.is_empty() && files.is_empty() {

@@ -275,11 +275,18 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
             );
         }
         let where_ = &stats.destination;
+        let crds = if stats.group_crds > 0 {
+            format!(
+                "{} CRDs, {} of them for their API group only",
+                stats.crds, stats.group_crds
+            )
+        } else {
+            format!("{} CRDs", stats.crds)
+        };
         eprintln!(
-            "Saved {} releases ({} revisions, {} CRDs, {} of records) from {} to {where_} in {:.1}s",
+            "Saved {} releases ({} revisions, {crds}, {} of records) from {} to {where_} in {:.1}s",
             stats.releases,
             stats.revisions,
-            stats.crds,
             super::human_bytes(stats.bytes),
             stats.server,
             start.elapsed().as_secs_f64()
@@ -325,10 +332,21 @@ fn from_source(e: SourceError) -> Attempt {
     }
 }
 
+/// How many of the index's CRDs were taken for their API group only.
+fn group_only(index: &Index) -> usize {
+    index
+        .crds
+        .iter()
+        .filter(|c| c.reason.starts_with("API group"))
+        .count()
+}
+
 struct Stats {
     destination: String,
     releases: usize,
     crds: usize,
+    /// CRDs taken for their API group only (no saved object is of their kind).
+    group_crds: usize,
     revisions: usize,
     bytes: u64,
     server: String,
@@ -479,7 +497,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
     let revisions = index.releases.len();
     let bytes: u64 = index.releases.iter().map(|r| r.size).sum();
 
-    let binary = !args.encrypt.armor && !args.encrypt.no_encrypt;
+    let binary = !args.encrypt.armor;
     let (sink, upload) = match bucket {
         Some(b) => {
             // A Tiller-only save (--source tiller) has no Kubernetes
@@ -562,6 +580,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
         return Ok(Stats {
             releases,
             crds: index.crds.len(),
+            group_crds: group_only(&index),
             revisions,
             bytes,
             server: server.clone(),
@@ -605,6 +624,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
     Ok(Stats {
         releases,
         crds: index.crds.len(),
+        group_crds: group_only(&index),
         revisions,
         bytes,
         server,

@@ -76,7 +76,7 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
     let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
     args.verify.check(&source, config)?;
     let input = source.open()?;
-    let opened = crate::vault::open(input, args.decrypt.no_encrypt, &identities)?;
+    let opened = crate::vault::open(input, &identities)?;
 
     let mut values: Option<Zeroizing<Vec<u8>>> = None;
     let mut target_revision: Option<u32> = None;
@@ -232,6 +232,48 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
             "Note: {}/{}: {what}.\n",
             printable(&ns),
             printable(&name)
+        ));
+    }
+    if !index.crds.is_empty() {
+        out.push('\n');
+        out.push_str(&crd_table(index));
+    }
+    out
+}
+
+/// The snapshot's CRDs, and why save took each.
+fn crd_table(index: &Index) -> String {
+    let header = ["CRD", "KIND", "WHY"];
+    let body: Vec<[String; 3]> = index
+        .crds
+        .iter()
+        .map(|c| {
+            [
+                printable(&c.name),
+                printable(&c.kind),
+                if c.reason.is_empty() {
+                    "-".to_owned()
+                } else {
+                    printable(&c.reason)
+                },
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &body {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for cells in std::iter::once(header.map(str::to_owned)).chain(body) {
+        out.push_str(&format!(
+            "{:<a$}  {:<b$}  {}\n",
+            cells[0],
+            cells[1],
+            cells[2],
+            a = widths[0],
+            b = widths[1]
         ));
     }
     out

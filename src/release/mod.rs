@@ -378,8 +378,9 @@ fn unquote(v: &str) -> String {
 }
 
 /// The `(group, kind)` of every object in a Helm 3/4 record's manifest and
-/// hooks (the core group is `""`). Documents that are not YAML objects are
-/// ignored.
+/// hooks (the core group is `""`), and of every custom kind defined by a CRD
+/// among them or in the chart's `crds/`. Documents that are not YAML objects
+/// are ignored.
 pub fn kinds_used(data: &[u8]) -> std::collections::BTreeSet<(String, String)> {
     #[derive(Deserialize)]
     struct Record {
@@ -393,13 +394,6 @@ pub fn kinds_used(data: &[u8]) -> std::collections::BTreeSet<(String, String)> {
         #[serde(default)]
         manifest: Option<String>,
     }
-    #[derive(Deserialize)]
-    struct TypeMeta {
-        #[serde(default, rename = "apiVersion")]
-        api_version: Option<String>,
-        #[serde(default)]
-        kind: Option<String>,
-    }
     let mut out = std::collections::BTreeSet::new();
     let Ok(r) = serde_json::from_slice::<Record>(data) else {
         return out;
@@ -411,31 +405,124 @@ pub fn kinds_used(data: &[u8]) -> std::collections::BTreeSet<(String, String)> {
             .filter_map(|h| h.manifest),
     );
     for text in texts {
-        for doc in split_documents(&text) {
-            // Helm renders top-level keys at column 0: read them directly, and
-            // parse the document as YAML only when that finds nothing.
-            let mut api_version = None;
-            let mut kind = None;
-            for line in doc.lines() {
-                if let Some(v) = line.strip_prefix("apiVersion:") {
-                    api_version = Some(unquote(v));
-                } else if let Some(v) = line.strip_prefix("kind:") {
-                    kind = Some(unquote(v));
-                }
-            }
-            if (api_version.is_none() || kind.is_none())
-                && let Ok(Some(tm)) = serde_norway::from_str::<Option<TypeMeta>>(doc)
-            {
-                api_version = api_version.or(tm.api_version);
-                kind = kind.or(tm.kind);
-            }
-            if let (Some(av), Some(kind)) = (api_version, kind) {
-                let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
-                out.insert((group.to_owned(), kind));
-            }
-        }
+        kinds_in(&text, &mut out);
+    }
+    for (_, text) in chart_crd_files(data) {
+        kinds_in(&text, &mut out);
     }
     out
+}
+
+/// The files of a Helm 3/4 record's chart under `crds/`: `(path, text)`.
+pub fn chart_crd_files(data: &[u8]) -> Vec<(String, String)> {
+    use base64::Engine as _;
+    #[derive(Deserialize)]
+    struct Record {
+        #[serde(default)]
+        chart: Option<Chart>,
+    }
+    #[derive(Deserialize)]
+    struct Chart {
+        #[serde(default)]
+        files: Option<Vec<File>>,
+    }
+    #[derive(Deserialize)]
+    struct File {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        data: Option<String>,
+    }
+    let Ok(r) = serde_json::from_slice::<Record>(data) else {
+        return Vec::new();
+    };
+    r.chart
+        .and_then(|c| c.files)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|f| f.name.starts_with("crds/"))
+        .filter_map(|f| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(f.data.unwrap_or_default())
+                .ok()?;
+            Some((f.name, String::from_utf8(bytes).ok()?))
+        })
+        .collect()
+}
+
+/// The names of the CustomResourceDefinitions in a YAML stream (a chart's
+/// `crds/` file).
+pub fn crd_names(text: &str) -> Vec<String> {
+    #[derive(Deserialize)]
+    struct Head {
+        #[serde(default)]
+        kind: Option<String>,
+        #[serde(default)]
+        metadata: Option<Meta>,
+    }
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(default)]
+        name: Option<String>,
+    }
+    split_documents(text)
+        .into_iter()
+        .filter_map(|doc| serde_norway::from_str::<Option<Head>>(doc).ok().flatten())
+        .filter(|h| h.kind.as_deref() == Some("CustomResourceDefinition"))
+        .filter_map(|h| h.metadata.and_then(|m| m.name))
+        .collect()
+}
+
+/// Adds the kinds of the documents of `text` (see [`kinds_used`]).
+fn kinds_in(text: &str, out: &mut std::collections::BTreeSet<(String, String)>) {
+    #[derive(Deserialize)]
+    struct TypeMeta {
+        #[serde(default, rename = "apiVersion")]
+        api_version: Option<String>,
+        #[serde(default)]
+        kind: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Crd {
+        spec: CrdSpec,
+    }
+    #[derive(Deserialize)]
+    struct CrdSpec {
+        group: String,
+        names: CrdNames,
+    }
+    #[derive(Deserialize)]
+    struct CrdNames {
+        kind: String,
+    }
+    for doc in split_documents(text) {
+        // Helm renders top-level keys at column 0: read them directly, and
+        // parse the document as YAML only when that finds nothing.
+        let mut api_version = None;
+        let mut kind = None;
+        for line in doc.lines() {
+            if let Some(v) = line.strip_prefix("apiVersion:") {
+                api_version = Some(unquote(v));
+            } else if let Some(v) = line.strip_prefix("kind:") {
+                kind = Some(unquote(v));
+            }
+        }
+        if (api_version.is_none() || kind.is_none())
+            && let Ok(Some(tm)) = serde_norway::from_str::<Option<TypeMeta>>(doc)
+        {
+            api_version = api_version.or(tm.api_version);
+            kind = kind.or(tm.kind);
+        }
+        if let (Some(av), Some(kind)) = (api_version, kind) {
+            let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+            if kind == "CustomResourceDefinition"
+                && let Ok(crd) = serde_norway::from_str::<Crd>(doc)
+            {
+                out.insert((crd.spec.group, crd.spec.names.kind));
+            }
+            out.insert((group.to_owned(), kind));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -444,7 +531,8 @@ mod kinds_tests {
     fn finds_kinds_in_manifest_and_hooks() {
         let rec = serde_json::json!({
             "manifest": "---\n# Source: x\napiVersion: v1\nkind: ConfigMap\n---\napiVersion: example.com/v1\nkind: Widget\nspec: {}\n---\n# empty\n",
-            "hooks": [{"manifest": "apiVersion: batch/v1\nkind: Job\n"}]
+            "hooks": [{"manifest": "apiVersion: batch/v1\nkind: Job\n"}],
+            "chart": {"files": [{"name": "crds/g.yaml", "data": "YXBpVmVyc2lvbjogYXBpZXh0ZW5zaW9ucy5rOHMuaW8vdjEKa2luZDogQ3VzdG9tUmVzb3VyY2VEZWZpbml0aW9uCm1ldGFkYXRhOgogIG5hbWU6IGdzLmV4YW1wbGUuY29tCnNwZWM6CiAgZ3JvdXA6IGV4YW1wbGUuY29tCiAgbmFtZXM6CiAgICBraW5kOiBHYWRnZXQK"}]}
         });
         let kinds = super::kinds_used(rec.to_string().as_bytes());
         let v: Vec<(String, String)> = kinds.into_iter().collect();
@@ -452,10 +540,18 @@ mod kinds_tests {
             v,
             [
                 ("".to_owned(), "ConfigMap".to_owned()),
+                (
+                    "apiextensions.k8s.io".to_owned(),
+                    "CustomResourceDefinition".to_owned()
+                ),
                 ("batch".to_owned(), "Job".to_owned()),
+                ("example.com".to_owned(), "Gadget".to_owned()),
                 ("example.com".to_owned(), "Widget".to_owned())
             ]
         );
+        let files = super::chart_crd_files(rec.to_string().as_bytes());
+        assert_eq!(files.len(), 1);
+        assert_eq!(super::crd_names(&files[0].1), ["gs.example.com"]);
     }
 }
 

@@ -61,6 +61,10 @@ pub enum Outcome {
     Failed(String),
     /// Not started: the run was stopped first.
     NotStarted,
+    /// Failed because helm refused the chart helm-bulk generated: a defect
+    /// of helm-bulk, which a rerun does not fix. The message names the
+    /// stored document and says how to report it.
+    Defect(String),
 }
 
 /// Stops a running plan: no step starts once [`Stop::stop`] was called.
@@ -94,6 +98,48 @@ impl Stop {
             r.remove(&pid);
         }
     }
+}
+
+/// Where helm-bulk defects are reported.
+pub const REPORT_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/issues");
+
+/// The one-line explanation of a helm error about a frozen chart, and, with
+/// `--debug`, the stored document and its frozen form on stderr (they may
+/// hold secrets, so only on request and never on disk).
+fn defect(frozen: &FrozenChart, error: &str) -> Option<String> {
+    let at = frozen.locate(error)?;
+    let place = match (at.doc, at.line) {
+        (Some(doc), Some(line)) => format!("{}, line {line}", doc.what),
+        (Some(doc), None) => doc.what.clone(),
+        (None, _) => format!(
+            "a stored document of template {} ({} in all)",
+            at.file.path,
+            at.file.docs.len()
+        ),
+    };
+    if crate::debug::enabled() {
+        let docs: Vec<&super::frozen::FrozenDoc> = match at.doc {
+            Some(d) => vec![d],
+            None => at.file.docs.iter().collect(),
+        };
+        for doc in docs {
+            eprintln!(
+                "debug: {} as stored (may hold secrets):\n{}\ndebug: end of the stored document\n\
+                 debug: the same document escaped in the frozen template {} (from line {}):\n{}\ndebug: end of the frozen document",
+                doc.what,
+                doc.text.as_str(),
+                at.file.path,
+                doc.first_line,
+                super::frozen::escape_template(&doc.text)
+            );
+        }
+    }
+    Some(format!(
+        "helm cannot read the chart helm-bulk generated from the stored release ({place}): {error}. \
+         This is a defect of helm-bulk, not of your chart or cluster, and running load again will not fix it: \
+         please report it at {REPORT_URL}, with what `helm bulk --debug load` prints about this release \
+         (the document itself: check it for secrets before sharing)"
+    ))
 }
 
 /// A finished step.
@@ -318,7 +364,10 @@ impl HelmRunner {
         drop(handle);
         match result {
             Ok(()) => Outcome::Done,
-            Err(e) => Outcome::Failed(e),
+            Err(e) => match defect(&frozen, &e) {
+                Some(d) => Outcome::Defect(d),
+                None => Outcome::Failed(e),
+            },
         }
     }
 }
@@ -382,7 +431,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::last_error_line;
+    use super::*;
 
     #[test]
     fn helm_errors_become_one_line() {
@@ -398,5 +447,47 @@ mod tests {
         );
         assert_eq!(last_error_line(b"no prefix\n\n"), "no prefix");
         assert_eq!(last_error_line(b""), "helm failed without a message");
+    }
+
+    #[test]
+    fn a_helm_error_about_a_frozen_chart_is_reported_as_a_defect() {
+        let rec = serde_json::json!({
+            "name": "r", "namespace": "n", "version": 2,
+            "chart": {"metadata": {"name": "app", "version": "1.0.0"}},
+            "manifest": "---\n# Source: app/templates/cm.yaml\nkind: ConfigMap\n---\n# Source: app/templates/cm.yaml\nkind: Secret\nx: 1\n",
+        });
+        let frozen = super::super::frozen::freeze(rec.to_string().as_bytes()).unwrap();
+        let error = r#"INSTALLATION FAILED: parse error at (app/templates/cm.yaml:4): unexpected "{" in command"#;
+        let line = defect(&frozen, error).unwrap();
+        assert!(!line.contains('\n'), "one line: {line}");
+        for part in [
+            "the chart helm-bulk generated from the stored release",
+            "(manifest document 2 of 2 (# Source: app/templates/cm.yaml), line 2)",
+            error,
+            "defect of helm-bulk",
+            "will not fix it",
+            REPORT_URL,
+            "--debug",
+        ] {
+            assert!(line.contains(part), "{part:?} in {line}");
+        }
+        assert!(REPORT_URL.starts_with("https://github.com/"));
+        assert_eq!(defect(&frozen, "Service \"x\" is invalid: port"), None);
+        // A YAML error names no document: the one that is not YAML.
+        let rec = serde_json::json!({
+            "name": "r", "namespace": "n", "version": 2,
+            "chart": {"metadata": {"name": "app", "version": "1.0.0"}},
+            "manifest": "---\n# Source: app/templates/cm.yaml\nkind: ConfigMap\n---\n# Source: app/templates/cm.yaml\nkind: Secret\nx: [1\n",
+        });
+        let frozen = super::super::frozen::freeze(rec.to_string().as_bytes()).unwrap();
+        let line = defect(
+            &frozen,
+            "YAML parse error on app/templates/cm.yaml: error converting YAML to JSON: yaml: line 2: did not find expected ',' or ']'",
+        )
+        .unwrap();
+        assert!(
+            line.contains("(manifest document 2 of 2 (# Source: app/templates/cm.yaml), line 2)"),
+            "{line}"
+        );
     }
 }

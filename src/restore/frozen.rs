@@ -38,6 +38,88 @@ pub struct FrozenChart {
     pub archive: Zeroizing<Vec<u8>>,
     /// The user-supplied values, as JSON (a YAML document Helm reads with `-f`).
     pub values: Zeroizing<Vec<u8>>,
+    /// Which stored document went where, to explain an error of helm about
+    /// the frozen chart in terms of the stored release.
+    pub layout: Vec<FrozenFile>,
+}
+
+/// One template file of a frozen chart.
+pub struct FrozenFile {
+    /// Its path in the chart archive (`chart/templates/x.yaml`), as helm
+    /// names it in errors.
+    pub path: String,
+    /// The stored documents it holds, in file order.
+    pub docs: Vec<FrozenDoc>,
+}
+
+/// A stored document (or the notes) as placed in a frozen template.
+pub struct FrozenDoc {
+    /// What it is: `manifest document 3 (# Source: …)`, `hook NAME (…)`, `notes`.
+    pub what: String,
+    /// Its first line in the template file (1-based; escaping adds no lines).
+    pub first_line: usize,
+    /// Its stored text.
+    pub text: Zeroizing<String>,
+}
+
+/// Where in a stored release a helm error about a frozen chart points.
+pub struct Located<'a> {
+    /// The template file.
+    pub file: &'a FrozenFile,
+    /// The document, when the error names a line.
+    pub doc: Option<&'a FrozenDoc>,
+    /// The line within that document (1-based).
+    pub line: Option<usize>,
+}
+
+impl FrozenChart {
+    /// Finds the stored document a helm error is about: helm names a
+    /// template as `chart/templates/x.yaml`, with `:LINE` for template parse
+    /// and execution errors. `None` if the error names no frozen template.
+    pub fn locate(&self, error: &str) -> Option<Located<'_>> {
+        let (file, after) = self.layout.iter().find_map(|f| {
+            let at = error.find(&f.path)?;
+            let after = &error[at + f.path.len()..];
+            // Not a longer path that starts the same.
+            match after.chars().next() {
+                Some(c) if c.is_alphanumeric() || c == '/' || c == '.' => None,
+                _ => Some((f, after)),
+            }
+        })?;
+        let number = |text: &str| -> Option<usize> {
+            text.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .ok()
+        };
+        if let Some(line) = after.strip_prefix(':').and_then(number) {
+            // A template error: the line of the template file.
+            let doc = file.docs.iter().rev().find(|d| d.first_line <= line);
+            return Some(Located {
+                file,
+                line: doc.map(|d| line - d.first_line + 1),
+                doc,
+            });
+        }
+        // A YAML error (`yaml: line N`) counts lines in the document that
+        // does not parse, which the error does not name: the one of the
+        // template's stored documents that is not YAML.
+        let broken: Vec<&FrozenDoc> = file
+            .docs
+            .iter()
+            .filter(|d| serde_norway::from_str::<serde_norway::Value>(&d.text).is_err())
+            .collect();
+        let doc = match broken[..] {
+            [one] => Some(one),
+            _ => None,
+        };
+        let line = doc.and_then(|_| {
+            let at = after.find("yaml: line ")?;
+            number(&after[at + "yaml: line ".len()..])
+        });
+        Some(Located { file, doc, line })
+    }
 }
 
 /// Go's encoding/json writes nil slices and maps as `null`: treat as empty.
@@ -97,29 +179,70 @@ struct File {
     data: String,
 }
 
-/// Escapes Go template actions so the engine outputs `text` unchanged.
+/// What Helm's engine deletes from every rendered file (Go's text/template
+/// prints it for missing map keys, and Helm removes it afterwards).
+const NO_VALUE: &str = "<no value>";
+
+/// Writes `text` as a Go template that Helm renders back to exactly `text`.
+///
+/// The rules, each for one step between a template file and Helm's output:
+/// * Go's lexer reads text up to the next `{{` and starts an action there,
+///   whatever comes before it (a `{` just before `{{` is text, so `{{{` is `{`
+///   then an action). So every maximal run of `{` and `}` characters that
+///   holds `{{` or `}}` is written as one action printing that run as a Go
+///   string, `{{"…"}}`. The characters on either side of such an action are
+///   never braces, so no `{{` is left in text and no text brace touches an
+///   action's delimiters (`{}}` stays text; `x{{{y` becomes `x{{"{{{"}}y`).
+/// * Helm replaces every `<no value>` in a rendered file by nothing, once,
+///   left to right. Each `<no value>` of `text` is written as
+///   `<no <no value>value>`: the replacement removes the inner one and
+///   leaves exactly the original.
+/// * Helm's chart loader drops a UTF-8 byte order mark at the start of a
+///   file, so one there is written as an action too.
 pub fn escape_template(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);
     let mut rest = text;
-    loop {
-        let open = rest.find("{{");
-        let close = rest.find("}}");
-        let (at, token) = match (open, close) {
-            (None, None) => break,
-            (Some(o), Some(c)) if c < o => (c, "}}"),
-            (Some(o), _) => (o, "{{"),
-            (None, Some(c)) => (c, "}}"),
-        };
-        out.push_str(&rest[..at]);
-        out.push_str(if token == "{{" {
-            "{{\"{{\"}}"
-        } else {
-            "{{\"}}\"}}"
-        });
-        rest = &rest[at + 2..];
+    if let Some(after) = rest.strip_prefix('\u{feff}') {
+        out.push_str("{{\"\\ufeff\"}}");
+        rest = after;
     }
-    out.push_str(rest);
+    let mut pieces = rest.split(NO_VALUE);
+    if let Some(first) = pieces.next() {
+        escape_braces(first, &mut out);
+    }
+    for piece in pieces {
+        out.push_str("<no <no value>value>");
+        escape_braces(piece, &mut out);
+    }
     out
+}
+
+/// Appends `text` with every run of braces holding `{{` or `}}` written as a
+/// Go string action (see [`escape_template`]).
+fn escape_braces(text: &str, out: &mut String) {
+    let bytes = text.as_bytes();
+    let is_brace = |b: u8| b == b'{' || b == b'}';
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_brace(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && is_brace(bytes[i]) {
+            i += 1;
+        }
+        let run = &text[start..i];
+        if run.contains("{{") || run.contains("}}") {
+            out.push_str(&text[copied..start]);
+            out.push_str("{{\"");
+            out.push_str(run);
+            out.push_str("\"}}");
+            copied = i;
+        }
+    }
+    out.push_str(&text[copied..]);
 }
 
 /// A safe file name piece from a hook name.
@@ -272,17 +395,25 @@ pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
     .map_err(io)?;
     add(&mut tar, &format!("{name}/values.yaml"), &parts.defaults).map_err(io)?;
     let mut templates = Templates::default();
-    for (source, doc) in split_manifest(&parts.manifest) {
+    let stored = split_manifest(&parts.manifest);
+    let count = stored.len();
+    for (i, (source, doc)) in stored.into_iter().enumerate() {
+        let what = format!(
+            "manifest document {} of {count} (# Source: {})",
+            i + 1,
+            source.unwrap_or("none")
+        );
         match source.and_then(|p| template_path(&name, p)) {
-            Some(path) => templates.push(path, doc),
+            Some(path) => templates.push(path, what, doc),
             // No usable `# Source:` comment: the document keeps its own text.
-            None => templates.push(UNSOURCED.to_owned(), doc),
+            None => templates.push(UNSOURCED.to_owned(), what, doc),
         }
     }
     for (i, hook) in parts.hooks.iter().enumerate() {
         let path = template_path(&name, &hook.path)
             .unwrap_or_else(|| format!("templates/hook-{i:03}-{}.yaml", file_piece(&hook.name)));
-        templates.push(path, &hook.manifest);
+        let what = format!("hook {} (# Source: {})", hook.name, hook.path);
+        templates.push(path, what, &hook.manifest);
     }
     for dir in templates.subcharts() {
         let sub = dir.rsplit('/').next().unwrap_or(&dir);
@@ -299,31 +430,70 @@ pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
         )
         .map_err(io)?;
     }
-    for (path, docs) in &templates.files {
+    let mut layout = Vec::new();
+    for (path, docs) in templates.files {
         // Helm 3 trims each document it splits from a template's output;
         // Helm 4 splits at lines starting with `---` and trims only leading
-        // white space. Documents joined by `---` lines come back out of
-        // either exactly as they went in.
+        // white space, so a document it stored ends without a newline only
+        // if it was the last of its template (`{{- end -}}`). Such a
+        // document goes last here too: joined to a `---` line it would gain
+        // a newline with Helm 4. Moving it keeps Helm's order, which is
+        // stable by kind: it came after every document of its kind from
+        // the same template. Documents joined by `---` lines come back out
+        // of either Helm exactly as they went in.
+        let (ended, open): (Vec<_>, Vec<_>) =
+            docs.into_iter().partition(|(_, d)| d.ends_with('\n'));
         let mut text = Zeroizing::new(String::new());
-        for (i, doc) in docs.iter().enumerate() {
+        let mut placed = Vec::new();
+        let mut line = 1;
+        // A Helm 3 document can start with a `---` line (see
+        // split_manifest). Helm 3 splits a `---` at the very start of a
+        // template away, so one first in its template gets a `---` before it.
+        if ended
+            .iter()
+            .chain(&open)
+            .next()
+            .is_some_and(|(_, d)| d.starts_with("---"))
+        {
+            text.push_str("---\n");
+            line += 1;
+        }
+        for (i, (what, doc)) in ended.into_iter().chain(open).enumerate() {
             if i > 0 {
                 if !text.ends_with('\n') {
                     text.push('\n');
+                    line += 1;
                 }
                 text.push_str("---\n");
+                line += 1;
             }
-            text.push_str(doc);
+            placed.push(FrozenDoc {
+                what,
+                first_line: line,
+                text: doc.clone(),
+            });
+            line += doc.matches('\n').count();
+            text.push_str(&doc);
         }
         let body = Zeroizing::new(escape_template(&text));
-        add(&mut tar, &format!("{name}/{path}"), body.as_bytes()).map_err(io)?;
+        let file = format!("{name}/{path}");
+        add(&mut tar, &file, body.as_bytes()).map_err(io)?;
+        layout.push(FrozenFile {
+            path: file,
+            docs: placed,
+        });
     }
     if !parts.notes.is_empty() {
-        add(
-            &mut tar,
-            &format!("{name}/templates/NOTES.txt"),
-            escape_template(&parts.notes).as_bytes(),
-        )
-        .map_err(io)?;
+        let file = format!("{name}/templates/NOTES.txt");
+        add(&mut tar, &file, escape_template(&parts.notes).as_bytes()).map_err(io)?;
+        layout.push(FrozenFile {
+            path: file,
+            docs: vec![FrozenDoc {
+                what: "notes".to_owned(),
+                first_line: 1,
+                text: Zeroizing::new(parts.notes.clone()),
+            }],
+        });
     }
     for (path, data) in &parts.crds {
         if path
@@ -341,22 +511,26 @@ pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
         version,
         archive,
         values: parts.values,
+        layout,
     })
 }
 
 /// Where documents without a usable `# Source:` comment go.
 const UNSOURCED: &str = "templates/helm-bulk-unsourced.yaml";
 
+/// One stored document: what it is, and its text.
+type Doc = (String, Zeroizing<String>);
+
 /// The frozen chart's template files, in the order first seen, each with
 /// its documents in stored order.
 #[derive(Default)]
 struct Templates {
-    files: Vec<(String, Vec<Zeroizing<String>>)>,
+    files: Vec<(String, Vec<Doc>)>,
 }
 
 impl Templates {
-    fn push(&mut self, path: String, doc: &str) {
-        let doc = Zeroizing::new(doc.to_owned());
+    fn push(&mut self, path: String, what: String, doc: &str) {
+        let doc = (what, Zeroizing::new(doc.to_owned()));
         match self.files.iter_mut().find(|(p, _)| *p == path) {
             Some((_, docs)) => docs.push(doc),
             None => self.files.push((path, vec![doc])),
@@ -383,14 +557,26 @@ impl Templates {
 /// the document, `\n`, for each document) into `(PATH, document)`, each
 /// document exactly as Helm split it from its template's output. A document
 /// without the comment has no path.
+///
+/// A document itself never holds a line starting with `---`, but for its
+/// first line with Helm 3: its split (`\s*\n---\s*`) eats the white space
+/// after a `---`, so a template printing `---` twice in a row makes a
+/// document that starts with the second `---` line. The line right after a
+/// `# Source:` comment is therefore always part of the document.
 fn split_manifest(manifest: &str) -> Vec<(Option<&str>, &str)> {
     let mut chunks: Vec<&str> = Vec::new();
     let mut start = 0;
     let mut at = 0;
+    let mut after_separator = false;
+    let mut after_source = false;
     for line in manifest.split_inclusive('\n') {
-        if line.trim_end() == "---" {
+        if line.trim_end() == "---" && !after_source {
             chunks.push(&manifest[start..at]);
             start = at + line.len();
+            after_separator = true;
+        } else {
+            after_source = after_separator && line.starts_with("# Source: ");
+            after_separator = false;
         }
         at += line.len();
     }
@@ -523,12 +709,144 @@ pub(crate) fn archive_files(archive: &[u8]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
+    /// What Helm does with one template file of a frozen chart, for the
+    /// subset of Go's template syntax [`escape_template`] writes: the chart
+    /// loader drops a leading byte order mark, Go's lexer takes text up to
+    /// the next `{{` and parses an action there (only a string literal is
+    /// accepted here; anything else is the parse error Helm would report),
+    /// and the engine deletes every `<no value>` of the output.
+    fn helm_renders(template: &str) -> Result<String, String> {
+        let mut rest = template.strip_prefix('\u{feff}').unwrap_or(template);
+        let mut out = String::new();
+        while let Some(at) = rest.find("{{") {
+            out.push_str(&rest[..at]);
+            let action = &rest[at + 2..];
+            let Some(body) = action.strip_prefix('"') else {
+                return Err(format!("an action that is not a string at {action:.20?}"));
+            };
+            let mut chars = body.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((i, '"')) => break i,
+                    Some((_, '\\')) => {
+                        let escape: String = chars.by_ref().take(5).map(|(_, c)| c).collect();
+                        if escape != "ufeff" {
+                            return Err(format!("unknown escape \\{escape}"));
+                        }
+                        out.push('\u{feff}');
+                    }
+                    Some((_, c)) => out.push(c),
+                    None => return Err("unterminated string".to_owned()),
+                }
+            };
+            rest = body[end + 1..]
+                .strip_prefix("}}")
+                .ok_or_else(|| format!("unexpected {:.10?} in command", &body[end + 1..]))?;
+        }
+        out.push_str(rest);
+        Ok(out.replace(NO_VALUE, ""))
+    }
+
+    /// A small seeded generator (SplitMix64), so failures reproduce.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
     #[test]
     fn escaping_round_trips_through_go_template_syntax() {
         assert_eq!(escape_template("a {{ b }} c"), r#"a {{"{{"}} b {{"}}"}} c"#);
-        assert_eq!(escape_template("}}{{"), r#"{{"}}"}}{{"{{"}}"#);
-        assert_eq!(escape_template("{{{"), r#"{{"{{"}}{"#);
+        assert_eq!(escape_template("}}{{"), r#"{{"}}{{"}}"#);
+        assert_eq!(escape_template("{{{"), r#"{{"{{{"}}"#);
         assert_eq!(escape_template("plain"), "plain");
+        // Issue 13: `{` before `}}` was read as the start of an action
+        // (`{{{"}}"}}`); the whole run goes into the action.
+        assert_eq!(
+            escape_template(r#""options":{}}"#),
+            r#""options":{{"{}}"}}"#
+        );
+        assert_eq!(
+            escape_template(r#"[{\"container\":{}},"#),
+            r#"[{\"container\":{{"{}}"}},"#
+        );
+        assert_eq!(escape_template("{}{}"), "{}{}");
+        assert_eq!(escape_template("x{{{y}}}"), r#"x{{"{{{"}}y{{"}}}"}}"#);
+        assert_eq!(escape_template("{}{{"), r#"{{"{}{{"}}"#);
+        assert_eq!(
+            escape_template("a <no value> b"),
+            "a <no <no value>value> b"
+        );
+        assert_eq!(escape_template("\u{feff}x"), r#"{{"\ufeff"}}x"#);
+        for text in [
+            "{}}",
+            "{{}",
+            "{{-",
+            " -}}",
+            "{{/* c */}}",
+            "}{",
+            "<no <no value>value>",
+            "<no {{ value>",
+            "\u{feff}{{",
+        ] {
+            assert_eq!(helm_renders(&escape_template(text)).as_deref(), Ok(text));
+        }
+    }
+
+    /// The escaping rules against the model of Helm above, on many seeded
+    /// texts made of the pieces that matter. The differential test against
+    /// the real helm binaries is `tests/frozen_fidelity.rs`.
+    #[test]
+    fn escaping_holds_for_generated_texts() {
+        const PIECES: [&str; 26] = [
+            "{",
+            "}",
+            "{{",
+            "}}",
+            "{{-",
+            "-}}",
+            "{{- ",
+            " -}}",
+            "{{/*",
+            "*/}}",
+            "\"",
+            "`",
+            "\\",
+            "'",
+            "<no value>",
+            "<no ",
+            "value>",
+            "<",
+            "\u{feff}",
+            "\r\n",
+            "\t",
+            "\n",
+            "é日😀",
+            "a",
+            " ",
+            "---",
+        ];
+        let mut rng = Rng(0x1e13_2026);
+        for case in 0..20_000 {
+            let len = rng.below(24);
+            let text: String = (0..len).map(|_| PIECES[rng.below(PIECES.len())]).collect();
+            let escaped = escape_template(&text);
+            assert_eq!(
+                helm_renders(&escaped).as_deref(),
+                Ok(text.as_str()),
+                "case {case}: {text:?} escaped as {escaped:?}"
+            );
+        }
     }
 
     #[test]
@@ -606,10 +924,11 @@ mod tests {
             ]
         );
         let file = |name: &str| &files.iter().find(|(p, _)| p == name).unwrap().1;
-        // Documents of one source, in stored order, hooks after them.
+        // Documents of one source, in stored order, hooks after them; those
+        // that end with a newline (here the hook) before those that do not.
         assert_eq!(
             file("app/templates/cm.yaml"),
-            "kind: ConfigMap\nmetadata:\n  name: a\n---\nkind: ConfigMap\nmetadata:\n  name: b\n---\nkind: Job\n"
+            "kind: Job\n---\nkind: ConfigMap\nmetadata:\n  name: a\n---\nkind: ConfigMap\nmetadata:\n  name: b"
         );
         assert_eq!(
             file("app/charts/db/templates/s.yaml"),
@@ -620,6 +939,73 @@ mod tests {
             file("app/templates/helm-bulk-unsourced.yaml"),
             "kind: Orphan"
         );
+    }
+
+    /// Issue 13: Helm 4 sorted a template's last document (no final
+    /// newline, `{{- end -}}`) before the others; joined to the next `---`
+    /// it gained a newline, and a `|+` value at its end an empty line.
+    #[test]
+    fn a_document_without_final_newline_goes_last_in_its_template() {
+        let cm = "kind: ConfigMap\ndata:\n  keep: |+\n    echo hi";
+        let svc = "kind: Service\nmetadata:\n  name: s\n";
+        let manifest = format!(
+            "---\n# Source: app/templates/both.yaml\n{cm}\n---\n# Source: app/templates/both.yaml\n{svc}\n"
+        );
+        let rec = serde_json::json!({
+            "name": "r", "namespace": "n", "version": 1,
+            "chart": {"metadata": {"name": "app", "version": "1.0.0"}},
+            "manifest": manifest,
+        });
+        let f = freeze(rec.to_string().as_bytes()).unwrap();
+        let files = archive_files(&f.archive);
+        let both = &files
+            .iter()
+            .find(|(p, _)| p == "app/templates/both.yaml")
+            .unwrap()
+            .1;
+        assert_eq!(both, &format!("{svc}---\n{cm}"));
+    }
+
+    #[test]
+    fn a_helm_error_is_traced_to_the_stored_document_and_line() {
+        let manifest = "---\n# Source: app/templates/cm.yaml\nkind: ConfigMap\nmetadata:\n  name: a\n\
+            ---\n# Source: app/templates/cm.yaml\nkind: ConfigMap\nmetadata:\n  name: b\n  x: y\n";
+        let rec = serde_json::json!({
+            "name": "r", "namespace": "n", "version": 2,
+            "chart": {"metadata": {"name": "app", "version": "1.0.0"}},
+            "manifest": manifest,
+            "info": {"notes": "hello"},
+        });
+        let f = freeze(rec.to_string().as_bytes()).unwrap();
+        // cm.yaml: lines 1-3 document 1, line 4 `---`, lines 5-8 document 2.
+        let at = f
+            .locate(r#"parse error at (app/templates/cm.yaml:7): unexpected "{" in command"#)
+            .unwrap();
+        assert_eq!(at.file.path, "app/templates/cm.yaml");
+        let doc = at.doc.unwrap();
+        assert_eq!(
+            doc.what,
+            "manifest document 2 of 2 (# Source: app/templates/cm.yaml)"
+        );
+        assert_eq!(
+            doc.text.as_str(),
+            "kind: ConfigMap\nmetadata:\n  name: b\n  x: y"
+        );
+        assert_eq!(at.line, Some(3));
+        let at = f
+            .locate("YAML parse error on app/templates/cm.yaml: error converting YAML")
+            .unwrap();
+        assert!(at.doc.is_none() && at.line.is_none());
+        assert_eq!(
+            f.locate("template: app/templates/NOTES.txt:1:3: executing")
+                .unwrap()
+                .doc
+                .unwrap()
+                .what,
+            "notes"
+        );
+        assert!(f.locate("app/templates/cm.yamlx:3").is_none());
+        assert!(f.locate("Service \"x\" is invalid").is_none());
     }
 
     #[test]
@@ -673,6 +1059,16 @@ mod tests {
             [
                 (Some("a/templates/x.yaml"), "kind: A\n"),
                 (Some("a/templates/x.yaml"), "kind: B\n")
+            ]
+        );
+        // Helm 3 stores `---` twice in a row as a document starting with `---`.
+        assert_eq!(
+            split_manifest(
+                "---\n# Source: a/templates/x.yaml\n---\nkind: A\n---\n# Source: a/templates/x.yaml\nkind: B\n"
+            ),
+            [
+                (Some("a/templates/x.yaml"), "---\nkind: A"),
+                (Some("a/templates/x.yaml"), "kind: B")
             ]
         );
         assert_eq!(split_manifest(""), []);

@@ -137,9 +137,9 @@ impl IndexRow {
     }
 }
 
-/// A CustomResourceDefinition stored in the snapshot: one whose custom
-/// resources appear in a saved release (often shipped in a subchart's
-/// `crds/`, which Helm keeps in neither the record nor the manifest).
+/// A CustomResourceDefinition stored in the snapshot: one of an API group a
+/// saved release uses (often shipped in a subchart's `crds/`, which Helm
+/// keeps in neither the record nor the manifest).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IndexCrd {
@@ -155,6 +155,10 @@ pub struct IndexCrd {
     pub size: u64,
     /// SHA-256, lowercase hex.
     pub sha256: String,
+    /// Why save took it: `kind Widget used by ns/release` or `API group g
+    /// used by ns/release`. Empty in snapshots of older versions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,

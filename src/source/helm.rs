@@ -110,8 +110,28 @@ pub struct Plan {
     pub resource_version: String,
     /// Objects that could not be decoded: `namespace/object: reason`.
     pub problems: Vec<String>,
-    /// The `(group, kind)` of every object in the kept records' manifests and hooks.
-    pub kinds: BTreeSet<(String, String)>,
+    /// The `(group, kind)` of every object in the kept records' manifests and
+    /// hooks, and of every custom kind their CRDs define, each with the first
+    /// release (`namespace/name`) that uses it.
+    pub kinds: BTreeMap<(String, String), String>,
+}
+
+/// The kinds of the kept rows, each with the first release that uses it.
+pub fn kinds_by_release(
+    rows: &[IndexRow],
+    mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>>,
+) -> BTreeMap<(String, String), String> {
+    let mut kinds = BTreeMap::new();
+    for r in rows {
+        if let Some(k) = kinds_of.remove(&(r.namespace.clone(), r.name.clone(), r.revision)) {
+            for gk in k {
+                kinds
+                    .entry(gk)
+                    .or_insert_with(|| format!("{}/{}", r.namespace, r.name));
+            }
+        }
+    }
+    kinds
 }
 
 /// Reads Helm 3/4 release storage.
@@ -216,12 +236,7 @@ impl HelmSource {
         }
         let rv = lister.resource_version().to_owned();
         let rows = apply_filter(rows, filter);
-        let mut kinds = BTreeSet::new();
-        for r in &rows {
-            if let Some(k) = kinds_of.remove(&(r.namespace.clone(), r.name.clone(), r.revision)) {
-                kinds.extend(k);
-            }
-        }
+        let kinds = kinds_by_release(&rows, kinds_of);
         Ok(Plan {
             rows,
             resource_version: rv,

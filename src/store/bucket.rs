@@ -446,13 +446,7 @@ impl Bucket {
             .into_iter()
             .filter_map(|m| {
                 let key = m.location.to_string();
-                // <prefix>/<cluster>/<timestamp>.tar.gz.age: the last two parts.
-                let (dir, file) = key.rsplit_once('/')?;
-                let cluster = dir.rsplit('/').next()?;
-                let timestamp = file.strip_suffix(SNAPSHOT_SUFFIX)?;
-                if cluster.is_empty() || !is_timestamp(timestamp) {
-                    return None;
-                }
+                let (cluster, timestamp) = parse_snapshot_key(&key)?;
                 Some(Listed {
                     signed: sigs.contains(&format!("{key}.sig")),
                     cluster: cluster.to_owned(),
@@ -523,6 +517,19 @@ impl Bucket {
         }
         Ok(())
     }
+}
+
+/// The cluster and timestamp of a snapshot object key
+/// (`<prefix>/<cluster>/<YYYYMMDDTHHMMSSZ>.tar.gz.age`), or `None` for any
+/// other object (signatures, foreign files).
+pub fn parse_snapshot_key(key: &str) -> Option<(&str, &str)> {
+    let (dir, file) = key.rsplit_once('/')?;
+    let cluster = dir.rsplit('/').next()?;
+    let timestamp = file.strip_suffix(SNAPSHOT_SUFFIX)?;
+    if cluster.is_empty() || !is_timestamp(timestamp) {
+        return None;
+    }
+    Some((cluster, timestamp))
 }
 
 /// `YYYYMMDDTHHMMSSZ`.

@@ -88,17 +88,12 @@ fn finish(
     rows: Vec<IndexRow>,
     statuses: &[Code],
     filter: &SaveFilter,
-    mut kinds_of: KindsOf,
+    kinds_of: KindsOf,
     resource_version: String,
     problems: Vec<String>,
 ) -> Plan {
     let rows = select(rows, statuses, filter);
-    let mut kinds = BTreeSet::new();
-    for r in &rows {
-        if let Some(k) = kinds_of.remove(&(r.namespace.clone(), r.name.clone(), r.revision)) {
-            kinds.extend(k);
-        }
-    }
+    let kinds = crate::source::helm::kinds_by_release(&rows, kinds_of);
     Plan {
         rows,
         resource_version,

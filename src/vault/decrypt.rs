@@ -12,13 +12,11 @@ const AGE_BINARY: &[u8] = b"age-encryption.org/";
 const AGE_ARMOR: &[u8] = b"-----BEGIN AGE ENCRYPTED FILE-----";
 const GZIP: &[u8] = &[0x1f, 0x8b];
 
-/// The plaintext of a snapshot, and how it was protected.
+/// The decrypted stream of a snapshot.
 pub struct Opened {
     /// The plaintext stream. Read it to its end: the final age chunk is only
     /// authenticated there.
     pub reader: Box<dyn Read>,
-    /// Whether the input was encrypted.
-    pub encrypted: bool,
 }
 
 /// Maps age's stream errors to typed ones: truncation stays `UnexpectedEof`,
@@ -39,14 +37,13 @@ impl<R: Read> Read for Authenticated<R> {
 
 /// Opens a snapshot stream.
 ///
-/// * `plaintext_expected`: the user passed `--no-encrypt`.
+/// Only encrypted snapshots are read: a plaintext tar.gz is refused (helm-bulk
+/// never writes one, and accepting one would let anybody who can write to
+/// the store substitute releases without knowing a recipient).
+///
 /// * `identities`: identity files; only read when the input is encrypted to
 ///   recipients. A passphrase-encrypted input prompts on the terminal instead.
-pub fn open<R: Read + 'static>(
-    input: R,
-    plaintext_expected: bool,
-    identities: &[PathBuf],
-) -> Result<Opened, VaultError> {
+pub fn open<R: Read + 'static>(input: R, identities: &[PathBuf]) -> Result<Opened, VaultError> {
     let mut input = BufReader::with_capacity(64 * 1024, input);
     let head = input.fill_buf()?;
     if head.is_empty() {
@@ -62,16 +59,8 @@ pub fn open<R: Read + 'static>(
     } else {
         return Err(VaultError::Unrecognized);
     };
-    match (kind, plaintext_expected) {
-        (Kind::Gzip, true) => {
-            return Ok(Opened {
-                reader: Box::new(input),
-                encrypted: false,
-            });
-        }
-        (Kind::Gzip, false) => return Err(VaultError::UnexpectedPlaintext),
-        (Kind::Age, true) => return Err(VaultError::UnexpectedCiphertext),
-        (Kind::Age, false) => {}
+    if kind == Kind::Gzip {
+        return Err(VaultError::UnexpectedPlaintext);
     }
     let decryptor =
         age::Decryptor::new_buffered(ArmoredReader::new(input)).map_err(header_error)?;
@@ -100,11 +89,10 @@ pub fn open<R: Read + 'static>(
     };
     Ok(Opened {
         reader: Box::new(Authenticated(reader)),
-        encrypted: true,
     })
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Gzip,
     Age,

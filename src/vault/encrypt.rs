@@ -13,18 +13,11 @@ pub enum Protection {
     Recipients(Vec<Box<dyn age::Recipient + Send>>),
     /// Encrypted with a passphrase (scrypt).
     Passphrase(SecretString),
-    /// Not encrypted at all (only with an explicit `--no-encrypt`).
-    Plaintext,
-}
-
-enum Inner<W: Write> {
-    Age(age::stream::StreamWriter<ArmoredWriter<W>>),
-    Plain(W),
 }
 
 /// A writer that encrypts everything written to it. Call [`finish`](Self::finish):
 /// without it the age stream has no final chunk and will not decrypt.
-pub struct EncryptingWriter<W: Write>(Inner<W>);
+pub struct EncryptingWriter<W: Write>(age::stream::StreamWriter<ArmoredWriter<W>>);
 
 /// Wraps `out` so that everything written is protected as `protection` says.
 pub fn encrypt<W: Write>(
@@ -33,7 +26,6 @@ pub fn encrypt<W: Write>(
     armor: bool,
 ) -> Result<EncryptingWriter<W>, VaultError> {
     let encryptor = match protection {
-        Protection::Plaintext => return Ok(EncryptingWriter(Inner::Plain(out))),
         Protection::Passphrase(p) => age::Encryptor::with_user_passphrase(p.clone()),
         Protection::Recipients(rs) => {
             if rs.is_empty() {
@@ -49,33 +41,22 @@ pub fn encrypt<W: Write>(
         Format::Binary
     };
     let armored = ArmoredWriter::wrap_output(out, format)?;
-    Ok(EncryptingWriter(Inner::Age(
-        encryptor.wrap_output(armored)?,
-    )))
+    Ok(EncryptingWriter(encryptor.wrap_output(armored)?))
 }
 
 impl<W: Write> EncryptingWriter<W> {
     /// Writes the final age chunk and the armor footer, and returns the output.
     pub fn finish(self) -> io::Result<W> {
-        match self.0 {
-            Inner::Age(w) => w.finish()?.finish(),
-            Inner::Plain(w) => Ok(w),
-        }
+        self.0.finish()?.finish()
     }
 }
 
 impl<W: Write> Write for EncryptingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match &mut self.0 {
-            Inner::Age(w) => w.write(buf),
-            Inner::Plain(w) => w.write(buf),
-        }
+        self.0.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match &mut self.0 {
-            Inner::Age(w) => w.flush(),
-            Inner::Plain(w) => w.flush(),
-        }
+        self.0.flush()
     }
 }

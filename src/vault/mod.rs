@@ -41,16 +41,11 @@ pub enum VaultError {
     /// The passphrase did not decrypt the snapshot.
     #[error("the passphrase is wrong, or the snapshot header was modified")]
     WrongPassphrase,
-    /// A plaintext snapshot where an encrypted one was expected.
+    /// A plaintext tar.gz: helm-bulk reads only encrypted snapshots.
     #[error(
-        "this snapshot is not encrypted; pass --no-encrypt to read a plaintext snapshot on purpose"
+        "this file is a plaintext tar.gz, not an encrypted snapshot; helm-bulk reads only age-encrypted snapshots (it never writes plaintext ones)"
     )]
     UnexpectedPlaintext,
-    /// An encrypted snapshot read with --no-encrypt.
-    #[error(
-        "this snapshot is encrypted; drop --no-encrypt and give an identity with -i/--identity"
-    )]
-    UnexpectedCiphertext,
     /// The input is neither age nor gzip.
     #[error("not a helm-bulk snapshot: the data is neither age-encrypted nor gzip-compressed")]
     Unrecognized,

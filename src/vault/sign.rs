@@ -308,12 +308,18 @@ pub fn read_allowed_signers(path: &Path) -> Result<Vec<AllowedSigner>, VaultErro
             path.display()
         ))
     })?;
+    parse_allowed_signers(&text, &path.display().to_string())
+}
+
+/// Parses the text of an OpenSSH `allowed_signers` file; `origin` names it in
+/// errors (which give the line, never its content).
+pub fn parse_allowed_signers(text: &str, origin: &str) -> Result<Vec<AllowedSigner>, VaultError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let bad = |why: &str| {
             VaultError::Keys(format!(
                 "trusted signers file {} line {}: {why}",
-                path.display(),
+                origin,
                 i + 1
             ))
         };
@@ -368,7 +374,7 @@ pub fn read_allowed_signers(path: &Path) -> Result<Vec<AllowedSigner>, VaultErro
     if out.is_empty() {
         return Err(VaultError::Keys(format!(
             "trusted signers file {} lists no keys",
-            path.display()
+            origin
         )));
     }
     Ok(out)

@@ -1,0 +1,9 @@
+//! The configuration file's YAML.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = helm_bulk::config::parse(text);
+    }
+});

@@ -1,0 +1,3 @@
+{{- define "dashboards.fullname" -}}
+{{ .Release.Name }}-grafana
+{{- end -}}
