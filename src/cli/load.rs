@@ -324,8 +324,9 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         print_stdout(&text)?;
         return match &preflight {
             Some(p) if !p.problems.is_empty() => Err(fail(format!(
-                "preflight found problems with {} release(s) (listed above); load would stop before installing anything",
-                p.problems.len()
+                "preflight found problems with {} release(s) (listed above); load would stop before installing anything. {}",
+                p.problems.len(),
+                preflight_advice(p)
             ))),
             _ => Ok(()),
         };
@@ -337,8 +338,9 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             eprintln!("preflight {key}: {why}");
         }
         return Err(fail(format!(
-            "preflight found problems with {} release(s) (listed above); nothing was installed. Fix them, or leave those releases out with --exclude",
-            p.problems.len()
+            "preflight found problems with {} release(s) (listed above); nothing was installed. {}",
+            p.problems.len(),
+            preflight_advice(p)
         )));
     }
     if let Some(p) = &preflight
@@ -526,8 +528,22 @@ struct Preflight {
     checked: usize,
     /// `(namespace/name, reason)` of each release that would fail.
     problems: Vec<(String, String)>,
+    /// How many of them fail because of a helm-bulk defect.
+    defects: usize,
     /// How long it took.
     elapsed: std::time::Duration,
+}
+
+/// What to do about the preflight's problems.
+fn preflight_advice(p: &Preflight) -> String {
+    let exclude = "Fix them, or leave those releases out with --exclude";
+    match p.defects {
+        0 => exclude.to_owned(),
+        n => format!(
+            "{n} of them because of a helm-bulk defect, please report it at {}; {exclude}",
+            crate::restore::execute::REPORT_URL
+        ),
+    }
 }
 
 /// Renders the frozen chart of every step that installs or upgrades a
@@ -566,6 +582,7 @@ where
         .block_on(preflight::served(&cluster.client, &wanted))
         .map_err(|e| fail(format!("preflight: {e}")))?;
     let mut problems = Vec::new();
+    let mut defects = 0;
     for step in &changing {
         match rendered.get(&step.key()) {
             Some(Ok(r)) => {
@@ -575,7 +592,10 @@ where
                 }
             }
             Some(Err(e)) => {
-                problems.push((step.key(), format!("the frozen chart does not render: {e}")))
+                if matches!(e, preflight::Problem::Defect(_)) {
+                    defects += 1;
+                }
+                problems.push((step.key(), e.to_string()))
             }
             None => problems.push((step.key(), "was not rendered".to_owned())),
         }
@@ -591,6 +611,7 @@ where
     Ok(Preflight {
         checked: changing.len(),
         problems,
+        defects,
         elapsed,
     })
 }

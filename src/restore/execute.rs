@@ -106,7 +106,7 @@ pub const REPORT_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/issues");
 /// The one-line explanation of a helm error about a frozen chart, and, with
 /// `--debug`, the stored document and its frozen form on stderr (they may
 /// hold secrets, so only on request and never on disk).
-fn defect(frozen: &FrozenChart, error: &str) -> Option<String> {
+pub(crate) fn defect(frozen: &FrozenChart, error: &str) -> Option<String> {
     let at = frozen.locate(error)?;
     let place = match (at.doc, at.line) {
         (Some(doc), Some(line)) => format!("{}, line {line}", doc.what),

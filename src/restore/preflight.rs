@@ -84,27 +84,52 @@ pub fn crd_defines(crd: &serde_json::Value) -> Vec<Gvk> {
         .collect()
 }
 
+/// Why a frozen chart cannot be installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// It cannot be built, rendered or read.
+    Render(String),
+    /// helm refused the chart helm-bulk generated: a helm-bulk defect (see
+    /// [`super::execute::Outcome::Defect`]); the message says where and how
+    /// to report it.
+    Defect(String),
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Render(e) => write!(f, "the frozen chart does not render: {e}"),
+            Problem::Defect(e) => f.write_str(e),
+        }
+    }
+}
+
 /// Renders the frozen chart of `step` (its stored `record`) as the install
 /// would, client side.
-pub fn render(runner: &HelmRunner, step: &Step, record: &[u8]) -> Result<Rendered, String> {
-    let frozen = (runner.freezer)(record).map_err(|e| e.to_string())?;
-    let handle = ChartHandle::new(&frozen.archive).map_err(|e| e.to_string())?;
+pub fn render(runner: &HelmRunner, step: &Step, record: &[u8]) -> Result<Rendered, Problem> {
+    let frozen = (runner.freezer)(record).map_err(|e| Problem::Render(e.to_string()))?;
+    let handle = ChartHandle::new(&frozen.archive).map_err(|e| Problem::Render(e.to_string()))?;
     let chart = handle.path();
-    let out = runner.output(
-        &[
-            "template",
-            &step.name,
-            &chart,
-            "--namespace",
-            &step.namespace,
-            "--values",
-            "-",
-            "--include-crds",
-        ],
-        Some(&frozen.values),
-    )?;
+    let out = runner
+        .output(
+            &[
+                "template",
+                &step.name,
+                &chart,
+                "--namespace",
+                &step.namespace,
+                "--values",
+                "-",
+                "--include-crds",
+            ],
+            Some(&frozen.values),
+        )
+        .map_err(|e| match super::execute::defect(&frozen, &e) {
+            Some(d) => Problem::Defect(d),
+            None => Problem::Render(e),
+        })?;
     let text = Zeroizing::new(String::from_utf8_lossy(&out).into_owned());
-    parse_rendered(&text)
+    parse_rendered(&text).map_err(Problem::Render)
 }
 
 /// The APIs an object of `rendered` needs that will not exist: neither
@@ -141,7 +166,7 @@ pub fn render_all<R>(
     steps: &[&Step],
     jobs: usize,
     record: R,
-) -> BTreeMap<String, Result<Rendered, String>>
+) -> BTreeMap<String, Result<Rendered, Problem>>
 where
     R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>> + Sync,
 {
@@ -155,7 +180,9 @@ where
                     let Some(step) = next else { break };
                     let result = match record(step) {
                         Some(r) => render(runner, step, &r),
-                        None => Err("the snapshot has no record for this revision".to_owned()),
+                        None => Err(Problem::Render(
+                            "the snapshot has no record for this revision".to_owned(),
+                        )),
                     };
                     if let Ok(mut res) = results.lock() {
                         res.insert(step.key(), result);
