@@ -486,131 +486,13 @@ fn truncation_and_trailing_garbage_are_detected() {
     }
 }
 
-/// A tar.gz built by hand, so show can be fed what helm-bulk never writes.
-/// An entry: raw path bytes, type, content, and a size to fill with zeros instead.
-type RawEntry<'a> = (&'a [u8], tar::EntryType, &'a [u8], Option<u64>);
-
-fn raw_archive(entries: &[RawEntry]) -> Vec<u8> {
-    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-        Vec::new(),
-        flate2::Compression::fast(),
-    ));
-    for (path, kind, data, size) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.as_old_mut().name[..path.len()].copy_from_slice(path);
-        h.set_size(size.unwrap_or(data.len() as u64));
-        h.set_entry_type(*kind);
-        h.set_mode(0o600);
-        if matches!(kind, tar::EntryType::Symlink | tar::EntryType::Link) {
-            h.set_link_name("/etc/shadow").unwrap();
-        }
-        h.set_cksum();
-        match size {
-            Some(n) => tar
-                .append(&h, std::io::Read::take(std::io::repeat(0), *n))
-                .unwrap(),
-            None => tar.append(&h, *data).unwrap(),
-        }
-    }
-    tar.into_inner().unwrap().finish().unwrap()
-}
-
 #[test]
 fn hostile_archives_inside_valid_encryption_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (id, recipient) = keygen(d, "id.txt");
-    let rec = [kit::record("a", "db", 1, "deployed", "pw")];
-    let mut m = kit::meta();
-    m.releases = vec![
-        rec[0]
-            .index_row(helm_bulk::snapshot::SourceKind::Helm3)
-            .unwrap(),
-    ];
-    let index = serde_json::to_vec(&m).unwrap();
-    let path: &[u8] = b"releases/a/db/1.json";
-    let data: &[u8] = &rec[0].data;
-    let mut tampered = data.to_vec();
-    let n = tampered.len();
-    tampered[n - 3] ^= 1;
-    let mut big = m.clone();
-    big.releases[0].size = 200 << 20;
-    let big_index = serde_json::to_vec(&big).unwrap();
-    let reg = tar::EntryType::Regular;
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "does not match the index: sha256",
-            raw_archive(&[
-                (b"index.json", reg, &index, None),
-                (path, reg, &tampered, None),
-            ]),
-        ),
-        (
-            "path contains `..`",
-            raw_archive(&[
-                (b"index.json", reg, &index, None),
-                (b"releases/../../../tmp/x", reg, data, None),
-            ]),
-        ),
-        (
-            "absolute path",
-            raw_archive(&[
-                (b"index.json", reg, &index, None),
-                (b"/tmp/evil", reg, data, None),
-            ]),
-        ),
-        (
-            "symbolic link",
-            raw_archive(&[
-                (b"index.json", reg, &index, None),
-                (path, tar::EntryType::Symlink, b"", None),
-            ]),
-        ),
-        (
-            "hard link",
-            raw_archive(&[
-                (b"index.json", reg, &index, None),
-                (path, tar::EntryType::Link, b"", None),
-            ]),
-        ),
-        (
-            "device",
-            raw_archive(&[
-                (b"index.json", reg, &index, None),
-                (path, tar::EntryType::Block, b"", None),
-            ]),
-        ),
-        (
-            "device",
-            raw_archive(&[
-                (b"index.json", reg, &index, None),
-                (path, tar::EntryType::Char, b"", None),
-            ]),
-        ),
-        (
-            "fifo",
-            raw_archive(&[
-                (b"index.json", reg, &index, None),
-                (path, tar::EntryType::Fifo, b"", None),
-            ]),
-        ),
-        // 200 MiB of zeros: about 200 KiB compressed, refused from its header.
-        (
-            "over the limit",
-            raw_archive(&[
-                (b"index.json", reg, &big_index, None),
-                (path, reg, b"", Some(200 << 20)),
-            ]),
-        ),
-        (
-            "the first entry is",
-            raw_archive(&[(path, reg, data, None)]),
-        ),
-        (
-            "record(s) in the index are missing",
-            raw_archive(&[(b"index.json", reg, &index, None)]),
-        ),
-    ];
+    // The cases are shared with `verify` (tests/kit/adversarial.rs).
+    let cases = kit::adversarial::hostile_archives();
     for (needle, plain) in cases {
         let file = d.join("hostile.age");
         std::fs::write(&file, encrypt_to(&plain, &recipient, false)).unwrap();

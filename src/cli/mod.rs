@@ -4,14 +4,17 @@
 mod args;
 mod check;
 mod completion;
+mod diff;
 mod interrupt;
 mod keygen;
 mod list;
 mod load;
 mod prune;
 mod recipients;
+mod rekey;
 mod save;
 mod show;
+mod verify;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -105,6 +108,12 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Check that every cluster in a bucket has a recent, verified snapshot (for alerting)
     Check(check::CheckArgs),
+    /// Prove a snapshot opens and is complete: decrypt in memory, check every entry and the signature
+    Verify(verify::VerifyCmdArgs),
+    /// Re-encrypt snapshots to new recipients (key rotation), streaming, and re-sign them
+    Rekey(rekey::RekeyArgs),
+    /// Compare a snapshot with the live cluster, per release (exit 0 equal, 1 differ, 2 error)
+    Diff(diff::DiffArgs),
     /// Create a new age identity (private key) file and print its recipient
     Keygen(keygen::KeygenArgs),
     /// Print the recipients a save would encrypt to
@@ -227,6 +236,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::List(a) => list::run(a, &config),
         Command::Prune(a) => prune::run(a, &config),
         Command::Check(a) => check::run(a, &config),
+        Command::Verify(a) => verify::run(a, &config),
+        Command::Rekey(a) => rekey::run(a, &config),
+        Command::Diff(a) => diff::run(a, &config),
         Command::Recipients(a) => recipients::run(a, &config),
         Command::Completion(a) => completion::run(a),
     }

@@ -108,17 +108,18 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         let Some(data) = values else {
             return Err(fail(format!("release {ns}/{name} is not in this snapshot")));
         };
-        let v = if index.source.kind == SourceKind::Tiller {
+        let mut v = if index.source.kind == SourceKind::Tiller {
             // Helm 2 keeps the values as YAML text (Config.raw).
             let r = crate::tiller::record::decode_wiped(&data).map_err(fail)?;
             crate::tiller::record::user_values_json(&r).map_err(fail)?
         } else {
             crate::release::helm_user_values(&data)?
         };
-        let text = match args.output {
+        let text = zeroize::Zeroizing::new(match args.output {
             OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&v)?),
             _ => serde_norway::to_string(&v)?,
-        };
+        });
+        crate::release::wipe_json(&mut v);
         return print_stdout(&text);
     }
 

@@ -4,6 +4,8 @@
 //! protobuf bytes for Tiller) so nothing Helm wrote is lost; [`Summary`] is a
 //! parsed view of the few fields helm-bulk itself needs.
 
+pub mod compare;
+
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -141,6 +143,31 @@ impl ReleaseRecord {
     }
 }
 
+/// Overwrites every string of a JSON value parsed from a record (values,
+/// keys, numbers' text is not kept by serde_json) with zeros, then empties
+/// it. `serde_json::Value` has no `Zeroize`: call this before dropping a
+/// value that held user values, as `show --values` and the frozen chart do.
+pub fn wipe_json(value: &mut serde_json::Value) {
+    use zeroize::Zeroize;
+    match value {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(items) => {
+            for item in items.iter_mut() {
+                wipe_json(item);
+            }
+            items.clear();
+        }
+        serde_json::Value::Object(map) => {
+            for (mut key, mut item) in std::mem::take(map) {
+                wipe_json(&mut item);
+                key.zeroize();
+            }
+        }
+        _ => {}
+    }
+    *value = serde_json::Value::Null;
+}
+
 /// The user-supplied values (`config`) of a Helm 3/4 release record.
 pub fn helm_user_values(data: &[u8]) -> Result<serde_json::Value, ReleaseError> {
     #[derive(Deserialize)]
@@ -266,6 +293,14 @@ pub fn has_chart_annotation(data: &[u8], annotation: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wipe_json_empties_every_string() {
+        let mut v =
+            serde_json::json!({"password": "hunter2", "nested": [{"token": "abc"}, 3, true]});
+        wipe_json(&mut v);
+        assert_eq!(v, serde_json::Value::Null);
+    }
 
     const RECORD: &str = r#"{"name":"web","namespace":"prod","version":3,
         "info":{"status":"deployed","last_deployed":"2026-01-02T03:04:05Z"},

@@ -327,10 +327,17 @@ pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
         );
         crds.push((path.to_owned(), data));
     }
+    // The parsed values are wiped once they are serialized into the chart.
+    let mut defaults = chart.values.unwrap_or(Value::Object(Map::new()));
+    let mut config = r.config.unwrap_or(Value::Object(Map::new()));
+    let serialized = (json(&defaults), json(&config));
+    crate::release::wipe_json(&mut defaults);
+    crate::release::wipe_json(&mut config);
+    let (defaults, values) = (serialized.0?, serialized.1?);
     assemble(Parts {
         metadata: chart.metadata,
         revision: r.version,
-        defaults: Zeroizing::new(json(&chart.values.unwrap_or(Value::Object(Map::new())))?),
+        defaults: Zeroizing::new(defaults),
         manifest: Zeroizing::new(r.manifest),
         hooks: r
             .hooks
@@ -343,7 +350,7 @@ pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
             .collect(),
         notes: r.info.map(|i| i.notes).unwrap_or_default(),
         crds,
-        values: Zeroizing::new(json(&r.config.unwrap_or(Value::Object(Map::new())))?),
+        values: Zeroizing::new(values),
     })
 }
 

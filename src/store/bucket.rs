@@ -137,6 +137,7 @@ pub struct Listed {
 }
 
 /// A bucket (and prefix) holding snapshots.
+#[derive(Clone)]
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
@@ -500,6 +501,27 @@ impl Bucket {
             url: self.url.clone(),
             why: format!("name a snapshot object (…{SNAPSHOT_SUFFIX}) or end the URL with /latest"),
         })
+    }
+
+    /// Copies an object within the store, replacing `to` (server-side).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), BucketError> {
+        self.store
+            .copy(&Path::from(from), &Path::from(to))
+            .await
+            .map_err(|e| {
+                BucketError::Store(format!("cannot copy {from} to {to}: {}", describe(&e)))
+            })
+    }
+
+    /// Deletes one object; a missing object is not an error.
+    pub async fn delete(&self, key: &str) -> Result<(), BucketError> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(BucketError::Store(format!(
+                "cannot delete {key}: {}",
+                describe(&e)
+            ))),
+        }
     }
 
     /// Deletes a snapshot and its signature.

@@ -10,6 +10,7 @@ pub mod agent;
 mod decrypt;
 mod encrypt;
 mod keys;
+mod rekey;
 pub mod sign;
 
 pub use decrypt::{Opened, open};
@@ -18,6 +19,7 @@ pub use keys::{
     default_identity_path, generate_identity, prompt_new_passphrase, prompt_passphrase,
     read_identities, read_recipients, recipient_strings,
 };
+pub use rekey::reencrypt;
 
 /// Errors from keys, encryption and decryption.
 #[derive(Debug, thiserror::Error)]

@@ -181,4 +181,5 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+pub mod adversarial;
 pub mod s3;

@@ -141,6 +141,53 @@ impl S3Server {
             .unwrap()
     }
 
+    fn boto(&self, body: &str) -> Vec<u8> {
+        let env = python_env();
+        let script = format!(
+            "import boto3,sys\ns3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='{}',aws_secret_access_key='{}')\n{body}",
+            self.endpoint, self.access_key, self.secret_key
+        );
+        let out = Command::new(env.join("bin/python"))
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "boto3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
+    /// Every object key in `bucket`, sorted.
+    pub fn keys(&self, bucket: &str) -> Vec<String> {
+        let out = self.boto(&format!(
+            "for p in s3.get_paginator('list_objects_v2').paginate(Bucket='{bucket}'):\n    [print(o['Key']) for o in p.get('Contents',[])]"
+        ));
+        let mut keys: Vec<String> = String::from_utf8(out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The bytes of one object.
+    pub fn get(&self, bucket: &str, key: &str) -> Vec<u8> {
+        self.boto(&format!(
+            "sys.stdout.buffer.write(s3.get_object(Bucket='{bucket}',Key='{key}')['Body'].read())"
+        ))
+    }
+
+    /// `helm-bulk SUBCOMMAND --endpoint …` pointed at this server.
+    pub fn bulk(&self, subcommand: &str) -> Command {
+        let mut c = super::bin();
+        self.configure(&mut c);
+        c.args([subcommand, "--endpoint", &self.endpoint]);
+        c
+    }
+
     /// Writes an object directly (for retention tests).
     pub fn put(&self, bucket: &str, key: &str, data: &[u8]) {
         let env = python_env();

@@ -1,0 +1,346 @@
+//! `helm bulk diff`: compare a snapshot with the live cluster, per release.
+//! Both sides are read into memory; nothing is written, nothing is changed.
+
+use std::collections::BTreeMap;
+
+use clap::Args;
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::args::{ClusterArgs, SnapshotSource, StoreArgs, VerifyArgs};
+use super::{
+    DEFAULT_SNAPSHOT, DecryptArgs, EXIT_USAGE, Failure, OutputFormat, print_stdout, printable,
+};
+use crate::config::Loaded;
+use crate::snapshot::{Entry, Limits, SourceKind};
+use crate::source::helm::{Driver, HelmSource, SaveFilter};
+
+/// Arguments of `diff`.
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  helm bulk diff -i key.txt backup.tar.gz.age
+  helm bulk diff -i key.txt -o json s3://dr/helm/prod/latest
+  helm bulk diff -i key.txt --values --manifest -n prod backup.age
+
+Compares each release's latest revision in the snapshot with its latest revision
+in the cluster: `missing` (in the snapshot, not in the cluster), `extra` (in the
+cluster, not in the snapshot), `equal`, or `drifted` with the parts that differ:
+chart (name and version), values (user-supplied), manifest, hooks. --values and
+--manifest add a unified diff of those parts, with the values of keys containing
+password, token, secret or key, and the data of Secrets, shown as <redacted>
+unless --show-secrets.
+
+Exit codes (as diff): 0 the cluster equals the snapshot, 1 they differ, 2 error.")]
+pub struct DiffArgs {
+    /// The snapshot file, or a bucket URL of one (…/<timestamp>.tar.gz.age or …/latest)
+    #[arg(value_name = "FILE|URL", default_value = DEFAULT_SNAPSHOT)]
+    pub file: String,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    /// Helm's storage driver in the cluster
+    #[arg(
+        long,
+        value_name = "DRIVER",
+        env = "HELM_DRIVER",
+        default_value = "secret"
+    )]
+    pub driver: String,
+
+    /// Also print a unified diff of the user-supplied values of each drifted release
+    #[arg(long)]
+    pub values: bool,
+
+    /// Also print a unified diff of the manifest of each drifted release
+    #[arg(long)]
+    pub manifest: bool,
+
+    /// Show secrets in those diffs (by default, values whose key contains password, token,
+    /// secret or key, and the data of Secrets, are shown as <redacted>)
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
+}
+
+/// One release's comparison.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row {
+    namespace: String,
+    name: String,
+    /// `equal`, `drifted`, `missing` or `extra`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot_revision: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live_revision: Option<u32>,
+    differs: Vec<&'static str>,
+    /// With --values: the unified diff of the user values (snapshot to cluster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    values_diff: Option<String>,
+    /// With --manifest: the unified diff of the manifest.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest_diff: Option<String>,
+}
+
+type TextOf = fn(&[u8], bool) -> Result<String, serde_json::Error>;
+
+type Latest = BTreeMap<(String, String), (u32, Zeroizing<Vec<u8>>)>;
+
+fn keep_latest(map: &mut Latest, ns: &str, name: &str, revision: u32, data: Zeroizing<Vec<u8>>) {
+    let key = (ns.to_owned(), name.to_owned());
+    match map.get(&key) {
+        Some((r, _)) if *r >= revision => {}
+        _ => {
+            map.insert(key, (revision, data));
+        }
+    }
+}
+
+fn error(f: Failure) -> Failure {
+    Failure {
+        message: f.message,
+        code: EXIT_USAGE,
+    }
+}
+
+pub(super) fn run(args: DiffArgs, config: &Loaded) -> Result<(), Failure> {
+    compare(&args, config).map_err(error).and_then(|rows| {
+        let differ = rows.iter().filter(|r| r.status != "equal").count();
+        let text = match args.output {
+            OutputFormat::Table => table(&rows),
+            OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&rows)?),
+            OutputFormat::Yaml => serde_norway::to_string(&rows)?,
+        };
+        print_stdout(&text).map_err(error)?;
+        if differ == 0 {
+            return Ok(());
+        }
+        let count = |s: &str| rows.iter().filter(|r| r.status == s).count();
+        Err(Failure {
+            message: format!(
+                "the cluster differs from the snapshot: {} drifted, {} missing, {} extra",
+                count("drifted"),
+                count("missing"),
+                count("extra")
+            ),
+            code: 1,
+        })
+    })
+}
+
+fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
+    let driver = Driver::parse(&args.driver)?;
+    let identities = args.decrypt.identity_files(config);
+    let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
+    args.verify.check(&source, config)?;
+    let opened = crate::vault::open(source.open()?, &identities)?;
+    let mut snapshot = Latest::new();
+    let mut latest_of: BTreeMap<(String, String), u32> = BTreeMap::new();
+    let index =
+        crate::release::read_checked(opened.reader, &Limits::default(), |index, entry, data| {
+            if latest_of.is_empty() {
+                for r in &index.releases {
+                    let e = latest_of
+                        .entry((r.namespace.clone(), r.name.clone()))
+                        .or_insert(r.revision);
+                    *e = (*e).max(r.revision);
+                }
+            }
+            if let Entry::Release(row) = entry
+                && latest_of.get(&(row.namespace.clone(), row.name.clone())) == Some(&row.revision)
+            {
+                keep_latest(&mut snapshot, &row.namespace, &row.name, row.revision, data);
+            }
+            Ok(())
+        })?;
+    args.verify.check_age(&index)?;
+    if index.source.kind == SourceKind::Tiller {
+        return Err(super::fail(
+            "diff compares Helm 3/4 snapshots; this one holds Helm 2 (Tiller) records",
+        ));
+    }
+
+    let rt = super::args::runtime()?;
+    let live: Latest = rt.block_on(async {
+        let cluster = crate::cluster::connect(&args.cluster.options()).await?;
+        let scope = args.cluster.scope(&cluster.default_namespace);
+        let helm = HelmSource::new(
+            cluster.client.clone(),
+            driver,
+            scope,
+            index.source.kind,
+            500,
+        );
+        let filter = SaveFilter {
+            selection: crate::select::Selection::all(),
+            history: Some(0),
+            statuses: Vec::new(),
+        };
+        let plan = helm.plan(&filter).await?;
+        let rows = plan.rows.clone();
+        let (tx, mut rx) = crate::source::record_channel();
+        let collect = std::thread::spawn(move || {
+            let mut out = Latest::new();
+            while let Some(rec) = rx.blocking_recv() {
+                let r = &rows[rec.pos];
+                keep_latest(&mut out, &r.namespace, &r.name, r.revision, rec.data);
+            }
+            out
+        });
+        let fetched = helm.fetch(&plan, &tx).await;
+        drop(tx);
+        let out = collect
+            .join()
+            .map_err(|_| super::fail("the record collector panicked"))?;
+        fetched?;
+        Ok::<_, Failure>(out)
+    })?;
+
+    // With -n, releases of other namespaces in the snapshot are not compared.
+    let scope = args.cluster.namespace.clone();
+    let mut rows = Vec::new();
+    for ((ns, name), (rev, data)) in &snapshot {
+        if scope.as_ref().is_some_and(|s| s != ns) {
+            continue;
+        }
+        let row = match live.get(&(ns.clone(), name.clone())) {
+            None => Row {
+                namespace: ns.clone(),
+                name: name.clone(),
+                status: "missing",
+                snapshot_revision: Some(*rev),
+                live_revision: None,
+                differs: Vec::new(),
+                values_diff: None,
+                manifest_diff: None,
+            },
+            Some((live_rev, live_data)) => {
+                let differs = crate::release::compare::differing_parts(data, live_data)?;
+                let show = args.show_secrets;
+                let label = |side: &str, rev: u32, what: &str| {
+                    format!("{side} {ns}/{name} revision {rev} ({what})")
+                };
+                let text_diff = |wanted: bool, part: &str, text: TextOf| -> Result<_, Failure> {
+                    if !wanted || !differs.contains(&part) {
+                        return Ok(None);
+                    }
+                    let d = crate::release::compare::unified(
+                        &text(data, show)?,
+                        &text(live_data, show)?,
+                        &label("snapshot", *rev, part),
+                        &label("cluster", *live_rev, part),
+                    );
+                    Ok(Some(if d.is_empty() {
+                        format!(
+                            "{ns}/{name}: only redacted {part} differ (--show-secrets shows them)\n"
+                        )
+                    } else {
+                        d
+                    }))
+                };
+                let values_diff =
+                    text_diff(args.values, "values", crate::release::compare::values_text)?;
+                let manifest_diff = text_diff(
+                    args.manifest,
+                    "manifest",
+                    crate::release::compare::manifest_text,
+                )?;
+                Row {
+                    values_diff,
+                    manifest_diff,
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    status: if differs.is_empty() {
+                        "equal"
+                    } else {
+                        "drifted"
+                    },
+                    snapshot_revision: Some(*rev),
+                    live_revision: Some(*live_rev),
+                    differs,
+                }
+            }
+        };
+        rows.push(row);
+    }
+    for ((ns, name), (live_rev, _)) in &live {
+        if !snapshot.contains_key(&(ns.clone(), name.clone())) {
+            rows.push(Row {
+                namespace: ns.clone(),
+                name: name.clone(),
+                status: "extra",
+                snapshot_revision: None,
+                live_revision: Some(*live_rev),
+                differs: Vec::new(),
+                values_diff: None,
+                manifest_diff: None,
+            });
+        }
+    }
+    rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    Ok(rows)
+}
+
+fn table(rows: &[Row]) -> String {
+    let header = ["NAMESPACE", "NAME", "STATUS", "REVISIONS", "DIFFERS"];
+    let body: Vec<[String; 5]> = rows
+        .iter()
+        .map(|r| {
+            let rev = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
+            [
+                printable(&r.namespace),
+                printable(&r.name),
+                r.status.to_owned(),
+                format!("{} -> {}", rev(r.snapshot_revision), rev(r.live_revision)),
+                r.differs.join(", "),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &body {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let l: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(l.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    for row in &body {
+        line(row.iter().map(String::as_str).collect());
+    }
+    for r in rows {
+        for d in [&r.values_diff, &r.manifest_diff].into_iter().flatten() {
+            out.push('\n');
+            out.push_str(&printable_lines(d));
+        }
+    }
+    out
+}
+
+/// Control characters escaped, line by line (the diff's own newlines kept).
+fn printable_lines(text: &str) -> String {
+    text.lines().map(|l| printable(l) + "\n").collect()
+}
