@@ -1426,8 +1426,10 @@ fn round_trip(helm: Helm) {
 }
 
 /// A stored document helm cannot read (a hand-made record: invalid YAML)
-/// makes helm refuse the frozen chart. load reports it as a helm-bulk defect
-/// naming the stored document and line, and `--debug` prints the document.
+/// makes helm refuse the frozen chart. load's preflight (which renders every
+/// frozen chart before the first install) reports it as a helm-bulk defect
+/// naming the stored document and line, stops with exit 1, and `--debug`
+/// prints the document.
 fn frozen_chart_defect_is_reported(run: &Run, env: &TestEnv) {
     let record = json!({
         "name": "broken",
@@ -1459,8 +1461,8 @@ fn frozen_chart_defect_is_reported(run: &Run, env: &TestEnv) {
         ],
     );
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{}", show(&out));
-    let failed = lines_with(&stderr, "FAILED    defect/broken: ");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let failed = lines_with(&stderr, "preflight defect/broken: ");
     assert_eq!(failed.len(), 1, "{stderr}");
     for part in [
         "the chart helm-bulk generated from the stored release",

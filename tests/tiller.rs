@@ -1145,7 +1145,12 @@ fn real_tiller_save_show_migrate_and_restore() {
             .find(|l| l.starts_with(&format!("{release} ")))
             .unwrap_or_else(|| panic!("no {release} in\n{plan}"));
         let cells: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(cells[1..], [revision, "legacy2-1.4.2", "install"], "{line}");
+        // REVISION, CHART, ACTION and the preflight's verdict.
+        assert_eq!(
+            cells[1..],
+            [revision, "legacy2-1.4.2", "install", "ok"],
+            "{line}"
+        );
     }
     assert!(
         env.helm_list(Helm::V4).is_empty(),

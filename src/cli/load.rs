@@ -1,7 +1,8 @@
 //! `helm bulk load`: decrypt, verify, plan and restore what the cluster lacks.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
@@ -10,9 +11,11 @@ use zeroize::Zeroizing;
 use super::args::{ClusterArgs, Origin, SelectArgs, SnapshotSource, StoreArgs, VerifyArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, EXIT_PARTIAL, Failure, fail, print_stdout};
 use crate::config::{Loaded, effective_order};
+use crate::release::Installed;
 use crate::restore::crds::{CrdOutcome, ensure};
-use crate::restore::execute::{HelmRunner, Outcome, Report, run_plan};
+use crate::restore::execute::{HelmRunner, Outcome, Report, Stop, run_plan};
 use crate::restore::plan::{Action, Mode, PlanInput, Step, plan, targets};
+use crate::restore::preflight;
 use crate::snapshot::{Entry, IndexCrd, Limits, SourceKind};
 use crate::source::helm::{Driver, installed_releases};
 use crate::tiller::client::{Tiller, TillerArgs};
@@ -29,16 +32,23 @@ Examples:
   helm bulk load --from s3://backups/helm/prod/latest
 
 For each release, the last *deployed* revision in the snapshot is restored
-(Helm's current release). It is installed with the real helm (HELM_BIN, or helm
-on PATH) from a frozen chart: the stored manifest, hooks and notes reproduced
+(Helm's current release; for a snapshot taken in the middle of an upgrade, the
+last good revision). It is installed with the real helm (HELM_BIN, or helm on
+PATH) from a frozen chart: the stored manifest, hooks and notes reproduced
 literally, with the same chart name, version, appVersion and values. Releases
 listed in `order:` (config) or HELM_BULK_ORDER go first, one at a time; the
-rest install in parallel. Releases the cluster already has are skipped, so load
-can be run again after a partial failure.
+rest install in parallel. Releases the cluster has *deployed* are skipped;
+those an earlier, interrupted load left are uninstalled and installed again;
+someone else's release that is not deployed is left alone and reported (use
+--replace, or --upgrade for a failed one). So load can be run again after a
+partial failure, a Ctrl-C or a killed process, until it exits 0.
 
-The whole snapshot is decrypted and verified in memory before anything is
-installed. Exit code 3 means some releases failed (each is listed); the others
-were restored.
+The whole snapshot is decrypted and verified in memory, and every frozen chart
+to install is rendered with helm (client side) and its APIs checked, before
+anything is installed. Exit code 3 means some releases failed or are not
+deployed at the end (each is listed); the others were restored. Ctrl-C,
+SIGTERM and SIGHUP stop starting installs, undo the installs they cut short and
+exit 128 + the signal number; a second Ctrl-C exits at once.
 
 Helm 2 snapshots (save --source tiller or tiller-storage) are migrated: each
 release is installed into Helm 3/4 as a frozen chart made from its manifest,
@@ -147,7 +157,8 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         Mode::Install
     };
     let bin = helm_bin();
-    if !args.dry_run && !args.to_tiller {
+    // Even a dry run renders the frozen charts with helm (the preflight).
+    if !args.to_tiller {
         check_helm(&bin)?;
     }
     let identities = args.decrypt.identity_files(config);
@@ -189,7 +200,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             let wanted = wanted.get_or_insert_with(|| {
                 targets(index, &args.status)
                     .values()
-                    .map(|r| (r.namespace.clone(), r.name.clone(), r.revision))
+                    .map(|t| (t.row.namespace.clone(), t.row.name.clone(), t.row.revision))
                     .collect()
             });
             match entry {
@@ -238,13 +249,25 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         Some(t) => Some(runtime.block_on(crate::tiller::restore::existing(t, scope.as_deref()))?),
         None => None,
     };
-    let existing = match (&cluster, &tiller_existing) {
+    let existing: HashMap<(String, String), Installed> = match (&cluster, &tiller_existing) {
         (Some(cluster), _) => runtime.block_on(installed_releases(
             &cluster.client,
             driver,
             scope.as_deref(),
         ))?,
-        (None, Some(t)) => t.installed.clone(),
+        // A Tiller release that is not deleted counts as installed, as before.
+        (None, Some(t)) => t
+            .installed
+            .iter()
+            .map(|k| {
+                let release = Installed {
+                    revision: 0,
+                    status: "deployed".to_owned(),
+                    frozen: false,
+                };
+                (k.clone(), release)
+            })
+            .collect(),
         (None, None) => Default::default(),
     };
     let steps = plan(&PlanInput {
@@ -262,16 +285,32 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     // installs from its `crds/`: helm does, so that Helm 4's server-side
     // apply of them never conflicts with a create by helm-bulk.
     let (crds, left_to_helm) = crds_to_create(crds, &steps, &records, helm2);
+
+    let fetch = |step: &Step| {
+        records
+            .get(&(step.namespace.clone(), step.name.clone(), step.revision))
+            .cloned()
+    };
+    let stop = Arc::new(Stop::default());
+    let runner = helm_runner(&args, bin, &index, helm2, stop.clone());
+    // Every frozen chart about to be installed renders, and finds the APIs
+    // it needs, before anything in the cluster changes.
+    let preflight = match &cluster {
+        Some(cluster) => Some(run_preflight(
+            &runtime, cluster, &runner, &steps, &crds, args.jobs, &fetch,
+        )?),
+        None => None,
+    };
     // Tiller installs into its own cluster, which helm-bulk does not reach.
-    let crd_outcomes = match &cluster {
-        Some(cluster) => {
+    let crd_outcomes = match (&cluster, &preflight) {
+        (Some(cluster), Some(p)) if p.problems.is_empty() || args.dry_run => {
             runtime.block_on(ensure(&cluster.client, &crds, &left_to_helm, args.dry_run))
         }
-        None => Vec::new(),
+        _ => Vec::new(),
     };
 
     if args.dry_run {
-        let mut text = plan_table(&steps);
+        let mut text = plan_table(&steps, preflight.as_ref());
         for (name, o) in &crd_outcomes {
             let what = match o {
                 CrdOutcome::WouldCreate => "would be created".to_owned(),
@@ -282,21 +321,55 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             };
             text.push_str(&format!("CRD {name}: {what}\n"));
         }
-        return print_stdout(&text);
+        print_stdout(&text)?;
+        return match &preflight {
+            Some(p) if !p.problems.is_empty() => Err(fail(format!(
+                "preflight found problems with {} release(s) (listed above); load would stop before installing anything. {}",
+                p.problems.len(),
+                preflight_advice(p)
+            ))),
+            _ => Ok(()),
+        };
     }
-    let mut crd_failures = 0;
+    if let Some(p) = &preflight
+        && !p.problems.is_empty()
+    {
+        for (key, why) in &p.problems {
+            eprintln!("preflight {key}: {why}");
+        }
+        return Err(fail(format!(
+            "preflight found problems with {} release(s) (listed above); nothing was installed. {}",
+            p.problems.len(),
+            preflight_advice(p)
+        )));
+    }
+    if let Some(p) = &preflight
+        && p.checked > 0
+    {
+        eprintln!(
+            "Preflight: {} frozen chart(s) rendered with helm; every API they use will exist ({:.2}s)",
+            p.checked,
+            p.elapsed.as_secs_f64()
+        );
+    }
+    // CRDs that could not be created, and a final check that could not run.
+    let mut other_failures = 0;
     for (name, o) in &crd_outcomes {
         match o {
             CrdOutcome::Created => eprintln!("created   CRD {name}"),
             CrdOutcome::Failed(e) => {
-                crd_failures += 1;
+                other_failures += 1;
                 eprintln!("FAILED    CRD {name}: {e}");
             }
             _ => {}
         }
     }
     let to_change = steps.iter().filter(|s| s.action.changes()).count();
-    if to_change == 0 && crd_failures == 0 {
+    let refused = steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Refuse(_)))
+        .count();
+    if to_change == 0 && other_failures == 0 && refused == 0 {
         for s in &steps {
             if let Action::Skip(why) = &s.action {
                 eprintln!("skipped   {}: {why}", s.key());
@@ -308,14 +381,15 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         return Ok(());
     }
 
-    let description = format!(
-        "Restored by helm-bulk from a snapshot taken {}",
-        index.created_at
-    );
-    let fetch = |step: &Step| {
-        records
-            .get(&(step.namespace.clone(), step.name.clone(), step.revision))
-            .cloned()
+    let interrupt = tiller
+        .is_none()
+        .then(|| super::interrupt::stop_on_interrupt(&runtime, stop.clone()));
+    let stopped = || interrupt.as_ref().is_some_and(|i| i.code().is_some());
+    let print = |r: &Report| {
+        // After an interrupt, one line says what happened, at the end.
+        if !stopped() {
+            eprintln!("{}", report_line(r));
+        }
     };
     let reports = match (&tiller, &tiller_existing) {
         (Some(t), Some(existing)) => runtime.block_on(crate::tiller::restore::run_plan(
@@ -323,20 +397,104 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             &steps,
             args.jobs,
             existing,
-            &description,
+            &runner.description,
             fetch,
-            |r| eprintln!("{}", report_line(r)),
+            print,
         )),
-        _ => run_helm(&args, bin, description, helm2, &steps, fetch),
+        _ => run_plan(&runner, &steps, args.jobs, fetch, print),
     };
     drop(records);
+
+    // Every selected release must be deployed now, whatever helm said.
+    let not_deployed: Vec<(String, String)> = match &cluster {
+        Some(cluster) => {
+            match runtime.block_on(installed_releases(
+                &cluster.client,
+                driver,
+                scope.as_deref(),
+            )) {
+                Ok(now) => steps
+                    .iter()
+                    .filter(|s| s.selected)
+                    .filter_map(|s| match now.get(&(s.namespace.clone(), s.name.clone())) {
+                        Some(r) if r.status == "deployed" => None,
+                        Some(r) => {
+                            Some((s.key(), format!("{} (revision {})", r.status, r.revision)))
+                        }
+                        None => Some((s.key(), "not installed".to_owned())),
+                    })
+                    .collect(),
+                Err(e) => {
+                    // Not knowing is not success.
+                    eprintln!(
+                        "FAILED    cannot check that every release is deployed: {}",
+                        super::one_line(&e)
+                    );
+                    other_failures += 1;
+                    Vec::new()
+                }
+            }
+        }
+        None => Vec::new(),
+    };
     let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count();
     let defects = count(|r| matches!(r.outcome, Outcome::Defect(_)));
-    let failed = count(|r| matches!(r.outcome, Outcome::Failed(_))) + crd_failures + defects;
+    let failed = count(|r| matches!(r.outcome, Outcome::Failed(_))) + other_failures + defects;
     let done = count(|r| r.outcome == Outcome::Done);
     let skipped = count(|r| matches!(r.outcome, Outcome::Skipped(_)));
+    let not_started = count(|r| r.outcome == Outcome::NotStarted);
+    // Releases not deployed that no failure above explains.
+    let failed_keys: std::collections::HashSet<String> = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_)))
+        .map(|r| r.step.key())
+        .collect();
+    let unexplained: Vec<&(String, String)> = not_deployed
+        .iter()
+        .filter(|(k, _)| !failed_keys.contains(k))
+        .filter(|(k, _)| {
+            !reports
+                .iter()
+                .any(|r| r.outcome == Outcome::NotStarted && r.step.key() == *k)
+        })
+        .collect();
+
+    if let Some(code) = interrupt.as_ref().and_then(|i| i.code()) {
+        let name = interrupt.as_ref().map(|i| i.name()).unwrap_or("SIGINT");
+        for (key, status) in &not_deployed {
+            eprintln!("NOT DEPLOYED {key}: {status}");
+        }
+        let stopped_installs = reports
+            .iter()
+            .filter(|r| {
+                matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_))
+                    && !matches!(r.step.action, Action::Refuse(_))
+            })
+            .count();
+        return Err(Failure {
+            message: format!(
+                "interrupted by {name}: restored {done}, failed or stopped {stopped_installs}, not started {not_started}; {} selected release(s) not deployed{}. Run load again to finish",
+                not_deployed.len(),
+                if not_deployed.is_empty() {
+                    ""
+                } else {
+                    " (listed above)"
+                }
+            ),
+            code,
+        });
+    }
+    for (key, status) in &unexplained {
+        eprintln!("NOT DEPLOYED {key}: {status} after load");
+    }
+    let failed = failed + unexplained.len();
     eprintln!(
-        "Restored {done}, skipped {skipped}, failed {failed} in {:.1}s",
+        "Restored {done}, skipped {skipped}, failed {failed}{} in {:.1}s",
+        if not_deployed.is_empty() {
+            String::new()
+        } else {
+            format!("; {} selected release(s) not deployed", not_deployed.len())
+        },
         start.elapsed().as_secs_f64()
     );
     if failed > 0 {
@@ -364,19 +522,107 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     }
 }
 
-/// Runs the restore with the real helm: frozen charts of Helm 3/4 records,
-/// or of Helm 2 records (the migration).
-fn run_helm<R>(
-    args: &LoadArgs,
-    bin: PathBuf,
-    description: String,
-    helm2: bool,
+/// What the preflight found.
+struct Preflight {
+    /// Releases checked.
+    checked: usize,
+    /// `(namespace/name, reason)` of each release that would fail.
+    problems: Vec<(String, String)>,
+    /// How many of them fail because of a helm-bulk defect.
+    defects: usize,
+    /// How long it took.
+    elapsed: std::time::Duration,
+}
+
+/// What to do about the preflight's problems.
+fn preflight_advice(p: &Preflight) -> String {
+    let exclude = "Fix them, or leave those releases out with --exclude";
+    match p.defects {
+        0 => exclude.to_owned(),
+        n => format!(
+            "{n} of them because of a helm-bulk defect, please report it at {}; {exclude}",
+            crate::restore::execute::REPORT_URL
+        ),
+    }
+}
+
+/// Renders the frozen chart of every step that installs or upgrades a
+/// release, client side, and checks the APIs its objects need.
+fn run_preflight<R>(
+    runtime: &tokio::runtime::Runtime,
+    cluster: &crate::cluster::Cluster,
+    runner: &HelmRunner,
     steps: &[Step],
-    record: R,
-) -> Vec<Report>
+    crds: &[(IndexCrd, Vec<u8>)],
+    jobs: usize,
+    record: &R,
+) -> Result<Preflight, Failure>
 where
     R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>> + Sync,
 {
+    let started = Instant::now();
+    let changing: Vec<&Step> = steps.iter().filter(|s| s.action.changes()).collect();
+    // Rendering is client side: use every CPU, whatever --jobs allows the cluster.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rendered = preflight::render_all(runner, &changing, jobs.max(cpus), record);
+    // APIs that will exist: stored CRDs (created before the installs) and
+    // CRDs in the charts being restored.
+    let mut provided: BTreeSet<preflight::Gvk> = BTreeSet::new();
+    for (_, json) in crds {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) {
+            provided.extend(preflight::crd_defines(&v));
+        }
+    }
+    let mut wanted = BTreeSet::new();
+    for r in rendered.values().flatten() {
+        provided.extend(r.defines.iter().cloned());
+        wanted.extend(r.objects.iter().cloned());
+    }
+    let served = runtime
+        .block_on(preflight::served(&cluster.client, &wanted))
+        .map_err(|e| fail(format!("preflight: {e}")))?;
+    let mut problems = Vec::new();
+    let mut defects = 0;
+    for step in &changing {
+        match rendered.get(&step.key()) {
+            Some(Ok(r)) => {
+                let missing = preflight::missing(r, |g| served.contains(g), &provided);
+                if !missing.is_empty() {
+                    problems.push((step.key(), preflight::describe_missing(&missing)));
+                }
+            }
+            Some(Err(e)) => {
+                if matches!(e, preflight::Problem::Defect(_)) {
+                    defects += 1;
+                }
+                problems.push((step.key(), e.to_string()))
+            }
+            None => problems.push((step.key(), "was not rendered".to_owned())),
+        }
+    }
+    let elapsed = started.elapsed();
+    crate::debug::note(|| {
+        format!(
+            "preflight: {} frozen charts rendered and checked in {:.2}s",
+            changing.len(),
+            elapsed.as_secs_f64()
+        )
+    });
+    Ok(Preflight {
+        checked: changing.len(),
+        problems,
+        defects,
+        elapsed,
+    })
+}
+
+fn helm_runner(
+    args: &LoadArgs,
+    bin: PathBuf,
+    index: &crate::snapshot::Index,
+    helm2: bool,
+    stop: Arc<Stop>,
+) -> HelmRunner {
     let mut global_args = Vec::new();
     if let Some(k) = &args.cluster.kubeconfig {
         global_args.push("--kubeconfig".to_owned());
@@ -386,19 +632,20 @@ where
         global_args.push("--kube-context".to_owned());
         global_args.push(c.clone());
     }
-    let runner = HelmRunner {
+    HelmRunner {
         bin,
         global_args,
-        description,
+        description: format!(
+            "Restored by helm-bulk from a snapshot taken {}",
+            index.created_at
+        ),
         freezer: if helm2 {
             crate::tiller::freeze::freeze_record
         } else {
             crate::restore::frozen::freeze
         },
-    };
-    run_plan(&runner, steps, args.jobs, record, |r| {
-        eprintln!("{}", report_line(r))
-    })
+        stop,
+    }
 }
 
 /// The snapshot's CRD rows with their JSON.
@@ -466,37 +713,65 @@ fn verb(a: &Action) -> &'static str {
         Action::Install => "installed",
         Action::Upgrade => "upgraded",
         Action::Replace => "replaced",
+        Action::Complete => "completed",
         Action::Skip(_) => "skipped",
+        Action::Refuse(_) => "left",
     }
 }
 
 fn report_line(r: &Report) -> String {
     let s = &r.step;
     match &r.outcome {
-        Outcome::Done => format!(
-            "{:<9} {} ({} revision {}) in {:.1}s",
-            verb(&s.action),
-            s.key(),
-            s.chart,
-            s.revision,
-            r.elapsed.as_secs_f64()
-        ),
+        Outcome::Done => {
+            let mut line = format!(
+                "{:<9} {} ({} revision {}) in {:.1}s",
+                verb(&s.action),
+                s.key(),
+                s.chart,
+                s.revision,
+                r.elapsed.as_secs_f64()
+            );
+            if s.action == Action::Complete {
+                line.push_str(": completed an interrupted restore (uninstalled what it left, installed again)");
+            }
+            if let Some(n) = &s.note {
+                line.push_str(&format!("; {n}"));
+            }
+            line
+        }
         Outcome::Skipped(why) => format!("skipped   {}: {why}", s.key()),
         Outcome::Failed(why) | Outcome::Defect(why) => format!("FAILED    {}: {why}", s.key()),
+        Outcome::NotStarted => format!("stopped   {}: not started", s.key()),
     }
 }
 
-fn plan_table(steps: &[Step]) -> String {
-    let rows: Vec<[String; 5]> = steps
+fn plan_table(steps: &[Step], preflight: Option<&Preflight>) -> String {
+    let mut header = vec!["RELEASE", "REVISION", "CHART", "ACTION"];
+    // Only a load into a cluster (not into Tiller) has a preflight.
+    if preflight.is_some() {
+        header.push("PREFLIGHT");
+    }
+    header.push("REASON");
+    let rows: Vec<Vec<String>> = steps
         .iter()
         .map(|s| {
             let (action, reason) = match &s.action {
                 Action::Install => ("install", String::new()),
                 Action::Upgrade => ("upgrade", String::new()),
                 Action::Replace => ("replace", String::new()),
+                Action::Complete => (
+                    "complete",
+                    "uninstall what an interrupted restore left, install again".to_owned(),
+                ),
                 Action::Skip(why) => ("skip", why.clone()),
+                Action::Refuse(why) => ("FAIL", why.clone()),
             };
-            [
+            let reason = match (&s.note, reason.is_empty()) {
+                (Some(n), true) => n.clone(),
+                (Some(n), false) => format!("{reason}; {n}"),
+                (None, _) => reason,
+            };
+            let mut row = vec![
                 s.key(),
                 s.revision.to_string(),
                 s.chart.clone(),
@@ -505,22 +780,33 @@ fn plan_table(steps: &[Step]) -> String {
                 } else {
                     action.to_owned()
                 },
-                reason,
-            ]
+            ];
+            if let Some(p) = preflight {
+                let check = if !s.action.changes() {
+                    "-"
+                } else if p.problems.iter().any(|(k, _)| *k == s.key()) {
+                    "FAILED"
+                } else {
+                    "ok"
+                };
+                row.push(check.to_owned());
+            }
+            row.push(reason);
+            row
         })
         .collect();
-    let header = ["RELEASE", "REVISION", "CHART", "ACTION", "REASON"];
-    let mut widths = header.map(str::len);
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.len());
         }
     }
     let mut out = String::from("Plan (dry run, nothing was changed):\n");
-    let fmt = |cells: [&str; 5]| {
+    let last = header.len() - 1;
+    let fmt = |cells: &[&str]| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i == 4 {
+            if i == last {
                 l.push_str(c);
             } else {
                 l.push_str(&format!("{c:<w$}  ", w = widths[i]));
@@ -528,9 +814,28 @@ fn plan_table(steps: &[Step]) -> String {
         }
         format!("{}\n", l.trim_end())
     };
-    out.push_str(&fmt(header));
+    out.push_str(&fmt(&header));
     for r in &rows {
-        out.push_str(&fmt([&r[0], &r[1], &r[2], &r[3], &r[4]]));
+        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+        out.push_str(&fmt(&cells));
+    }
+    match preflight {
+        Some(p) if p.problems.is_empty() => out.push_str(&format!(
+            "Preflight: {} frozen chart(s) rendered with helm; every API they use will exist ({:.2}s).\n",
+            p.checked,
+            p.elapsed.as_secs_f64()
+        )),
+        Some(p) => {
+            out.push_str(&format!(
+                "Preflight: {} of {} frozen chart(s) would fail; load stops before changing anything:\n",
+                p.problems.len(),
+                p.checked
+            ));
+            for (key, why) in &p.problems {
+                out.push_str(&format!("  {key}: {why}\n"));
+            }
+        }
+        None => {}
     }
     out
 }
@@ -562,6 +867,8 @@ mod tests {
             action,
             ordered: false,
             labels: Default::default(),
+            note: None,
+            selected: true,
         }
     }
 

@@ -5,6 +5,7 @@ mod args;
 mod check;
 mod completion;
 mod diff;
+mod interrupt;
 mod keygen;
 mod list;
 mod load;
@@ -54,7 +55,8 @@ Examples:
   helm bulk show -i ~/.ssh/id_ed25519 snapshot.age
 
 Exit codes: 0 success, 1 failure (nothing half-done), 2 invalid command line,
-3 completed but some releases failed (each is listed).
+3 completed but some releases failed or are not deployed (each is listed),
+128+N interrupted by signal N (130 for Ctrl-C).
 Configuration: --config FILE, $HELM_BULK_CONFIG, ./.helm-bulk.yaml or
 $HELM_CONFIG_HOME/bulk/config.yaml (see README).";
 

@@ -267,6 +267,13 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         }
     })
     .map(|stats| {
+        for (ns, name, what) in &stats.in_flight {
+            eprintln!(
+                "warning: {}/{}: {what}; save again once helm has finished to capture the new revision",
+                super::printable(ns),
+                super::printable(name)
+            );
+        }
         let where_ = &stats.destination;
         let crds = if stats.group_crds > 0 {
             format!(
@@ -344,6 +351,8 @@ struct Stats {
     bytes: u64,
     server: String,
     problems: Vec<String>,
+    /// Releases saved with an upgrade in flight, and what load does about it.
+    in_flight: Vec<(String, String, String)>,
 }
 
 /// The source of one save.
@@ -576,6 +585,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
             bytes,
             server: server.clone(),
             problems: plan.problems,
+            in_flight: crate::release::caught_in_flight(&index.releases),
             destination: format!("{} as {key}", b.url()),
         });
     }
@@ -619,6 +629,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
         bytes,
         server,
         problems: plan.problems,
+        in_flight: crate::release::caught_in_flight(&index.releases),
         destination: if args.output == std::path::Path::new("-") {
             "standard output".to_owned()
         } else {

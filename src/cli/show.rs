@@ -224,6 +224,17 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         line(&cells);
     }
+    let notes = crate::release::caught_in_flight(&index.releases);
+    if !notes.is_empty() {
+        out.push('\n');
+    }
+    for (ns, name, what) in notes {
+        out.push_str(&format!(
+            "Note: {}/{}: {what}.\n",
+            printable(&ns),
+            printable(&name)
+        ));
+    }
     if !index.crds.is_empty() {
         out.push('\n');
         out.push_str(&crd_table(index));

@@ -180,6 +180,116 @@ pub fn helm_user_values(data: &[u8]) -> Result<serde_json::Value, ReleaseError> 
         .unwrap_or(serde_json::Value::Object(Default::default())))
 }
 
+/// Helm's current revision of one release, as [`current_revision`] finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Current {
+    /// The revision to restore.
+    pub revision: u32,
+    /// When a save caught an upgrade or rollback in flight: the newest
+    /// revision and its `pending-*` status. `revision` is then the last good
+    /// (`superseded`) one.
+    pub in_flight: Option<(u32, String)>,
+}
+
+/// Whether a Helm status is one of the `pending-*` ones of an operation in flight.
+pub fn is_pending(status: &str) -> bool {
+    status.starts_with("pending-") || status.starts_with("pending_")
+}
+
+/// Helm's current revision of one release from its revisions' `(number,
+/// status)`, in any order: the newest `deployed` one. Helm writes an upgrade
+/// (or rollback) as two separate updates, the old revision `superseded` first
+/// and the new one `deployed` second (`pkg/action/upgrade.go`, also in Helm
+/// 3), so a save that lands between them holds no `deployed` revision: the
+/// current one is then the newest `superseded` revision followed only by
+/// `pending-*` ones. `None` when there is neither (a first install in flight,
+/// a failed install, an uninstalled release).
+pub fn current_revision(revisions: &[(u32, &str)]) -> Option<Current> {
+    let mut revs: Vec<(u32, &str)> = revisions.to_vec();
+    revs.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+    if let Some((n, _)) = revs.iter().find(|(_, s)| *s == "deployed") {
+        return Some(Current {
+            revision: *n,
+            in_flight: None,
+        });
+    }
+    let newest = *revs.first()?;
+    let good = revs.iter().position(|(_, s)| !is_pending(s))?;
+    if good == 0 || revs[good].1 != "superseded" {
+        return None;
+    }
+    Some(Current {
+        revision: revs[good].0,
+        in_flight: Some((newest.0, newest.1.to_owned())),
+    })
+}
+
+/// The releases of `rows` (index rows, any order) that were saved with an
+/// upgrade or rollback in flight (see [`current_revision`]), sorted, each
+/// with the message that says so.
+pub fn caught_in_flight(rows: &[IndexRow]) -> Vec<(String, String, String)> {
+    let mut by_release: std::collections::BTreeMap<(&str, &str), Vec<(u32, &str)>> =
+        Default::default();
+    for r in rows {
+        by_release
+            .entry((&r.namespace, &r.name))
+            .or_default()
+            .push((r.revision, &r.status));
+    }
+    by_release
+        .into_iter()
+        .filter_map(|((ns, name), revs)| {
+            let c = current_revision(&revs)?;
+            let (pending, status) = c.in_flight?;
+            Some((
+                ns.to_owned(),
+                name.to_owned(),
+                format!(
+                    "an upgrade was in flight when it was saved (revision {pending} is {status}); load restores revision {}, the last good one",
+                    c.revision
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// A release the cluster has now, as its newest revision describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    /// The newest revision.
+    pub revision: u32,
+    /// Its status (`deployed`, `pending-install`, `failed`, …; never `uninstalled`).
+    pub status: String,
+    /// Whether that revision was installed by helm-bulk: its chart is a frozen
+    /// chart (it carries `helm-bulk.io/frozen-from-revision`). Only looked up
+    /// for revisions that are not `deployed`.
+    pub frozen: bool,
+}
+
+/// Whether a Helm 3/4 release record's chart is a frozen chart made by
+/// helm-bulk (it carries the `frozen_annotation`).
+pub fn has_chart_annotation(data: &[u8], annotation: &str) -> bool {
+    #[derive(Deserialize)]
+    struct Record {
+        #[serde(default)]
+        chart: Option<Chart>,
+    }
+    #[derive(Deserialize)]
+    struct Chart {
+        #[serde(default)]
+        metadata: Option<Meta>,
+    }
+    #[derive(Deserialize)]
+    struct Meta {
+        #[serde(default)]
+        annotations: Option<std::collections::BTreeMap<String, String>>,
+    }
+    serde_json::from_slice::<Record>(data)
+        .ok()
+        .and_then(|r| r.chart?.metadata?.annotations)
+        .is_some_and(|a| a.contains_key(annotation))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +327,59 @@ mod tests {
     }
 
     #[test]
+    fn current_revision_is_the_deployed_or_the_last_good_one() {
+        let c = |revs: &[(u32, &str)]| current_revision(revs);
+        assert_eq!(
+            c(&[(1, "superseded"), (2, "deployed"), (3, "failed")]),
+            Some(Current {
+                revision: 2,
+                in_flight: None
+            })
+        );
+        // A save between helm's two writes of an upgrade.
+        assert_eq!(
+            c(&[(2, "pending-upgrade"), (1, "superseded")]),
+            Some(Current {
+                revision: 1,
+                in_flight: Some((2, "pending-upgrade".into()))
+            })
+        );
+        assert_eq!(
+            c(&[
+                (1, "superseded"),
+                (2, "superseded"),
+                (3, "pending-rollback")
+            ]),
+            Some(Current {
+                revision: 2,
+                in_flight: Some((3, "pending-rollback".into()))
+            })
+        );
+        // Nothing good: a first install in flight, a failed install, a
+        // superseded revision followed by a failed one.
+        assert_eq!(c(&[(1, "pending-install")]), None);
+        assert_eq!(c(&[(1, "failed")]), None);
+        assert_eq!(c(&[(1, "superseded"), (2, "failed")]), None);
+        assert_eq!(c(&[(1, "superseded")]), None);
+        assert_eq!(c(&[]), None);
+    }
+
+    #[test]
+    fn finds_the_frozen_chart_annotation() {
+        let frozen =
+            br#"{"chart":{"metadata":{"annotations":{"helm-bulk.io/frozen-from-revision":"3"}}}}"#;
+        assert!(has_chart_annotation(
+            frozen,
+            "helm-bulk.io/frozen-from-revision"
+        ));
+        assert!(!has_chart_annotation(
+            RECORD.as_bytes(),
+            "helm-bulk.io/frozen-from-revision"
+        ));
+        assert!(!has_chart_annotation(b"not json", "x"));
+    }
+
+    #[test]
     fn missing_name_is_an_error() {
         let e = Summary::from_helm_json(br#"{"namespace":"a","version":1}"#).unwrap_err();
         assert_eq!(e.to_string(), "release record has no name");
@@ -224,7 +387,7 @@ mod tests {
 }
 
 /// The YAML documents of a multi-document stream (split on `---` lines).
-fn split_documents(text: &str) -> Vec<&str> {
+pub(crate) fn split_documents(text: &str) -> Vec<&str> {
     let mut docs = Vec::new();
     let mut start = 0;
     let mut pos = 0;

@@ -2,11 +2,17 @@
 //! chart. Ordered steps run one by one first, the rest on `jobs` threads. A
 //! failing release never stops the others; a failed install is uninstalled
 //! again so that nothing is left half-applied and a rerun can complete it.
+//!
+//! A [`Stop`] ends a run early (the CLI's Ctrl-C): no step starts after it,
+//! the helm processes running are listed so the caller can pass the signal
+//! on, and their failed installs are still uninstalled.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
@@ -27,6 +33,18 @@ pub struct HelmRunner {
     /// Builds the frozen chart of a record: [`super::frozen::freeze`] for
     /// Helm 3/4 records, `crate::tiller::freeze::freeze_record` for Helm 2 ones.
     pub freezer: Freezer,
+    /// Stops the run; the helm processes started are registered with it.
+    pub stop: std::sync::Arc<Stop>,
+}
+
+/// What was left of a release whose install did not finish.
+enum Partial {
+    /// Nothing: the release does not exist.
+    None,
+    /// It existed and was uninstalled.
+    Removed,
+    /// It exists, and uninstalling it failed.
+    Left,
 }
 
 /// Turns a stored record into a frozen chart.
@@ -41,10 +59,45 @@ pub enum Outcome {
     Skipped(String),
     /// Failed, with helm's message.
     Failed(String),
+    /// Not started: the run was stopped first.
+    NotStarted,
     /// Failed because helm refused the chart helm-bulk generated: a defect
     /// of helm-bulk, which a rerun does not fix. The message names the
     /// stored document and says how to report it.
     Defect(String),
+}
+
+/// Stops a running plan: no step starts once [`Stop::stop`] was called.
+#[derive(Debug, Default)]
+pub struct Stop {
+    stopped: AtomicBool,
+    running: Mutex<BTreeSet<u32>>,
+}
+
+impl Stop {
+    /// No further step starts.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`Stop::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// The process IDs of the helm processes running now.
+    pub fn running(&self) -> Vec<u32> {
+        self.running
+            .lock()
+            .map(|r| r.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn ended(&self, pid: u32) {
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(&pid);
+        }
+    }
 }
 
 /// Where helm-bulk defects are reported.
@@ -53,7 +106,7 @@ pub const REPORT_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/issues");
 /// The one-line explanation of a helm error about a frozen chart, and, with
 /// `--debug`, the stored document and its frozen form on stderr (they may
 /// hold secrets, so only on request and never on disk).
-fn defect(frozen: &FrozenChart, error: &str) -> Option<String> {
+pub(crate) fn defect(frozen: &FrozenChart, error: &str) -> Option<String> {
     let at = frozen.locate(error)?;
     let place = match (at.doc, at.line) {
         (Some(doc), Some(line)) => format!("{}, line {line}", doc.what),
@@ -100,15 +153,30 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
+/// helm's error in one line: from its last `Error: …` line to the end (Helm
+/// 3 lists multiple errors on the lines after it), without hints such as
+/// "Use --debug flag to render out invalid YAML"; else its last line.
 fn last_error_line(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let line = text
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("helm failed without a message");
-    line.strip_prefix("Error: ").unwrap_or(line).to_owned()
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let Some(start) = lines.iter().rposition(|l| l.starts_with("Error: ")) else {
+        return lines
+            .iter()
+            .rev()
+            .find(|l| !l.is_empty())
+            .unwrap_or(&"helm failed without a message")
+            .to_string();
+    };
+    let message: Vec<&str> = lines[start..]
+        .iter()
+        .copied()
+        .filter(|l| !l.is_empty() && !l.starts_with("Use --debug"))
+        .collect();
+    let message = message.join(" ");
+    message
+        .strip_prefix("Error: ")
+        .unwrap_or(&message)
+        .to_owned()
 }
 
 /// `--labels k=v,…` for a release that had labels.
@@ -134,6 +202,16 @@ impl HelmRunner {
 
     /// Runs helm with `stdin` as its standard input; Err is helm's message.
     fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<(), String> {
+        self.output(args, stdin).map(drop)
+    }
+
+    /// Runs helm with `stdin` as its standard input and returns its standard
+    /// output; Err is helm's message.
+    pub(crate) fn output(
+        &self,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<Zeroizing<Vec<u8>>, String> {
         let mut c = self.command();
         c.args(args)
             .stdin(if stdin.is_some() {
@@ -143,20 +221,51 @@ impl HelmRunner {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = c
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+        // Checked and registered under the lock the caller's signal
+        // forwarding takes: an install either starts before the stop (and
+        // gets the signal) or not at all. Clean-up commands still run.
+        let mut child = {
+            let mut running = self
+                .stop
+                .running
+                .lock()
+                .map_err(|_| "helm-bulk's process list is poisoned".to_owned())?;
+            if self.stop.is_stopped() && matches!(args.first(), Some(&"install" | &"upgrade")) {
+                return Err("stopped before it started".to_owned());
+            }
+            let child = c
+                .spawn()
+                .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
+            running.insert(child.id());
+            child
+        };
+        let pid = child.id();
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
             // helm reads the whole of stdin before doing anything, so this does not deadlock.
             let _ = pipe.write_all(data);
         }
-        let out = child
-            .wait_with_output()
-            .map_err(|e| format!("helm did not finish: {e}"))?;
+        let out = child.wait_with_output();
+        self.stop.ended(pid);
+        let out = out.map_err(|e| format!("helm did not finish: {e}"))?;
+        let stdout = Zeroizing::new(out.stdout);
         if out.status.success() {
-            Ok(())
+            Ok(stdout)
         } else {
             Err(last_error_line(&out.stderr))
+        }
+    }
+
+    /// Uninstalls what an install that did not finish left, without its
+    /// hooks (the release never ran as a whole; its pre-delete hooks would
+    /// act on a half-made release).
+    fn remove_partial(&self, step: &Step) -> Partial {
+        if !self.exists(step) {
+            return Partial::None;
+        }
+        let args = ["uninstall", &step.name, "-n", &step.namespace, "--no-hooks"];
+        match self.run(&args, None) {
+            Ok(()) => Partial::Removed,
+            Err(_) => Partial::Left,
         }
     }
 
@@ -201,8 +310,13 @@ impl HelmRunner {
 
     /// Runs one step with the record of its revision.
     pub fn execute(&self, step: &Step, record: Option<&[u8]>) -> Outcome {
-        if let Action::Skip(why) = &step.action {
-            return Outcome::Skipped(why.clone());
+        match &step.action {
+            Action::Skip(why) => return Outcome::Skipped(why.clone()),
+            Action::Refuse(why) => return Outcome::Failed(why.clone()),
+            _ => {}
+        }
+        if self.stop.is_stopped() {
+            return Outcome::NotStarted;
         }
         let Some(record) = record else {
             return Outcome::Failed("the snapshot has no record for this revision".to_owned());
@@ -216,19 +330,26 @@ impl HelmRunner {
             Err(e) => return Outcome::Failed(e.to_string()),
         };
         let chart = handle.path();
-        let result = match step.action {
-            Action::Install => self.install(step, &chart, &frozen.values).map_err(|e| {
-                // Leave nothing half-applied: a failed install is removed again.
-                if self.exists(step)
-                    && self
-                        .run(&["uninstall", &step.name, "-n", &step.namespace], None)
-                        .is_ok()
-                {
-                    format!("{e} (the partial release was uninstalled)")
-                } else {
-                    e
+        // Leave nothing half-applied: a failed install is removed again.
+        let install = || {
+            self.install(step, &chart, &frozen.values).map_err(|e| {
+                match self.remove_partial(step) {
+                    Partial::None => e,
+                    Partial::Removed => format!("{e} (the partial release was uninstalled)"),
+                    Partial::Left => format!(
+                        "{e} (the partial release could not be uninstalled; run load again)"
+                    ),
                 }
-            }),
+            })
+        };
+        let result = match step.action {
+            Action::Install => install(),
+            Action::Complete => match self.remove_partial(step) {
+                Partial::Left => Err(
+                    "cannot uninstall what the interrupted restore left; run load again".to_owned(),
+                ),
+                Partial::None | Partial::Removed => install(),
+            },
             Action::Upgrade => {
                 self.apply("upgrade", "--reset-values", step, &chart, &frozen.values)
             }
@@ -236,10 +357,9 @@ impl HelmRunner {
                 .run(&["uninstall", &step.name, "-n", &step.namespace], None)
                 .map_err(|e| format!("uninstall before reinstalling failed: {e}"))
                 .and_then(|()| {
-                    self.install(step, &chart, &frozen.values)
-                        .map_err(|e| format!("uninstalled, but reinstalling failed: {e}"))
+                    install().map_err(|e| format!("uninstalled, but reinstalling failed: {e}"))
                 }),
-            Action::Skip(_) => Ok(()),
+            Action::Skip(_) | Action::Refuse(_) => Ok(()),
         };
         drop(handle);
         match result {
@@ -312,6 +432,22 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn helm_errors_become_one_line() {
+        assert_eq!(
+            last_error_line(b"Error: YAML parse error on x.yaml: bad\nUse --debug flag to render out invalid YAML\n"),
+            "YAML parse error on x.yaml: bad"
+        );
+        assert_eq!(
+            last_error_line(
+                b"W warn\nError: INSTALLATION FAILED: 1 error occurred:\n\t* it broke\n\n"
+            ),
+            "INSTALLATION FAILED: 1 error occurred: * it broke"
+        );
+        assert_eq!(last_error_line(b"no prefix\n\n"), "no prefix");
+        assert_eq!(last_error_line(b""), "helm failed without a message");
+    }
 
     #[test]
     fn a_helm_error_about_a_frozen_chart_is_reported_as_a_defect() {

@@ -1,12 +1,17 @@
 //! Restore: from snapshot records back to installed Helm releases.
 //!
 //! [`frozen`] rebuilds an installable chart from a stored release, [`plan`]
-//! decides what to do with each release, [`execute`] runs the real helm.
+//! decides what to do with each release (given what the cluster has, and
+//! whether an earlier load left it unfinished), [`preflight`] renders every
+//! frozen chart with the real helm before anything is installed, [`crds`]
+//! creates the CRDs the releases need, and [`execute`] runs the real helm
+//! (and stops when told to).
 
 pub mod crds;
 pub mod execute;
 pub mod frozen;
 pub mod plan;
+pub mod preflight;
 
 /// Errors preparing a restore.
 #[derive(Debug, thiserror::Error)]

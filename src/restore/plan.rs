@@ -1,7 +1,9 @@
 //! Restore planning: which revision of each release to restore, and what to
 //! do with it given what the cluster already has. Pure: no I/O.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
+
+use crate::release::Installed;
 
 use crate::select::Selection;
 use crate::snapshot::{Index, IndexRow};
@@ -26,14 +28,22 @@ pub enum Action {
     Upgrade,
     /// Uninstalled, then installed from the snapshot.
     Replace,
+    /// An earlier load of helm-bulk left it not deployed (interrupted, or
+    /// the API server went away): what is left is uninstalled, then it is
+    /// installed again from the snapshot.
+    Complete,
     /// Not touched, with the reason.
     Skip(String),
+    /// Not touched because it exists in a state load must not decide about
+    /// (someone else's release that is not `deployed`): a failure, with the
+    /// reason and what to do.
+    Refuse(String),
 }
 
 impl Action {
     /// Whether the action changes the cluster.
     pub fn changes(&self) -> bool {
-        !matches!(self, Action::Skip(_))
+        !matches!(self, Action::Skip(_) | Action::Refuse(_))
     }
 }
 
@@ -54,6 +64,13 @@ pub struct Step {
     pub ordered: bool,
     /// The release's labels (`helm install --labels`), restored with it.
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Said with the step: why this revision (a save that caught an upgrade
+    /// in flight), or what the cluster had (an interrupted restore).
+    pub note: Option<String>,
+    /// Whether the step restores a revision of the snapshot (it is selected,
+    /// and the snapshot has a revision to restore): the release must be
+    /// `deployed` when load ends.
+    pub selected: bool,
 }
 
 impl Step {
@@ -63,23 +80,68 @@ impl Step {
     }
 }
 
+/// The revision of one release that load restores.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// Its row.
+    pub row: &'a IndexRow,
+    /// When the save caught an upgrade or rollback in flight: the newest
+    /// revision's row (`pending-*`); `row` is then the last good revision.
+    pub in_flight: Option<&'a IndexRow>,
+}
+
 /// Which snapshot rows are restore targets: per release, the newest revision
 /// whose status is in `statuses` (by default `deployed`: Helm's current
 /// release, which after a failed upgrade is older than the latest revision).
+/// With `deployed` among `statuses`, a release saved in the middle of an
+/// upgrade (no `deployed` revision) restores its last good revision, as
+/// [`crate::release::current_revision`] finds it.
 pub fn targets<'a>(
     index: &'a Index,
     statuses: &[String],
-) -> BTreeMap<(String, String), &'a IndexRow> {
-    let mut out: BTreeMap<(String, String), &IndexRow> = BTreeMap::new();
+) -> BTreeMap<(String, String), Target<'a>> {
+    let mut by_release: BTreeMap<(String, String), Vec<&IndexRow>> = BTreeMap::new();
     for row in &index.releases {
-        if !statuses.contains(&row.status) {
+        by_release
+            .entry((row.namespace.clone(), row.name.clone()))
+            .or_default()
+            .push(row);
+    }
+    let mut out = BTreeMap::new();
+    for (key, rows) in by_release {
+        let newest = rows
+            .iter()
+            .filter(|r| statuses.contains(&r.status))
+            .max_by_key(|r| r.revision);
+        if let Some(row) = newest {
+            out.insert(
+                key,
+                Target {
+                    row,
+                    in_flight: None,
+                },
+            );
             continue;
         }
-        let e = out
-            .entry((row.namespace.clone(), row.name.clone()))
-            .or_insert(row);
-        if row.revision > e.revision {
-            *e = row;
+        if !statuses.iter().any(|s| s == "deployed") {
+            continue;
+        }
+        let revs: Vec<(u32, &str)> = rows
+            .iter()
+            .map(|r| (r.revision, r.status.as_str()))
+            .collect();
+        let Some(current) = crate::release::current_revision(&revs) else {
+            continue;
+        };
+        let find = |n: u32| rows.iter().copied().find(|r| r.revision == n);
+        if let (Some(row), Some((pending, _))) = (find(current.revision), &current.in_flight) {
+            out.insert(
+                key,
+                Target {
+                    row,
+                    in_flight: find(*pending),
+                },
+            );
         }
     }
     out
@@ -102,8 +164,8 @@ pub struct PlanInput<'a> {
     pub namespace: Option<&'a str>,
     /// Statuses a restore target may have.
     pub statuses: &'a [String],
-    /// Releases the cluster has (`namespace`, `name`).
-    pub existing: &'a HashSet<(String, String)>,
+    /// Releases the cluster has, by `(namespace, name)`.
+    pub existing: &'a HashMap<(String, String), Installed>,
     /// What to do with existing releases.
     pub mode: Mode,
     /// The `order:` list.
@@ -127,8 +189,18 @@ pub fn plan(input: &PlanInput) -> Vec<Step> {
         .iter()
         .filter(|((ns, _), _)| input.namespace.is_none_or(|n| n == ns))
         .map(|((ns, name), last)| {
-            let target = targets.get(&(ns.clone(), name.clone()));
-            let row = target.copied().unwrap_or(last);
+            let key = (ns.clone(), name.clone());
+            let target = targets.get(&key);
+            let row = target.map(|t| t.row).unwrap_or(last);
+            let mut note = target.and_then(|t| t.in_flight).map(|p| {
+                format!(
+                    "the snapshot caught an upgrade in flight (revision {} {}); revision {}, the last good one, is restored",
+                    p.revision, p.status, row.revision
+                )
+            });
+            let selected = !input.selection.excluded(ns, name)
+                && input.selection.matches(ns, name)
+                && target.is_some();
             let action = if input.selection.excluded(ns, name) {
                 Action::Skip("excluded".to_owned())
             } else if !input.selection.matches(ns, name) {
@@ -140,12 +212,15 @@ pub fn plan(input: &PlanInput) -> Vec<Step> {
                     last.status,
                     last.revision
                 ))
-            } else if input.existing.contains(&(ns.clone(), name.clone())) {
-                match input.mode {
-                    Mode::Install => Action::Skip("already installed".to_owned()),
-                    Mode::Upgrade => Action::Upgrade,
-                    Mode::Replace => Action::Replace,
+            } else if let Some(e) = input.existing.get(&key) {
+                let (action, what) = existing_action(e, input.mode);
+                if let Some(what) = what {
+                    note = Some(match note {
+                        Some(n) => format!("{what}; {n}"),
+                        None => what,
+                    });
                 }
+                action
             } else {
                 Action::Install
             };
@@ -160,6 +235,8 @@ pub fn plan(input: &PlanInput) -> Vec<Step> {
                     action,
                     ordered: pos.is_some(),
                     labels: row.labels.clone(),
+                    note,
+                    selected,
                 },
             )
         })
@@ -171,6 +248,54 @@ pub fn plan(input: &PlanInput) -> Vec<Step> {
         (None, None) => (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)),
     });
     steps.into_iter().map(|(_, s)| s).collect()
+}
+
+/// What to do with a release the cluster has, and what to say about it.
+///
+/// Only a `deployed` release counts as installed. One that is not (an
+/// install, upgrade or uninstall that never finished, or a `failed` one) was
+/// either left by an earlier load of helm-bulk (its chart is a frozen chart),
+/// whose job this load finishes, or it is someone else's, which load leaves
+/// alone unless told otherwise: `--replace`, or `--upgrade` for a `failed`
+/// one (helm refuses to upgrade a release with an operation pending).
+fn existing_action(e: &Installed, mode: Mode) -> (Action, Option<String>) {
+    if e.status == "deployed" {
+        let action = match mode {
+            Mode::Install => Action::Skip("already installed".to_owned()),
+            Mode::Upgrade => Action::Upgrade,
+            Mode::Replace => Action::Replace,
+        };
+        return (action, None);
+    }
+    let what = format!("the cluster has revision {} {}", e.revision, e.status);
+    if e.frozen {
+        // A `failed` upgrade of an earlier `load --upgrade`: upgrade again.
+        if mode == Mode::Upgrade && e.status == "failed" {
+            return (Action::Upgrade, Some(format!("{what}, left by helm-bulk")));
+        }
+        return (
+            Action::Complete,
+            Some(format!("{what}, left by an interrupted helm-bulk load")),
+        );
+    }
+    match mode {
+        Mode::Replace => (Action::Replace, Some(what)),
+        Mode::Upgrade if e.status == "failed" => (Action::Upgrade, Some(what)),
+        _ => {
+            let hint = if e.status == "failed" {
+                "load --upgrade or --replace restores it"
+            } else {
+                "if no helm operation on it is running, load --replace restores it (uninstall, then install)"
+            };
+            (
+                Action::Refuse(format!(
+                    "exists with status {} (revision {}), not left by helm-bulk; {hint}",
+                    e.status, e.revision
+                )),
+                None,
+            )
+        }
+    }
 }
 
 #[cfg(test)]
@@ -217,9 +342,36 @@ mod tests {
         order: &[&str],
         exclude: &[&str],
     ) -> Vec<(String, u32, Action)> {
-        let existing: HashSet<(String, String)> = existing
+        let existing: Vec<(&str, &str, &str, bool)> = existing
             .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .map(|(a, b)| (*a, *b, "deployed", false))
+            .collect();
+        run_with(idx, &existing, mode, order, exclude)
+            .into_iter()
+            .map(|s| (s.key(), s.revision, s.action))
+            .collect()
+    }
+
+    /// `existing`: `(namespace, name, status, frozen)`.
+    fn run_with(
+        idx: &Index,
+        existing: &[(&str, &str, &str, bool)],
+        mode: Mode,
+        order: &[&str],
+        exclude: &[&str],
+    ) -> Vec<Step> {
+        let existing: HashMap<(String, String), Installed> = existing
+            .iter()
+            .map(|(a, b, status, frozen)| {
+                (
+                    (a.to_string(), b.to_string()),
+                    Installed {
+                        revision: 1,
+                        status: status.to_string(),
+                        frozen: *frozen,
+                    },
+                )
+            })
             .collect();
         let exclude: Vec<String> = exclude.iter().map(|s| s.to_string()).collect();
         let order: Vec<String> = order.iter().map(|s| s.to_string()).collect();
@@ -233,9 +385,6 @@ mod tests {
             mode,
             order: &order,
         })
-        .into_iter()
-        .map(|s| (s.key(), s.revision, s.action))
-        .collect()
     }
 
     #[test]
@@ -273,5 +422,71 @@ mod tests {
         assert_eq!(p[0].2, Action::Upgrade);
         let p = run(&idx, &[("a", "web")], Mode::Replace, &[], &[]);
         assert_eq!(p[0].2, Action::Replace);
+    }
+
+    #[test]
+    fn a_release_that_is_not_deployed_is_never_installed() {
+        let idx = index(vec![
+            row("a", "ours", 1, "deployed"),
+            row("a", "theirs", 1, "deployed"),
+            row("a", "broken", 1, "deployed"),
+        ]);
+        let existing = [
+            ("a", "ours", "pending-install", true),
+            ("a", "theirs", "pending-upgrade", false),
+            ("a", "broken", "failed", false),
+        ];
+        let actions = |mode| -> Vec<Action> {
+            run_with(&idx, &existing, mode, &[], &[])
+                .into_iter()
+                .map(|s| s.action)
+                .collect()
+        };
+        // Sorted by name: broken, ours, theirs.
+        let p = actions(Mode::Install);
+        assert!(
+            matches!(&p[0], Action::Refuse(r) if r.contains("status failed") && r.contains("--upgrade or --replace"))
+        );
+        assert_eq!(p[1], Action::Complete);
+        assert!(
+            matches!(&p[2], Action::Refuse(r) if r.contains("pending-upgrade") && r.contains("--replace"))
+        );
+        let p = actions(Mode::Upgrade);
+        assert_eq!(p[0], Action::Upgrade);
+        assert_eq!(p[1], Action::Complete);
+        assert!(matches!(&p[2], Action::Refuse(_)));
+        let p = actions(Mode::Replace);
+        assert_eq!(p, [Action::Replace, Action::Complete, Action::Replace]);
+        let steps = run_with(&idx, &existing, Mode::Install, &[], &[]);
+        assert!(steps.iter().all(|s| s.selected));
+        assert!(
+            steps[1]
+                .note
+                .as_deref()
+                .is_some_and(|n| n.contains("pending-install") && n.contains("interrupted")),
+            "{:?}",
+            steps[1].note
+        );
+    }
+
+    #[test]
+    fn a_snapshot_taken_during_an_upgrade_restores_the_last_good_revision() {
+        let idx = index(vec![
+            row("a", "web", 1, "superseded"),
+            row("a", "web", 2, "pending-upgrade"),
+            row("a", "new", 1, "pending-install"),
+        ]);
+        let steps = run_with(&idx, &[], Mode::Install, &[], &["nothing"]);
+        assert_eq!(steps[1].key(), "a/web");
+        assert_eq!((steps[1].revision, &steps[1].action), (1, &Action::Install));
+        assert!(steps[1].selected);
+        let note = steps[1].note.as_deref().unwrap_or_default();
+        assert!(
+            note.contains("revision 2 pending-upgrade") && note.contains("revision 1"),
+            "{note}"
+        );
+        // A first install in flight has nothing to restore.
+        assert!(matches!(&steps[0].action, Action::Skip(r) if r.contains("pending-install")));
+        assert!(!steps[0].selected);
     }
 }

@@ -21,7 +21,7 @@ use zeroize::Zeroizing;
 
 use super::list::{Lister, ObjectKind, RawObject};
 use super::{RecordSender, SourceError};
-use crate::release::{ReleaseRecord, Summary};
+use crate::release::{Installed, ReleaseRecord, Summary};
 use crate::select::Selection;
 use crate::snapshot::{IndexRow, SourceKind};
 
@@ -317,10 +317,15 @@ pub fn apply_filter(rows: Vec<IndexRow>, filter: &SaveFilter) -> Vec<IndexRow> {
         if !filter.statuses.is_empty() && !filter.statuses.iter().any(|s| s == latest_status) {
             continue;
         }
-        let deployed = revs.iter().position(|r| r.status == "deployed");
+        // Load restores the current revision: keep it, whatever --history says.
+        let statuses: Vec<(u32, &str)> = revs
+            .iter()
+            .map(|r| (r.revision, r.status.as_str()))
+            .collect();
+        let current = crate::release::current_revision(&statuses).map(|c| c.revision);
         for (i, r) in revs.into_iter().enumerate() {
             let within = filter.history.is_none_or(|h| i <= h as usize);
-            if within || Some(i) == deployed {
+            if within || Some(r.revision) == current {
                 out.push(r);
             }
         }
@@ -329,16 +334,23 @@ pub fn apply_filter(rows: Vec<IndexRow>, filter: &SaveFilter) -> Vec<IndexRow> {
     out
 }
 
-/// The releases the cluster has now: `(namespace, name)` of every release
-/// whose latest revision is not `uninstalled`. Reads only object metadata
-/// (Helm's `name`, `version` and `status` labels), never the records.
+/// The releases the cluster has now, by `(namespace, name)`: the newest
+/// revision of every release whose newest revision is not `uninstalled`.
+/// Reads object metadata (Helm's `name`, `version` and `status` labels);
+/// the record itself only of a newest revision that is not `deployed`, to
+/// see whether helm-bulk installed it (its chart is a frozen chart).
 pub async fn installed_releases(
     client: &kube::Client,
     driver: Driver,
     namespace: Option<&str>,
-) -> Result<std::collections::HashSet<(String, String)>, SourceError> {
+) -> Result<HashMap<(String, String), Installed>, SourceError> {
     use kube::core::PartialObjectMeta;
-    let mut latest: HashMap<(String, String), (u32, String)> = HashMap::new();
+    let api_error = |e: kube::Error| SourceError::Api {
+        what: driver.what(),
+        cause: crate::cluster::describe(&e),
+    };
+    // (namespace, release) -> (revision, status, storage object name)
+    let mut latest: HashMap<(String, String), (u32, String, String)> = HashMap::new();
     let base = ListParams::default().labels("owner=helm").limit(500);
     let mut lp = base.clone();
     loop {
@@ -348,11 +360,7 @@ pub async fn installed_releases(
                     Some(ns) => Api::namespaced(client.clone(), ns),
                     None => Api::all(client.clone()),
                 };
-                let l = api.list_metadata(&lp).await;
-                let l = l.map_err(|e| SourceError::Api {
-                    what: driver.what(),
-                    cause: crate::cluster::describe(&e),
-                })?;
+                let l = api.list_metadata(&lp).await.map_err(api_error)?;
                 (
                     l.items
                         .into_iter()
@@ -366,10 +374,7 @@ pub async fn installed_releases(
                     Some(ns) => Api::namespaced(client.clone(), ns),
                     None => Api::all(client.clone()),
                 };
-                let l = api.list_metadata(&lp).await.map_err(|e| SourceError::Api {
-                    what: driver.what(),
-                    cause: crate::cluster::describe(&e),
-                })?;
+                let l = api.list_metadata(&lp).await.map_err(api_error)?;
                 (
                     l.items
                         .into_iter()
@@ -381,7 +386,8 @@ pub async fn installed_releases(
         };
         for m in items {
             let labels = m.labels.unwrap_or_default();
-            let (Some(name), Some(ns)) = (labels.get("name"), m.namespace) else {
+            let (Some(name), Some(ns), Some(object)) = (labels.get("name"), m.namespace, m.name)
+            else {
                 continue;
             };
             let version: u32 = labels
@@ -391,9 +397,9 @@ pub async fn installed_releases(
             let status = labels.get("status").cloned().unwrap_or_default();
             let e = latest
                 .entry((ns, name.clone()))
-                .or_insert((0, String::new()));
+                .or_insert((0, String::new(), String::new()));
             if version >= e.0 {
-                *e = (version, status);
+                *e = (version, status, object);
             }
         }
         match token.filter(|t| !t.is_empty()) {
@@ -401,11 +407,47 @@ pub async fn installed_releases(
             None => break,
         }
     }
-    Ok(latest
-        .into_iter()
-        .filter(|(_, (_, status))| status != "uninstalled")
-        .map(|(k, _)| k)
-        .collect())
+    let mut out = HashMap::new();
+    for ((ns, name), (revision, status, object)) in latest {
+        if status == "uninstalled" {
+            continue;
+        }
+        let frozen = if status == "deployed" {
+            false
+        } else {
+            let payload = match driver {
+                Driver::Secret => Api::<Secret>::namespaced(client.clone(), &ns)
+                    .get_opt(&object)
+                    .await
+                    .map_err(api_error)?
+                    .and_then(|s| s.data?.remove("release"))
+                    .map(|b| b.0),
+                Driver::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), &ns)
+                    .get_opt(&object)
+                    .await
+                    .map_err(api_error)?
+                    .and_then(|c| c.data?.remove("release"))
+                    .map(String::into_bytes),
+            };
+            payload
+                .and_then(|p| decode_payload(&Zeroizing::new(p)).ok())
+                .is_some_and(|data| {
+                    crate::release::has_chart_annotation(
+                        &data,
+                        crate::restore::frozen::FROZEN_ANNOTATION,
+                    )
+                })
+        };
+        out.insert(
+            (ns, name),
+            Installed {
+                revision,
+                status,
+                frozen,
+            },
+        );
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -445,6 +487,14 @@ mod tests {
         };
         let kept: Vec<u32> = apply_filter(rows, &f).iter().map(|r| r.revision).collect();
         assert_eq!(kept, [2, 4]);
+        // Saved between the two writes of an upgrade: the last good revision is kept.
+        let rows = vec![
+            row("a", "x", 1, "superseded"),
+            row("a", "x", 2, "superseded"),
+            row("a", "x", 3, "pending-upgrade"),
+        ];
+        let kept: Vec<u32> = apply_filter(rows, &f).iter().map(|r| r.revision).collect();
+        assert_eq!(kept, [2, 3]);
     }
 
     #[test]

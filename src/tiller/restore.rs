@@ -75,8 +75,10 @@ pub async fn execute(
     reuse_name: bool,
     description: &str,
 ) -> Outcome {
-    if let Action::Skip(why) = &step.action {
-        return Outcome::Skipped(why.clone());
+    match &step.action {
+        Action::Skip(why) => return Outcome::Skipped(why.clone()),
+        Action::Refuse(why) => return Outcome::Failed(why.clone()),
+        _ => {}
     }
     let Some(record) = record else {
         return Outcome::Failed("the snapshot has no record for this revision".to_owned());
@@ -145,7 +147,7 @@ pub async fn execute(
             .await
             .map(|_| ())
             .map_err(cause),
-        Action::Replace => match tiller.uninstall(purge()).await {
+        Action::Replace | Action::Complete => match tiller.uninstall(purge()).await {
             Err(e) => Err(format!(
                 "uninstall before reinstalling failed: {}",
                 cause(e)
@@ -154,7 +156,7 @@ pub async fn execute(
                 .await
                 .map_err(|e| format!("uninstalled, but reinstalling failed: {e}")),
         },
-        Action::Skip(_) => Ok(()),
+        Action::Skip(_) | Action::Refuse(_) => Ok(()),
     };
     match result {
         Ok(()) => Outcome::Done,
