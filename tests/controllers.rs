@@ -314,16 +314,7 @@ fn a_cronjob_creates_a_job_on_schedule() {
         "--image=registry.invalid/tick:1",
         "--schedule=* * * * *",
     ]);
-    let jobs = || {
-        env.kubectl([
-            "get",
-            "jobs",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ])
-    };
+    let jobs = || env.jsonpath(&ns, "jobs", "{.items[*].metadata.name}");
     wait_until(
         "the CronJob to create a Job",
         Duration::from_secs(70),

@@ -117,16 +117,7 @@ fn cronjob_runs_in_a_restricted_namespace(helm: Helm) {
         "Forbid"
     );
 
-    let jobs = || {
-        env.kubectl([
-            "get",
-            "jobs",
-            "-n",
-            &ns,
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ])
-    };
+    let jobs = || env.jsonpath(&ns, "jobs", "{.items[*].metadata.name}");
     wait_until(
         "the CronJob to create a Job",
         Duration::from_secs(75),
