@@ -8,10 +8,10 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod debug;
+pub mod errors;
 pub mod freshness;
 pub mod hardening;
 pub mod release;

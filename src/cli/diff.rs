@@ -11,9 +11,9 @@ use super::args::{ClusterArgs, SnapshotSource, StoreArgs, VerifyArgs};
 use super::{
     DEFAULT_SNAPSHOT, DecryptArgs, EXIT_USAGE, Failure, OutputFormat, print_stdout, printable,
 };
-use crate::config::Loaded;
-use crate::snapshot::{Entry, Limits, SourceKind};
-use crate::source::helm::{Driver, HelmSource, SaveFilter};
+use helm_bulk::config::Loaded;
+use helm_bulk::snapshot::{Entry, Limits, SourceKind};
+use helm_bulk::source::helm::{Driver, HelmSource, SaveFilter};
 
 /// Arguments of `diff`.
 #[derive(Debug, Args)]
@@ -148,11 +148,13 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
     let identities = args.decrypt.identity_files(config);
     let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
     args.verify.check(&source, config)?;
-    let opened = crate::vault::open(source.open()?, &identities)?;
+    let opened = helm_bulk::vault::open(source.open()?, &identities)?;
     let mut snapshot = Latest::new();
     let mut latest_of: BTreeMap<(String, String), u32> = BTreeMap::new();
-    let index =
-        crate::release::read_checked(opened.reader, &Limits::default(), |index, entry, data| {
+    let index = helm_bulk::release::read_checked(
+        opened.reader,
+        &Limits::default(),
+        |index, entry, data| {
             if latest_of.is_empty() {
                 for r in &index.releases {
                     let e = latest_of
@@ -167,7 +169,8 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
                 keep_latest(&mut snapshot, &row.namespace, &row.name, row.revision, data);
             }
             Ok(())
-        })?;
+        },
+    )?;
     args.verify.check_age(&index)?;
     if index.source.kind == SourceKind::Tiller {
         return Err(super::fail(
@@ -177,7 +180,7 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
 
     let rt = super::args::runtime()?;
     let live: Latest = rt.block_on(async {
-        let cluster = crate::cluster::connect(&args.cluster.options()).await?;
+        let cluster = helm_bulk::cluster::connect(&args.cluster.options()).await?;
         let scope = args.cluster.scope(&cluster.default_namespace);
         let helm = HelmSource::new(
             cluster.client.clone(),
@@ -187,13 +190,13 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
             500,
         );
         let filter = SaveFilter {
-            selection: crate::select::Selection::all(),
+            selection: helm_bulk::select::Selection::all(),
             history: Some(0),
             statuses: Vec::new(),
         };
         let plan = helm.plan(&filter).await?;
         let rows = plan.rows.clone();
-        let (tx, mut rx) = crate::source::record_channel();
+        let (tx, mut rx) = helm_bulk::source::record_channel();
         let collect = std::thread::spawn(move || {
             let mut out = Latest::new();
             while let Some(rec) = rx.blocking_recv() {
@@ -230,7 +233,7 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
                 manifest_diff: None,
             },
             Some((live_rev, live_data)) => {
-                let differs = crate::release::compare::differing_parts(data, live_data)?;
+                let differs = helm_bulk::release::compare::differing_parts(data, live_data)?;
                 let show = args.show_secrets;
                 let label = |side: &str, rev: u32, what: &str| {
                     format!("{side} {ns}/{name} revision {rev} ({what})")
@@ -239,7 +242,7 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
                     if !wanted || !differs.contains(&part) {
                         return Ok(None);
                     }
-                    let d = crate::release::compare::unified(
+                    let d = helm_bulk::release::compare::unified(
                         &text(data, show)?,
                         &text(live_data, show)?,
                         &label("snapshot", *rev, part),
@@ -253,12 +256,15 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
                         d
                     }))
                 };
-                let values_diff =
-                    text_diff(args.values, "values", crate::release::compare::values_text)?;
+                let values_diff = text_diff(
+                    args.values,
+                    "values",
+                    helm_bulk::release::compare::values_text,
+                )?;
                 let manifest_diff = text_diff(
                     args.manifest,
                     "manifest",
-                    crate::release::compare::manifest_text,
+                    helm_bulk::release::compare::manifest_text,
                 )?;
                 Row {
                     values_diff,

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use crate::restore::execute::Stop;
+use helm_bulk::restore::execute::Stop;
 
 /// Which signal stopped the load (its exit code, 128 + number; 0: none).
 #[derive(Debug, Default)]

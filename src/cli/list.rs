@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::args::{StoreArgs, runtime};
 use super::{Failure, OutputFormat, print_stdout};
-use crate::config::Loaded;
+use helm_bulk::config::Loaded;
 
 /// Arguments of `list`.
 #[derive(Debug, Args)]

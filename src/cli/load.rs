@@ -8,17 +8,18 @@ use std::time::Instant;
 use clap::Args;
 use zeroize::Zeroizing;
 
+use super::args::TillerArgs;
 use super::args::{ClusterArgs, Origin, SelectArgs, SnapshotSource, StoreArgs, VerifyArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, EXIT_PARTIAL, Failure, fail, print_stdout};
-use crate::config::{Loaded, effective_order};
-use crate::release::Installed;
-use crate::restore::crds::{CrdOutcome, ensure};
-use crate::restore::execute::{HelmRunner, Outcome, Report, Stop, run_plan};
-use crate::restore::plan::{Action, Mode, PlanInput, Step, plan, targets};
-use crate::restore::preflight;
-use crate::snapshot::{Entry, IndexCrd, Limits, SourceKind};
-use crate::source::helm::{Driver, installed_releases};
-use crate::tiller::client::{Tiller, TillerArgs};
+use helm_bulk::config::{Loaded, effective_order};
+use helm_bulk::release::Installed;
+use helm_bulk::restore::crds::{CrdOutcome, ensure};
+use helm_bulk::restore::execute::{HelmRunner, Outcome, Report, Stop, run_plan};
+use helm_bulk::restore::plan::{Action, Mode, PlanInput, Step, plan, targets};
+use helm_bulk::restore::preflight;
+use helm_bulk::snapshot::{Entry, IndexCrd, Limits, SourceKind};
+use helm_bulk::source::helm::{Driver, installed_releases};
+use helm_bulk::tiller::client::Tiller;
 
 /// Arguments of `load`.
 #[derive(Debug, Args)]
@@ -165,7 +166,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     let runtime = super::args::runtime()?;
     // --to-tiller talks to Tiller only; otherwise to the Kubernetes API and helm.
     let (cluster, tiller, scope) = if args.to_tiller {
-        let tiller = runtime.block_on(Tiller::connect(&args.tiller))?;
+        let tiller = runtime.block_on(Tiller::connect(&args.tiller.options()))?;
         let scope = args
             .cluster
             .namespace
@@ -173,7 +174,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             .filter(|_| !args.cluster.all_namespaces);
         (None, Some(tiller), scope)
     } else {
-        let cluster = runtime.block_on(crate::cluster::connect(&args.cluster.options()))?;
+        let cluster = runtime.block_on(helm_bulk::cluster::connect(&args.cluster.options()))?;
         let scope = args.cluster.scope(&cluster.default_namespace);
         (Some(cluster), None, scope)
     };
@@ -191,12 +192,14 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         );
     }
     let input = source.open()?;
-    let opened = crate::vault::open(input, &identities)?;
+    let opened = helm_bulk::vault::open(input, &identities)?;
     let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
     let mut records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
     let mut crds: Vec<(IndexCrd, Vec<u8>)> = Vec::new();
-    let index =
-        crate::release::read_checked(opened.reader, &Limits::default(), |index, entry, data| {
+    let index = helm_bulk::release::read_checked(
+        opened.reader,
+        &Limits::default(),
+        |index, entry, data| {
             let wanted = wanted.get_or_insert_with(|| {
                 targets(index, &args.status)
                     .values()
@@ -213,7 +216,8 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 Entry::Crd(c) => crds.push((c.clone(), data.to_vec())),
             }
             Ok(())
-        })?;
+        },
+    )?;
     args.verify.check_age(&index)?;
     let helm2 = index.source.kind == SourceKind::Tiller;
     if args.to_tiller && !helm2 {
@@ -234,7 +238,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         } else {
             super::printable(&index.cluster.context)
         },
-        super::printable(&crate::timefmt::human(&index.created_at)),
+        super::printable(&helm_bulk::timefmt::human(&index.created_at)),
         {
             let mut k: Vec<_> = index
                 .releases
@@ -246,7 +250,9 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         }
     );
     let tiller_existing = match &tiller {
-        Some(t) => Some(runtime.block_on(crate::tiller::restore::existing(t, scope.as_deref()))?),
+        Some(t) => {
+            Some(runtime.block_on(helm_bulk::tiller::restore::existing(t, scope.as_deref()))?)
+        }
         None => None,
     };
     let existing: HashMap<(String, String), Installed> = match (&cluster, &tiller_existing) {
@@ -392,7 +398,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         }
     };
     let reports = match (&tiller, &tiller_existing) {
-        (Some(t), Some(existing)) => runtime.block_on(crate::tiller::restore::run_plan(
+        (Some(t), Some(existing)) => runtime.block_on(helm_bulk::tiller::restore::run_plan(
             t,
             &steps,
             args.jobs,
@@ -428,7 +434,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                     // Not knowing is not success.
                     eprintln!(
                         "FAILED    cannot check that every release is deployed: {}",
-                        super::one_line(&e)
+                        helm_bulk::errors::one_line(&e)
                     );
                     other_failures += 1;
                     Vec::new()
@@ -501,12 +507,12 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         let message = if defects == failed {
             format!(
                 "{failed} release(s) failed because helm refused the chart helm-bulk generated (listed above): a helm-bulk defect, please report it at {}",
-                crate::restore::execute::REPORT_URL
+                helm_bulk::restore::execute::REPORT_URL
             )
         } else if defects > 0 {
             format!(
                 "{failed} release(s) or CRD(s) failed to restore (listed above); {defects} of them because of a helm-bulk defect (report those at {}); fix the cause of the others and run load again to complete",
-                crate::restore::execute::REPORT_URL
+                helm_bulk::restore::execute::REPORT_URL
             )
         } else {
             format!(
@@ -541,7 +547,7 @@ fn preflight_advice(p: &Preflight) -> String {
         0 => exclude.to_owned(),
         n => format!(
             "{n} of them because of a helm-bulk defect, please report it at {}; {exclude}",
-            crate::restore::execute::REPORT_URL
+            helm_bulk::restore::execute::REPORT_URL
         ),
     }
 }
@@ -550,7 +556,7 @@ fn preflight_advice(p: &Preflight) -> String {
 /// release, client side, and checks the APIs its objects need.
 fn run_preflight<R>(
     runtime: &tokio::runtime::Runtime,
-    cluster: &crate::cluster::Cluster,
+    cluster: &helm_bulk::cluster::Cluster,
     runner: &HelmRunner,
     steps: &[Step],
     crds: &[(IndexCrd, Vec<u8>)],
@@ -601,7 +607,7 @@ where
         }
     }
     let elapsed = started.elapsed();
-    crate::debug::note(|| {
+    helm_bulk::debug::note(|| {
         format!(
             "preflight: {} frozen charts rendered and checked in {:.2}s",
             changing.len(),
@@ -619,7 +625,7 @@ where
 fn helm_runner(
     args: &LoadArgs,
     bin: PathBuf,
-    index: &crate::snapshot::Index,
+    index: &helm_bulk::snapshot::Index,
     helm2: bool,
     stop: Arc<Stop>,
 ) -> HelmRunner {
@@ -640,9 +646,9 @@ fn helm_runner(
             index.created_at
         ),
         freezer: if helm2 {
-            crate::tiller::freeze::freeze_record
+            helm_bulk::tiller::freeze::freeze_record
         } else {
-            crate::restore::frozen::freeze
+            helm_bulk::restore::frozen::freeze
         },
         stop,
     }
@@ -673,17 +679,17 @@ fn crds_to_create(
             continue;
         };
         let kinds = if helm2 {
-            crate::tiller::record::kinds_used_bytes(r)
+            helm_bulk::tiller::record::kinds_used_bytes(r)
         } else {
-            crate::release::kinds_used(r)
+            helm_bulk::release::kinds_used(r)
         };
         for gk in kinds {
             groups.insert(gk.0.clone());
             users.entry(gk).or_default().insert(s.key());
         }
         if !helm2 && matches!(s.action, Action::Install | Action::Replace) {
-            for (_, text) in crate::release::chart_crd_files(r) {
-                for name in crate::release::crd_names(&text) {
+            for (_, text) in helm_bulk::release::chart_crd_files(r) {
+                for name in helm_bulk::release::crd_names(&text) {
                     installers.entry(name).or_default().insert(s.key());
                 }
             }

@@ -1,5 +1,6 @@
 //! The command line: clap definitions and one module per subcommand. This
-//! layer parses, resolves configuration, calls the library and reports.
+//! layer parses, resolves configuration, calls the library and reports. It
+//! belongs to the binary: the library never names it.
 
 mod args;
 mod check;
@@ -134,25 +135,10 @@ pub struct Failure {
 impl<E: std::error::Error> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure {
-            message: one_line(&e),
+            message: helm_bulk::errors::one_line(&e),
             code: EXIT_ERROR,
         }
     }
-}
-
-/// Joins an error and its sources into one line, skipping repeats.
-pub fn one_line(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    msg.replace('\n', " ")
 }
 
 /// Builds a failure from a message.
@@ -180,7 +166,7 @@ pub fn main() -> ExitCode {
     // Decrypted release records must never reach a core file or a debugger
     // of the same user (see SECURITY.md). This cannot fail on Linux; where it
     // does, say so and go on rather than refuse to run.
-    if let Err(e) = crate::hardening::protect_memory() {
+    if let Err(e) = helm_bulk::hardening::protect_memory() {
         eprintln!("WARNING: cannot turn off core dumps for this process: {e}");
     }
     let matches = match command().try_get_matches() {
@@ -202,7 +188,7 @@ pub fn main() -> ExitCode {
         Err(f) => {
             let signal = INTERRUPTED_BY.load(std::sync::atomic::Ordering::SeqCst);
             if signal != 0 {
-                crate::store::remove_unfinished();
+                helm_bulk::store::remove_unfinished();
                 exit_interrupted(signal);
             }
             let _ = std::io::stdout().flush();
@@ -219,9 +205,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .filter(|v| !v.is_empty())
             .map(std::path::PathBuf::from)
     });
-    let config = crate::config::load(explicit.as_deref())?;
+    let config = helm_bulk::config::load(explicit.as_deref())?;
     if cli.debug {
-        crate::debug::enable();
+        helm_bulk::debug::enable();
         match &config.path {
             Some(p) => eprintln!("debug: config file {}", p.display()),
             None => eprintln!("debug: no config file"),
@@ -291,8 +277,8 @@ pub(crate) fn exit_cleanly_on_interrupt(rt: &tokio::runtime::Runtime) {
     rt.spawn(async {
         let code = interrupted().await;
         INTERRUPTED_BY.store(code, std::sync::atomic::Ordering::SeqCst);
-        crate::store::remove_unfinished();
-        crate::store::bucket::abort_uploads(std::time::Duration::from_secs(10)).await;
+        helm_bulk::store::remove_unfinished();
+        helm_bulk::store::bucket::abort_uploads(std::time::Duration::from_secs(10)).await;
         exit_interrupted(code);
     });
 }

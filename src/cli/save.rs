@@ -6,17 +6,18 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 
+use super::args::TillerArgs;
 use super::args::{ClusterArgs, SelectArgs, StoreArgs};
 use super::{DEFAULT_SNAPSHOT, EncryptArgs, Failure, fail};
-use crate::config::Loaded;
-use crate::snapshot::{Cluster, Index, SnapshotWriter, Source, SourceKind};
-use crate::source::SourceError;
-use crate::source::helm::{Driver, HelmSource, SaveFilter};
-use crate::store::Sink;
-use crate::store::bucket::{Bucket, timestamp_of};
-use crate::tiller::client::{Tiller, TillerArgs};
-use crate::tiller::source::{GrpcSource, Storage, StorageSource};
-use crate::vault::sign::{HashingWriter, signature_path};
+use helm_bulk::config::Loaded;
+use helm_bulk::snapshot::{Cluster, Index, SnapshotWriter, Source, SourceKind};
+use helm_bulk::source::SourceError;
+use helm_bulk::source::helm::{Driver, HelmSource, SaveFilter};
+use helm_bulk::store::Sink;
+use helm_bulk::store::bucket::{Bucket, timestamp_of};
+use helm_bulk::tiller::client::Tiller;
+use helm_bulk::tiller::source::{GrpcSource, Storage, StorageSource};
+use helm_bulk::vault::sign::{HashingWriter, signature_path};
 
 /// Which Helm generation the cluster's records belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,7 +164,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         Driver::parse(&args.driver)?
     };
     let tiller_statuses = if helm2 {
-        crate::tiller::record::parse_statuses(&args.status).map_err(fail)?
+        helm_bulk::tiller::record::parse_statuses(&args.status).map_err(fail)?
     } else {
         Vec::new()
     };
@@ -179,7 +180,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
                     "--sign-key needs -o FILE: the signature is written beside it as FILE.sig",
                 ));
             }
-            Some(crate::vault::sign::load_signer(&path)?)
+            Some(helm_bulk::vault::sign::load_signer(&path)?)
         }
         None => None,
     };
@@ -195,7 +196,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         let (source, cluster) = match args.source {
             SourceArg::Tiller => {
                 // Tiller alone is enough: no Kubernetes access is needed.
-                let tiller = Tiller::connect(&args.tiller).await?;
+                let tiller = Tiller::connect(&args.tiller.options()).await?;
                 let scope = args
                     .cluster
                     .namespace
@@ -206,7 +207,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
                 (AnySource::Grpc(source), None)
             }
             _ => {
-                let cluster = crate::cluster::connect(&args.cluster.options()).await?;
+                let cluster = helm_bulk::cluster::connect(&args.cluster.options()).await?;
                 let scope = args.cluster.scope(&cluster.default_namespace);
                 let source = if args.source == SourceArg::TillerStorage {
                     AnySource::Storage(StorageSource::new(
@@ -366,7 +367,10 @@ enum AnySource {
 }
 
 impl AnySource {
-    async fn plan(&self, filter: &SaveFilter) -> Result<crate::source::helm::Plan, SourceError> {
+    async fn plan(
+        &self,
+        filter: &SaveFilter,
+    ) -> Result<helm_bulk::source::helm::Plan, SourceError> {
         match self {
             AnySource::Helm(s) => s.plan(filter).await,
             AnySource::Grpc(s) => s.plan(filter).await,
@@ -376,8 +380,8 @@ impl AnySource {
 
     async fn fetch(
         &self,
-        plan: &crate::source::helm::Plan,
-        tx: &crate::source::RecordSender,
+        plan: &helm_bulk::source::helm::Plan,
+        tx: &helm_bulk::source::RecordSender,
     ) -> Result<(), SourceError> {
         match self {
             AnySource::Helm(s) => s.fetch(plan, tx).await,
@@ -396,7 +400,7 @@ impl AnySource {
     }
 
     /// Where the records came from: the API server, or Tiller's address.
-    fn origin(&self, cluster: Option<&crate::cluster::Cluster>) -> (String, String) {
+    fn origin(&self, cluster: Option<&helm_bulk::cluster::Cluster>) -> (String, String) {
         match (self, cluster) {
             (AnySource::Grpc(s), _) => (s.tiller().url(), String::new()),
             (_, Some(c)) => (c.server.clone(), c.context.clone()),
@@ -410,11 +414,11 @@ struct Ctx<'a> {
     args: &'a SaveArgs,
     source: &'a AnySource,
     filter: &'a SaveFilter,
-    cluster: Option<&'a crate::cluster::Cluster>,
+    cluster: Option<&'a helm_bulk::cluster::Cluster>,
     kind: SourceKind,
     driver: &'static str,
-    protection: &'a crate::vault::Protection,
-    sign_key: Option<&'a crate::vault::sign::SigningKey>,
+    protection: &'a helm_bulk::vault::Protection,
+    sign_key: Option<&'a helm_bulk::vault::sign::SigningKey>,
     bucket: Option<&'a Bucket>,
 }
 
@@ -464,7 +468,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
     let plan = source.plan(filter).await.map_err(from_source)?;
     let (server, context) = source.origin(cluster);
     let mut index = Index::new(
-        crate::timefmt::now_rfc3339(),
+        helm_bulk::timefmt::now_rfc3339(),
         Source {
             kind,
             driver: driver.to_owned(),
@@ -479,7 +483,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
     index.releases = plan.rows.clone();
     // CRDs are read from the Kubernetes API, which a Tiller-only save does not use.
     let crds = match cluster {
-        Some(cluster) => crate::source::crds::capture(&cluster.client, &plan.kinds)
+        Some(cluster) => helm_bulk::source::crds::capture(&cluster.client, &plan.kinds)
             .await
             .map_err(from_source)?,
         None => Vec::new(),
@@ -511,13 +515,13 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
         None => (Sink::open(&args.output, binary)?, None),
     };
     let sink = HashingWriter::new(sink);
-    let encrypted = crate::vault::encrypt(sink, protection, args.encrypt.armor)?;
+    let encrypted = helm_bulk::vault::encrypt(sink, protection, args.encrypt.armor)?;
     let mut writer = SnapshotWriter::new(encrypted, &index)?;
 
     // Records flow from the lister to a writer thread through a channel
     // bounded in bytes: the network and the compression+encryption overlap,
     // and memory holds one page plus that budget, however big the cluster.
-    let (tx, mut rx) = crate::source::record_channel();
+    let (tx, mut rx) = helm_bulk::source::record_channel();
     let paths: Vec<String> = index.releases.iter().map(|r| r.path.clone()).collect();
     let crd_entries: Vec<(String, Vec<u8>)> =
         crds.into_iter().map(|c| (c.row.path, c.json)).collect();
@@ -574,7 +578,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
         h.wait().await?;
         // The signature only after its snapshot is complete.
         if let Some(k) = sign_key {
-            let sig = crate::vault::sign::sign_digest(k, &digest)?;
+            let sig = helm_bulk::vault::sign::sign_digest(k, &digest)?;
             b.put(&format!("{key}.sig"), sig.into_bytes()).await?;
         }
         return Ok(Stats {
@@ -585,17 +589,17 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
             bytes,
             server: server.clone(),
             problems: plan.problems,
-            in_flight: crate::release::caught_in_flight(&index.releases),
+            in_flight: helm_bulk::release::caught_in_flight(&index.releases),
             destination: format!("{} as {key}", b.url()),
         });
     }
     let signature = match sign_key {
         Some(key) => {
             let sig_path = signature_path(&args.output);
-            let mut file = crate::store::AtomicFile::create(&sig_path)?;
+            let mut file = helm_bulk::store::AtomicFile::create(&sig_path)?;
             std::io::Write::write_all(
                 &mut file,
-                crate::vault::sign::sign_digest(key, &digest)?.as_bytes(),
+                helm_bulk::vault::sign::sign_digest(key, &digest)?.as_bytes(),
             )?;
             Some(file)
         }
@@ -629,7 +633,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
         bytes,
         server,
         problems: plan.problems,
-        in_flight: crate::release::caught_in_flight(&index.releases),
+        in_flight: helm_bulk::release::caught_in_flight(&index.releases),
         destination: if args.output == std::path::Path::new("-") {
             "standard output".to_owned()
         } else {

@@ -7,8 +7,8 @@ use zeroize::Zeroizing;
 
 use super::args::{SnapshotSource, StoreArgs, VerifyArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout, printable};
-use crate::config::Loaded;
-use crate::snapshot::{Entry, Index, IndexRow, Limits, SourceKind};
+use helm_bulk::config::Loaded;
+use helm_bulk::snapshot::{Entry, Index, IndexRow, Limits, SourceKind};
 
 /// Arguments of `show`.
 #[derive(Debug, Args)]
@@ -76,12 +76,14 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
     let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
     args.verify.check(&source, config)?;
     let input = source.open()?;
-    let opened = crate::vault::open(input, &identities)?;
+    let opened = helm_bulk::vault::open(input, &identities)?;
 
     let mut values: Option<Zeroizing<Vec<u8>>> = None;
     let mut target_revision: Option<u32> = None;
-    let index =
-        crate::release::read_checked(opened.reader, &Limits::default(), |index, entry, data| {
+    let index = helm_bulk::release::read_checked(
+        opened.reader,
+        &Limits::default(),
+        |index, entry, data| {
             if let Entry::Release(row) = entry
                 && let Some((ns, name)) = wanted
                 && row.namespace == ns
@@ -101,7 +103,8 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
                 }
             }
             Ok(())
-        })?;
+        },
+    )?;
     args.verify.check_age(&index)?;
 
     if let Some((ns, name)) = wanted {
@@ -110,16 +113,16 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         };
         let mut v = if index.source.kind == SourceKind::Tiller {
             // Helm 2 keeps the values as YAML text (Config.raw).
-            let r = crate::tiller::record::decode_wiped(&data).map_err(fail)?;
-            crate::tiller::record::user_values_json(&r).map_err(fail)?
+            let r = helm_bulk::tiller::record::decode_wiped(&data).map_err(fail)?;
+            helm_bulk::tiller::record::user_values_json(&r).map_err(fail)?
         } else {
-            crate::release::helm_user_values(&data)?
+            helm_bulk::release::helm_user_values(&data)?
         };
         let text = zeroize::Zeroizing::new(match args.output {
             OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&v)?),
             _ => serde_norway::to_string(&v)?,
         });
-        crate::release::wipe_json(&mut v);
+        helm_bulk::release::wipe_json(&mut v);
         return print_stdout(&text);
     }
 
@@ -170,7 +173,7 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
         } else {
             printable(&index.cluster.server)
         },
-        printable(&crate::timefmt::human(&index.created_at)),
+        printable(&helm_bulk::timefmt::human(&index.created_at)),
         printable(&index.tool_version),
     );
     let header = [
@@ -195,7 +198,7 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
                 printable(
                     &r.updated
                         .as_deref()
-                        .map(crate::timefmt::human)
+                        .map(helm_bulk::timefmt::human)
                         .unwrap_or_default(),
                 ),
             ]
@@ -224,7 +227,7 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
         let cells: Vec<&str> = row.iter().map(String::as_str).collect();
         line(&cells);
     }
-    let notes = crate::release::caught_in_flight(&index.releases);
+    let notes = helm_bulk::release::caught_in_flight(&index.releases);
     if !notes.is_empty() {
         out.push('\n');
     }

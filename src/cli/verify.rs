@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::args::{Origin, SnapshotSource, StoreArgs, VerifyArgs, runtime};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout, printable};
-use crate::config::Loaded;
-use crate::snapshot::Limits;
+use helm_bulk::config::Loaded;
+use helm_bulk::snapshot::Limits;
 
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
@@ -119,7 +119,7 @@ impl Report {
             self.releases.unwrap_or(0),
             self.revisions.unwrap_or(0),
             self.crds.unwrap_or(0),
-            printable(&crate::timefmt::human(created)),
+            printable(&helm_bulk::timefmt::human(created)),
         )
     }
 }
@@ -132,8 +132,9 @@ fn verify_one(
     config: &Loaded,
 ) -> Result<Report, Failure> {
     let origin = args.verify.check(source, config)?;
-    let opened = crate::vault::open(source.open()?, identities)?;
-    let index = crate::release::read_checked(opened.reader, &Limits::default(), |_, _, _| Ok(()))?;
+    let opened = helm_bulk::vault::open(source.open()?, identities)?;
+    let index =
+        helm_bulk::release::read_checked(opened.reader, &Limits::default(), |_, _, _| Ok(()))?;
     args.verify.check_age(&index)?;
     let mut releases: Vec<(&str, &str)> = index
         .releases
@@ -142,7 +143,7 @@ fn verify_one(
         .collect();
     releases.sort_unstable();
     releases.dedup();
-    let age = crate::timefmt::parse_rfc3339(&index.created_at)
+    let age = helm_bulk::timefmt::parse_rfc3339(&index.created_at)
         .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
     let (signature, signer, fingerprint) = match origin {
         Origin::Signed(s) => (

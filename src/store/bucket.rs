@@ -91,19 +91,11 @@ pub enum BucketError {
 }
 
 fn describe(e: &object_store::Error) -> String {
-    let mut msg = match e {
+    let head = match e {
         object_store::Error::NotFound { path, .. } => format!("object {path} not found"),
         other => other.to_string(),
     };
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
+    let msg = crate::errors::with_causes(head, std::error::Error::source(e));
     // Cloud error bodies can be long XML; keep the line readable.
     let msg = msg.replace('\n', " ");
     if msg.len() > 400 {

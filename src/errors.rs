@@ -1,0 +1,56 @@
+//! One place that turns an error and its chain of causes into the single
+//! line the user reads. Library modules use it to describe foreign errors
+//! (kube, gRPC, object storage); the CLI uses it for every failure.
+
+use std::error::Error;
+
+/// Appends the causes below an error to `msg`, each after `: `, skipping a
+/// cause whose text the message already holds (many errors repeat their
+/// source in their own text). Newlines are kept.
+pub fn with_causes(mut msg: String, mut source: Option<&(dyn Error + 'static)>) -> String {
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+/// Joins an error and its sources into one line, skipping repeats.
+pub fn one_line(e: &dyn Error) -> String {
+    with_causes(e.to_string(), e.source()).replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] Middle);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("middle: inner")]
+    struct Middle(#[source] Inner);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("inner\nline")]
+    struct Inner;
+
+    #[test]
+    fn chains_join_into_one_line_without_repeats() {
+        assert_eq!(
+            super::one_line(&Outer(Middle(Inner))),
+            "outer: middle: inner: inner line"
+        );
+        assert_eq!(super::one_line(&Middle(Inner)), "middle: inner: inner line");
+        let m = Middle(Inner);
+        assert_eq!(
+            super::with_causes(String::new(), Some(&m)),
+            "middle: inner: inner\nline"
+        );
+    }
+}
