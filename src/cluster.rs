@@ -62,9 +62,7 @@ pub struct Cluster {
 #[non_exhaustive]
 pub enum ClusterError {
     /// Neither a kubeconfig nor in-cluster configuration was found.
-    #[error(
-        "no cluster configuration: kubeconfig: {kubeconfig}; in-cluster: {incluster} (set KUBECONFIG or --kubeconfig, or --kube-context)"
-    )]
+    #[error("no cluster configuration: kubeconfig: {kubeconfig}; in-cluster: {incluster}")]
     NoConfig {
         /// Why the kubeconfig failed.
         kubeconfig: String,

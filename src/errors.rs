@@ -26,6 +26,32 @@ pub fn one_line(e: &dyn Error) -> String {
     with_causes(e.to_string(), e.source()).replace('\n', " ")
 }
 
+/// [`one_line`], with `hint(error)` (e.g. the command line's advice on
+/// which flag to pass) placed right after the text of each error in the
+/// chain that has one.
+pub fn one_line_with(
+    e: &(dyn Error + 'static),
+    hint: impl Fn(&(dyn Error + 'static)) -> Option<String>,
+) -> String {
+    let mut msg = e.to_string();
+    msg.extend(hint(e));
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            if !msg.is_empty() {
+                msg.push_str(": ");
+            }
+            msg.push_str(&text);
+        }
+        if let Some(h) = hint(s).filter(|h| !msg.contains(h.as_str())) {
+            msg.push_str(&h);
+        }
+        source = s.source();
+    }
+    msg.replace('\n', " ")
+}
+
 #[cfg(test)]
 mod tests {
     #[derive(Debug, thiserror::Error)]

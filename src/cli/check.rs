@@ -7,9 +7,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::args::{StoreArgs, runtime};
-use super::{Failure, OutputFormat, fail, print_stdout};
+use super::{Failure, OutputFormat, fail, one_line, print_stdout};
 use helm_bulk::config::Loaded;
-use helm_bulk::errors::one_line;
 use helm_bulk::freshness::{self, ClusterReport, Health};
 
 /// Arguments of `check`.

@@ -434,7 +434,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                     // Not knowing is not success.
                     eprintln!(
                         "FAILED    cannot check that every release is deployed: {}",
-                        helm_bulk::errors::one_line(&e)
+                        super::one_line(&e)
                     );
                     other_failures += 1;
                     Vec::new()

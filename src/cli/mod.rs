@@ -132,13 +132,52 @@ pub struct Failure {
     pub code: u8,
 }
 
-impl<E: std::error::Error> From<E> for Failure {
+impl<E: std::error::Error + 'static> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure {
-            message: helm_bulk::errors::one_line(&e),
+            message: one_line(&e),
             code: EXIT_ERROR,
         }
     }
+}
+
+/// The user's line for an error chain: the library says what is wrong,
+/// [`hint`] adds which flag or setting changes it.
+pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    helm_bulk::errors::one_line_with(e, hint)
+}
+
+/// What the command line can do about a library error, appended right
+/// after that error's own text.
+fn hint(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use helm_bulk::{cluster::ClusterError, tiller::TillerError, vault::VaultError};
+    let hint = if let Some(v) = e.downcast_ref::<VaultError>() {
+        match v {
+            VaultError::NoRecipients => {
+                ": pass -r/--recipient KEY or -R/--recipients-file FILE, set `recipients:` in the config file, or use -p/--passphrase (create a key with `helm bulk keygen`)"
+            }
+            VaultError::NoIdentities => {
+                ": pass -i/--identity FILE or set `identities:` in the config file"
+            }
+            VaultError::WrongIdentity => "; check -i/--identity",
+            _ => return None,
+        }
+    } else if let Some(helm_bulk::vault::sign::VerifyError::Unsigned(_)) = e.downcast_ref() {
+        " (--insecure-skip-verify overrides)"
+    } else if let Some(ClusterError::NoConfig { .. }) = e.downcast_ref() {
+        " (set KUBECONFIG or --kubeconfig, or --kube-context)"
+    } else if let Some(TillerError::NoHost) = e.downcast_ref() {
+        ": pass --tiller-host HOST:PORT or set TILLER_HOST (e.g. after `kubectl -n kube-system port-forward svc/tiller-deploy 44134`), or read Tiller's storage with --source tiller-storage"
+    } else if e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| inner.is::<helm_bulk::store::BinaryToTerminal>())
+    {
+        " or use -a/--armor"
+    } else {
+        return None;
+    };
+    Some(hint.to_owned())
 }
 
 /// Builds a failure from a message.

@@ -150,6 +150,11 @@ impl Write for AtomicFile {
     }
 }
 
+/// A binary snapshot was to be written to a terminal.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing to write a binary snapshot to a terminal; redirect standard output")]
+pub struct BinaryToTerminal;
+
 impl Sink {
     /// Opens `-` as standard output, anything else as an atomic file.
     /// `binary` output is refused on a terminal.
@@ -159,7 +164,7 @@ impl Sink {
             if binary && out.is_terminal() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    "refusing to write a binary snapshot to a terminal; redirect standard output or use -a/--armor",
+                    BinaryToTerminal,
                 ));
             }
             Ok(Sink::Stdout(out))
