@@ -16,6 +16,7 @@ pub mod freshness;
 pub mod hardening;
 pub mod release;
 pub mod restore;
+pub mod save;
 pub mod select;
 pub mod snapshot;
 pub mod source;

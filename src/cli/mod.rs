@@ -151,6 +151,9 @@ pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
 /// after that error's own text.
 fn hint(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     use helm_bulk::{cluster::ClusterError, tiller::TillerError, vault::VaultError};
+    if let Some(save) = e.downcast_ref::<helm_bulk::save::SaveError>() {
+        return save.inner().and_then(hint);
+    }
     let hint = if let Some(v) = e.downcast_ref::<VaultError>() {
         match v {
             VaultError::NoRecipients => {
