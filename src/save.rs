@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::cluster::Cluster;
+use crate::snapshot::SourceKind;
 use crate::snapshot::{Cluster as IndexCluster, Index, SnapshotError, SnapshotWriter};
-use crate::snapshot::{IndexRow, SourceKind};
 use crate::source::helm::{HelmSource, Plan, SaveFilter};
 use crate::source::{RecordSender, Source, SourceError};
 use crate::store::Sink;
@@ -238,16 +238,6 @@ fn group_only(index: &Index) -> usize {
         .count()
 }
 
-/// How many distinct releases the rows (in archive order) hold.
-fn distinct_releases(rows: &[IndexRow]) -> usize {
-    let mut keys: Vec<(&str, &str)> = rows
-        .iter()
-        .map(|r| (r.namespace.as_str(), r.name.as_str()))
-        .collect();
-    keys.dedup();
-    keys.len()
-}
-
 /// The cluster's name in object keys: `explicit`, else the context,
 /// else the server's host (the API server, or Tiller); reduced to letters,
 /// digits, `.`, `-`, `_`.
@@ -316,7 +306,7 @@ async fn save_once(
         None => Vec::new(),
     };
     index.crds = crds.iter().map(|c| c.row.clone()).collect();
-    let releases = distinct_releases(&index.releases);
+    let releases = crate::release::distinct_releases(&index.releases);
     let revisions = index.releases.len();
     let bytes: u64 = index.releases.iter().map(|r| r.size).sum();
 

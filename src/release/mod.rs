@@ -224,6 +224,17 @@ pub fn current_revision(revisions: &[(u32, &str)]) -> Option<Current> {
     })
 }
 
+/// How many distinct releases index rows in archive order hold (the
+/// revisions of a release are adjacent there).
+pub fn distinct_releases(rows: &[IndexRow]) -> usize {
+    let mut keys: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.namespace.as_str(), r.name.as_str()))
+        .collect();
+    keys.dedup();
+    keys.len()
+}
+
 /// The releases of `rows` (index rows, any order) that were saved with an
 /// upgrade or rollback in flight (see [`current_revision`]), sorted, each
 /// with the message that says so.
