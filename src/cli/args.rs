@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 
 use super::{Failure, fail};
 use helm_bulk::config::Loaded;
+pub use helm_bulk::store::input::SnapshotSource;
 use helm_bulk::vault::{self, Protection};
 
 /// The default snapshot file name for save, show and load.
@@ -215,49 +216,7 @@ impl VerifyArgs {
             return Ok(Origin::Skipped);
         }
         let allowed = helm_bulk::vault::sign::read_allowed_signers(&signers)?;
-        let signer = match source {
-            SnapshotSource::File(file) if file == std::path::Path::new("-") => {
-                return Err(fail(
-                    "a signed snapshot must be read from a file, not standard input, so its signature can be checked before decrypting (or pass --insecure-skip-verify)",
-                ));
-            }
-            SnapshotSource::File(file) => {
-                let sig = self
-                    .signature
-                    .clone()
-                    .unwrap_or_else(|| helm_bulk::vault::sign::signature_path(file));
-                helm_bulk::vault::sign::verify_file(file, &sig, &allowed)?
-            }
-            SnapshotSource::Object {
-                bucket,
-                key,
-                runtime,
-                pinned,
-            } => {
-                let sig_key = format!("{key}.sig");
-                let text = match &self.signature {
-                    Some(p) => Some(
-                        std::fs::read_to_string(p)
-                            .map_err(|e| fail(format!("cannot read {}: {e}", p.display())))?,
-                    ),
-                    None => runtime
-                        .block_on(bucket.get_small(&sig_key))?
-                        .map(|b| String::from_utf8_lossy(&b).into_owned()),
-                };
-                let (mut reader, etag) = runtime.block_on(bucket.reader(key, None))?;
-                let signer = helm_bulk::vault::sign::verify_stream(
-                    &mut reader,
-                    key,
-                    text.as_deref(),
-                    &sig_key,
-                    &allowed,
-                )?;
-                if let Ok(mut p) = pinned.lock() {
-                    *p = etag;
-                }
-                signer
-            }
-        };
+        let signer = source.verify(self.signature.as_deref(), &allowed)?;
         eprintln!(
             "Signed by {} ({} {})",
             signer.principals, signer.algorithm, signer.fingerprint
@@ -358,86 +317,35 @@ impl StoreArgs {
         url: &str,
         config: &Loaded,
     ) -> Result<helm_bulk::store::bucket::Bucket, Failure> {
-        let endpoint = self
-            .endpoint
-            .clone()
-            .or_else(|| config.config.endpoint.clone());
         Ok(helm_bulk::store::bucket::Bucket::open(
             url,
-            endpoint.as_deref(),
+            self.endpoint(config).as_deref(),
         )?)
     }
+
+    /// The endpoint from the flag, else the config.
+    pub fn endpoint(&self, config: &Loaded) -> Option<String> {
+        self.endpoint
+            .clone()
+            .or_else(|| config.config.endpoint.clone())
+    }
 }
 
-/// Where a snapshot is read from.
-pub enum SnapshotSource {
-    /// A file, or `-` for standard input.
-    File(PathBuf),
-    /// An object in a bucket.
-    Object {
-        /// The bucket (scoped to the object's folder).
-        bucket: helm_bulk::store::bucket::Bucket,
-        /// The object key.
-        key: String,
-        /// The runtime its requests run on.
-        runtime: std::sync::Arc<tokio::runtime::Runtime>,
-        /// The ETag of the object whose signature was verified: later reads
-        /// must get exactly that object.
-        pinned: std::sync::Mutex<Option<String>>,
-    },
-}
-
-impl SnapshotSource {
-    /// A file path, or a bucket URL (`…/<timestamp>.tar.gz.age` or `…/latest`).
-    pub fn resolve(
-        arg: &str,
-        store: &StoreArgs,
-        config: &Loaded,
-    ) -> Result<SnapshotSource, Failure> {
-        if !arg.contains("://") {
-            return Ok(SnapshotSource::File(PathBuf::from(arg)));
-        }
-        let runtime = std::sync::Arc::new(runtime()?);
-        let (bucket, key) = runtime.block_on(store.open(arg, config)?.resolve())?;
-        Ok(SnapshotSource::Object {
-            bucket,
-            key,
-            runtime,
-            pinned: std::sync::Mutex::new(None),
-        })
-    }
-
-    /// A reader over the snapshot's bytes.
-    pub fn open(&self) -> Result<Box<dyn std::io::Read>, Failure> {
-        match self {
-            SnapshotSource::File(p) => Ok(helm_bulk::store::open_source(p)?),
-            SnapshotSource::Object {
-                bucket,
-                key,
-                runtime,
-                pinned,
-            } => {
-                let pin = pinned.lock().ok().and_then(|p| p.clone());
-                let (reader, _) = runtime.block_on(bucket.reader(key, pin.as_deref()))?;
-                Ok(Box::new(reader))
-            }
-        }
-    }
-
-    /// How to name it in messages.
-    pub fn describe(&self) -> String {
-        match self {
-            SnapshotSource::File(p) => p.display().to_string(),
-            SnapshotSource::Object { bucket, key, .. } => format!("{} ({key})", bucket.url()),
-        }
-    }
+/// A file path, or a bucket URL (`…/<timestamp>.tar.gz.age` or `…/latest`)
+/// opened with the endpoint from the flag or the config.
+pub fn resolve_input(
+    arg: &str,
+    store: &StoreArgs,
+    config: &Loaded,
+) -> Result<SnapshotSource, Failure> {
+    let endpoint = store.endpoint(config);
+    Ok(SnapshotSource::resolve(arg, |url| {
+        helm_bulk::store::bucket::Bucket::open(url, endpoint.as_deref())
+    })?)
 }
 
 /// A runtime for the async parts (cluster and object storage).
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
+    helm_bulk::store::input::runtime()
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))
 }

@@ -133,9 +133,8 @@ pub(super) fn run(args: CheckArgs, config: &Loaded) -> Result<(), Failure> {
     }
 
     let text = match args.output {
-        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&reports)?),
-        OutputFormat::Yaml => serde_norway::to_string(&reports)?,
         OutputFormat::Table => table(&reports, &args),
+        format => super::output::structured(format, &reports)?,
     };
     print_stdout(&text)?;
 

@@ -7,7 +7,7 @@ use clap::Args;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::args::{ClusterArgs, SnapshotSource, StoreArgs, VerifyArgs};
+use super::args::{ClusterArgs, StoreArgs, VerifyArgs};
 use super::{
     DEFAULT_SNAPSHOT, DecryptArgs, EXIT_USAGE, Failure, OutputFormat, print_stdout, printable,
 };
@@ -123,8 +123,7 @@ pub(super) fn run(args: DiffArgs, config: &Loaded) -> Result<(), Failure> {
         let differ = rows.iter().filter(|r| r.status != "equal").count();
         let text = match args.output {
             OutputFormat::Table => table(&rows),
-            OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&rows)?),
-            OutputFormat::Yaml => serde_norway::to_string(&rows)?,
+            format => super::output::structured(format, &rows)?,
         };
         print_stdout(&text).map_err(error)?;
         if differ == 0 {
@@ -146,7 +145,7 @@ pub(super) fn run(args: DiffArgs, config: &Loaded) -> Result<(), Failure> {
 fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
     let driver = Driver::parse(&args.driver)?;
     let identities = args.decrypt.identity_files(config);
-    let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
+    let source = super::args::resolve_input(&args.file, &args.store, config)?;
     args.verify.check(&source, config)?;
     let opened = helm_bulk::vault::open(source.open()?, &identities)?;
     let mut snapshot = Latest::new();
@@ -304,11 +303,11 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
 
 fn table(rows: &[Row]) -> String {
     let header = ["NAMESPACE", "NAME", "STATUS", "REVISIONS", "DIFFERS"];
-    let body: Vec<[String; 5]> = rows
+    let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let rev = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
-            [
+            vec![
                 printable(&r.namespace),
                 printable(&r.name),
                 r.status.to_owned(),
@@ -317,26 +316,7 @@ fn table(rows: &[Row]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &body {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let l: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(l.join("  ").trim_end());
-        out.push('\n');
-    };
-    line(header.to_vec());
-    for row in &body {
-        line(row.iter().map(String::as_str).collect());
-    }
+    let mut out = super::output::table(&header, &body);
     for r in rows {
         for d in [&r.values_diff, &r.manifest_diff].into_iter().flatten() {
             out.push('\n');

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Args;
 
 use super::args::TillerArgs;
-use super::args::{ClusterArgs, Origin, SelectArgs, SnapshotSource, StoreArgs, VerifyArgs};
+use super::args::{ClusterArgs, Origin, SelectArgs, StoreArgs, VerifyArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, EXIT_PARTIAL, Failure, fail, print_stdout};
 use helm_bulk::config::{Loaded, effective_order};
 use helm_bulk::release::Installed;
@@ -157,7 +157,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
 
     // Check who made the snapshot, then decrypt and verify everything before
     // touching the cluster, keeping only the records that may be restored.
-    let source = SnapshotSource::resolve(
+    let source = super::args::resolve_input(
         args.from.as_deref().unwrap_or(&args.file),
         &args.store,
         config,
@@ -559,30 +559,8 @@ fn plan_table(steps: &[Step], preflight: Option<&Preflight>) -> String {
             row
         })
         .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (w, c) in widths.iter_mut().zip(r) {
-            *w = (*w).max(c.len());
-        }
-    }
     let mut out = String::from("Plan (dry run, nothing was changed):\n");
-    let last = header.len() - 1;
-    let fmt = |cells: &[&str]| {
-        let mut l = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i == last {
-                l.push_str(c);
-            } else {
-                l.push_str(&format!("{c:<w$}  ", w = widths[i]));
-            }
-        }
-        format!("{}\n", l.trim_end())
-    };
-    out.push_str(&fmt(&header));
-    for r in &rows {
-        let cells: Vec<&str> = r.iter().map(String::as_str).collect();
-        out.push_str(&fmt(&cells));
-    }
+    out.push_str(&super::output::table(&header, &rows));
     match preflight {
         Some(p) if p.problems.is_empty() => out.push_str(&format!(
             "Preflight: {} frozen chart(s) rendered with helm; every API they use will exist ({:.2}s).\n",

@@ -10,6 +10,7 @@ mod interrupt;
 mod keygen;
 mod list;
 mod load;
+mod output;
 mod prune;
 mod recipients;
 mod rekey;
@@ -23,6 +24,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use args::{DEFAULT_SNAPSHOT, DecryptArgs, EncryptArgs, OutputFormat};
+pub(crate) use interrupt::exit_cleanly_on_interrupt;
+pub(crate) use output::{human_bytes, print_stdout, printable};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -154,6 +157,14 @@ fn hint(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     if let Some(save) = e.downcast_ref::<helm_bulk::save::SaveError>() {
         return save.inner().and_then(hint);
     }
+    if let Some(input) = e.downcast_ref::<helm_bulk::store::input::InputError>() {
+        return match input {
+            helm_bulk::store::input::InputError::SignedFromStdin => {
+                Some(" (or pass --insecure-skip-verify)".to_owned())
+            }
+            other => other.inner().and_then(hint),
+        };
+    }
     let hint = if let Some(v) = e.downcast_ref::<VaultError>() {
         match v {
             VaultError::NoRecipients => {
@@ -228,11 +239,9 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(f) => {
-            let signal = INTERRUPTED_BY.load(std::sync::atomic::Ordering::SeqCst);
-            if signal != 0 {
-                helm_bulk::store::remove_unfinished();
-                exit_interrupted(signal);
-            }
+            // An interrupted command fails too (its upload was aborted
+            // under it): report the interruption instead.
+            interrupt::exit_if_interrupted();
             let _ = std::io::stdout().flush();
             eprintln!("Error: {}", f.message);
             ExitCode::from(f.code)
@@ -269,107 +278,5 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Diff(a) => diff::run(a, &config),
         Command::Recipients(a) => recipients::run(a, &config),
         Command::Completion(a) => completion::run(a),
-    }
-}
-
-/// A byte count for people: `12 B`, `3.4 KiB`, `5.6 MiB`.
-pub(crate) fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
-
-/// A string from a snapshot made safe for a terminal: control characters
-/// (escape sequences) are shown escaped, everything else as is.
-pub(crate) fn printable(s: &str) -> String {
-    if s.chars().any(char::is_control) {
-        s.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_debug().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        s.to_owned()
-    }
-}
-
-/// Writes to stdout, treating a closed pipe (`| head`) as success.
-pub(crate) fn print_stdout(text: &str) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(fail(format!("cannot write to standard output: {e}"))),
-    }
-}
-
-/// Makes SIGINT, SIGTERM and SIGHUP (Ctrl-C on Windows) end the process
-/// cleanly while `rt` runs: the temp files of unfinished output are removed,
-/// unfinished bucket uploads are aborted (waiting at most 10 s for the
-/// store), one line says so, and the exit code is 128 + the signal number.
-pub(crate) fn exit_cleanly_on_interrupt(rt: &tokio::runtime::Runtime) {
-    rt.spawn(async {
-        let code = interrupted().await;
-        INTERRUPTED_BY.store(code, std::sync::atomic::Ordering::SeqCst);
-        helm_bulk::store::remove_unfinished();
-        helm_bulk::store::bucket::abort_uploads(std::time::Duration::from_secs(10)).await;
-        exit_interrupted(code);
-    });
-}
-
-/// The exit code of the signal that interrupted the process (0: none).
-static INTERRUPTED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-
-/// Reports the interruption once and exits. The command itself may fail
-/// meanwhile (its upload was aborted under it): [`main`] then ends here too,
-/// with the same line and code, instead of reporting that consequence.
-fn exit_interrupted(code: i32) -> ! {
-    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        eprintln!("Error: interrupted; the unfinished snapshot was removed");
-    }
-    std::process::exit(code);
-}
-
-#[cfg(unix)]
-async fn interrupted() -> i32 {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        // Without handlers the default dispositions stay: wait forever.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => 130,
-        _ = term.recv() => 143,
-        _ = hup.recv() => 129,
-    }
-}
-
-#[cfg(not(unix))]
-async fn interrupted() -> i32 {
-    match tokio::signal::ctrl_c().await {
-        Ok(()) => 130,
-        Err(_) => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn printable_escapes_control_characters() {
-        assert_eq!(super::printable("deployed"), "deployed");
-        assert_eq!(super::printable("x\u{1b}[2Jy\n"), "x\\u{1b}[2Jy\\n");
     }
 }

@@ -184,7 +184,7 @@ pub(super) fn run(args: RekeyArgs, config: &Loaded) -> Result<(), Failure> {
     super::exit_cleanly_on_interrupt(&rt);
     if !args.all {
         let SnapshotSource::Object { bucket, key, .. } =
-            SnapshotSource::resolve(&args.file, &args.store, config)?
+            super::args::resolve_input(&args.file, &args.store, config)?
         else {
             return Err(fail("not a bucket object"));
         };

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::args::{SnapshotSource, StoreArgs, VerifyArgs};
+use super::args::{StoreArgs, VerifyArgs};
 use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout, printable};
 use helm_bulk::config::Loaded;
 use helm_bulk::snapshot::{Entry, Index, IndexRow, Limits, SourceKind};
@@ -73,7 +73,7 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         None => None,
     };
     let identities = args.decrypt.identity_files(config);
-    let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
+    let source = super::args::resolve_input(&args.file, &args.store, config)?;
     args.verify.check(&source, config)?;
     let input = source.open()?;
     let opened = helm_bulk::vault::open(input, &identities)?;
@@ -118,10 +118,7 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         } else {
             helm_bulk::release::helm_user_values(&data)?
         };
-        let text = zeroize::Zeroizing::new(match args.output {
-            OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&v)?),
-            _ => serde_norway::to_string(&v)?,
-        });
+        let text = zeroize::Zeroizing::new(super::output::structured(args.output, &v)?);
         helm_bulk::release::wipe_json(&mut v);
         return print_stdout(&text);
     }
@@ -136,11 +133,7 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         OutputFormat::Json | OutputFormat::Yaml => {
             let mut view = index.clone();
             view.releases = rows.into_iter().cloned().collect();
-            if args.output == OutputFormat::Json {
-                format!("{}\n", serde_json::to_string_pretty(&view)?)
-            } else {
-                serde_norway::to_string(&view)?
-            }
+            super::output::structured(args.output, &view)?
         }
     };
     print_stdout(&text)
@@ -185,10 +178,10 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
         "APP VERSION",
         "UPDATED",
     ];
-    let body: Vec<[String; 7]> = rows
+    let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            [
+            vec![
                 r.namespace.clone(),
                 r.name.clone(),
                 r.revision.to_string(),
@@ -204,29 +197,7 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &body {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut line = |cells: &[&str]| {
-        let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(cell);
-            } else {
-                l.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(&header);
-    for row in &body {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&cells);
-    }
+    out.push_str(&super::output::table(&header, &body));
     let notes = helm_bulk::release::caught_in_flight(&index.releases);
     if !notes.is_empty() {
         out.push('\n');
@@ -248,11 +219,11 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
 /// The snapshot's CRDs, and why save took each.
 fn crd_table(index: &Index) -> String {
     let header = ["CRD", "KIND", "WHY"];
-    let body: Vec<[String; 3]> = index
+    let body: Vec<Vec<String>> = index
         .crds
         .iter()
         .map(|c| {
-            [
+            vec![
                 printable(&c.name),
                 printable(&c.kind),
                 if c.reason.is_empty() {
@@ -263,22 +234,5 @@ fn crd_table(index: &Index) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &body {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for cells in std::iter::once(header.map(str::to_owned)).chain(body) {
-        out.push_str(&format!(
-            "{:<a$}  {:<b$}  {}\n",
-            cells[0],
-            cells[1],
-            cells[2],
-            a = widths[0],
-            b = widths[1]
-        ));
-    }
-    out
+    super::output::table(&header, &body)
 }

@@ -172,10 +172,8 @@ fn verify_one(
 fn render(reports: &[Report], format: OutputFormat, many: bool) -> Result<String, Failure> {
     Ok(match format {
         OutputFormat::Table => reports.iter().map(|r| r.line() + "\n").collect(),
-        OutputFormat::Json if many => format!("{}\n", serde_json::to_string_pretty(reports)?),
-        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&reports[0])?),
-        OutputFormat::Yaml if many => serde_norway::to_string(reports)?,
-        OutputFormat::Yaml => serde_norway::to_string(&reports[0])?,
+        format if many => super::output::structured(format, reports)?,
+        format => super::output::structured(format, &reports[0])?,
     })
 }
 
@@ -187,7 +185,7 @@ pub(super) fn run(args: VerifyCmdArgs, config: &Loaded) -> Result<(), Failure> {
                 "verify reads a file or a bucket URL, not standard input",
             ));
         }
-        let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
+        let source = super::args::resolve_input(&args.file, &args.store, config)?;
         let report = verify_one(&source, &args, &identities, config)?;
         return print_stdout(&render(&[report], args.output, false)?);
     }
