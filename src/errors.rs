@@ -7,18 +7,8 @@ use std::error::Error;
 /// Appends the causes below an error to `msg`, each after `: `, skipping a
 /// cause whose text the message already holds (many errors repeat their
 /// source in their own text). Newlines are kept.
-pub fn with_causes(mut msg: String, mut source: Option<&(dyn Error + 'static)>) -> String {
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&text);
-        }
-        source = s.source();
-    }
-    msg
+pub fn with_causes(msg: String, source: Option<&(dyn Error + 'static)>) -> String {
+    join(msg, source, &|_| None)
 }
 
 /// Joins an error and its sources into one line, skipping repeats.
@@ -35,7 +25,15 @@ pub fn one_line_with(
 ) -> String {
     let mut msg = e.to_string();
     msg.extend(hint(e));
-    let mut source = e.source();
+    join(msg, e.source(), &hint).replace('\n', " ")
+}
+
+/// The causes appended to `msg`, each followed by its hint.
+fn join(
+    mut msg: String,
+    mut source: Option<&(dyn Error + 'static)>,
+    hint: &dyn Fn(&(dyn Error + 'static)) -> Option<String>,
+) -> String {
     while let Some(s) = source {
         let text = s.to_string();
         if !msg.contains(&text) {
@@ -49,7 +47,7 @@ pub fn one_line_with(
         }
         source = s.source();
     }
-    msg.replace('\n', " ")
+    msg
 }
 
 #[cfg(test)]
@@ -65,6 +63,20 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("inner\nline")]
     struct Inner;
+
+    #[test]
+    fn hints_follow_the_error_they_belong_to() {
+        let hint =
+            |e: &(dyn std::error::Error + 'static)| e.is::<Middle>().then(|| " (try X)".to_owned());
+        assert_eq!(
+            super::one_line_with(&Outer(Middle(Inner)), hint),
+            "outer: middle: inner (try X): inner line"
+        );
+        assert_eq!(
+            super::one_line_with(&Middle(Inner), hint),
+            "middle: inner (try X): inner line"
+        );
+    }
 
     #[test]
     fn chains_join_into_one_line_without_repeats() {

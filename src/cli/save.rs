@@ -135,18 +135,7 @@ fn detect_kind(arg: SourceArg) -> SourceKind {
         SourceArg::Helm3 => SourceKind::Helm3,
         SourceArg::Helm4 => SourceKind::Helm4,
         SourceArg::Tiller | SourceArg::TillerStorage => SourceKind::Tiller,
-        SourceArg::Auto => {
-            let helm = std::env::var_os("HELM_BIN").unwrap_or_else(|| "helm".into());
-            let out = std::process::Command::new(helm)
-                .args(["version", "--template", "{{.Version}}"])
-                .stdin(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .output();
-            match out {
-                Ok(o) if o.status.success() && o.stdout.starts_with(b"v4.") => SourceKind::Helm4,
-                _ => SourceKind::Helm3,
-            }
-        }
+        SourceArg::Auto => helm_bulk::restore::execute::helm_generation(),
     }
 }
 

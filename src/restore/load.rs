@@ -201,13 +201,7 @@ pub async fn not_deployed(
         .collect())
 }
 
-/// The helm binary: HELM_BIN (unless empty), else `helm` on PATH.
-pub fn helm_bin() -> PathBuf {
-    std::env::var_os("HELM_BIN")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("helm"))
-}
+pub use super::execute::helm_bin;
 
 /// Checks that `bin` runs (`helm version`).
 pub fn check_helm(bin: &std::path::Path) -> Result<(), LoadError> {
