@@ -302,6 +302,36 @@ impl TillerArgs {
     }
 }
 
+/// Reading a snapshot: the store it may be in, how to decrypt it, whom to
+/// trust to have made it.
+#[derive(Debug, Clone, Args)]
+pub struct OpenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+}
+
+impl OpenArgs {
+    /// The snapshot `arg` names (a file, `-` or a bucket URL), its signature
+    /// checked, opened for decryption.
+    pub fn open(
+        &self,
+        arg: &str,
+        config: &Loaded,
+    ) -> Result<(SnapshotSource, Origin, helm_bulk::vault::Opened), Failure> {
+        let identities = self.decrypt.identity_files(config);
+        let source = resolve_input(arg, &self.store, config)?;
+        let origin = self.verify.check(&source, config)?;
+        let opened = helm_bulk::vault::open(source.open()?, &identities)?;
+        Ok((source, origin, opened))
+    }
+}
+
 /// Object storage options.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {

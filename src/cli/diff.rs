@@ -7,10 +7,8 @@ use clap::Args;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::args::{ClusterArgs, StoreArgs, VerifyArgs};
-use super::{
-    DEFAULT_SNAPSHOT, DecryptArgs, EXIT_USAGE, Failure, OutputFormat, print_stdout, printable,
-};
+use super::args::{ClusterArgs, OpenArgs};
+use super::{DEFAULT_SNAPSHOT, EXIT_USAGE, Failure, OutputFormat, print_stdout, printable};
 use helm_bulk::config::Loaded;
 use helm_bulk::snapshot::{Entry, Limits, SourceKind};
 use helm_bulk::source::helm::{Driver, HelmSource, SaveFilter};
@@ -38,13 +36,7 @@ pub struct DiffArgs {
     pub file: String,
 
     #[command(flatten)]
-    pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub decrypt: DecryptArgs,
-
-    #[command(flatten)]
-    pub verify: VerifyArgs,
+    pub open: OpenArgs,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -144,10 +136,7 @@ pub(super) fn run(args: DiffArgs, config: &Loaded) -> Result<(), Failure> {
 
 fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
     let driver = Driver::parse(&args.driver)?;
-    let identities = args.decrypt.identity_files(config);
-    let source = super::args::resolve_input(&args.file, &args.store, config)?;
-    args.verify.check(&source, config)?;
-    let opened = helm_bulk::vault::open(source.open()?, &identities)?;
+    let (_, _, opened) = args.open.open(&args.file, config)?;
     let mut snapshot = Latest::new();
     let mut latest_of: BTreeMap<(String, String), u32> = BTreeMap::new();
     let index = helm_bulk::release::read_checked(
@@ -155,12 +144,10 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
         &Limits::default(),
         |index, entry, data| {
             if latest_of.is_empty() {
-                for r in &index.releases {
-                    let e = latest_of
-                        .entry((r.namespace.clone(), r.name.clone()))
-                        .or_insert(r.revision);
-                    *e = (*e).max(r.revision);
-                }
+                latest_of = helm_bulk::release::newest_rows(&index.releases)
+                    .into_iter()
+                    .map(|((ns, name), r)| ((ns.to_owned(), name.to_owned()), r.revision))
+                    .collect();
             }
             if let Entry::Release(row) = entry
                 && latest_of.get(&(row.namespace.clone(), row.name.clone())) == Some(&row.revision)
@@ -170,7 +157,7 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
             Ok(())
         },
     )?;
-    args.verify.check_age(&index)?;
+    args.open.verify.check_age(&index)?;
     if index.source.kind == SourceKind::Tiller {
         return Err(super::fail(
             "diff compares Helm 3/4 snapshots; this one holds Helm 2 (Tiller) records",

@@ -7,8 +7,8 @@ use std::time::Instant;
 use clap::Args;
 
 use super::args::TillerArgs;
-use super::args::{ClusterArgs, Origin, SelectArgs, StoreArgs, VerifyArgs};
-use super::{DEFAULT_SNAPSHOT, DecryptArgs, EXIT_PARTIAL, Failure, fail, print_stdout};
+use super::args::{ClusterArgs, OpenArgs, Origin, SelectArgs};
+use super::{DEFAULT_SNAPSHOT, EXIT_PARTIAL, Failure, fail, print_stdout};
 use helm_bulk::config::{Loaded, effective_order};
 use helm_bulk::release::Installed;
 use helm_bulk::restore::crds::{CrdOutcome, ensure};
@@ -65,13 +65,7 @@ pub struct LoadArgs {
     pub from: Option<String>,
 
     #[command(flatten)]
-    pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub decrypt: DecryptArgs,
-
-    #[command(flatten)]
-    pub verify: VerifyArgs,
+    pub open: OpenArgs,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -138,7 +132,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     if !args.to_tiller {
         load::check_helm(&bin)?;
     }
-    let identities = args.decrypt.identity_files(config);
+    let identities = args.open.decrypt.identity_files(config);
     let runtime = super::args::runtime()?;
     // --to-tiller talks to Tiller only; otherwise to the Kubernetes API and helm.
     let (cluster, tiller, scope) = if args.to_tiller {
@@ -159,10 +153,10 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     // touching the cluster, keeping only the records that may be restored.
     let source = super::args::resolve_input(
         args.from.as_deref().unwrap_or(&args.file),
-        &args.store,
+        &args.open.store,
         config,
     )?;
-    if let Origin::Unverified = args.verify.check(&source, config)? {
+    if let Origin::Unverified = args.open.verify.check(&source, config)? {
         eprintln!(
             "WARNING: the snapshot's origin is unverified (no trusted signers are configured); anyone who knows a recipient can write a snapshot. Set --trusted-signers or `trustedSigners:`."
         );
@@ -171,7 +165,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     let opened = helm_bulk::vault::open(input, &identities)?;
     let mut snapshot = load::read(opened.reader, &args.status)?;
     let index = &snapshot.index;
-    args.verify.check_age(index)?;
+    args.open.verify.check_age(index)?;
     let helm2 = snapshot.is_helm2();
     if args.to_tiller && !helm2 {
         return Err(fail(format!(

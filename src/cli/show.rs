@@ -1,12 +1,10 @@
 //! `helm bulk show`: decrypt in memory and list what a snapshot holds.
 
-use std::collections::BTreeMap;
-
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::args::{StoreArgs, VerifyArgs};
-use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout, printable};
+use super::args::OpenArgs;
+use super::{DEFAULT_SNAPSHOT, Failure, OutputFormat, fail, print_stdout, printable};
 use helm_bulk::config::Loaded;
 use helm_bulk::snapshot::{Entry, Index, IndexRow, Limits, SourceKind};
 
@@ -30,13 +28,7 @@ pub struct ShowArgs {
     pub file: String,
 
     #[command(flatten)]
-    pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub decrypt: DecryptArgs,
-
-    #[command(flatten)]
-    pub verify: VerifyArgs,
+    pub open: OpenArgs,
 
     /// Output format
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
@@ -53,14 +45,9 @@ pub struct ShowArgs {
 
 /// The newest revision of each release, by position in the index.
 fn latest_rows(index: &Index) -> Vec<&IndexRow> {
-    let mut latest: BTreeMap<(&str, &str), &IndexRow> = BTreeMap::new();
-    for row in &index.releases {
-        let e = latest.entry((&row.namespace, &row.name)).or_insert(row);
-        if row.revision > e.revision {
-            *e = row;
-        }
-    }
-    latest.into_values().collect()
+    helm_bulk::release::newest_rows(&index.releases)
+        .into_values()
+        .collect()
 }
 
 pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
@@ -72,11 +59,7 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let identities = args.decrypt.identity_files(config);
-    let source = super::args::resolve_input(&args.file, &args.store, config)?;
-    args.verify.check(&source, config)?;
-    let input = source.open()?;
-    let opened = helm_bulk::vault::open(input, &identities)?;
+    let (_, _, opened) = args.open.open(&args.file, config)?;
 
     let mut values: Option<Zeroizing<Vec<u8>>> = None;
     let mut target_revision: Option<u32> = None;
@@ -105,7 +88,7 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
             Ok(())
         },
     )?;
-    args.verify.check_age(&index)?;
+    args.open.verify.check_age(&index)?;
 
     if let Some((ns, name)) = wanted {
         let Some(data) = values else {

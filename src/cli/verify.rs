@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use super::args::{Origin, SnapshotSource, StoreArgs, VerifyArgs, runtime};
-use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout, printable};
+use super::args::{OpenArgs, Origin, SnapshotSource, runtime};
+use super::{DEFAULT_SNAPSHOT, Failure, OutputFormat, fail, print_stdout, printable};
 use helm_bulk::config::Loaded;
 use helm_bulk::snapshot::Limits;
 
@@ -36,13 +36,7 @@ pub struct VerifyCmdArgs {
     pub all: bool,
 
     #[command(flatten)]
-    pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub decrypt: DecryptArgs,
-
-    #[command(flatten)]
-    pub verify: VerifyArgs,
+    pub open: OpenArgs,
 
     /// Output format
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
@@ -131,18 +125,12 @@ fn verify_one(
     identities: &[PathBuf],
     config: &Loaded,
 ) -> Result<Report, Failure> {
-    let origin = args.verify.check(source, config)?;
+    let origin = args.open.verify.check(source, config)?;
     let opened = helm_bulk::vault::open(source.open()?, identities)?;
     let index =
         helm_bulk::release::read_checked(opened.reader, &Limits::default(), |_, _, _| Ok(()))?;
-    args.verify.check_age(&index)?;
-    let mut releases: Vec<(&str, &str)> = index
-        .releases
-        .iter()
-        .map(|r| (r.namespace.as_str(), r.name.as_str()))
-        .collect();
-    releases.sort_unstable();
-    releases.dedup();
+    args.open.verify.check_age(&index)?;
+    let releases = helm_bulk::release::distinct_releases(&index.releases);
     let age = helm_bulk::timefmt::parse_rfc3339(&index.created_at)
         .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
     let (signature, signer, fingerprint) = match origin {
@@ -158,7 +146,7 @@ fn verify_one(
         snapshot: source.describe(),
         ok: true,
         error: None,
-        releases: Some(releases.len()),
+        releases: Some(releases),
         revisions: Some(index.releases.len()),
         crds: Some(index.crds.len()),
         signature: Some(signature),
@@ -178,14 +166,14 @@ fn render(reports: &[Report], format: OutputFormat, many: bool) -> Result<String
 }
 
 pub(super) fn run(args: VerifyCmdArgs, config: &Loaded) -> Result<(), Failure> {
-    let identities = args.decrypt.identity_files(config);
+    let identities = args.open.decrypt.identity_files(config);
     if !args.all {
         if args.file == "-" {
             return Err(fail(
                 "verify reads a file or a bucket URL, not standard input",
             ));
         }
-        let source = super::args::resolve_input(&args.file, &args.store, config)?;
+        let source = super::args::resolve_input(&args.file, &args.open.store, config)?;
         let report = verify_one(&source, &args, &identities, config)?;
         return print_stdout(&render(&[report], args.output, false)?);
     }
@@ -195,7 +183,7 @@ pub(super) fn run(args: VerifyCmdArgs, config: &Loaded) -> Result<(), Failure> {
             args.file
         )));
     }
-    let bucket = args.store.open(&args.file, config)?;
+    let bucket = args.open.store.open(&args.file, config)?;
     let rt = std::sync::Arc::new(runtime()?);
     let listed = rt.block_on(bucket.list())?;
     if listed.is_empty() {
