@@ -105,8 +105,8 @@ pub fn manifest_text(record: &[u8], show_secrets: bool) -> Result<String, serde_
         return Ok(format!("{}\n", manifest.trim()));
     }
     let mut out = String::new();
-    for doc in manifest.split("\n---") {
-        let doc = doc.trim().trim_start_matches("---").trim();
+    for doc in super::split_documents(manifest) {
+        let doc = doc.trim();
         if doc.is_empty() {
             continue;
         }
@@ -237,5 +237,16 @@ mod tests {
             m.contains("# Source: c/s.yaml") && m.contains("password: <redacted>"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn manifests_are_split_into_documents_and_secrets_redacted() {
+        let manifest = "---\n# Source: c/templates/s.yaml\napiVersion: v1\nkind: Secret\ndata:\n  k: dg==\n---\n# Source: c/templates/cm.yaml\napiVersion: v1\nkind: ConfigMap\ndata:\n  text: |\n    ---\n    kept\n";
+        let record = serde_json::json!({ "manifest": manifest }).to_string();
+        let text = super::manifest_text(record.as_bytes(), false).unwrap();
+        assert_eq!(text.matches("---\n").count(), 3, "{text}");
+        assert!(text.contains("# Source: c/templates/s.yaml"), "{text}");
+        assert!(!text.contains("dg=="), "{text}");
+        assert!(text.contains("kept"), "{text}");
     }
 }
