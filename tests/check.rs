@@ -3,12 +3,12 @@
 //! paths are the same as for S3, which tests/buckets.rs covers), signatures
 //! made by the real `ssh-keygen -Y sign`, and the Prometheus textfile.
 
-mod kit;
+mod no_cluster;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kit::{bin, fails_with, ok, ssh_keygen};
+use no_cluster::{bin, fails_with, ok, ssh_keygen};
 
 /// A key timestamp (`YYYYMMDDTHHMMSSZ`) `hours` ago.
 fn hours_ago(hours: i64) -> String {
@@ -29,17 +29,24 @@ fn hours_ago(hours: i64) -> String {
 fn put_snapshot(root: &Path, cluster: &str, timestamp: &str, signer: Option<&Path>) {
     let dir = root.join(cluster);
     std::fs::create_dir_all(&dir).unwrap();
-    let (_, recipient) = kit::keygen(root.parent().unwrap(), &format!("id-{cluster}-{timestamp}"));
-    let bytes = kit::encrypt_to(&kit::plain_snapshot(&kit::sample()), &recipient, false);
+    let (_, recipient) =
+        no_cluster::keygen(root.parent().unwrap(), &format!("id-{cluster}-{timestamp}"));
+    let bytes = no_cluster::encrypt_to(
+        &no_cluster::plain_snapshot(&no_cluster::sample()),
+        &recipient,
+        false,
+    );
     let object = dir.join(format!("{timestamp}.tar.gz.age"));
     std::fs::write(&object, bytes).unwrap();
     if let Some(key) = signer {
-        ok(Command::new(kit::require("ssh-keygen", "openssh-client"))
-            .args(["-Y", "sign", "-n", "helm-bulk", "-f"])
-            .arg(key)
-            .arg(&object)
-            .output()
-            .unwrap());
+        ok(
+            Command::new(no_cluster::require("ssh-keygen", "openssh-client"))
+                .args(["-Y", "sign", "-n", "helm-bulk", "-f"])
+                .arg(key)
+                .arg(&object)
+                .output()
+                .unwrap(),
+        );
     }
 }
 

@@ -29,7 +29,8 @@
 //! | `mid`   | smoke     | upgraded once, its storage then edited to look mid-upgrade    |
 #![cfg(unix)]
 
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt as _;
@@ -38,98 +39,18 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use cluster::{Helm, Run, TestEnv, chart};
+use no_cluster::{ok_as, show, text};
 use serde_json::{Value, json};
-use support::{Helm, TestEnv, chart};
 
 const NS: &str = "conv";
 const RELEASES: [&str; 3] = ["hook", "mid", "plain"];
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stderr ---\n{}\n--- stdout ---\n{}",
-        out.status.code(),
-        text(&out.stderr),
-        text(&out.stdout)
-    )
-}
-
-fn ok(out: Output, what: &str) -> Output {
-    assert!(out.status.success(), "{what} failed: {}", show(&out));
-    out
-}
 
 fn lines_with<'a>(s: &'a str, needle: &str) -> Vec<&'a str> {
     s.lines().filter(|l| l.contains(needle)).collect()
 }
 
-/// One test's working directory, key and helm version.
-struct Run {
-    helm: Helm,
-    work: tempfile::TempDir,
-    key: PathBuf,
-    recipient: String,
-    started: Instant,
-}
-
 impl Run {
-    fn new(helm: Helm) -> Run {
-        let work = tempfile::Builder::new()
-            .prefix(&format!("helm-bulk-converge-{}.", helm.tag()))
-            .tempdir()
-            .expect("create a working directory");
-        let key = work.path().join("key.txt");
-        let out = Command::new(env!("CARGO_BIN_EXE_helm-bulk"))
-            .args(["keygen", "-o"])
-            .arg(&key)
-            .current_dir(work.path())
-            .env_remove("HELM_BULK_CONFIG")
-            .output()
-            .expect("run helm-bulk keygen");
-        let recipient = text(&ok(out, "keygen").stdout).trim().to_owned();
-        Run {
-            helm,
-            work,
-            key,
-            recipient,
-            started: Instant::now(),
-        }
-    }
-
-    fn step(&self, what: &str) {
-        eprintln!(
-            "[{} +{:5.1}s] {what}",
-            self.helm.tag(),
-            self.started.elapsed().as_secs_f64()
-        );
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.work.path().join(name)
-    }
-
-    /// helm-bulk pointed at `env`, HELM_BIN set to this test's helm.
-    fn bulk_cmd(&self, env: &TestEnv) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_helm-bulk"));
-        env.configure(&mut cmd);
-        cmd.env("HELM_BIN", env.helm_bin(self.helm))
-            .current_dir(self.work.path());
-        cmd
-    }
-
-    fn bulk<I, S>(&self, env: &TestEnv, args: I) -> Output
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let mut cmd = self.bulk_cmd(env);
-        cmd.args(args);
-        support::run(&mut cmd)
-    }
-
     /// `helm-bulk load -i KEY [extra…] SNAPSHOT`.
     fn load_cmd(&self, env: &TestEnv, snapshot: &Path, extra: &[&str]) -> Command {
         let mut cmd = self.bulk_cmd(env);
@@ -139,7 +60,7 @@ impl Run {
     }
 
     fn load(&self, env: &TestEnv, snapshot: &Path, extra: &[&str]) -> Output {
-        support::run(&mut self.load_cmd(env, snapshot, extra))
+        no_cluster::run(&mut self.load_cmd(env, snapshot, extra))
     }
 
     fn save(&self, env: &TestEnv, snapshot: &Path, extra: &[&str]) -> Output {
@@ -147,7 +68,7 @@ impl Run {
         cmd.args(["save", "-r", &self.recipient, "-o"])
             .arg(snapshot)
             .args(extra);
-        support::run(&mut cmd)
+        no_cluster::run(&mut cmd)
     }
 
     /// Starts load in a process group of its own (as a shell runs a
@@ -355,7 +276,7 @@ fn install_fixtures(env: &TestEnv, helm: Helm) {
     let payload = base64::engine::general_purpose::STANDARD
         .decode(obj["data"]["release"].as_str().expect("release key"))
         .expect("base64");
-    let mut record = support::decode_helm_release(&payload);
+    let mut record = cluster::decode_helm_release(&payload);
     assert_eq!(record["info"]["status"], "deployed");
     record["info"]["status"] = json!("pending-upgrade");
     record["info"]["description"] = json!("Preparing upgrade");
@@ -392,16 +313,16 @@ fn install_fixtures(env: &TestEnv, helm: Helm) {
 /// `scripts/testenv VERB DIR` for this environment.
 fn testenv(env: &TestEnv, verb: &str) {
     let mut cmd = Command::new("bash");
-    cmd.arg(support::testenv_script())
+    cmd.arg(cluster::testenv_script())
         .arg(verb)
         .arg(&env.dir)
         .stdin(Stdio::null());
-    support::run_ok(&mut cmd);
+    no_cluster::run_ok(&mut cmd);
 }
 
 /// Every scenario with one helm version.
 fn converge(helm: Helm) {
-    let run = Run::new(helm);
+    let run = Run::new(helm, "converge");
     let env = TestEnv::start();
     // Without a node agent the hook Job never completes and every rerun
     // would wait for helm's 5 minute timeout: fail at once instead.
@@ -415,7 +336,7 @@ fn converge(helm: Helm) {
 
     // ---- save warns about the upgrade in flight; show says so -----------------
     let snapshot = run.path("snapshot.age");
-    let out = ok(run.save(&env, &snapshot, &[]), "save");
+    let out = ok_as(run.save(&env, &snapshot, &[]), "save");
     let stderr = text(&out.stderr);
     let warnings = lines_with(&stderr, "warning:");
     assert!(
@@ -425,7 +346,7 @@ fn converge(helm: Helm) {
             && warnings[0].contains("restores revision 1"),
         "save warns once, for conv/mid: {stderr}"
     );
-    let out = ok(
+    let out = ok_as(
         run.bulk(
             &env,
             [
@@ -447,7 +368,7 @@ fn converge(helm: Helm) {
 
     // ---- the plan restores mid's revision 1, and preflight passes ---------------
     env.wipe();
-    let out = ok(run.load(&env, &snapshot, &["--dry-run"]), "load --dry-run");
+    let out = ok_as(run.load(&env, &snapshot, &["--dry-run"]), "load --dry-run");
     let stdout = text(&out.stdout);
     let mid = lines_with(&stdout, "conv/mid ");
     assert!(
@@ -492,7 +413,7 @@ fn converge(helm: Helm) {
             .success(),
         "hook's objects are missing"
     );
-    let out = ok(run.load(&env, &snapshot, &[]), "load after the SIGKILL");
+    let out = ok_as(run.load(&env, &snapshot, &[]), "load after the SIGKILL");
     let stderr = text(&out.stderr);
     let completed = lines_with(&stderr, "completed an interrupted restore");
     assert!(
@@ -501,7 +422,7 @@ fn converge(helm: Helm) {
     );
     assert!(!stderr.contains("conv/hook: already installed"), "{stderr}");
     assert_converged(&env, helm, "rerun after SIGKILL");
-    let out = ok(run.load(&env, &snapshot, &[]), "a third load");
+    let out = ok_as(run.load(&env, &snapshot, &[]), "a third load");
     assert!(
         text(&out.stderr).contains("Nothing to install"),
         "{}",
@@ -538,7 +459,7 @@ fn converge(helm: Helm) {
         !statuses(&env, helm).iter().any(|(n, _, _)| n == "hook"),
         "the install of hook that SIGINT stopped was uninstalled: {stderr}"
     );
-    let out = ok(run.load(&env, &snapshot, &[]), "load after SIGINT");
+    let out = ok_as(run.load(&env, &snapshot, &[]), "load after SIGINT");
     assert_converged(&env, helm, "rerun after SIGINT");
     drop(out);
     run.step("SIGINT: exit 130, rerun converged");
@@ -587,7 +508,7 @@ fn converge(helm: Helm) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    ok(run.load(&env, &snapshot, &[]), "load after two Ctrl-C");
+    ok_as(run.load(&env, &snapshot, &[]), "load after two Ctrl-C");
     assert_converged(&env, helm, "rerun after two Ctrl-C");
     run.step("Ctrl-C twice: exit 130 at once, rerun converged");
 
@@ -618,7 +539,7 @@ fn converge(helm: Helm) {
         1,
         "{stderr}"
     );
-    ok(run.load(&env, &snapshot, &[]), "load after SIGHUP");
+    ok_as(run.load(&env, &snapshot, &[]), "load after SIGHUP");
     assert_converged(&env, helm, "rerun after SIGHUP");
     run.step("SIGHUP to load alone: helm got SIGTERM, exit 129, rerun converged");
 
@@ -642,7 +563,7 @@ fn converge(helm: Helm) {
             "{stderr}"
         );
     }
-    let out = ok(
+    let out = ok_as(
         run.load(&env, &snapshot, &[]),
         "load after the API server restart",
     );
@@ -654,7 +575,7 @@ fn converge(helm: Helm) {
 /// A release of someone else, `failed` in the target cluster: load leaves
 /// it alone, lists it with what to do and exits 3; `--replace` restores it.
 fn someone_elses_failed_release(helm: Helm) {
-    let run = Run::new(helm);
+    let run = Run::new(helm, "converge");
     let env = TestEnv::start();
     let smoke = chart("smoke");
     env.helm(
@@ -671,7 +592,7 @@ fn someone_elses_failed_release(helm: Helm) {
         ],
     );
     let snapshot = run.path("snapshot.age");
-    ok(run.save(&env, &snapshot, &[]), "save");
+    ok_as(run.save(&env, &snapshot, &[]), "save");
     env.wipe();
     env.helm(
         helm,
@@ -739,7 +660,7 @@ fn someone_elses_failed_release(helm: Helm) {
         "{}",
         show(&out)
     );
-    let out = ok(run.load(&env, &snapshot, &["--replace"]), "load --replace");
+    let out = ok_as(run.load(&env, &snapshot, &["--replace"]), "load --replace");
     assert_eq!(
         lines_with(&text(&out.stderr), "replaced  conv/plain ").len(),
         1,
@@ -807,7 +728,7 @@ fn create_release_secrets(env: &TestEnv, namespace: &str, records: &[Value]) {
 /// installing anything, with one line per bad release; the good release is
 /// not installed either. The dry run shows the same.
 fn preflight(helm: Helm) {
-    let run = Run::new(helm);
+    let run = Run::new(helm, "converge");
     let env = TestEnv::start();
     let (run, env) = (&run, &env);
     let ns = "preflight";
@@ -824,7 +745,7 @@ fn preflight(helm: Helm) {
         ],
     );
     let snapshot = run.path("preflight.age");
-    ok(
+    ok_as(
         run.save(env, &snapshot, &["-n", ns]),
         "save of the preflight fixtures",
     );

@@ -9,18 +9,19 @@
 //! compiles the dependencies; later runs rebuild helm-bulk alone, if changed.
 #![cfg(unix)]
 
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cluster::{Helm, TestEnv, chart, repo_root, unique_name};
+use no_cluster::{run, run_ok, run_ok_for};
 use sha2::{Digest, Sha256};
-use support::{Helm, TestEnv, chart, repo_root, unique_name};
 
 /// The crate version: plugin.yaml and the release assets must carry it.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -29,82 +30,7 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// time: allow for a slow machine.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
-/// Any other command.
-const TIMEOUT: Duration = Duration::from_secs(180);
-
 // --- helpers -----------------------------------------------------------------
-
-/// Runs a command with a deadline, capturing its output.
-fn run_for(cmd: &mut Command, timeout: Duration) -> Output {
-    let description = describe(cmd);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status: ExitStatus = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = err_reader.join().unwrap_or_default();
-                panic!(
-                    "{description} did not finish within {timeout:?}; stderr:\n{}",
-                    String::from_utf8_lossy(&stderr)
-                );
-            }
-            Err(e) => panic!("cannot wait for {description}: {e}"),
-        }
-    };
-    Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    }
-}
-
-/// Runs a command (see [`run_for`]), asserts it succeeded, returns its stdout.
-fn run_ok_for(cmd: &mut Command, timeout: Duration) -> String {
-    let description = describe(cmd);
-    let out = run_for(cmd, timeout);
-    assert!(
-        out.status.success(),
-        "{description} failed ({})\n--- stderr ---\n{}\n--- stdout ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout),
-    );
-    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{description} printed non-UTF-8: {e}"))
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    run_ok_for(cmd, TIMEOUT)
-}
-
-fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for arg in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&arg.to_string_lossy());
-    }
-    format!("`{s}`")
-}
 
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -242,7 +168,7 @@ fn run_install_script(
         .env("TMPDIR", &tmp)
         .env("HELM_PLUGIN_DIR", plugin_dir)
         .envs(vars.iter().copied());
-    run_for(&mut cmd, TIMEOUT)
+    run(&mut cmd)
 }
 
 /// Names in `dir` that install.sh must never leave behind.
@@ -1039,7 +965,7 @@ fn helm4_signed_plugin_archive_installs_and_verifies() {
             .arg(dir.join(archive.file_name().unwrap()))
             .arg("--keyring")
             .arg(&public_key);
-        let out = run_for(&mut install, TIMEOUT);
+        let out = run(&mut install);
         assert!(
             !out.status.success(),
             "installed anyway from {}",

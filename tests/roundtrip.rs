@@ -37,7 +37,8 @@
 //! |                 |           | in `crds/`; a CRD subchart whose `crds/` hold a whole API   |
 //! |                 |           | group, three kinds of it unused, one CRD over 1 MiB         |
 
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
@@ -48,9 +49,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use cluster::{Helm, Run, TestEnv, chart};
+use no_cluster::{files_under, ok_as, show, text};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
-use support::{Helm, TestEnv, chart};
 
 /// Every fixture release, `(namespace, name)`.
 const RELEASES: [(&str, &str); 8] = [
@@ -142,46 +144,6 @@ fn parse_json(text: &str, what: &str) -> Value {
         .unwrap_or_else(|e| panic!("{what}: invalid JSON ({e}): {text}"))
 }
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Describes an output for assertion messages.
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stderr ---\n{}\n--- stdout ---\n{}",
-        out.status.code(),
-        text(&out.stderr),
-        text(&out.stdout)
-    )
-}
-
-/// Asserts the command exited 0.
-fn ok(out: Output, what: &str) -> Output {
-    assert!(out.status.success(), "{what} failed: {}", show(&out));
-    out
-}
-
-/// All regular files under `dir`, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => stack.push(e.path()),
-                Ok(t) if t.is_file() => out.push(e.path()),
-                _ => {}
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 /// Temp files helm-bulk's atomic writer leaves behind if it fails to clean up.
 fn leftover_temp_files(dir: &Path) -> Vec<PathBuf> {
     files_under(dir)
@@ -262,83 +224,10 @@ fn create_release_secrets(run: &Run, env: &TestEnv, namespace: &str, records: &[
 
 // --- one test's context ----------------------------------------------------------
 
-/// What one test (one Helm version) works with.
-struct Run {
-    helm: Helm,
-    /// The test's private working directory.
-    work: tempfile::TempDir,
-    /// The age identity made by `helm-bulk keygen`.
-    key: PathBuf,
-    /// Its recipient.
-    recipient: String,
-    started: Instant,
-}
-
 impl Run {
-    fn new(helm: Helm) -> Run {
-        let work = tempfile::Builder::new()
-            .prefix(&format!("helm-bulk-roundtrip-{}.", helm.tag()))
-            .tempdir()
-            .expect("create a working directory");
-        let key = work.path().join("key.txt");
-        let out = Command::new(env!("CARGO_BIN_EXE_helm-bulk"))
-            .arg("keygen")
-            .arg("-o")
-            .arg(&key)
-            .current_dir(work.path())
-            .env_remove("HELM_BULK_CONFIG")
-            .output()
-            .expect("run helm-bulk keygen");
-        let out = ok(out, "helm-bulk keygen");
-        let recipient = text(&out.stdout).trim().to_owned();
-        assert!(recipient.starts_with("age1"), "keygen printed {recipient}");
-        Run {
-            helm,
-            work,
-            key,
-            recipient,
-            started: Instant::now(),
-        }
-    }
-
-    /// A new directory under the working directory.
-    fn dir(&self, name: &str) -> PathBuf {
-        let d = self.work.path().join(name);
-        std::fs::create_dir_all(&d).expect("create a directory");
-        d
-    }
-
-    fn step(&self, what: &str) {
-        eprintln!(
-            "[{} +{:5.1}s] {what}",
-            self.helm.tag(),
-            self.started.elapsed().as_secs_f64()
-        );
-    }
-
-    /// helm-bulk pointed at `env`, with HELM_BIN set to this test's helm, run
-    /// in `cwd` (so no `.helm-bulk.yaml` of the repository is picked up).
-    fn bulk_cmd(&self, env: &TestEnv, cwd: &Path) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_helm-bulk"));
-        env.configure(&mut cmd);
-        cmd.env("HELM_BIN", env.helm_bin(self.helm))
-            .current_dir(cwd);
-        cmd
-    }
-
-    fn bulk<I, S>(&self, env: &TestEnv, cwd: &Path, args: I) -> Output
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
-        let mut cmd = self.bulk_cmd(env, cwd);
-        cmd.args(args);
-        support::run(&mut cmd)
-    }
-
     /// The command `helm-bulk save -r RECIPIENT -o FILE` in `cwd` with TMPDIR=`tmp`.
     fn save_cmd(&self, env: &TestEnv, cwd: &Path, tmp: &Path, file: &Path) -> Command {
-        let mut cmd = self.bulk_cmd(env, cwd);
+        let mut cmd = self.bulk_cmd_in(env, cwd);
         cmd.env("TMPDIR", tmp)
             .arg("save")
             .arg("-r")
@@ -350,7 +239,7 @@ impl Run {
 
     /// Runs [`Run::save_cmd`].
     fn save(&self, env: &TestEnv, cwd: &Path, tmp: &Path, file: &Path) -> Output {
-        support::run(&mut self.save_cmd(env, cwd, tmp, file))
+        no_cluster::run(&mut self.save_cmd(env, cwd, tmp, file))
     }
 
     /// `helm-bulk load -i KEY [extra…] FILE`.
@@ -359,7 +248,7 @@ impl Run {
         let mut args: Vec<&OsStr> = vec!["load".as_ref(), "-i".as_ref(), self.key.as_os_str()];
         args.extend(extra.iter().map(OsStr::new));
         args.push(file.as_os_str());
-        self.bulk(env, &cwd, args)
+        self.bulk_in(env, &cwd, args)
     }
 }
 
@@ -1046,7 +935,7 @@ fn lines_with<'a>(stderr: &'a str, needle: &str) -> Vec<&'a str> {
 
 /// Every scenario, in sequence, with one Helm major version.
 fn round_trip(helm: Helm) {
-    let run = Run::new(helm);
+    let run = Run::new(helm, "roundtrip");
     // The clone target starts in the background meanwhile.
     let clone_target = std::thread::spawn(TestEnv::start);
     let env = TestEnv::start();
@@ -1076,7 +965,7 @@ fn round_trip(helm: Helm) {
     let save_cwd = run.dir("save-cwd");
     let save_tmp = run.dir("save-tmp");
     let snapshot = save_cwd.join("snapshot.age");
-    let out = ok(
+    let out = ok_as(
         run.save(&env, &save_cwd, &save_tmp, &snapshot),
         "helm-bulk save",
     );
@@ -1091,8 +980,8 @@ fn round_trip(helm: Helm) {
     assert!(scanned >= 1, "the snapshot itself was scanned");
     assert!(leftover_temp_files(&save_cwd).is_empty());
     // show lists every CRD and why save took it.
-    let out = ok(
-        run.bulk(
+    let out = ok_as(
+        run.bulk_in(
             &env,
             &save_cwd,
             [
@@ -1140,7 +1029,7 @@ fn round_trip(helm: Helm) {
     let clone_env = clone_target
         .join()
         .expect("starting the clone target panicked");
-    let out = ok(run.load(&clone_env, &snapshot, &[]), "load into the clone");
+    let out = ok_as(run.load(&clone_env, &snapshot, &[]), "load into the clone");
     let stderr = text(&out.stderr);
     assert_eq!(
         lines_with(&stderr, "installed ").len(),
@@ -1164,13 +1053,13 @@ fn round_trip(helm: Helm) {
     env.wipe();
     assert!(env.helm_list(helm).is_empty(), "the wipe left releases");
     let load_tmp = run.dir("load-tmp");
-    let mut cmd = run.bulk_cmd(&env, &run.dir("load-cwd"));
+    let mut cmd = run.bulk_cmd_in(&env, &run.dir("load-cwd"));
     cmd.env("TMPDIR", &load_tmp)
         .arg("load")
         .arg("-i")
         .arg(&run.key)
         .arg(&snapshot);
-    let out = ok(support::run(&mut cmd), "load after the cluster was lost");
+    let out = ok_as(no_cluster::run(&mut cmd), "load after the cluster was lost");
     let stderr = text(&out.stderr);
     for (ns, name) in RELEASES {
         assert_eq!(
@@ -1235,7 +1124,7 @@ fn round_trip(helm: Helm) {
     run.step("restored after a wipe");
 
     // ---- a second load installs nothing --------------------------------------------
-    let out = ok(run.load(&env, &snapshot, &[]), "second load");
+    let out = ok_as(run.load(&env, &snapshot, &[]), "second load");
     let stderr = text(&out.stderr);
     assert!(stderr.contains("Nothing to install"), "{stderr}");
     assert!(lines_with(&stderr, "installed ").is_empty(), "{stderr}");
@@ -1269,7 +1158,7 @@ fn round_trip(helm: Helm) {
         *before.object("alpha", "db", random_key),
         "the upgrade with the original chart renders a new random password"
     );
-    let out = ok(run.load(&env, &snapshot, &["--upgrade"]), "load --upgrade");
+    let out = ok_as(run.load(&env, &snapshot, &["--upgrade"]), "load --upgrade");
     let stderr = text(&out.stderr);
     assert_eq!(
         lines_with(&stderr, "upgraded  alpha/db ").len(),
@@ -1284,7 +1173,7 @@ fn round_trip(helm: Helm) {
     env.wipe();
     let namespaces = env.kubectl(["get", "namespaces", "-o", "name"]);
     let list_before = env.helm_list(helm);
-    let out = ok(run.load(&env, &snapshot, &["--dry-run"]), "load --dry-run");
+    let out = ok_as(run.load(&env, &snapshot, &["--dry-run"]), "load --dry-run");
     let stdout = text(&out.stdout);
     for (ns, name) in RELEASES {
         let line = stdout
@@ -1404,7 +1293,7 @@ fn round_trip(helm: Helm) {
     );
     // Fix the cause and run load again: it completes.
     env.kubectl(["delete", "configmap", "web-config", "-n", "alpha"]);
-    let out = ok(
+    let out = ok_as(
         run.load(&env, &snapshot, &[]),
         "load after fixing the cause",
     );
@@ -1447,9 +1336,9 @@ fn frozen_chart_defect_is_reported(run: &Run, env: &TestEnv) {
     let snapshot = dir.join("defect.age");
     let mut cmd = run.save_cmd(env, &dir, &dir, &snapshot);
     cmd.args(["--include", "defect/*"]);
-    ok(support::run(&mut cmd), "save of the defect record");
+    ok_as(no_cluster::run(&mut cmd), "save of the defect record");
     env.kubectl(["delete", "namespace", "defect", "--wait=true"]);
-    let out = run.bulk(
+    let out = run.bulk_in(
         env,
         &dir,
         [
@@ -1667,7 +1556,7 @@ fn large_records_are_listed_in_small_pages() {
     use sha2::Digest as _;
     const COUNT: usize = 40;
     let env = TestEnv::start();
-    let run = Run::new(Helm::V4);
+    let run = Run::new(Helm::V4, "roundtrip");
     let records: Vec<String> = (0..COUNT)
         .map(|i| {
             // ~400 KiB that gzip cannot shrink much: a payload of ~½ MiB.
@@ -1688,10 +1577,10 @@ fn large_records_are_listed_in_small_pages() {
 
     let cwd = run.dir("large");
     let snapshot = cwd.join("large.age");
-    let mut cmd = run.bulk_cmd(&env, &cwd);
+    let mut cmd = run.bulk_cmd_in(&env, &cwd);
     cmd.args(["--debug", "save", "-r", &run.recipient, "-o"])
         .arg(&snapshot);
-    let out = ok(support::run(&mut cmd), "save of large records");
+    let out = ok_as(no_cluster::run(&mut cmd), "save of large records");
     let stderr = text(&out.stderr);
     // "debug: listed N Secrets (limit L, ...)", one line per request, both passes.
     let limits: Vec<u32> = stderr
@@ -1708,8 +1597,8 @@ fn large_records_are_listed_in_small_pages() {
         "pages of ~½ MiB records must stay near 8 MiB (at most ~16 records): {limits:?}\n{stderr}"
     );
 
-    let out = ok(
-        run.bulk(
+    let out = ok_as(
+        run.bulk_in(
             &env,
             &cwd,
             [

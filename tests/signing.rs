@@ -1,15 +1,15 @@
 //! Signed snapshots: interop with real `ssh-keygen -Y`, and the refusals that
 //! keep a forged snapshot in an untrusted bucket from being read or loaded.
 
-mod kit;
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kit::{fails_with, ok, on_pty, require, ssh_keygen};
-use support::{Helm, TestEnv};
+use cluster::{Helm, TestEnv};
+use no_cluster::{fails_with, ok, on_pty, require, ssh_keygen};
 
 /// The helm-bulk binary pointed at the shared test environment.
 fn bulk(env: &TestEnv, dir: &Path) -> Command {
@@ -32,20 +32,20 @@ struct Fixture {
 }
 
 fn fixture(env: &TestEnv, tag: &str) -> Fixture {
-    let ns = support::unique_name(&format!("sig-{tag}"));
+    let ns = cluster::unique_name(&format!("sig-{tag}"));
     env.helm(
         Helm::V4,
         [
             "install",
             "signed",
-            &support::chart("smoke"),
+            &cluster::chart("smoke"),
             "-n",
             &ns,
             "--create-namespace",
         ],
     );
     let dir = tempfile::tempdir().unwrap();
-    let (identity, recipient) = kit::keygen(dir.path(), "id.txt");
+    let (identity, recipient) = no_cluster::keygen(dir.path(), "id.txt");
     Fixture {
         namespace: ns,
         dir,
@@ -333,7 +333,7 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
     // A forgery made with only the public recipient, by the reference age CLI:
     // decrypt the real one (standing in for any plaintext the attacker wants)
     // and re-encrypt it.
-    let plain = ok(kit::age()
+    let plain = ok(no_cluster::age()
         .arg("-d")
         .arg("-i")
         .arg(&f.identity)
@@ -342,7 +342,7 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
         .unwrap())
     .stdout;
     std::fs::write(d.join("forged.tar.gz"), &plain).unwrap();
-    ok(kit::age()
+    ok(no_cluster::age()
         .args(["-r", &f.recipient, "-o"])
         .arg(d.join("forged.age"))
         .arg(d.join("forged.tar.gz"))

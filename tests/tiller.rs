@@ -18,11 +18,11 @@
 //! * Wire compatibility of the `hapi` messages with Python's protobuf
 //!   (tests/tiller/wire.rs).
 
+mod cluster;
 mod fake_tiller;
-mod kit;
+mod no_cluster;
 #[path = "tiller/real.rs"]
 mod real;
-mod support;
 #[path = "tiller/wire.rs"]
 mod wire;
 
@@ -36,7 +36,7 @@ use helm_bulk::snapshot::{Entry, Limits, read_snapshot};
 use helm_bulk::tiller::hapi::release::Release;
 use helm_bulk::tiller::hapi::release::hook::Event;
 use helm_bulk::tiller::hapi::release::status::Code;
-use kit::{fails_with, ok};
+use no_cluster::{fails_with, ok};
 use prost::Message;
 use serde_json::Value;
 
@@ -57,7 +57,7 @@ impl Work {
             .prefix("helm-bulk-tiller.")
             .tempdir()
             .unwrap();
-        let (key, recipient) = kit::keygen(dir.path(), "key.txt");
+        let (key, recipient) = no_cluster::keygen(dir.path(), "key.txt");
         let helm_home = dir.path().join("helm-home");
         std::fs::create_dir(&helm_home).unwrap();
         Work {
@@ -74,7 +74,7 @@ impl Work {
 
     /// helm-bulk, isolated from the caller's Helm 2 settings.
     fn cmd(&self) -> Command {
-        let mut c = kit::bin();
+        let mut c = no_cluster::bin();
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy().into_owned();
             if k.starts_with("HELM_TLS_") || k.starts_with("TILLER_") || k == "HELM_HOST" {
@@ -547,7 +547,11 @@ fn clear_errors() {
     let helm3 = w.path("helm3.age");
     std::fs::write(
         &helm3,
-        kit::encrypt_to(&kit::plain_snapshot(&kit::sample()), &w.recipient, false),
+        no_cluster::encrypt_to(
+            &no_cluster::plain_snapshot(&no_cluster::sample()),
+            &w.recipient,
+            false,
+        ),
     )
     .unwrap();
     let out = w.run([
@@ -573,7 +577,7 @@ fn clear_errors() {
 
 /// A CA made by openssl that signed nothing Tiller uses: `DIR/other-ca.pem`.
 fn unrelated_ca(dir: &Path) -> PathBuf {
-    let openssl = kit::require("openssl", "openssl");
+    let openssl = no_cluster::require("openssl", "openssl");
     let out = Command::new(&openssl)
         .args([
             "req",
@@ -606,9 +610,9 @@ fn tls_with_client_certificates() {
     // A real Tiller started with --tls --tls-verify (client certificates
     // required), its certificates made by openssl in scripts/testenv, the
     // client key RSA PKCS#1 as Helm 2's TLS guide made it.
-    let env = support::TestEnv::shared();
+    let env = cluster::TestEnv::shared();
     let tiller = real::RealTiller::start(env, "tls", "configmap", true);
-    let ns = support::unique_name("h2tls");
+    let ns = cluster::unique_name("h2tls");
     // The chart's CRD first, and no crd-install hook: see
     // real_tiller_save_show_migrate_and_restore.
     env.kubectl([
@@ -798,7 +802,7 @@ fn helm2_objects(name: &str) -> Vec<(String, String)> {
 
 /// The live objects of a fixture release (those that exist), without
 /// metadata and status.
-fn live_helm2_objects(env: &support::TestEnv, ns: &str, name: &str) -> BTreeMap<String, Value> {
+fn live_helm2_objects(env: &cluster::TestEnv, ns: &str, name: &str) -> BTreeMap<String, Value> {
     let objects = helm2_objects(name);
     let mut args = vec!["get", "-n", ns, "--ignore-not-found", "-o", "json"];
     args.extend(objects.iter().map(|(_, arg)| arg.as_str()));
@@ -829,7 +833,7 @@ fn live_helm2_objects(env: &support::TestEnv, ns: &str, name: &str) -> BTreeMap<
 
 impl Helm2Release {
     fn record(
-        env: &support::TestEnv,
+        env: &cluster::TestEnv,
         tiller: &real::RealTiller,
         ns: &'static str,
         name: &'static str,
@@ -856,7 +860,7 @@ impl Helm2Release {
 
     /// Asserts the release's objects are in the cluster as they were, the
     /// render-time random password byte-equal.
-    fn verify_objects(&self, env: &support::TestEnv, what: &str) {
+    fn verify_objects(&self, env: &cluster::TestEnv, what: &str) {
         let live = live_helm2_objects(env, self.ns, self.name);
         assert_eq!(
             live, self.objects,
@@ -874,7 +878,7 @@ impl Helm2Release {
 
     /// Asserts Helm 3/4 holds the release as migrated: helm list, helm get
     /// values, notes, and the objects.
-    fn verify_migrated(&self, env: &support::TestEnv, helm: support::Helm, what: &str) {
+    fn verify_migrated(&self, env: &cluster::TestEnv, helm: cluster::Helm, what: &str) {
         let list = env.helm_list(helm);
         let row = list
             .iter()
@@ -914,7 +918,7 @@ impl Helm2Release {
 
 #[test]
 fn real_tiller_save_show_migrate_and_restore() {
-    use support::{Helm, TestEnv};
+    use cluster::{Helm, TestEnv};
     // Owned: the cluster is wiped ("lost") between the migrations.
     let env = TestEnv::start();
     let w = Work::new();
@@ -1006,7 +1010,7 @@ fn real_tiller_save_show_migrate_and_restore() {
         c.env("HELM_BIN", env.helm_bin(helm))
             .env("HELM_HOME", &w.helm_home)
             .args(args);
-        support::run(&mut c)
+        no_cluster::run(&mut c)
     };
 
     // ---- save over gRPC (one release a page) and from Tiller's ConfigMaps.

@@ -1,13 +1,13 @@
 //! The vault end to end through the CLI: keys, interop with the reference
 //! `age` CLI and real `ssh-keygen` keys, and every kind of bad input.
 
-mod kit;
+mod no_cluster;
 
 use std::ffi::OsStr;
 use std::io::Read;
 use std::path::Path;
 
-use kit::*;
+use no_cluster::*;
 
 fn show(dir: &Path, args: &[&OsStr]) -> std::process::Output {
     bin()
@@ -369,7 +369,7 @@ fn plaintext_snapshots_are_neither_written_nor_read() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(!d.join("x.tar.gz").exists());
     // For inspection, the reference age CLI decrypts to the plain tar.gz.
-    let decrypted = kit::age()
+    let decrypted = no_cluster::age()
         .arg("-d")
         .arg("-i")
         .arg(&id)
@@ -402,7 +402,7 @@ fn every_flipped_byte_is_detected() {
     // Big enough for several 64 KiB age chunks.
     let records: Vec<_> = (0..40)
         .map(|i| {
-            kit::record(
+            no_cluster::record(
                 "ns",
                 &format!("r{i}"),
                 1,
@@ -445,7 +445,7 @@ fn truncation_and_trailing_garbage_are_detected() {
     let d = dir.path();
     let (id, recipient) = keygen(d, "id.txt");
     let records: Vec<_> = (0..20)
-        .map(|i| kit::record("ns", &format!("r{i}"), 1, "deployed", &"y".repeat(9000)))
+        .map(|i| no_cluster::record("ns", &format!("r{i}"), 1, "deployed", &"y".repeat(9000)))
         .collect();
     for armor in [false, true] {
         let bytes = encrypt_to(&plain_snapshot(&records), &recipient, armor);
@@ -491,8 +491,8 @@ fn hostile_archives_inside_valid_encryption_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (id, recipient) = keygen(d, "id.txt");
-    // The cases are shared with `verify` (tests/kit/adversarial.rs).
-    let cases = kit::adversarial::hostile_archives();
+    // The cases are shared with `verify` (tests/no_cluster/adversarial.rs).
+    let cases = no_cluster::adversarial::hostile_archives();
     for (needle, plain) in cases {
         let file = d.join("hostile.age");
         std::fs::write(&file, encrypt_to(&plain, &recipient, false)).unwrap();
