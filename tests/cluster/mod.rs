@@ -628,4 +628,85 @@ impl Run {
     {
         self.bulk_in(env, self.work.path(), args)
     }
+
+    /// Creates `namespace` and, in it, one Helm release Secret per record (its
+    /// JSON text), encoded as Helm does (gzip, base64), in one `kubectl
+    /// create` of a List.
+    pub fn create_release_secrets(&self, env: &TestEnv, namespace: &str, records: &[String]) {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let items: Vec<serde_json::Value> = records
+            .iter()
+            .map(|record| {
+                let name = serde_json::from_str::<serde_json::Value>(record)
+                    .unwrap_or_else(|e| panic!("a record is not JSON ({e}): {record}"))["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(record.as_bytes()).unwrap();
+                let payload = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+                serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": "helm.sh/release.v1",
+                    "metadata": {
+                        "name": format!("sh.helm.release.v1.{name}.v1"),
+                        "namespace": namespace,
+                        "labels": {"owner": "helm", "name": name, "status": "deployed", "version": "1"},
+                    },
+                    "stringData": {"release": payload},
+                })
+            })
+            .collect();
+        let list_file = self.path(&format!("{namespace}-records.json"));
+        std::fs::write(
+            &list_file,
+            serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+        )
+        .unwrap();
+        env.kubectl(["create", "namespace", namespace]);
+        env.kubectl([
+            OsStr::new("create"),
+            OsStr::new("-o"),
+            OsStr::new("name"),
+            OsStr::new("-f"),
+            list_file.as_os_str(),
+        ]);
+    }
+
+    /// Runs `helm-bulk show -i KEY SNAPSHOT` in `cwd`.
+    pub fn show_in(&self, env: &TestEnv, cwd: &Path, snapshot: &Path) -> Output {
+        self.bulk_in(
+            env,
+            cwd,
+            [
+                OsStr::new("show"),
+                OsStr::new("-i"),
+                self.key.as_os_str(),
+                snapshot.as_os_str(),
+            ],
+        )
+    }
 }
+
+/// Declares, for each `scenario => test_helm4, test_helm3;`, one `#[test]`
+/// per Helm version that runs `scenario(Helm::V4)` and `scenario(Helm::V3)`.
+#[allow(unused_macros)]
+macro_rules! helm4_and_helm3 {
+    ($($scenario:path => $v4:ident, $v3:ident;)*) => {
+        $(
+            #[test]
+            fn $v4() {
+                $scenario($crate::cluster::Helm::V4);
+            }
+
+            #[test]
+            fn $v3() {
+                $scenario($crate::cluster::Helm::V3);
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use helm4_and_helm3;

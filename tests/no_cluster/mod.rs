@@ -127,6 +127,21 @@ pub fn run_ok_for(cmd: &mut Command, timeout: Duration) -> String {
     String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{description} printed non-UTF-8: {e}"))
 }
 
+/// The lines of `text` that contain `needle`.
+pub fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// Sends a signal (`INT`, `KILL`…) to one process with kill(1).
+pub fn signal(sig: &str, pid: u32) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
 /// A command line in backquotes, for messages.
 pub fn describe(cmd: &Command) -> String {
     let mut s = cmd.get_program().to_string_lossy().into_owned();
@@ -246,6 +261,19 @@ pub fn ssh_keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> PathB
         c.args(["-b", "3072"]);
     }
     ok(c.output().unwrap());
+    path
+}
+
+/// An allowed_signers file `dir/name` trusting each `(principal, key)` (the
+/// key's `.pub` beside it) for the `helm-bulk` namespace.
+pub fn allowed_signers(dir: &Path, name: &str, signers: &[(&str, &Path)]) -> PathBuf {
+    let mut text = String::new();
+    for (principal, key) in signers {
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        text.push_str(&format!("{principal} namespaces=\"helm-bulk\" {public}"));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
     path
 }
 
