@@ -50,17 +50,6 @@ fn put_snapshot(root: &Path, cluster: &str, timestamp: &str, signer: Option<&Pat
     }
 }
 
-fn allowed_signers(dir: &Path, principal: &str, key: &Path) -> std::path::PathBuf {
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let path = dir.join("allowed_signers");
-    std::fs::write(
-        &path,
-        format!("{principal} namespaces=\"helm-bulk\" {public}"),
-    )
-    .unwrap();
-    path
-}
-
 fn check(url: &str, allowed: &Path, extra: &[&str]) -> Output {
     bin()
         .arg("check")
@@ -84,7 +73,8 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let trusted = ssh_keygen(d, "ops", "ed25519", "");
-    let allowed = allowed_signers(d, "ops@example.com", &trusted);
+    let allowed =
+        no_cluster::allowed_signers(d, "allowed_signers", &[("ops@example.com", &trusted)]);
     let root = d.join("bucket").join("helm");
     std::fs::create_dir_all(&root).unwrap();
     let url = format!("file://{}", root.display());

@@ -4,7 +4,7 @@
 mod no_cluster;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use no_cluster::{bin, fails_with, files_under, ok, require};
@@ -23,17 +23,6 @@ fn records(tag: &str) -> Vec<helm_bulk::release::ReleaseRecord> {
             )
         })
         .collect()
-}
-
-fn allowed_signers(dir: &Path, principal: &str, key: &Path) -> PathBuf {
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let path = dir.join(format!("allowed-{principal}"));
-    std::fs::write(
-        &path,
-        format!("{principal} namespaces=\"helm-bulk\" {public}"),
-    )
-    .unwrap();
-    path
 }
 
 fn ssh_keygen_verifies(allowed: &Path, principal: &str, sig: &[u8], snapshot: &[u8]) {
@@ -119,7 +108,8 @@ fn a_rotated_file_opens_with_the_new_key_only_is_re_signed_and_byte_identical() 
     let (old, old_recipient) = no_cluster::keygen(d, "old.txt");
     let (new, new_recipient) = no_cluster::keygen(d, "new.txt");
     let sign = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
-    let allowed = allowed_signers(d, "ops@example.org", &sign);
+    let allowed =
+        no_cluster::allowed_signers(d, "allowed-ops@example.org", &[("ops@example.org", &sign)]);
     let plain = no_cluster::plain_snapshot(&records("file"));
     let file = d.join("snap.age");
     std::fs::write(&file, no_cluster::encrypt_to(&plain, &old_recipient, false)).unwrap();
@@ -267,7 +257,7 @@ fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
     let (old, old_recipient) = no_cluster::keygen(d, "old.txt");
     let (new, new_recipient) = no_cluster::keygen(d, "new.txt");
     let sign = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
-    let allowed = allowed_signers(d, "ops", &sign);
+    let allowed = no_cluster::allowed_signers(d, "allowed-ops", &[("ops", &sign)]);
     let originals = originals();
     for (key, plain) in &originals {
         s3.put(

@@ -62,17 +62,6 @@ fn save_signed(env: &TestEnv, f: &Fixture, key: &Path, out: &str) -> Output {
         .unwrap()
 }
 
-fn allowed_signers(dir: &Path, name: &str, lines: &[(&str, &Path)]) -> PathBuf {
-    let mut text = String::new();
-    for (principal, key) in lines {
-        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-        text.push_str(&format!("{principal} namespaces=\"helm-bulk\" {}", public));
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// Asserts `ssh-keygen -Y verify` accepts `sig` over `snapshot` from `principal`.
 fn ssh_keygen_verifies(allowed: &Path, principal: &str, sig: &Path, snapshot: &Path) {
     let verified = ssh_keygen_cmd()
@@ -139,7 +128,8 @@ fn helm_bulk_signatures_verify_with_ssh_keygen() {
                 .unwrap()
                 .starts_with("-----BEGIN SSH SIGNATURE-----")
         );
-        let allowed = allowed_signers(f.dir.path(), "allowed", &[("ops@example.com", &key)]);
+        let allowed =
+            no_cluster::allowed_signers(f.dir.path(), "allowed", &[("ops@example.com", &key)]);
         ssh_keygen_verifies(&allowed, "ops@example.com", &sig, &f.dir.path().join(&snap));
         // And helm-bulk itself accepts it.
         helm_bulk_accepts(env, &f, &allowed, &snap, "ops@example.com");
@@ -225,7 +215,7 @@ fn signs_with_a_key_held_by_ssh_agent() {
         std::fs::remove_file(&key).unwrap();
         ok(save(Some(&agent.socket)));
         let sig = f.dir.path().join(format!("{snap}.sig"));
-        let allowed = allowed_signers(
+        let allowed = no_cluster::allowed_signers(
             f.dir.path(),
             "allowed-agent",
             &[("agent@example.com", &key)],
@@ -266,7 +256,8 @@ fn passphrase_protected_signing_key_is_prompted() {
         "{}",
         String::from_utf8_lossy(&run.stdout)
     );
-    let allowed = allowed_signers(f.dir.path(), "allowed", &[("locked@example.com", &key)]);
+    let allowed =
+        no_cluster::allowed_signers(f.dir.path(), "allowed", &[("locked@example.com", &key)]);
     let out = ok(show(
         env,
         &f,
@@ -297,7 +288,8 @@ fn ssh_keygen_signatures_verify_in_helm_bulk() {
             .arg(f.dir.path().join("snap.age"))
             .output()
             .unwrap());
-        let allowed = allowed_signers(f.dir.path(), "allowed", &[("ci@example.com", &key)]);
+        let allowed =
+            no_cluster::allowed_signers(f.dir.path(), "allowed", &[("ci@example.com", &key)]);
         let out = ok(show(
             env,
             &f,
@@ -322,7 +314,7 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
     let trusted = ssh_keygen(d, "trusted", "ed25519", "");
     let attacker = ssh_keygen(d, "attacker", "ed25519", "");
     ok(save_signed(env, &f, &trusted, "good.age"));
-    let allowed = allowed_signers(d, "allowed", &[("ops@example.com", &trusted)]);
+    let allowed = no_cluster::allowed_signers(d, "allowed", &[("ops@example.com", &trusted)]);
     let signers: [&OsStr; 2] = ["--trusted-signers".as_ref(), allowed.as_os_str()];
     ok(show(
         env,
@@ -482,7 +474,7 @@ fn load_refuses_a_forgery_before_installing_anything() {
         .args(["save", "-r", &f.recipient, "-o", "unsigned.age"])
         .output()
         .unwrap());
-    let allowed = allowed_signers(d, "allowed", &[("ops@example.com", &trusted)]);
+    let allowed = no_cluster::allowed_signers(d, "allowed", &[("ops@example.com", &trusted)]);
     let revision = || {
         let list = env.helm(Helm::V4, ["list", "-n", &f.namespace, "-o", "json"]);
         let rows: serde_json::Value = serde_json::from_str(&list).unwrap();

@@ -23,17 +23,6 @@ fn ssh_sign(key: &Path, file: &Path) {
         .unwrap());
 }
 
-fn allowed_signers(dir: &Path, principal: &str, key: &Path) -> PathBuf {
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let path = dir.join(format!("allowed-{principal}"));
-    std::fs::write(
-        &path,
-        format!("{principal} namespaces=\"helm-bulk\" {public}"),
-    )
-    .unwrap();
-    path
-}
-
 struct Fixture {
     dir: tempfile::TempDir,
     identity: PathBuf,
@@ -81,7 +70,11 @@ fn a_good_snapshot_verifies_with_one_summary_line() {
     // Signed, with the signer trusted: the summary names it; JSON says the same.
     let key = no_cluster::ssh_keygen(f.dir.path(), "sign", "ed25519", "");
     ssh_sign(&key, &f.snapshot);
-    let allowed = allowed_signers(f.dir.path(), "ops@example.org", &key);
+    let allowed = no_cluster::allowed_signers(
+        f.dir.path(),
+        "allowed-ops@example.org",
+        &[("ops@example.org", &key)],
+    );
     let out = ok(verify(&[
         "-i".as_ref(),
         f.identity.as_os_str(),
@@ -129,7 +122,7 @@ fn wrong_key_stale_and_unsigned_are_refused_in_one_line() {
         "older than --max-age 1h",
     );
     let key = no_cluster::ssh_keygen(f.dir.path(), "sign", "ed25519", "");
-    let allowed = allowed_signers(f.dir.path(), "ops", &key);
+    let allowed = no_cluster::allowed_signers(f.dir.path(), "allowed-ops", &[("ops", &key)]);
     fails_with(
         &verify(&[
             "-i".as_ref(),
@@ -221,7 +214,7 @@ fn all_verifies_every_snapshot_under_a_bucket_prefix() {
     let f = fixture();
     let d = f.dir.path();
     let key = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
-    let allowed = allowed_signers(d, "ops", &key);
+    let allowed = no_cluster::allowed_signers(d, "allowed-ops", &[("ops", &key)]);
     ssh_sign(&key, &f.snapshot);
     let good = std::fs::read(&f.snapshot).unwrap();
     let sig = std::fs::read(format!("{}.sig", f.snapshot.display())).unwrap();
