@@ -22,14 +22,15 @@
 //! helm v3 needs a reachable API server even for a client-side dry run, so
 //! the test starts one (nothing is installed into it).
 
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+use cluster::{Helm, TestEnv};
 use serde_json::Value;
-use support::{Helm, TestEnv};
 
 /// Documents (and template files) per chart: many per helm call, so process
 /// starts do not dominate.
@@ -398,7 +399,7 @@ fn render(env: &TestEnv, helm: Helm, chart: &Path, values: Option<&Path>) -> Res
     if let Some(v) = values {
         cmd.arg("--values").arg(v);
     }
-    let out = support::run(&mut cmd);
+    let out = no_cluster::run(&mut cmd);
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }
