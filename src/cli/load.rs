@@ -355,40 +355,23 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         }
         None => Vec::new(),
     };
-    let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count();
-    let defects = count(|r| matches!(r.outcome, Outcome::Defect(_)));
-    let failed = count(|r| matches!(r.outcome, Outcome::Failed(_))) + other_failures + defects;
-    let done = count(|r| r.outcome == Outcome::Done);
-    let skipped = count(|r| matches!(r.outcome, Outcome::Skipped(_)));
-    let not_started = count(|r| r.outcome == Outcome::NotStarted);
+    let load::Tally {
+        done,
+        skipped,
+        failed,
+        defects,
+        not_started,
+        stopped: stopped_installs,
+    } = load::tally(&reports);
+    let failed = failed + other_failures;
     // Releases not deployed that no failure above explains.
-    let failed_keys: std::collections::HashSet<String> = reports
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_)))
-        .map(|r| r.step.key())
-        .collect();
-    let unexplained: Vec<&(String, String)> = not_deployed
-        .iter()
-        .filter(|(k, _)| !failed_keys.contains(k))
-        .filter(|(k, _)| {
-            !reports
-                .iter()
-                .any(|r| r.outcome == Outcome::NotStarted && r.step.key() == *k)
-        })
-        .collect();
+    let unexplained = load::unexplained(&reports, &not_deployed);
 
     if let Some(code) = interrupt.as_ref().and_then(|i| i.code()) {
         let name = interrupt.as_ref().map(|i| i.name()).unwrap_or("SIGINT");
         for (key, status) in &not_deployed {
             eprintln!("NOT DEPLOYED {key}: {status}");
         }
-        let stopped_installs = reports
-            .iter()
-            .filter(|r| {
-                matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_))
-                    && !matches!(r.step.action, Action::Refuse(_))
-            })
-            .count();
         return Err(Failure {
             message: format!(
                 "interrupted by {name}: restored {done}, failed or stopped {stopped_installs}, not started {not_started}; {} selected release(s) not deployed{}. Run load again to finish",

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
-use super::execute::{HelmRunner, Stop};
+use super::execute::{HelmRunner, Outcome, Report, Stop};
 use super::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use super::preflight;
 use crate::release::Installed;
@@ -202,6 +202,61 @@ pub async fn not_deployed(
 }
 
 pub use super::execute::helm_bin;
+
+/// How the steps of a run ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Restored (installed, upgraded, replaced or completed).
+    pub done: usize,
+    /// Skipped.
+    pub skipped: usize,
+    /// Failed, helm-bulk defects included.
+    pub failed: usize,
+    /// Failed because helm refused the chart helm-bulk generated.
+    pub defects: usize,
+    /// Not started (the run was stopped).
+    pub not_started: usize,
+    /// Failed or stopped while being restored (refusals by the plan not counted).
+    pub stopped: usize,
+}
+
+/// Counts how the steps ended.
+pub fn tally(reports: &[Report]) -> Tally {
+    let count = |f: fn(&Report) -> bool| reports.iter().filter(|r| f(r)).count();
+    Tally {
+        done: count(|r| r.outcome == Outcome::Done),
+        skipped: count(|r| matches!(r.outcome, Outcome::Skipped(_))),
+        failed: count(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_))),
+        defects: count(|r| matches!(r.outcome, Outcome::Defect(_))),
+        not_started: count(|r| r.outcome == Outcome::NotStarted),
+        stopped: count(|r| {
+            matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_))
+                && !matches!(r.step.action, Action::Refuse(_))
+        }),
+    }
+}
+
+/// The releases of `not_deployed` that no report explains: not failed, not
+/// left unstarted.
+pub fn unexplained<'a>(
+    reports: &[Report],
+    not_deployed: &'a [(String, String)],
+) -> Vec<&'a (String, String)> {
+    let failed_keys: std::collections::HashSet<String> = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_)))
+        .map(|r| r.step.key())
+        .collect();
+    not_deployed
+        .iter()
+        .filter(|(k, _)| !failed_keys.contains(k))
+        .filter(|(k, _)| {
+            !reports
+                .iter()
+                .any(|r| r.outcome == Outcome::NotStarted && r.step.key() == *k)
+        })
+        .collect()
+}
 
 /// Checks that `bin` runs (`helm version`).
 pub fn check_helm(bin: &std::path::Path) -> Result<(), LoadError> {
@@ -609,5 +664,53 @@ mod tests {
         );
         assert!(prepared.steps.iter().all(|s| !s.action.changes()));
         assert!(prepared.crds.is_empty());
+    }
+
+    fn report(name: &str, action: Action, outcome: Outcome) -> Report {
+        Report {
+            step: step(name, action),
+            outcome,
+            elapsed: std::time::Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn tally_counts_outcomes_and_unexplained_finds_what_no_report_explains() {
+        let reports = vec![
+            report("a", Action::Install, Outcome::Done),
+            report(
+                "b",
+                Action::Skip("exists".into()),
+                Outcome::Skipped("exists".into()),
+            ),
+            report("c", Action::Install, Outcome::Failed("boom".into())),
+            report("d", Action::Install, Outcome::Defect("bad chart".into())),
+            report(
+                "e",
+                Action::Refuse("not ours".into()),
+                Outcome::Failed("not ours".into()),
+            ),
+            report("f", Action::Install, Outcome::NotStarted),
+        ];
+        assert_eq!(
+            tally(&reports),
+            Tally {
+                done: 1,
+                skipped: 1,
+                failed: 3,
+                defects: 1,
+                not_started: 1,
+                stopped: 2,
+            }
+        );
+        let not_deployed: Vec<(String, String)> = ["a", "c", "f"]
+            .iter()
+            .map(|n| (format!("ns/{n}"), "failed (revision 1)".to_owned()))
+            .collect();
+        let left: Vec<&str> = unexplained(&reports, &not_deployed)
+            .into_iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(left, ["ns/a"]);
     }
 }
