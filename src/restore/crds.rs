@@ -1,7 +1,7 @@
 //! Creates the CustomResourceDefinitions that releases being restored need,
 //! before the releases. An existing CRD is never modified, and a CRD that a
 //! release's frozen chart installs from its `crds/` is left to helm (see
-//! `cli::load`). CRDs are created with a plain create, not client-side
+//! [`super::load::crds_to_create`]). CRDs are created with a plain create, not client-side
 //! apply, so very large ones do not hit the 256 KiB limit of the
 //! last-applied annotation.
 //!
