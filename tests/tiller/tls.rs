@@ -81,12 +81,7 @@ fn tls_with_client_certificates() {
 
     // Explicit files; then the name in the certificate with -s.
     let snap = w.path("tls.age");
-    let out = ok(w.save(&host, &snap, &tls));
-    assert!(
-        text(&out.stderr).contains("Saved 1 releases"),
-        "{}",
-        text(&out.stderr)
-    );
+    ok_saying(w.save(&host, &snap, &tls), "Saved 1 releases");
     let mut named = tls.to_vec();
     named.extend(["-s", "tiller-server"]);
     ok(w.save(&host, &w.path("named.age"), &named));
