@@ -29,7 +29,7 @@
 #                                  directory, removed afterwards)
 set -eu
 
-# Cargo.toml's `repository` (tests/plugin.rs checks that they agree).
+# Cargo.toml's `repository` (tests/plugin/install_script.rs checks that they agree).
 REPOSITORY=https://github.com/helm-bulk/helm-bulk
 
 log() { printf 'helm-bulk install: %s\n' "$*" >&2; }

@@ -133,19 +133,10 @@ fn save_list_show_load_round_trip() {
         .arg(&allowed)
         .output()
         .unwrap());
-    let mut names: Vec<String> = env
-        .helm_list(Helm::V4)
-        .iter()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["namespace"].as_str().unwrap(),
-                r["name"].as_str().unwrap()
-            )
-        })
-        .collect();
-    names.sort();
-    assert_eq!(names, ["finance/ledger", "retail/shop"]);
+    assert_eq!(
+        env.release_names(Helm::V4),
+        ["finance/ledger", "retail/shop"]
+    );
     let values = env.helm(
         Helm::V4,
         ["get", "values", "shop", "-n", "retail", "-o", "json"],
@@ -320,20 +311,23 @@ fn prune_keeps_exactly_the_right_snapshots() {
         "20261123T120000Z",
         "20261123T230000Z",
     ];
-    let dry = ok(bulk(None, &s3, d)
-        .args([
-            "prune",
-            "--endpoint",
-            &s3.endpoint,
-            "s3://dr-vault/helm",
-            "--keep-last",
-            "2",
-            "--keep-daily",
-            "3",
-            "--dry-run",
-        ])
-        .output()
-        .unwrap());
+    let prune = |extra: &[&str]| {
+        ok(bulk(None, &s3, d)
+            .args([
+                "prune",
+                "--endpoint",
+                &s3.endpoint,
+                "s3://dr-vault/helm",
+                "--keep-last",
+                "2",
+                "--keep-daily",
+                "3",
+            ])
+            .args(extra)
+            .output()
+            .unwrap())
+    };
+    let dry = prune(&["--dry-run"]);
     let text = String::from_utf8(dry.stdout).unwrap();
     assert_eq!(text.lines().count(), 3, "{text}");
     assert_eq!(
@@ -341,19 +335,7 @@ fn prune_keeps_exactly_the_right_snapshots() {
         8,
         "dry run deleted something"
     );
-    ok(bulk(None, &s3, d)
-        .args([
-            "prune",
-            "--endpoint",
-            &s3.endpoint,
-            "s3://dr-vault/helm",
-            "--keep-last",
-            "2",
-            "--keep-daily",
-            "3",
-        ])
-        .output()
-        .unwrap());
+    prune(&[]);
     let left = listed(None, &s3, d, "s3://dr-vault/helm");
     let prod: Vec<&str> = left
         .iter()

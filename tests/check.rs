@@ -151,11 +151,16 @@ fn stale_unsigned_untrusted_and_missing_each_fail() {
     assert!(stdout.contains("not signed"), "{stdout}");
     assert!(stdout.contains("untrusted key"), "{stdout}");
 
-    // The textfile: readable by the node exporter, one sample per cluster.
-    let text = std::fs::read_to_string(&prom).unwrap();
+    textfile_has_one_sample_per_cluster(&f, &prom);
+    json_says_the_same(&f);
+}
+
+/// The textfile: readable by the node exporter, one sample per cluster.
+fn textfile_has_one_sample_per_cluster(f: &Fixture, prom: &Path) {
+    let text = std::fs::read_to_string(prom).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
-        std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(prom).unwrap().permissions().mode() & 0o777,
         0o644
     );
     let sample = |metric: &str, cluster: &str| -> Option<String> {
@@ -207,8 +212,10 @@ fn stale_unsigned_untrusted_and_missing_each_fail() {
         .unwrap();
     let age = time::OffsetDateTime::now_utc().unix_timestamp() - ts;
     assert!((30 * 3600 - 60..30 * 3600 + 60).contains(&age), "age {age}");
+}
 
-    // JSON says the same.
+/// `-o json` reports the same health per cluster.
+fn json_says_the_same(f: &Fixture) {
     let out = check(&f.url, &f.allowed, &["-o", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

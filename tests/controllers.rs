@@ -144,14 +144,8 @@ fn job_hooks_run_in_weight_order(helm: Helm) {
     assert_eq!(listed["status"], "deployed", "{listed}");
 }
 
-#[test]
-fn helm4_job_hooks_run_in_weight_order_and_wait_finishes() {
-    job_hooks_run_in_weight_order(Helm::V4);
-}
-
-#[test]
-fn helm3_job_hooks_run_in_weight_order_and_wait_finishes() {
-    job_hooks_run_in_weight_order(Helm::V3);
+cluster::helm4_and_helm3! {
+    job_hooks_run_in_weight_order => helm4_job_hooks_run_in_weight_order_and_wait_finishes, helm3_job_hooks_run_in_weight_order_and_wait_finishes;
 }
 
 fn hook_succeeded_removes_the_jobs(helm: Helm) {
@@ -192,14 +186,8 @@ fn hook_succeeded_removes_the_jobs(helm: Helm) {
     );
 }
 
-#[test]
-fn helm4_hook_succeeded_removes_hook_jobs_and_their_pods() {
-    hook_succeeded_removes_the_jobs(Helm::V4);
-}
-
-#[test]
-fn helm3_hook_succeeded_removes_hook_jobs_and_their_pods() {
-    hook_succeeded_removes_the_jobs(Helm::V3);
+cluster::helm4_and_helm3! {
+    hook_succeeded_removes_the_jobs => helm4_hook_succeeded_removes_hook_jobs_and_their_pods, helm3_hook_succeeded_removes_hook_jobs_and_their_pods;
 }
 
 fn failing_hook_fails_the_install(helm: Helm) {
@@ -236,14 +224,8 @@ fn failing_hook_fails_the_install(helm: Helm) {
     assert_eq!(listed["status"], "failed", "{listed}");
 }
 
-#[test]
-fn helm4_a_failing_job_hook_fails_the_install() {
-    failing_hook_fails_the_install(Helm::V4);
-}
-
-#[test]
-fn helm3_a_failing_job_hook_fails_the_install() {
-    failing_hook_fails_the_install(Helm::V3);
+cluster::helm4_and_helm3! {
+    failing_hook_fails_the_install => helm4_a_failing_job_hook_fails_the_install, helm3_a_failing_job_hook_fails_the_install;
 }
 
 /// The namespace controller empties and removes a deleted namespace; the

@@ -201,12 +201,6 @@ fn drill(helm: Helm) {
     no_cluster::fails_with(&out, 2, "none of the given identities");
 }
 
-#[test]
-fn diff_reports_equal_drifted_missing_and_extra_with_helm_v4() {
-    drill(Helm::V4);
-}
-
-#[test]
-fn diff_reports_equal_drifted_missing_and_extra_with_helm_v3() {
-    drill(Helm::V3);
+cluster::helm4_and_helm3! {
+    drill => diff_reports_equal_drifted_missing_and_extra_with_helm_v4, diff_reports_equal_drifted_missing_and_extra_with_helm_v3;
 }

@@ -9,28 +9,29 @@ use std::path::Path;
 use helm_bulk::release::ReleaseRecord;
 use no_cluster::{bin, fails_with, ok};
 
-/// A snapshot whose index row for `record` says `listed` (namespace, name,
-/// revision) while the record's own JSON says otherwise.
+/// A snapshot whose index row for one record says `listed` (namespace, name,
+/// revision) while the record's own JSON says prod/web/2.
 fn lying_snapshot(
     dir: &Path,
     listed: (&str, &str, u32),
 ) -> (std::path::PathBuf, std::path::PathBuf) {
-    let honest = no_cluster::record("prod", "web", 2, "deployed", "s3cr3t");
-    let mut summary = honest.summary.clone();
-    summary.namespace = listed.0.to_owned();
-    summary.name = listed.1.to_owned();
-    summary.revision = listed.2;
-    let lying = ReleaseRecord {
-        summary,
-        data: honest.data.clone(),
-    };
     let tag = format!("{}-{}-{}", listed.0, listed.1, listed.2);
     let (identity, recipient) = no_cluster::keygen(dir, &format!("id-{tag}.txt"));
     let file = dir.join(format!("lying-{tag}.age"));
-    let plain =
-        no_cluster::plain_snapshot(&[no_cluster::record("dev", "db", 1, "deployed", "x"), lying]);
+    let plain = no_cluster::adversarial::lying_plain(listed);
     std::fs::write(&file, no_cluster::encrypt_to(&plain, &recipient, false)).unwrap();
     (identity, file)
+}
+
+/// `helm-bulk show -i IDENTITY FILE`.
+fn show(identity: &Path, file: &Path) -> std::process::Output {
+    bin()
+        .arg("show")
+        .arg("-i")
+        .arg(identity)
+        .arg(file)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -42,13 +43,7 @@ fn a_record_whose_name_namespace_or_revision_differs_from_its_index_row_is_refus
         (("prod", "web", 7), "revision", "2"),
     ] {
         let (identity, file) = lying_snapshot(dir.path(), listed);
-        let out = bin()
-            .arg("show")
-            .arg("-i")
-            .arg(&identity)
-            .arg(&file)
-            .output()
-            .unwrap();
+        let out = show(&identity, &file);
         // (`load` reads through the same checked reader, src/release.)
         fails_with(
             &out,
@@ -61,13 +56,7 @@ fn a_record_whose_name_namespace_or_revision_differs_from_its_index_row_is_refus
     let file = dir.path().join("honest.age");
     let plain = no_cluster::plain_snapshot(&no_cluster::sample());
     std::fs::write(&file, no_cluster::encrypt_to(&plain, &recipient, false)).unwrap();
-    ok(bin()
-        .arg("show")
-        .arg("-i")
-        .arg(&identity)
-        .arg(&file)
-        .output()
-        .unwrap());
+    ok(show(&identity, &file));
 }
 
 /// A record that is not a release at all (valid hash, garbage content).
@@ -86,13 +75,7 @@ fn a_record_that_is_not_a_release_is_refused() {
         no_cluster::encrypt_to(&no_cluster::plain_snapshot(&[garbage]), &recipient, false),
     )
     .unwrap();
-    let out = bin()
-        .arg("show")
-        .arg("-i")
-        .arg(&identity)
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = show(&identity, &file);
     fails_with(
         &out,
         1,

@@ -4,7 +4,7 @@
 mod no_cluster;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use no_cluster::{bin, fails_with, files_under, ok, require};
@@ -99,14 +99,21 @@ fn assert_no_plaintext(dir: &Path) -> usize {
     files.len()
 }
 
+/// A working directory with the key to rotate from (`old.txt`) and the one
+/// to rotate to (`new.txt`), each with its recipient.
+fn old_and_new_keys() -> (tempfile::TempDir, (PathBuf, String), (PathBuf, String)) {
+    let dir = tempfile::tempdir().unwrap();
+    let old = no_cluster::keygen(dir.path(), "old.txt");
+    let new = no_cluster::keygen(dir.path(), "new.txt");
+    (dir, old, new)
+}
+
 #[test]
 fn a_rotated_file_opens_with_the_new_key_only_is_re_signed_and_byte_identical() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, (old, old_recipient), (new, new_recipient)) = old_and_new_keys();
     let d = dir.path();
     let tmp = d.join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let (old, old_recipient) = no_cluster::keygen(d, "old.txt");
-    let (new, new_recipient) = no_cluster::keygen(d, "new.txt");
     let sign = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
     let allowed =
         no_cluster::allowed_signers(d, "allowed-ops@example.org", &[("ops@example.org", &sign)]);
@@ -250,12 +257,10 @@ fn originals() -> Vec<(String, Vec<u8>)> {
 #[test]
 fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
     let s3 = no_cluster::s3::S3Server::start(&[BUCKET]);
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, (old, old_recipient), (new, new_recipient)) = old_and_new_keys();
     let d = dir.path();
     let tmp = d.join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let (old, old_recipient) = no_cluster::keygen(d, "old.txt");
-    let (new, new_recipient) = no_cluster::keygen(d, "new.txt");
     let sign = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
     let allowed = no_cluster::allowed_signers(d, "allowed-ops", &[("ops", &sign)]);
     let originals = originals();
@@ -373,10 +378,7 @@ fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
 #[test]
 fn keep_old_keeps_the_original_beside_the_rotated_object() {
     let s3 = no_cluster::s3::S3Server::start(&["dr-keep"]);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (old, old_recipient) = no_cluster::keygen(d, "old.txt");
-    let (new, new_recipient) = no_cluster::keygen(d, "new.txt");
+    let (_dir, (old, old_recipient), (new, new_recipient)) = old_and_new_keys();
     let plain = no_cluster::plain_snapshot(&records("keep"));
     let key = "helm/prod/20261126T000000Z.tar.gz.age";
     let original = no_cluster::encrypt_to(&plain, &old_recipient, false);
@@ -400,10 +402,7 @@ fn keep_old_keeps_the_original_beside_the_rotated_object() {
 #[test]
 fn a_damaged_object_is_left_as_it_was_and_the_others_are_rotated() {
     let s3 = no_cluster::s3::S3Server::start(&["dr-bad"]);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (old, old_recipient) = no_cluster::keygen(d, "old.txt");
-    let (new, new_recipient) = no_cluster::keygen(d, "new.txt");
+    let (_dir, (old, old_recipient), (new, new_recipient)) = old_and_new_keys();
     let plain = no_cluster::plain_snapshot(&records("bad"));
     let good = no_cluster::encrypt_to(&plain, &old_recipient, false);
     let mut bad = good.clone();

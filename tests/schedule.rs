@@ -201,14 +201,8 @@ fn cronjob_runs_in_a_restricted_namespace(helm: Helm) {
     env.wait_for(&ns, &job, "condition=Complete", Duration::from_secs(60));
 }
 
-#[test]
-fn helm4_the_cronjob_runs_save_in_a_restricted_namespace() {
-    cronjob_runs_in_a_restricted_namespace(Helm::V4);
-}
-
-#[test]
-fn helm3_the_cronjob_runs_save_in_a_restricted_namespace() {
-    cronjob_runs_in_a_restricted_namespace(Helm::V3);
+cluster::helm4_and_helm3! {
+    cronjob_runs_in_a_restricted_namespace => helm4_the_cronjob_runs_save_in_a_restricted_namespace, helm3_the_cronjob_runs_save_in_a_restricted_namespace;
 }
 
 /// A kubeconfig that authenticates with the chart's ServiceAccount token.

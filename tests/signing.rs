@@ -315,16 +315,24 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
     let attacker = ssh_keygen(d, "attacker", "ed25519", "");
     ok(save_signed(env, &f, &trusted, "good.age"));
     let allowed = no_cluster::allowed_signers(d, "allowed", &[("ops@example.com", &trusted)]);
-    let signers: [&OsStr; 2] = ["--trusted-signers".as_ref(), allowed.as_os_str()];
-    ok(show(
-        env,
-        &f,
-        &[signers[0], signers[1], "good.age".as_ref()],
-    ));
+    // `show --trusted-signers ALLOWED ARGS…`.
+    let shown = |args: &[&str]| -> Output {
+        let mut all: Vec<&OsStr> = vec!["--trusted-signers".as_ref(), allowed.as_os_str()];
+        all.extend(args.iter().map(OsStr::new));
+        show(env, &f, &all)
+    };
+    ok(shown(&["good.age"]));
+    forge_with_the_age_cli(&f);
+    forgeries_are_refused(&f, &shown, &trusted, &attacker);
+    flipped_bytes_are_refused(&f, &shown);
+    skip_verify_reads_it_and_max_age_refuses_a_stale_one(&shown);
+}
 
-    // A forgery made with only the public recipient, by the reference age CLI:
-    // decrypt the real one (standing in for any plaintext the attacker wants)
-    // and re-encrypt it.
+/// A forgery (`forged.age`) made with only the public recipient, by the
+/// reference age CLI: decrypt the real one (standing in for any plaintext
+/// the attacker wants) and re-encrypt it.
+fn forge_with_the_age_cli(f: &Fixture) {
+    let d = f.dir.path();
     let plain = ok(no_cluster::age()
         .arg("-d")
         .arg("-i")
@@ -340,45 +348,44 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
         .arg(d.join("forged.tar.gz"))
         .output()
         .unwrap());
+}
+
+/// The forgery unsigned, signed by the attacker, with the trusted signature
+/// copied onto it, and signed by the trusted key in another namespace.
+fn forgeries_are_refused(
+    f: &Fixture,
+    shown: &dyn Fn(&[&str]) -> Output,
+    trusted: &Path,
+    attacker: &Path,
+) {
+    let d = f.dir.path();
     // Unsigned forgery.
-    fails_with(
-        &show(env, &f, &[signers[0], signers[1], "forged.age".as_ref()]),
-        1,
-        "the snapshot is not signed",
-    );
+    fails_with(&shown(&["forged.age"]), 1, "the snapshot is not signed");
     // Forgery signed by the attacker's key.
     ok(ssh_keygen_cmd()
         .args(["-Y", "sign", "-n", "helm-bulk", "-f"])
-        .arg(&attacker)
+        .arg(attacker)
         .arg(d.join("forged.age"))
         .output()
         .unwrap());
-    fails_with(
-        &show(env, &f, &[signers[0], signers[1], "forged.age".as_ref()]),
-        1,
-        "signed by an untrusted key",
-    );
+    fails_with(&shown(&["forged.age"]), 1, "signed by an untrusted key");
     // The trusted signature copied onto the forgery.
     std::fs::copy(d.join("good.age.sig"), d.join("forged.age.sig")).unwrap();
-    fails_with(
-        &show(env, &f, &[signers[0], signers[1], "forged.age".as_ref()]),
-        1,
-        "does not match the snapshot",
-    );
+    fails_with(&shown(&["forged.age"]), 1, "does not match the snapshot");
     // A trusted signature in another namespace (e.g. made for git commits).
     let _ = std::fs::remove_file(d.join("forged.age.sig"));
     ok(ssh_keygen_cmd()
         .args(["-Y", "sign", "-n", "git", "-f"])
-        .arg(&trusted)
+        .arg(trusted)
         .arg(d.join("forged.age"))
         .output()
         .unwrap());
-    fails_with(
-        &show(env, &f, &[signers[0], signers[1], "forged.age".as_ref()]),
-        1,
-        "namespace `git`",
-    );
+    fails_with(&shown(&["forged.age"]), 1, "namespace `git`");
+}
 
+/// A flipped byte in the snapshot or in its signature is refused.
+fn flipped_bytes_are_refused(f: &Fixture, shown: &dyn Fn(&[&str]) -> Output) {
+    let d = f.dir.path();
     // A flipped byte in the snapshot, at several places.
     let good = std::fs::read(d.join("good.age")).unwrap();
     let sig = std::fs::read(d.join("good.age.sig")).unwrap();
@@ -387,11 +394,7 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
         b[pos] ^= 1;
         std::fs::write(d.join("flip.age"), &b).unwrap();
         std::fs::write(d.join("flip.age.sig"), &sig).unwrap();
-        fails_with(
-            &show(env, &f, &[signers[0], signers[1], "flip.age".as_ref()]),
-            1,
-            "does not match the snapshot",
-        );
+        fails_with(&shown(&["flip.age"]), 1, "does not match the snapshot");
     }
     // A flipped byte in the signature (inside its base64 body).
     for pos in [40, sig.len() / 2, sig.len() - 40] {
@@ -399,7 +402,7 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
         s[pos] = if s[pos] == b'A' { b'B' } else { b'A' };
         std::fs::write(d.join("flip.age"), &good).unwrap();
         std::fs::write(d.join("flip.age.sig"), &s).unwrap();
-        let out = show(env, &f, &[signers[0], signers[1], "flip.age".as_ref()]);
+        let out = shown(&["flip.age"]);
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -413,31 +416,17 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
             "{err}"
         );
     }
+}
+
+/// `--insecure-skip-verify` reads the forgery, loudly; freshness: a snapshot
+/// older than `--max-age` is refused in one error line.
+fn skip_verify_reads_it_and_max_age_refuses_a_stale_one(shown: &dyn Fn(&[&str]) -> Output) {
     // --insecure-skip-verify reads the forgery, loudly.
-    let out = ok(show(
-        env,
-        &f,
-        &[
-            signers[0],
-            signers[1],
-            "--insecure-skip-verify".as_ref(),
-            "forged.age".as_ref(),
-        ],
-    ));
+    let out = ok(shown(&["--insecure-skip-verify", "forged.age"]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING: --insecure-skip-verify"));
     // Freshness: a snapshot older than --max-age.
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    let out = show(
-        env,
-        &f,
-        &[
-            signers[0],
-            signers[1],
-            "--max-age".as_ref(),
-            "1s".as_ref(),
-            "good.age".as_ref(),
-        ],
-    );
+    let out = shown(&["--max-age", "1s", "good.age"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     // The signer line (information), then exactly one error line.
@@ -451,17 +440,7 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
-    ok(show(
-        env,
-        &f,
-        &[
-            signers[0],
-            signers[1],
-            "--max-age".as_ref(),
-            "1h".as_ref(),
-            "good.age".as_ref(),
-        ],
-    ));
+    ok(shown(&["--max-age", "1h", "good.age"]));
 }
 
 #[test]

@@ -275,6 +275,23 @@ fn refused(dir: &Path, args: &[&OsStr], code: i32, needle: &str) {
     assert_eq!(files_under(dir), before, "show created files");
 }
 
+/// A temporary directory with an identity `id.txt` made by helm-bulk keygen.
+fn dir_with_key() -> (tempfile::TempDir, std::path::PathBuf, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (id, recipient) = keygen(dir.path(), "id.txt");
+    (dir, id, recipient)
+}
+
+/// `count` records in namespace `ns`, record `i` holding the value `value(i)`.
+fn records_of_size(
+    count: usize,
+    value: impl Fn(usize) -> String,
+) -> Vec<helm_bulk::release::ReleaseRecord> {
+    (0..count)
+        .map(|i| no_cluster::record("ns", &format!("r{i}"), 1, "deployed", &value(i)))
+        .collect()
+}
+
 /// Asserts `show` refuses a damaged `file`: exit 1, one line on stderr that
 /// contains one of `reasons`, nothing on stdout.
 fn damage_is_refused(dir: &Path, id: &Path, file: &Path, what: &str, reasons: &[&str]) {
@@ -410,21 +427,10 @@ fn plaintext_snapshots_are_neither_written_nor_read() {
 
 #[test]
 fn every_flipped_byte_is_detected() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, id, recipient) = dir_with_key();
     let d = dir.path();
-    let (id, recipient) = keygen(d, "id.txt");
     // Big enough for several 64 KiB age chunks.
-    let records: Vec<_> = (0..40)
-        .map(|i| {
-            no_cluster::record(
-                "ns",
-                &format!("r{i}"),
-                1,
-                "deployed",
-                &"x".repeat(4000 + i * 1000),
-            )
-        })
-        .collect();
+    let records = records_of_size(40, |i| "x".repeat(4000 + i * 1000));
     let bytes = encrypt_to(&plain_snapshot(&records), &recipient, false);
     let file = d.join("flipped.age");
     let step = (bytes.len() / 150).max(1);
@@ -451,12 +457,9 @@ fn every_flipped_byte_is_detected() {
 
 #[test]
 fn truncation_and_trailing_garbage_are_detected() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, id, recipient) = dir_with_key();
     let d = dir.path();
-    let (id, recipient) = keygen(d, "id.txt");
-    let records: Vec<_> = (0..20)
-        .map(|i| no_cluster::record("ns", &format!("r{i}"), 1, "deployed", &"y".repeat(9000)))
-        .collect();
+    let records = records_of_size(20, |_| "y".repeat(9000));
     for armor in [false, true] {
         let bytes = encrypt_to(&plain_snapshot(&records), &recipient, armor);
         let file = d.join("t.age");

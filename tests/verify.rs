@@ -123,31 +123,20 @@ fn wrong_key_stale_and_unsigned_are_refused_in_one_line() {
     );
     let key = no_cluster::ssh_keygen(f.dir.path(), "sign", "ed25519", "");
     let allowed = no_cluster::allowed_signers(f.dir.path(), "allowed-ops", &[("ops", &key)]);
-    fails_with(
-        &verify(&[
+    let trusting = || {
+        verify(&[
             "-i".as_ref(),
             f.identity.as_os_str(),
             "--trusted-signers".as_ref(),
             allowed.as_os_str(),
             f.snapshot.as_os_str(),
-        ]),
-        1,
-        "the snapshot is not signed",
-    );
+        ])
+    };
+    fails_with(&trusting(), 1, "the snapshot is not signed");
     // Signed by a key that is not trusted.
     let rogue = no_cluster::ssh_keygen(f.dir.path(), "rogue", "ed25519", "");
     ssh_sign(&rogue, &f.snapshot);
-    fails_with(
-        &verify(&[
-            "-i".as_ref(),
-            f.identity.as_os_str(),
-            "--trusted-signers".as_ref(),
-            allowed.as_os_str(),
-            f.snapshot.as_os_str(),
-        ]),
-        1,
-        "signed by an untrusted key",
-    );
+    fails_with(&trusting(), 1, "signed by an untrusted key");
     // No identity at all.
     fails_with(
         &verify(&[f.snapshot.as_os_str()]),

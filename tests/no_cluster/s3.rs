@@ -190,28 +190,13 @@ impl S3Server {
 
     /// Writes an object directly (for retention tests).
     pub fn put(&self, bucket: &str, key: &str, data: &[u8]) {
-        let env = python_env();
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("data");
         std::fs::write(&file, data).unwrap();
-        let script = format!(
-            "import boto3;s3=boto3.client('s3',endpoint_url='{}',region_name='us-east-1',aws_access_key_id='{}',aws_secret_access_key='{}');s3.upload_file('{}','{}','{}')",
-            self.endpoint,
-            self.access_key,
-            self.secret_key,
-            file.display(),
-            bucket,
-            key
-        );
-        let out = Command::new(env.join("bin/python"))
-            .args(["-c", &script])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.boto(&format!(
+            "s3.upload_file('{}','{bucket}','{key}')",
+            file.display()
+        ));
     }
 }
 

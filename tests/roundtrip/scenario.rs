@@ -381,17 +381,7 @@ fn refused_and_excluded_releases(run: &Run, env: &TestEnv, snapshot: &Path) {
         1,
         "{stderr}"
     );
-    let installed: BTreeSet<String> = env
-        .helm_list(helm)
-        .iter()
-        .map(|r| {
-            format!(
-                "{}/{}",
-                r["namespace"].as_str().unwrap(),
-                r["name"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let installed: BTreeSet<String> = env.release_names(helm).into_iter().collect();
     let want: BTreeSet<String> = [
         "alpha/db",
         "beta/stack",

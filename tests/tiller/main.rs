@@ -132,6 +132,13 @@ impl Work {
     }
 }
 
+/// Asserts the command succeeded and said `needle` on stderr.
+fn ok_saying(out: Output, needle: &str) -> Output {
+    let out = ok(out);
+    assert!(text(&out.stderr).contains(needle), "{}", text(&out.stderr));
+    out
+}
+
 /// The records of a plaintext snapshot: path → bytes.
 fn records_of(key: &Path, file: &Path) -> (helm_bulk::snapshot::Index, BTreeMap<String, Vec<u8>>) {
     let mut out = BTreeMap::new();

@@ -29,6 +29,41 @@ fn real_tiller_save_show_migrate_and_restore() {
     save_from_tiller_secrets(&env, &w, &dst, &before);
 }
 
+/// `helm-bulk load -i KEY FILE` with `helm`: a migration into Helm 3/4.
+fn migrate(env: &TestEnv, w: &Work, helm: Helm, file: &Path) -> Output {
+    bulk(
+        env,
+        w,
+        helm,
+        &[
+            "load",
+            "-i",
+            w.key.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+    )
+}
+
+/// `save --source tiller-storage` of Tiller's ConfigMaps in `namespace`.
+fn save_from_storage(env: &TestEnv, w: &Work, namespace: &str, file: &Path) -> Output {
+    bulk(
+        env,
+        w,
+        Helm::V4,
+        &[
+            "save",
+            "--source",
+            "tiller-storage",
+            "--tiller-namespace",
+            namespace,
+            "-r",
+            &w.recipient,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    )
+}
+
 /// helm-bulk with `args`, pointed at `env` with the helm of `helm`.
 fn bulk(env: &TestEnv, w: &Work, helm: Helm, args: &[&str]) -> Output {
     let mut c = w.cmd();
@@ -130,63 +165,19 @@ fn save_over_grpc_and_from_storage(
     src: &RealTiller,
 ) -> (PathBuf, PathBuf) {
     let snap = w.path("tiller.age");
-    let out = ok(w.save(&src.host, &snap, &["--page-size", "1"]));
-    assert!(
-        text(&out.stderr).contains("Saved 2 releases (3 revisions, 0 CRDs"),
-        "{}",
-        text(&out.stderr)
+    ok_saying(
+        w.save(&src.host, &snap, &["--page-size", "1"]),
+        "Saved 2 releases (3 revisions, 0 CRDs",
     );
     let stored = w.path("storage.age");
-    let out = ok(bulk(
-        env,
-        w,
-        Helm::V4,
-        &[
-            "save",
-            "--source",
-            "tiller-storage",
-            "--tiller-namespace",
-            &src.namespace,
-            "-r",
-            &w.recipient,
-            "-o",
-            stored.to_str().unwrap(),
-        ],
-    ));
-    assert!(
-        text(&out.stderr).contains("Saved 2 releases (3 revisions,"),
-        "{}",
-        text(&out.stderr)
+    ok_saying(
+        save_from_storage(env, w, &src.namespace, &stored),
+        "Saved 2 releases (3 revisions,",
     );
     // The same records both ways: what Tiller sends is what it stored.
     let (grpc_plain, storage_plain) = (w.path("grpc.age"), w.path("storage.age"));
-    ok(w.run([
-        "save",
-        "--source",
-        "tiller",
-        "--tiller-host",
-        &src.host,
-        "-r",
-        &w.recipient,
-        "-o",
-        grpc_plain.to_str().unwrap(),
-    ]));
-    ok(bulk(
-        env,
-        w,
-        Helm::V4,
-        &[
-            "save",
-            "--source",
-            "tiller-storage",
-            "--tiller-namespace",
-            &src.namespace,
-            "-r",
-            &w.recipient,
-            "-o",
-            storage_plain.to_str().unwrap(),
-        ],
-    ));
+    ok(w.save(&src.host, &grpc_plain, &[]));
+    ok(save_from_storage(env, w, &src.namespace, &storage_plain));
     let (grpc_index, grpc_records) = records_of(&w.key, &grpc_plain);
     let (storage_index, storage_records) = records_of(&w.key, &storage_plain);
     assert_eq!(
@@ -285,62 +276,23 @@ fn migrate_into_helm4(env: &TestEnv, w: &Work, snap: &Path, before: &[Helm2Relea
         env.helm_list(Helm::V4).is_empty(),
         "a dry run installs nothing"
     );
-    let out = ok(bulk(
-        env,
-        w,
-        Helm::V4,
-        &[
-            "load",
-            "-i",
-            w.key.to_str().unwrap(),
-            snap.to_str().unwrap(),
-        ],
-    ));
-    assert!(
-        text(&out.stderr).contains("Restored 2, skipped 0, failed 0"),
-        "{}",
-        text(&out.stderr)
+    ok_saying(
+        migrate(env, w, Helm::V4, snap),
+        "Restored 2, skipped 0, failed 0",
     );
     for r in before {
         r.verify_migrated(env, Helm::V4, "into Helm 4");
     }
     env.kubectl(["get", "crd", "widgets.legacy2.example.com"]);
-    let out = ok(bulk(
-        env,
-        w,
-        Helm::V4,
-        &[
-            "load",
-            "-i",
-            w.key.to_str().unwrap(),
-            snap.to_str().unwrap(),
-        ],
-    ));
-    assert!(
-        text(&out.stderr).contains("Nothing to install"),
-        "{}",
-        text(&out.stderr)
-    );
+    ok_saying(migrate(env, w, Helm::V4, snap), "Nothing to install");
 }
 
 /// Lost again; migrate into Helm 3 (the storage snapshot).
 fn migrate_into_helm3(env: &TestEnv, w: &Work, stored: &Path, before: &[Helm2Release]) {
     env.wipe();
-    let out = ok(bulk(
-        env,
-        w,
-        Helm::V3,
-        &[
-            "load",
-            "-i",
-            w.key.to_str().unwrap(),
-            stored.to_str().unwrap(),
-        ],
-    ));
-    assert!(
-        text(&out.stderr).contains("Restored 2, skipped 0, failed 0"),
-        "{}",
-        text(&out.stderr)
+    ok_saying(
+        migrate(env, w, Helm::V3, stored),
+        "Restored 2, skipped 0, failed 0",
     );
     for r in before {
         r.verify_migrated(env, Helm::V3, "into Helm 3");
@@ -404,21 +356,14 @@ fn restore_into_an_empty_tiller<'e>(
 
 /// A second load changes nothing.
 fn second_load_into_tiller_changes_nothing(w: &Work, dst: &RealTiller, snap: &Path) {
-    let out = ok(w.load_tiller(&dst.host, snap, &[]));
-    assert!(
-        text(&out.stderr).contains("Nothing to install"),
-        "{}",
-        text(&out.stderr)
-    );
+    ok_saying(w.load_tiller(&dst.host, snap, &[]), "Nothing to install");
 }
 
 /// `--upgrade`: a new revision from the snapshot's values (UpdateRelease with reset_values), the restored one superseded.
 fn upgrade_in_tiller(w: &Work, dst: &RealTiller, snap: &Path, before: &[Helm2Release]) {
-    let out = ok(w.load_tiller(&dst.host, snap, &["--upgrade", "--jobs", "2"]));
-    assert!(
-        text(&out.stderr).contains("Restored 2, skipped 0, failed 0"),
-        "{}",
-        text(&out.stderr)
+    ok_saying(
+        w.load_tiller(&dst.host, snap, &["--upgrade", "--jobs", "2"]),
+        "Restored 2, skipped 0, failed 0",
     );
     assert_eq!(
         helm2_statuses(dst, "web"),
@@ -439,11 +384,9 @@ fn reinstall_under_a_deleted_name(
     before: &[Helm2Release],
 ) {
     dst.helm2_ok(&["delete", "db"]);
-    let out = ok(w.load_tiller(&dst.host, snap, &[]));
-    assert!(
-        text(&out.stderr).contains("Restored 1, skipped 1, failed 0"),
-        "{}",
-        text(&out.stderr)
+    ok_saying(
+        w.load_tiller(&dst.host, snap, &[]),
+        "Restored 1, skipped 1, failed 0",
     );
     assert_eq!(
         helm2_statuses(dst, "db"),
@@ -469,11 +412,9 @@ fn replace_in_tiller(
     snap: &Path,
     before: &[Helm2Release],
 ) {
-    let out = ok(w.load_tiller(&dst.host, snap, &["--replace", "--include", "h2app/*"]));
-    assert!(
-        text(&out.stderr).contains("replaced  h2app/web"),
-        "{}",
-        text(&out.stderr)
+    ok_saying(
+        w.load_tiller(&dst.host, snap, &["--replace", "--include", "h2app/*"]),
+        "replaced  h2app/web",
     );
     assert_eq!(helm2_statuses(dst, "web"), [(1, "DEPLOYED".to_owned())]);
     before[0].verify_objects(env, "replaced in Tiller");

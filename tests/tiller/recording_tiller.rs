@@ -55,6 +55,12 @@ use helm_bulk::tiller::hapi::version::Version;
 use tonic::transport::Server;
 use tonic::{Request, Response, Status as GrpcStatus};
 
+mod render;
+mod sample;
+
+use render::build;
+pub use sample::sample_release;
+
 /// One call the server answered or refused.
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -166,6 +172,21 @@ impl RecordingTiller {
     }
 }
 
+impl State {
+    /// Revision `version` of release `name` (the newest when 0), or Tiller's
+    /// "not found" error.
+    fn revision(&self, name: &str, version: i32) -> Result<&Release, GrpcStatus> {
+        self.releases
+            .get(name)
+            .and_then(|h| {
+                h.iter()
+                    .rev()
+                    .find(|r| version == 0 || r.version == version)
+            })
+            .ok_or_else(|| GrpcStatus::unknown(format!("release: {name:?} not found")))
+    }
+}
+
 impl Drop for RecordingTiller {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -258,132 +279,6 @@ fn now() -> prost_types::Timestamp {
     }
 }
 
-/// Renders a frozen template: literal text and `{{"{{"}}`/`{{"}}"}}` only.
-pub fn render(text: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("{{") {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        if let Some(r) = tail.strip_prefix(r#"{{"{{"}}"#) {
-            out.push_str("{{");
-            rest = r;
-        } else if let Some(r) = tail.strip_prefix(r#"{{"}}"}}"#) {
-            out.push_str("}}");
-            rest = r;
-        } else {
-            let end = tail.find('\n').unwrap_or(tail.len()).min(40);
-            return Err(format!(
-                "the test Tiller renders only literal templates, not `{}`",
-                &tail[..end]
-            ));
-        }
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-fn hook_event(name: &str) -> Option<hook::Event> {
-    Some(match name.trim() {
-        "pre-install" => hook::Event::PreInstall,
-        "post-install" => hook::Event::PostInstall,
-        "pre-delete" => hook::Event::PreDelete,
-        "post-delete" => hook::Event::PostDelete,
-        "pre-upgrade" => hook::Event::PreUpgrade,
-        "post-upgrade" => hook::Event::PostUpgrade,
-        "pre-rollback" => hook::Event::PreRollback,
-        "post-rollback" => hook::Event::PostRollback,
-        "test-success" => hook::Event::ReleaseTestSuccess,
-        "test-failure" => hook::Event::ReleaseTestFailure,
-        "crd-install" => hook::Event::CrdInstall,
-        _ => return None,
-    })
-}
-
-/// Renders a chart into a release as Tiller would store it.
-fn build(
-    name: &str,
-    namespace: &str,
-    version: i32,
-    chart: Chart,
-    values: Option<Config>,
-    description: &str,
-) -> Result<Release, GrpcStatus> {
-    let chart_name = chart
-        .metadata
-        .as_ref()
-        .map(|m| m.name.clone())
-        .unwrap_or_default();
-    let mut manifest = String::new();
-    let mut hooks = Vec::new();
-    let mut notes = String::new();
-    for t in &chart.templates {
-        let text = String::from_utf8(t.data.clone())
-            .map_err(|_| GrpcStatus::invalid_argument("template is not UTF-8"))?;
-        let rendered = render(&text).map_err(GrpcStatus::invalid_argument)?;
-        if t.name.ends_with("NOTES.txt") {
-            notes = rendered;
-            continue;
-        }
-        // The `helm.sh/hook` annotation, key quoted or not, makes a hook.
-        let annotation = rendered.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            (k.trim().trim_matches('"').trim_matches('\'') == "helm.sh/hook")
-                .then(|| v.trim().trim_matches('"').trim_matches('\'').to_owned())
-        });
-        if let Some(events) = annotation {
-            let events = events
-                .split(',')
-                .filter_map(hook_event)
-                .map(|e| e as i32)
-                .collect();
-            let field = |key: &str| {
-                rendered
-                    .lines()
-                    .find_map(|l| {
-                        l.trim_start()
-                            .strip_prefix(key)
-                            .map(|v| v.trim().to_owned())
-                    })
-                    .unwrap_or_default()
-            };
-            hooks.push(Hook {
-                name: field("name:"),
-                kind: field("kind:"),
-                path: t.name.clone(),
-                manifest: rendered,
-                events,
-                ..Default::default()
-            });
-        } else {
-            manifest.push_str(&format!(
-                "---\n# Source: {chart_name}/{}\n{rendered}\n",
-                t.name
-            ));
-        }
-    }
-    Ok(Release {
-        name: name.to_owned(),
-        namespace: namespace.to_owned(),
-        version,
-        info: Some(Info {
-            status: Some(Status {
-                code: Code::Deployed as i32,
-                notes,
-                ..Default::default()
-            }),
-            first_deployed: Some(now()),
-            last_deployed: Some(now()),
-            description: description.to_owned(),
-            ..Default::default()
-        }),
-        chart: Some(chart),
-        config: values,
-        manifest,
-        hooks,
-    })
-}
-
 type ListStream =
     Pin<Box<dyn tokio_stream::Stream<Item = Result<ListReleasesResponse, GrpcStatus>> + Send>>;
 
@@ -457,15 +352,7 @@ impl ReleaseService for Svc {
         self.check(&request, "GetReleaseStatus", String::new())?;
         let req = request.into_inner();
         let state = self.state.lock().unwrap();
-        let r = state
-            .releases
-            .get(&req.name)
-            .and_then(|h| {
-                h.iter()
-                    .rev()
-                    .find(|r| req.version == 0 || r.version == req.version)
-            })
-            .ok_or_else(|| GrpcStatus::unknown(format!("release: {:?} not found", req.name)))?;
+        let r = state.revision(&req.name, req.version)?;
         Ok(Response::new(GetReleaseStatusResponse {
             name: r.name.clone(),
             info: r.info.clone(),
@@ -480,15 +367,7 @@ impl ReleaseService for Svc {
         self.check(&request, "GetReleaseContent", String::new())?;
         let req = request.into_inner();
         let state = self.state.lock().unwrap();
-        let r = state
-            .releases
-            .get(&req.name)
-            .and_then(|h| {
-                h.iter()
-                    .rev()
-                    .find(|r| req.version == 0 || r.version == req.version)
-            })
-            .ok_or_else(|| GrpcStatus::unknown(format!("release: {:?} not found", req.name)))?;
+        let r = state.revision(&req.name, req.version)?;
         Ok(Response::new(GetReleaseContentResponse {
             release: Some(r.clone()),
         }))
@@ -639,111 +518,5 @@ impl ReleaseService for Svc {
             .cloned()
             .collect();
         Ok(Response::new(GetHistoryResponse { releases }))
-    }
-}
-
-// --- sample Helm 2 releases ---------------------------------------------------------
-
-/// A Helm 2 release revision as Tiller would have stored it: a ConfigMap
-/// manifest, a pre-install ConfigMap hook, a crd-install hook when `crd` is
-/// set, notes, default and user values.
-pub fn sample_release(
-    name: &str,
-    namespace: &str,
-    version: i32,
-    status: Code,
-    values: &str,
-    crd: bool,
-) -> Release {
-    let manifest = format!(
-        "---\n# Source: legacy/templates/configmap.yaml\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-config\n  labels:\n    app: {name}\n    revision: \"{version}\"\ndata:\n  greeting: \"hello {{{{ not a template }}}}\"\n  values: |\n{}\n",
-        values
-            .lines()
-            .map(|l| format!("    {l}"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
-    let mut hooks = vec![Hook {
-        name: format!("{name}-pre-install"),
-        kind: "ConfigMap".to_owned(),
-        path: "legacy/templates/hook.yaml".to_owned(),
-        manifest: format!(
-            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-pre-install\n  annotations:\n    \"helm.sh/hook\": pre-install\n    \"helm.sh/hook-weight\": \"-5\"\ndata:\n  at: install\n"
-        ),
-        events: vec![hook::Event::PreInstall as i32],
-        last_run: Some(prost_types::Timestamp {
-            seconds: 1_577_836_800,
-            nanos: 0,
-        }),
-        weight: -5,
-        delete_policies: vec![hook::DeletePolicy::BeforeHookCreation as i32],
-        delete_timeout: 0,
-    }];
-    if crd {
-        hooks.insert(
-            0,
-            Hook {
-                name: "widgets.legacy.example.com".to_owned(),
-                kind: "CustomResourceDefinition".to_owned(),
-                path: "legacy/templates/crd.yaml".to_owned(),
-                manifest: "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.legacy.example.com\n  annotations:\n    \"helm.sh/hook\": crd-install\nspec:\n  group: legacy.example.com\n  names:\n    kind: Widget\n    plural: widgets\n    singular: widget\n  scope: Namespaced\n  versions:\n    - name: v1\n      served: true\n      storage: true\n      schema:\n        openAPIV3Schema:\n          type: object\n          x-kubernetes-preserve-unknown-fields: true\n".to_owned(),
-                events: vec![hook::Event::CrdInstall as i32],
-                ..Default::default()
-            },
-        );
-    }
-    Release {
-        name: name.to_owned(),
-        namespace: namespace.to_owned(),
-        version,
-        info: Some(Info {
-            status: Some(Status {
-                code: status as i32,
-                notes: format!("{name} is installed. Try {{{{ .Release.Name }}}}."),
-                ..Default::default()
-            }),
-            first_deployed: Some(prost_types::Timestamp {
-                seconds: 1_577_836_800,
-                nanos: 0,
-            }),
-            last_deployed: Some(prost_types::Timestamp {
-                seconds: 1_577_836_800 + i64::from(version) * 3600,
-                nanos: 0,
-            }),
-            deleted: None,
-            description: "Install complete".to_owned(),
-        }),
-        chart: Some(Chart {
-            metadata: Some(Metadata {
-                name: "legacy".to_owned(),
-                version: "1.4.2".to_owned(),
-                app_version: "2.0.1".to_owned(),
-                description: "A Helm 2 chart".to_owned(),
-                api_version: "v1".to_owned(),
-                engine: "gotpl".to_owned(),
-                tiller_version: ">=2.10.0".to_owned(),
-                keywords: vec!["legacy".to_owned()],
-                ..Default::default()
-            }),
-            templates: vec![helm_bulk::tiller::hapi::chart::Template {
-                name: "templates/configmap.yaml".to_owned(),
-                data: b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-config\n".to_vec(),
-            }],
-            dependencies: vec![],
-            values: Some(Config {
-                raw: "replicas: 1\nimage: legacy:2.0.1\n".to_owned(),
-                values: Default::default(),
-            }),
-            files: vec![prost_types::Any {
-                type_url: "README.md".to_owned(),
-                value: b"# legacy\n".to_vec(),
-            }],
-        }),
-        config: Some(Config {
-            raw: values.to_owned(),
-            values: Default::default(),
-        }),
-        manifest,
-        hooks,
     }
 }

@@ -117,17 +117,7 @@ fn save_sends_what_tiller_expects(w: &Work, src: &RecordingTiller, snap: &Path) 
 
     // The records are the bytes Tiller sent, unchanged.
     let plain = w.path("helm2.age");
-    ok(w.run([
-        "save",
-        "--source",
-        "tiller",
-        "--tiller-host",
-        &src.host(),
-        "-r",
-        &w.recipient,
-        "-o",
-        plain.to_str().unwrap(),
-    ]));
+    ok(w.save(&src.host(), &plain, &[]));
     let (index, records) = records_of(&w.key, &plain);
     assert_eq!(index.source.kind.to_string(), "tiller");
     assert_eq!(index.source.driver, "tiller");
@@ -207,21 +197,7 @@ fn show_reads_helm2_records(w: &Work, src: &RecordingTiller, snap: &Path) {
 /// `--status all` and `-n`: the DELETED release too, one namespace.
 fn status_all_and_namespace(w: &Work, src: &RecordingTiller) {
     let all = w.path("all.age");
-    ok(w.run([
-        "save",
-        "--source",
-        "tiller",
-        "--tiller-host",
-        &src.host(),
-        "-r",
-        &w.recipient,
-        "-o",
-        all.to_str().unwrap(),
-        "--status",
-        "all",
-        "-n",
-        "prod",
-    ]));
+    ok(w.save(&src.host(), &all, &["--status", "all", "-n", "prod"]));
     let (index, _) = records_of(&w.key, &all);
     let rows: Vec<(String, u32, String)> = index
         .releases
@@ -333,22 +309,15 @@ fn load_installs_every_frozen_chart(
 
 /// Idempotence: a second load changes nothing.
 fn second_load_changes_nothing(w: &Work, dst: &RecordingTiller, snap: &Path) {
-    let out = ok(w.load_tiller(&dst.host(), snap, &[]));
-    assert!(
-        text(&out.stderr).contains("Nothing to install"),
-        "{}",
-        text(&out.stderr)
-    );
+    ok_saying(w.load_tiller(&dst.host(), snap, &[]), "Nothing to install");
     assert_eq!(dst.calls("InstallRelease").len(), 7);
 }
 
 /// `--upgrade`: UpdateRelease with reset values.
 fn upgrade_resets_values(w: &Work, dst: &RecordingTiller, snap: &Path) {
-    let out = ok(w.load_tiller(&dst.host(), snap, &["--upgrade", "--jobs", "3"]));
-    assert!(
-        text(&out.stderr).contains("Restored 7, skipped 0, failed 0"),
-        "{}",
-        text(&out.stderr)
+    ok_saying(
+        w.load_tiller(&dst.host(), snap, &["--upgrade", "--jobs", "3"]),
+        "Restored 7, skipped 0, failed 0",
     );
     let updates = dst.calls("UpdateRelease");
     assert_eq!(updates.len(), 7);
@@ -362,11 +331,9 @@ fn upgrade_resets_values(w: &Work, dst: &RecordingTiller, snap: &Path) {
 
 /// `--replace`: purge, then install.
 fn replace_purges_then_installs(w: &Work, dst: &RecordingTiller, snap: &Path) {
-    let out = ok(w.load_tiller(&dst.host(), snap, &["--replace", "--include", "prod/*"]));
-    assert!(
-        text(&out.stderr).contains("replaced  prod/web"),
-        "{}",
-        text(&out.stderr)
+    ok_saying(
+        w.load_tiller(&dst.host(), snap, &["--replace", "--include", "prod/*"]),
+        "replaced  prod/web",
     );
     assert_eq!(
         dst.calls("UninstallRelease")
@@ -385,11 +352,9 @@ fn a_deleted_name_is_reused(w: &Work, dst: &RecordingTiller, snap: &Path) {
         let db = s.releases.get_mut("db").unwrap().last_mut().unwrap();
         db.info.as_mut().unwrap().status.as_mut().unwrap().code = Code::Deleted as i32;
     }
-    let out = ok(w.load_tiller(&dst.host(), snap, &[]));
-    assert!(
-        text(&out.stderr).contains("Restored 1, skipped 6, failed 0"),
-        "{}",
-        text(&out.stderr)
+    ok_saying(
+        w.load_tiller(&dst.host(), snap, &[]),
+        "Restored 1, skipped 6, failed 0",
     );
     let last = dst.calls("InstallRelease").pop().unwrap();
     assert_eq!(last.detail, "namespace=data reuse_name=true");

@@ -79,14 +79,22 @@ fn tls_with_client_certificates() {
         key.as_str(),
     ];
 
+    ok_over_tls(&w, &tiller, &host, &tls, &ns);
+    each_tls_failure_is_one_line(env, &w, &tiller, &host, &tls);
+}
+
+/// Saves with explicit files and with the certificate's name (`-s`), with
+/// Helm 2's default files in $HELM_HOME, and loads back over TLS.
+fn ok_over_tls(w: &Work, tiller: &real::RealTiller, host: &str, tls: &[&str], ns: &str) {
+    let host = host.to_owned();
+    let (ca, cert, key) = (
+        tiller.pki("ca.pem"),
+        tiller.pki("client.pem"),
+        tiller.pki("client.key"),
+    );
     // Explicit files; then the name in the certificate with -s.
     let snap = w.path("tls.age");
-    let out = ok(w.save(&host, &snap, &tls));
-    assert!(
-        text(&out.stderr).contains("Saved 1 releases"),
-        "{}",
-        text(&out.stderr)
-    );
+    ok_saying(w.save(&host, &snap, tls), "Saved 1 releases");
     let mut named = tls.to_vec();
     named.extend(["-s", "tiller-server"]);
     ok(w.save(&host, &w.path("named.age"), &named));
@@ -122,7 +130,20 @@ fn tls_with_client_certificates() {
     for f in ["ca.pem", "cert.pem", "key.pem"] {
         std::fs::remove_file(w.helm_home.join(f)).unwrap();
     }
+}
 
+/// A CA that did not sign Tiller's certificate, no client certificate, the
+/// wrong name, plaintext to a TLS Tiller and TLS to a plaintext one: each
+/// fails in one line and writes no snapshot.
+fn each_tls_failure_is_one_line(
+    env: &cluster::TestEnv,
+    w: &Work,
+    tiller: &real::RealTiller,
+    host: &str,
+    tls: &[&str],
+) {
+    let host = host.to_owned();
+    let ca = tiller.pki("ca.pem");
     // A CA that did not sign Tiller's certificate.
     let other_ca = unrelated_ca(w.dir.path());
     let mut wrong = tls.to_vec();
@@ -157,7 +178,7 @@ fn tls_with_client_certificates() {
 
     // TLS to a plaintext Tiller.
     let plain = real::RealTiller::start(env, "plain", "configmap", false);
-    let out = w.save(&plain.host, &w.path("bad.age"), &tls);
+    let out = w.save(&plain.host, &w.path("bad.age"), tls);
     eprintln!("tls: {}", text(&out.stderr).trim());
     fails_with(
         &out,
