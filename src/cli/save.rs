@@ -120,6 +120,12 @@ pub struct SaveArgs {
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
 
+    /// Snapshot format: 2 stores each chart file, values, manifest… once across revisions and
+    /// releases; 1 stores every record whole (for helm-bulk before format 2)
+    #[arg(long, value_name = "N", default_value_t = crate::snapshot::FORMAT_VERSION,
+          value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub format: u32,
+
     /// Objects per list request at most (pages also stay under 8 MiB of records)
     #[arg(long, value_name = "N", default_value_t = 100, hide_short_help = true)]
     pub page_size: u32,
@@ -476,6 +482,7 @@ async fn save_once(ctx: &Ctx<'_>) -> Result<Stats, Attempt> {
             extra: Default::default(),
         },
     );
+    index.format_version = args.format;
     index.releases = plan.rows.clone();
     // CRDs are read from the Kubernetes API, which a Tiller-only save does not use.
     let crds = match cluster {

@@ -12,8 +12,12 @@ use super::SnapshotError;
 
 /// The value of the index's `format` field.
 pub const FORMAT_NAME: &str = "helm-bulk-snapshot";
-/// The snapshot format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The snapshot format version this build writes by default.
+pub const FORMAT_VERSION: u32 = FORMAT_V2;
+/// Format version 1: every record whole.
+pub const FORMAT_V1: u32 = 1;
+/// Format version 2: large repeating values of Helm 3/4 records stored once, as blobs.
+pub const FORMAT_V2: u32 = 2;
 /// The path of the index inside the tar archive.
 pub const INDEX_PATH: &str = "index.json";
 
@@ -318,7 +322,7 @@ impl Index {
                 self.format.escape_debug()
             )));
         }
-        if self.format_version != FORMAT_VERSION {
+        if self.format_version != FORMAT_V1 && self.format_version != FORMAT_V2 {
             return Err(SnapshotError::UnsupportedVersion(self.format_version));
         }
         let mut previous: Option<&IndexRow> = None;

@@ -1,5 +1,6 @@
 //! The deterministic, streaming snapshot writer.
 
+use std::collections::HashSet;
 use std::io::Write;
 
 use flate2::{Compression, GzBuilder, write::GzEncoder};
@@ -20,6 +21,9 @@ pub struct SnapshotWriter<W: Write> {
     tar: tar::Builder<GzEncoder<W>>,
     rows: Vec<(String, u64, String)>,
     next: usize,
+    /// Format 2 for Helm 3/4 records: how many rows are release records
+    /// (to split into skeleton and blobs), and the blobs already written.
+    blobs: Option<(usize, HashSet<[u8; 32]>)>,
 }
 
 fn header(size: u64) -> tar::Header {
@@ -51,7 +55,15 @@ impl<W: Write> SnapshotWriter<W> {
             .entries()
             .map(|e| (e.path().to_owned(), e.size(), e.sha256().to_owned()))
             .collect();
-        Ok(SnapshotWriter { tar, rows, next: 0 })
+        let blobs = (index.format_version == super::FORMAT_V2
+            && index.source.kind != super::SourceKind::Tiller)
+            .then(|| (index.releases.len(), HashSet::new()));
+        Ok(SnapshotWriter {
+            tar,
+            rows,
+            next: 0,
+            blobs,
+        })
     }
 
     /// The archive path the next record must have, if any is still expected.
@@ -77,8 +89,34 @@ impl<W: Write> SnapshotWriter<W> {
                 "record `{path}` changed since the index was made"
             )));
         }
-        let mut h = header(data.len() as u64);
-        self.tar.append_data(&mut h, path, data)?;
+        match &mut self.blobs {
+            Some((records, written)) if self.next < *records => {
+                // Format 2: the blobs this record is the first to use, then
+                // its skeleton.
+                let encoded = super::v2::encode(data).map_err(|e| {
+                    SnapshotError::WriterMisuse(format!(
+                        "record `{path}` cannot be stored in format 2 ({e}); this is a helm-bulk bug, save with --format 1"
+                    ))
+                })?;
+                for blob in &encoded.blobs {
+                    if written.insert(blob.digest) {
+                        let mut h = header(blob.data.len() as u64);
+                        self.tar.append_data(
+                            &mut h,
+                            super::v2::blob_path(&blob.digest),
+                            &*blob.data,
+                        )?;
+                    }
+                }
+                let mut h = header(encoded.skeleton.len() as u64);
+                self.tar
+                    .append_data(&mut h, path, encoded.skeleton.as_slice())?;
+            }
+            _ => {
+                let mut h = header(data.len() as u64);
+                self.tar.append_data(&mut h, path, data)?;
+            }
+        }
         self.next += 1;
         Ok(())
     }
