@@ -227,13 +227,16 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
                         args.page_size,
                     ))
                 } else {
-                    AnySource::Helm(HelmSource::new(
-                        cluster.client.clone(),
-                        driver,
-                        scope,
-                        kind,
-                        args.page_size,
-                    ))
+                    AnySource::Helm(
+                        HelmSource::new(
+                            cluster.client.clone(),
+                            driver,
+                            scope,
+                            kind,
+                            args.page_size,
+                        )
+                        .with_blob_lifetimes(args.format == crate::snapshot::FORMAT_V2),
+                    )
                 };
                 (source, Some(cluster))
             }

@@ -277,12 +277,12 @@ where
             let mut data = read_entry(&mut entry, path, limits.max_record, &budget)?;
             budget.set(HEADER_BUDGET);
             if skeleton {
-                data = blobs.rebuild(&data, row.size()).map_err(|reason| {
-                    SnapshotError::BadRecord {
+                data = blobs
+                    .rebuild(&data, row.size(), row.blobs_last_used())
+                    .map_err(|reason| SnapshotError::BadRecord {
                         path: path.to_owned(),
                         reason,
-                    }
-                })?;
+                    })?;
                 if data.len() as u64 != row.size() {
                     return Err(SnapshotError::Mismatch {
                         path: path.to_owned(),

@@ -110,6 +110,26 @@ fn archive(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     tar.into_inner().unwrap().finish().unwrap()
 }
 
+fn without_lifetimes(rows: &[IndexRow]) -> Vec<IndexRow> {
+    rows.iter()
+        .cloned()
+        .map(|mut r| {
+            r.blobs_last_used.clear();
+            r
+        })
+        .collect()
+}
+
+fn without_lifetimes_r(records: Records) -> Records {
+    records
+        .into_iter()
+        .map(|(mut r, d)| {
+            r.blobs_last_used.clear();
+            (r, d)
+        })
+        .collect()
+}
+
 fn assert_exact(record: &[u8]) {
     let enc = encode(record).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(record)));
     let back = decode(&enc.skeleton, record.len() as u64, |d| {
@@ -213,10 +233,26 @@ fn v2_round_trip_matches_v1_and_stores_each_blob_once() {
     let (i2, r2) = read_all(&v2, &Limits::default()).unwrap();
     assert_eq!((i1.format_version, i2.format_version), (1, 2));
     assert_eq!(
-        i1.releases, i2.releases,
-        "the rows are the same in both formats"
+        i1.releases,
+        without_lifetimes(&i2.releases),
+        "the rows are the same in both formats, but for blobsLastUsed"
     );
-    assert_eq!(r1, r2, "format 2 rebuilds the records of format 1");
+    assert_eq!(
+        r1,
+        without_lifetimes_r(r2.clone()),
+        "format 2 rebuilds the records of format 1"
+    );
+    // Every blob has exactly one last use, at or after the record that is
+    // the first to use it.
+    let mut last: Vec<&String> = i2
+        .releases
+        .iter()
+        .flat_map(|r| &r.blobs_last_used)
+        .collect();
+    let n = last.len();
+    last.sort();
+    last.dedup();
+    assert_eq!(last.len(), n);
     for (row, data) in &r2 {
         let original = records
             .iter()
@@ -234,6 +270,7 @@ fn v2_round_trip_matches_v1_and_stores_each_blob_once() {
     unique.sort();
     unique.dedup();
     assert_eq!(blobs.len(), unique.len(), "a blob is stored once");
+    assert_eq!(blobs.len(), n, "each blob has its last use in the index");
     // Two charts' templates and README, their values and metadata, plus per
     // release manifest/hook/notes (two value sets per release).
     assert!(blobs.len() < 60, "{} blobs", blobs.len());
@@ -418,6 +455,9 @@ fn blobs_are_refused_in_v1_snapshots() {
     let v2 = valid_v2();
     let mut index: Index = serde_json::from_slice(&v2[0].1).unwrap();
     index.format_version = FORMAT_V1;
+    for row in &mut index.releases {
+        row.blobs_last_used.clear();
+    }
     let mut e = v2.clone();
     e[0].1 = serde_json::to_vec(&index).unwrap();
     let err = read_all(&archive(&e), &Limits::default()).unwrap_err();
@@ -578,7 +618,95 @@ fn real_helm3_and_helm4_records_are_rebuilt_byte_for_byte() {
         let v2 = write_snapshot(Vec::new(), m2, &records).unwrap();
         let (_, r1) = read_all(&v1, &Limits::default()).unwrap();
         let (_, r2) = read_all(&v2, &Limits::default()).unwrap();
-        assert_eq!(r1, r2);
+        assert_eq!(r1, without_lifetimes_r(r2.clone()));
         assert_eq!(r2.len(), records.len());
     }
+}
+
+/// The index's `blobsLastUsed`: a reader drops a blob after its last use,
+/// a writer that is told so writes it again if it is used later, and a
+/// lying index is refused.
+#[test]
+fn blob_lifetimes_from_the_index() {
+    let records = vec![
+        chart_record("a", "web", 1, "nginx", "v1"),
+        chart_record("a", "web", 2, "nginx", "v1"),
+    ];
+    let valid = valid_v2();
+    let index: Index = serde_json::from_slice(&valid[0].1).unwrap();
+    // Both records use the chart's blobs: their last use is the second.
+    assert!(index.releases[0].blobs_last_used.is_empty());
+    let shared = index.releases[1].blobs_last_used.clone();
+    assert!(shared.len() >= 5, "{shared:?}");
+
+    // An index that says the first record is the last to use a blob the
+    // second one uses too: the reader has dropped it when the second needs it.
+    let mut lying = index.clone();
+    lying.releases[0].blobs_last_used = vec![shared[0].clone()];
+    let mut e = valid.clone();
+    e[0].1 = serde_json::to_vec(&lying).unwrap();
+    refused(&e, &Limits::default(), "does not hold at this point");
+
+    // The writer given that index writes the blob again before the second
+    // record, and the reader accepts it (a new lifetime of the same blob).
+    let mut m = meta_v2();
+    m.releases = lying.releases.clone();
+    let mut w = SnapshotWriter::new(Vec::new(), &m).unwrap();
+    for (row, r) in m.releases.iter().zip(&records) {
+        w.append(&row.path, &r.data).unwrap();
+    }
+    let bytes = w.finish().unwrap();
+    let again = entries(&bytes);
+    let twice = again
+        .iter()
+        .filter(|(p, _)| *p == format!("blobs/{}", shared[0]))
+        .count();
+    assert_eq!(twice, 2);
+    let (_, got) = read_all(&bytes, &Limits::default()).unwrap();
+    assert_eq!(got.len(), 2);
+    for ((_, data), r) in got.iter().zip(&records) {
+        assert_eq!(&data[..], &r.data[..]);
+    }
+
+    // A blob listed as last used by a record that does not use it.
+    let mut lying = index.clone();
+    let unused = sha256_hex(b"not used");
+    lying.releases[0].blobs_last_used = vec![unused.clone()];
+    let mut e = valid.clone();
+    e[0].1 = serde_json::to_vec(&lying).unwrap();
+    refused(&e, &Limits::default(), "but it does not use it");
+    let mut m = meta_v2();
+    m.releases = lying.releases.clone();
+    let mut w = SnapshotWriter::new(Vec::new(), &m).unwrap();
+    let err = w.append(&m.releases[0].path, &records[0].data).unwrap_err();
+    assert!(err.to_string().contains("which does not use it"), "{err}");
+
+    // Malformed lists are refused with the index.
+    for bad in [
+        vec!["xyz".to_owned()],
+        vec![shared[1].clone(), shared[0].clone()],
+        vec![shared[0].clone(), shared[0].clone()],
+    ] {
+        let mut lying = index.clone();
+        lying.releases[1].blobs_last_used = bad;
+        let mut e = valid.clone();
+        e[0].1 = serde_json::to_vec(&lying).unwrap();
+        let err = read_all(&archive(&e), &Limits::default()).unwrap_err();
+        assert!(matches!(err, SnapshotError::BadIndex(_)), "{err}");
+    }
+}
+
+/// Without `blobsLastUsed` (a writer that does not know), blobs are kept to
+/// the end and the snapshot still reads.
+#[test]
+fn an_index_without_lifetimes_still_reads() {
+    let valid = valid_v2();
+    let mut index: Index = serde_json::from_slice(&valid[0].1).unwrap();
+    for row in &mut index.releases {
+        row.blobs_last_used.clear();
+    }
+    let mut e = valid.clone();
+    e[0].1 = serde_json::to_vec(&index).unwrap();
+    let (_, got) = read_all(&archive(&e), &Limits::default()).unwrap();
+    assert_eq!(got.len(), 2);
 }

@@ -24,6 +24,8 @@ pub struct SnapshotWriter<W: Write> {
     /// Format 2 for Helm 3/4 records: how many rows are release records
     /// (to split into skeleton and blobs), and the blobs already written.
     blobs: Option<(usize, HashSet<[u8; 32]>)>,
+    /// Format 2: each release row's `blobsLastUsed`, in row order.
+    last_used: Vec<Vec<String>>,
 }
 
 fn header(size: u64) -> tar::Header {
@@ -58,11 +60,17 @@ impl<W: Write> SnapshotWriter<W> {
         let blobs = (index.format_version == super::FORMAT_V2
             && index.source.kind != super::SourceKind::Tiller)
             .then(|| (index.releases.len(), HashSet::new()));
+        let last_used = index
+            .releases
+            .iter()
+            .map(|r| r.blobs_last_used.clone())
+            .collect();
         Ok(SnapshotWriter {
             tar,
             rows,
             next: 0,
             blobs,
+            last_used,
         })
     }
 
@@ -111,6 +119,21 @@ impl<W: Write> SnapshotWriter<W> {
                 let mut h = header(encoded.skeleton.len() as u64);
                 self.tar
                     .append_data(&mut h, path, encoded.skeleton.as_slice())?;
+                // Blobs whose last use this was are forgotten: a reader drops
+                // them, so a later use (none, when the index is right) would
+                // write them again.
+                for hex in self.last_used.get(self.next).into_iter().flatten() {
+                    let blob = encoded
+                        .blobs
+                        .iter()
+                        .find(|b| hex::encode(b.digest) == *hex)
+                        .ok_or_else(|| {
+                            SnapshotError::WriterMisuse(format!(
+                                "the index lists blob {hex} as last used by `{path}`, which does not use it"
+                            ))
+                        })?;
+                    written.remove(&blob.digest);
+                }
             }
             _ => {
                 let mut h = header(data.len() as u64);
@@ -152,6 +175,13 @@ pub fn write_snapshot<W: Write>(
         .iter()
         .map(|r| r.index_row(kind))
         .collect::<Result<_, _>>()?;
+    if index.format_version == super::FORMAT_V2 && kind != super::SourceKind::Tiller {
+        let mut lifetimes = super::v2::Lifetimes::default();
+        for (record, row) in order.iter().zip(&index.releases) {
+            lifetimes.add(row.sort_key(), &record.data);
+        }
+        lifetimes.assign(&mut index.releases);
+    }
     let mut w = SnapshotWriter::new(out, &index)?;
     for (record, row) in order.iter().zip(&index.releases) {
         w.append(&row.path, &record.data)?;
