@@ -17,6 +17,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 
 use base64::Engine;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -189,21 +190,31 @@ pub struct Encoded<'a> {
     pub blobs: Vec<Blob<'a>>,
 }
 
+/// The blob of one designated value's text, and its reference prefix.
+fn blob_of(text: &[u8], base64: bool) -> (&'static str, Blob<'_>) {
+    let (prefix, data) = match base64.then(|| canonical_base64(text)).flatten() {
+        Some(mut decoded) => (REF_BASE64, Cow::Owned(std::mem::take(&mut *decoded))),
+        None => (REF_JSON, Cow::Borrowed(text)),
+    };
+    let digest: [u8; 32] = Sha256::digest(&data).into();
+    (prefix, Blob { digest, data })
+}
+
+/// Whether a designated value's text is stored as a blob.
+fn is_blob(text: &[u8]) -> bool {
+    text.len() >= MIN_BLOB || reference(text).is_some()
+}
+
 /// The values of `record` to store as blobs, in document order: the span,
 /// the reference prefix and the blob.
 fn blob_values(record: &[u8]) -> Result<Vec<(Span, &'static str, Blob<'_>)>, String> {
     let mut out = Vec::new();
     for span in designated_spans(record)? {
         let text = &record[span.start..span.end];
-        if text.len() < MIN_BLOB && reference(text).is_none() {
-            continue;
+        if is_blob(text) {
+            let (prefix, blob) = blob_of(text, span.base64);
+            out.push((span, prefix, blob));
         }
-        let (prefix, data) = match span.base64.then(|| canonical_base64(text)).flatten() {
-            Some(mut decoded) => (REF_BASE64, Cow::Owned(std::mem::take(&mut *decoded))),
-            None => (REF_JSON, Cow::Borrowed(text)),
-        };
-        let digest: [u8; 32] = Sha256::digest(&data).into();
-        out.push((span, prefix, Blob { digest, data }));
     }
     Ok(out)
 }
@@ -250,12 +261,20 @@ pub fn encode(record: &[u8]) -> Result<Encoded<'_>, String> {
 /// Collects, in the first pass of a save, which blobs each record refers to,
 /// and then marks on each index row the blobs whose last use it is
 /// (`blobsLastUsed`), so that readers hold a blob only while it is needed.
-/// Memory: 4 bytes per reference plus 36 per distinct blob.
+/// Memory: 4 bytes per reference plus about 100 per distinct blob.
+///
+/// A value's text is recognised again by a 128-bit keyed hash (two SipHash
+/// keys chosen at random per save), so the SHA-256 of each distinct text is
+/// computed once. Should two texts ever collide, the index would name a
+/// wrong blob and the writer refuses it (it checks every listed blob against
+/// the record): the save fails, no snapshot is wrong.
 #[derive(Default)]
 pub struct Lifetimes {
     ids: HashMap<[u8; 32], u32>,
     digests: Vec<[u8; 32]>,
     refs: HashMap<String, Vec<u32>>,
+    seen: HashMap<(u64, u64, bool), u32>,
+    fingerprint: (RandomState, RandomState),
 }
 
 impl Lifetimes {
@@ -263,16 +282,35 @@ impl Lifetimes {
     /// [`super::IndexRow::sort_key`] is `key`. A record that is not JSON the
     /// codec understands is noted without blobs (the writer then refuses it).
     pub fn add(&mut self, key: String, record: &[u8]) {
-        let digests = references(record).unwrap_or_default();
-        let ids = digests
-            .into_iter()
-            .map(|d| {
-                *self.ids.entry(d).or_insert_with(|| {
-                    self.digests.push(d);
-                    u32::try_from(self.digests.len() - 1).unwrap_or(u32::MAX)
-                })
-            })
-            .collect();
+        let mut ids: Vec<u32> = Vec::new();
+        for span in designated_spans(record).unwrap_or_default() {
+            let text = &record[span.start..span.end];
+            if !is_blob(text) {
+                continue;
+            }
+            // The same text gives the same blob: only its first occurrence is
+            // decoded and hashed (a chart's files repeat in every record).
+            let seen = (
+                self.fingerprint.0.hash_one(text),
+                self.fingerprint.1.hash_one(text),
+                span.base64,
+            );
+            let id = match self.seen.get(&seen) {
+                Some(id) => *id,
+                None => {
+                    let digest = blob_of(text, span.base64).1.digest;
+                    let id = *self.ids.entry(digest).or_insert_with(|| {
+                        self.digests.push(digest);
+                        u32::try_from(self.digests.len() - 1).unwrap_or(u32::MAX)
+                    });
+                    self.seen.insert(seen, id);
+                    id
+                }
+            };
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
         self.refs.insert(key, ids);
     }
 
