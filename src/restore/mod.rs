@@ -10,6 +10,7 @@
 pub mod crds;
 pub mod execute;
 pub mod frozen;
+pub mod load;
 pub mod plan;
 pub mod preflight;
 
