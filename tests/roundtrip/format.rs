@@ -4,8 +4,8 @@ use super::*;
 
 /// Saves again with `--format 1` and checks that the records read from the
 /// format 2 `snapshot` are byte-identical to format 1's, that both index the
-/// same rows (but for format 2's `blobsLastUsed`), and that format 2 stores
-/// blobs, each once.
+/// same rows (but for format 2's `blobsLastUsed`), that format 2 stores
+/// blobs, each once, and that the format 1 snapshot still loads.
 pub(crate) fn formats_1_and_2_hold_the_same_records(
     run: &Run,
     env: &TestEnv,
@@ -55,6 +55,16 @@ pub(crate) fn formats_1_and_2_hold_the_same_records(
     unique.sort();
     unique.dedup();
     assert_eq!(unique.len(), v2_entries.len(), "no entry is stored twice");
+    // Format 1 snapshots still load (the other steps load format 2's).
+    let out = ok_as(
+        run.load(env, &snapshot_v1, &["--dry-run"]),
+        "load --dry-run of a format 1 snapshot",
+    );
+    assert!(
+        text(&out.stderr).contains("8 releases"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// The index, the archive's entry paths in order, and the records
