@@ -151,6 +151,13 @@ pub struct SaveOptions {
     pub filter: SaveFilter,
     /// The Helm generation recorded in the index.
     pub kind: SourceKind,
+    /// The snapshot format version to write: 1, or 2 (the default, see
+    /// [`crate::snapshot::FORMAT_VERSION`]). For format 2 of Helm 3/4 records,
+    /// build the source with [`HelmSource::with_blob_lifetimes`] so that the
+    /// index says where each blob is last used.
+    ///
+    /// [`HelmSource::with_blob_lifetimes`]: crate::source::helm::HelmSource::with_blob_lifetimes
+    pub format: u32,
     /// Where the snapshot goes.
     pub destination: Destination,
     /// How the snapshot is encrypted.
@@ -297,6 +304,7 @@ async fn save_once(
             extra: Default::default(),
         },
     );
+    index.format_version = opts.format;
     index.releases = plan.rows.clone();
     // CRDs are read from the Kubernetes API, which a Tiller-only save does not use.
     let crds = match cluster {
@@ -570,6 +578,7 @@ mod tests {
                 statuses: Vec::new(),
             },
             kind: SourceKind::Helm3,
+            format: crate::snapshot::FORMAT_VERSION,
             destination: Destination::File(output.to_path_buf()),
             protection: Protection::Recipients(vec![Box::new(keys.recipient.clone())]),
             armor: false,

@@ -157,9 +157,22 @@ fn helm_bulk_output_decrypts_with_the_age_cli() {
         let mut text = String::new();
         first.read_to_string(&mut text).unwrap();
         let index: serde_json::Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(index["formatVersion"], 1);
+        // Format 2, the default: records, each after the blobs it is first to use.
+        assert_eq!(index["formatVersion"], 2);
         assert_eq!(index["releases"].as_array().unwrap().len(), 4);
-        assert_eq!(entries.count(), 4);
+        let paths: Vec<String> = entries
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            paths.iter().filter(|p| p.starts_with("releases/")).count(),
+            4
+        );
+        assert!(
+            paths
+                .iter()
+                .all(|p| p.starts_with("releases/") || p.starts_with("blobs/")),
+            "{paths:?}"
+        );
     }
 }
 

@@ -4,6 +4,7 @@
 usage:
   gen_releases.py realistic OUTDIR --start S --count N [--revisions 3] [--namespaces 5] [--chunk 50] [--seed 1]
   gen_releases.py big       OUTDIR --start S --count N [--kib 740] [--namespace bulk-big] [--chunk 20]
+  gen_releases.py shared    OUTDIR --start S --count N [--revisions 3] [--namespaces 5] [--charts 3] [--chunk 20] [--seed 1]
 
 Each Secret is what Helm's secret driver writes: type helm.sh/release.v1, labels
 owner=helm, name, status, version (and modifiedAt), and data.release =
@@ -16,6 +17,19 @@ realistic: N releases x R revisions in namespaces bench-0..bench-K-1. Revisions
   as Helm does), a rendered manifest of 20-40 KiB with random names, checksums,
   image digests and secrets, a hook, notes and user values. Helm gzips with
   BestCompression, as here (level 9).
+shared: N releases x R revisions of a few (--charts, default 3) shared charts,
+  the shape of a platform cluster that installs the same public charts in many
+  namespaces (issue 17). The charts are modelled on public ones: a monitoring
+  stack (about 110 templates, 12 dashboards of 20-40 KiB JSON in files/, two
+  CRDs in crds/, 40 KiB of default values, a schema), a database (about 35
+  templates, a 25 KiB README, 30 KiB of values, a 12 KiB schema) and an ingress
+  controller (about 55 templates, 20 KiB of values). Release i uses chart
+  i mod C and namespace i mod K. Each release has its own rendered manifest
+  (40-160 KiB: its names, checksums, image digests and secrets), user values
+  and notes; an upgrade changes the values (and so the manifest) of one
+  revision in two, and leaves them as they were otherwise (a no-op upgrade,
+  or one that only changed the chart's defaults), as `helm upgrade
+  --reuse-values` of an unchanged chart does.
 big: N single-revision releases whose values hold KIB KiB of base64 of random
   bytes: gzip cannot shrink the payload, so each Secret is close to the 1 MiB
   limit and each snapshot entry stays about as large (tests/buckets.rs's
@@ -248,6 +262,130 @@ def realistic(a):
             yield ns, name, rev, status, json.dumps(rec, separators=(",", ":")).encode()
 
 
+SHARED_SHAPES = (
+    # name, templates, files (name, KiB), values KiB, schema KiB, manifest KiB range
+    ("kube-monitoring", 110, [("dashboards/%02d-overview.json" % i, 20 + 2 * i) for i in range(12)]
+     + [("crds/crd-alertmanagers.yaml", 180), ("crds/crd-prometheuses.yaml", 240), ("README.md", 18)], 40, 6, (80, 160)),
+    ("postgresql", 35, [("README.md", 25), (".helmignore", 0)], 30, 12, (40, 70)),
+    ("ingress-controller", 55, [("README.md", 15), ("ci/default-values.yaml", 3)], 20, 0, (40, 90)),
+)
+
+
+def shared_chart(g, shape):
+    name, ntemplates, files, values_kib, schema_kib, _ = shape
+    version = "%d.%d.%d" % (g.r.randrange(60), g.r.randrange(30), g.r.randrange(10))
+    kinds = [g.pick(KINDS) for _ in range(ntemplates)]
+    templates = []
+    for t, kind in enumerate(kinds):
+        text = g.doc(kind, None, name, version, False)
+        templates.append({"name": "templates/%s-%d.yaml" % (kind.lower(), t),
+                          "data": base64.b64encode(text.encode()).decode()})
+    helpers = "".join('{{/*\n%s\n*/}}\n{{- define "%s.%s" -}}\n{{- default .Chart.Name .Values.nameOverride | trunc 63 }}\n{{- end }}\n\n'
+                      % (g.prose(6, 20), name, d) for d in ("name", "fullname", "chart", "labels", "selectorLabels"))
+    templates.append({"name": "templates/_helpers.tpl", "data": base64.b64encode(helpers.encode()).decode()})
+    out_files = []
+    for fname, kib in files:
+        if fname.endswith(".json"):
+            panels = []
+            while len(json.dumps(panels)) < kib * 1024:
+                panels.append({"id": len(panels), "title": g.prose(2, 5), "type": g.pick(("graph", "stat", "table")),
+                               "targets": [{"expr": "sum(rate(%s_%s_total{job=\"$job\"}[5m])) by (%s)"
+                                            % (g.pick(WORDS), g.pick(WORDS), g.pick(KEYS))}],
+                               "gridPos": {"h": 8, "w": 12, "x": 0, "y": len(panels) * 8}})
+            text = json.dumps({"title": fname, "panels": panels}, indent=2)
+        elif fname.endswith(".md") or fname.endswith(".yaml") and fname.startswith("ci/"):
+            text = "# %s\n\n%s\n" % (fname, "\n\n".join(g.prose(20, 60) for _ in range(kib * 1024 // 250)))
+        elif fname.startswith("crds/"):
+            lines = ["apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: %s\n"
+                     "spec:\n  group: monitoring.example.com\n  versions:\n    - name: v1\n      schema:\n"
+                     "        openAPIV3Schema:\n          properties:\n" % fname]
+            size = len(lines[0])
+            while size < kib * 1024:
+                line = "            %s:\n              description: %s\n              type: string\n" % (g.pick(KEYS) + str(size), g.prose(8, 30))
+                lines.append(line)
+                size += len(line)
+            text = "".join(lines)
+        else:
+            text = ".git/\n*.swp\n*.bak\n"
+        out_files.append({"name": fname, "data": base64.b64encode(text.encode()).decode()})
+    values = {}
+    while len(json.dumps(values)) < values_kib * 1024:
+        values.update(g.obj(3, 5, 10))
+        values["section%d" % len(values)] = g.obj(3, 5, 12)
+    schema = None
+    if schema_kib:
+        props = {}
+        while len(json.dumps(props)) < schema_kib * 1024:
+            props["%s%d" % (g.pick(KEYS), len(props))] = {"type": g.pick(("string", "integer", "boolean")),
+                                                          "description": g.prose(5, 20)}
+        schema = base64.b64encode(json.dumps({"$schema": "http://json-schema.org/draft-07/schema#",
+                                              "type": "object", "properties": props}).encode()).decode()
+    return {
+        "metadata": {"name": name, "home": "https://example.com/charts/%s" % name, "version": version,
+                     "description": g.prose(10, 25), "keywords": [g.pick(WORDS) for _ in range(6)],
+                     "maintainers": [{"name": g.pick(WORDS), "email": "%s@example.com" % g.pick(WORDS)}],
+                     "apiVersion": "v2", "appVersion": "%d.%d.%d" % (g.r.randrange(5), g.r.randrange(30), g.r.randrange(20)),
+                     "annotations": {"category": g.pick(WORDS), "licenses": "Apache-2.0"}, "type": "application"},
+        "lock": None,
+        "templates": templates,
+        "values": values,
+        "schema": schema,
+        "files": out_files,
+    }, kinds
+
+
+def shared(a):
+    g = Gen(a.seed * 7907)
+    charts = [shared_chart(g, SHARED_SHAPES[c % len(SHARED_SHAPES)]) + (SHARED_SHAPES[c % len(SHARED_SHAPES)],)
+              for c in range(a.charts)]
+    for i in range(a.start, a.start + a.count):
+        g = Gen(a.seed * 1000003 + i)
+        ns = "bench-%d" % (i % a.namespaces)
+        chart, kinds, shape = charts[i % len(charts)]
+        cname = chart["metadata"]["name"]
+        name = "%s-%d" % (g.pick(WORDS), i)
+        day0 = g.r.randrange(200)
+        lo, hi = shape[5]
+
+        def render():
+            target = g.r.randint(lo * 1024, hi * 1024)
+            docs, size, t = [], 0, 0
+            while size < target:
+                kind = kinds[t % len(kinds)]
+                d = "---\n# Source: %s/templates/%s-%d.yaml\n%s" % (
+                    cname, kind.lower(), t, g.doc(kind, name, cname, chart["metadata"]["version"], True))
+                docs.append(d)
+                size += len(d)
+                t += 1
+            return "".join(docs)
+
+        config, manifest = g.obj(2, 3, 12), render()
+        notes = "1. Get the application URL by running these commands:\n  %s\n" % g.prose(20, 60)
+        for rev in range(1, a.revisions + 1):
+            status = "deployed" if rev == a.revisions else "superseded"
+            if rev > 1 and g.r.random() < 0.5:
+                config, manifest = g.obj(2, 3, 12), render()
+            rec = {
+                "name": name,
+                "info": {"first_deployed": stamp(g, day0), "last_deployed": stamp(g, day0 + rev),
+                         "deleted": "", "description": "Install complete" if rev == 1 else "Upgrade complete",
+                         "status": status, "notes": notes},
+                "chart": chart,
+                "config": config,
+                "manifest": manifest,
+                "hooks": [{"name": "%s-%s-pre-install" % (name, cname), "kind": "Job",
+                           "path": "%s/templates/hook.yaml" % cname,
+                           "manifest": g.doc("CronJob", name, cname, chart["metadata"]["version"], True),
+                           "events": ["pre-install", "pre-upgrade"],
+                           "last_run": {"started_at": stamp(g, day0 + rev), "completed_at": stamp(g, day0 + rev),
+                                        "phase": "Succeeded"},
+                           "weight": 0, "delete_policies": ["before-hook-creation"]}],
+                "version": rev,
+                "namespace": ns,
+            }
+            yield ns, name, rev, status, json.dumps(rec, separators=(",", ":")).encode()
+
+
 def big(a):
     for i in range(a.start, a.start + a.count):
         name = "big%d" % i
@@ -261,7 +399,7 @@ def big(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=("realistic", "big"))
+    p.add_argument("mode", choices=("realistic", "big", "shared"))
     p.add_argument("outdir")
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--count", type=int, required=True)
@@ -271,8 +409,10 @@ def main():
     p.add_argument("--kib", type=int, default=740)
     p.add_argument("--chunk", type=int, default=0)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--charts", type=int, default=3)
     a = p.parse_args()
     chunk = a.chunk or (50 if a.mode == "realistic" else 20)
+    gen = {"realistic": realistic, "big": big, "shared": shared}[a.mode]
     os.makedirs(a.outdir, exist_ok=True)
     items, n, files, rec_bytes, payload_bytes = [], 0, 0, 0, 0
 
@@ -284,7 +424,7 @@ def main():
             files += 1
             items = []
 
-    for ns, name, rev, status, record in (realistic(a) if a.mode == "realistic" else big(a)):
+    for ns, name, rev, status, record in gen(a):
         s, plen = secret(ns, name, rev, status, record)
         items.append(s)
         n += 1

@@ -118,6 +118,12 @@ pub struct SaveArgs {
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
 
+    /// Snapshot format: 2 stores each chart file, values, manifest… once across revisions and
+    /// releases; 1 stores every record whole (for helm-bulk before format 2)
+    #[arg(long, value_name = "N", default_value_t = helm_bulk::snapshot::FORMAT_VERSION,
+          value_parser = clap::value_parser!(u32).range(1..=2))]
+    pub format: u32,
+
     /// Objects per list request at most (pages also stay under 8 MiB of records)
     #[arg(long, value_name = "N", default_value_t = 100, hide_short_help = true)]
     pub page_size: u32,
@@ -191,6 +197,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
             },
         },
         kind,
+        format: args.format,
         destination,
         protection,
         armor: args.encrypt.armor,
@@ -232,13 +239,16 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
                             args.page_size,
                         ))
                     } else {
-                        SaveSource::Helm(HelmSource::new(
-                            cluster.client.clone(),
-                            driver,
-                            scope,
-                            kind,
-                            args.page_size,
-                        ))
+                        SaveSource::Helm(
+                            HelmSource::new(
+                                cluster.client.clone(),
+                                driver,
+                                scope,
+                                kind,
+                                args.page_size,
+                            )
+                            .with_blob_lifetimes(args.format == helm_bulk::snapshot::FORMAT_V2),
+                        )
                     };
                     (source, Some(cluster))
                 }

@@ -138,6 +138,7 @@ impl ReleaseRecord {
             size: self.data.len() as u64,
             sha256: sha256_hex(&self.data),
             labels: Default::default(),
+            blobs_last_used: Vec::new(),
             extra: Default::default(),
         })
     }

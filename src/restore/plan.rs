@@ -309,6 +309,7 @@ mod tests {
             size: 0,
             sha256: String::new(),
             labels: Default::default(),
+            blobs_last_used: Vec::new(),
             extra: Default::default(),
         }
     }

@@ -12,8 +12,12 @@ use super::SnapshotError;
 
 /// The value of the index's `format` field.
 pub const FORMAT_NAME: &str = "helm-bulk-snapshot";
-/// The snapshot format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The snapshot format version this build writes by default.
+pub const FORMAT_VERSION: u32 = FORMAT_V2;
+/// Format version 1: every record whole.
+pub const FORMAT_V1: u32 = 1;
+/// Format version 2: large repeating values of Helm 3/4 records stored once, as blobs.
+pub const FORMAT_V2: u32 = 2;
 /// The path of the index inside the tar archive.
 pub const INDEX_PATH: &str = "index.json";
 
@@ -116,6 +120,10 @@ pub struct IndexRow {
     /// its storage object, not in the record, so the index holds them.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Format 2: the blobs (SHA-256, hex, sorted) whose last use is this
+    /// record; a reader drops them once it has rebuilt it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blobs_last_used: Vec<String>,
     /// Fields this version does not know.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -187,6 +195,14 @@ impl Entry<'_> {
         match self {
             Entry::Release(r) => r.size,
             Entry::Crd(c) => c.size,
+        }
+    }
+
+    /// Format 2: the blobs whose last use is this entry.
+    pub fn blobs_last_used(&self) -> &[String] {
+        match self {
+            Entry::Release(r) => &r.blobs_last_used,
+            Entry::Crd(_) => &[],
         }
     }
 
@@ -318,7 +334,7 @@ impl Index {
                 self.format.escape_debug()
             )));
         }
-        if self.format_version != FORMAT_VERSION {
+        if self.format_version != FORMAT_V1 && self.format_version != FORMAT_V2 {
             return Err(SnapshotError::UnsupportedVersion(self.format_version));
         }
         let mut previous: Option<&IndexRow> = None;
@@ -336,6 +352,17 @@ impl Index {
             if !is_sha256(&row.sha256) {
                 return Err(SnapshotError::BadIndex(format!(
                     "row `{}` has a malformed sha256",
+                    row.path
+                )));
+            }
+            if !row.blobs_last_used.is_empty()
+                && (self.format_version != FORMAT_V2
+                    || self.source.kind == SourceKind::Tiller
+                    || !row.blobs_last_used.iter().all(|d| is_sha256(d))
+                    || !row.blobs_last_used.is_sorted_by(|a, b| a < b))
+            {
+                return Err(SnapshotError::BadIndex(format!(
+                    "row `{}` has a blobsLastUsed that is not sorted, unique SHA-256 digests of a format 2 snapshot of Helm 3/4 records",
                     row.path
                 )));
             }

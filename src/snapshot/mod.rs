@@ -9,13 +9,14 @@
 
 mod index;
 mod reader;
+pub mod v2;
 mod writer;
 
 use std::io;
 
 pub use index::{
-    Cluster, Entry, FORMAT_NAME, FORMAT_VERSION, INDEX_PATH, Index, IndexCrd, IndexRow, Source,
-    SourceKind, crd_path, record_path, sha256_hex, storage_order,
+    Cluster, Entry, FORMAT_NAME, FORMAT_V1, FORMAT_V2, FORMAT_VERSION, INDEX_PATH, Index, IndexCrd,
+    IndexRow, Source, SourceKind, crd_path, record_path, sha256_hex, storage_order,
 };
 pub use reader::{Limits, read_snapshot};
 pub use writer::{SnapshotWriter, write_snapshot};
@@ -29,7 +30,7 @@ pub enum SnapshotError {
     NotASnapshot(String),
     /// The snapshot was written in a format version this build does not read.
     #[error(
-        "snapshot format version {0} is not supported (this helm-bulk reads version 1); upgrade helm-bulk"
+        "snapshot format version {0} is not supported (this helm-bulk reads versions 1 and 2); upgrade helm-bulk"
     )]
     UnsupportedVersion(u32),
     /// The index is malformed or inconsistent.
@@ -109,6 +110,14 @@ pub enum SnapshotError {
         /// The index row's value.
         listed: String,
     },
+    /// A format 2 blob that is malformed, unused, duplicated or missing.
+    #[error("blob `{path}` is refused: {reason}")]
+    BadBlob {
+        /// The blob's path (or the record's, for a missing blob).
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// Bytes after the end of the archive.
     #[error("the snapshot has unexpected data after its end")]
     TrailingData,
@@ -137,3 +146,5 @@ impl From<io::Error> for SnapshotError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod v2_tests;

@@ -3,8 +3,10 @@
 use std::io::{self, BufRead, BufReader, Read};
 
 use flate2::bufread::GzDecoder;
+use sha2::Digest;
 use zeroize::Zeroizing;
 
+use super::v2::{BlobStore, blob_digest};
 use super::{Entry, INDEX_PATH, Index, SnapshotError};
 
 /// Size limits applied before any entry is read into memory.
@@ -17,6 +19,9 @@ pub struct Limits {
     pub max_record: u64,
     /// Most bytes of zero padding accepted after the end of the tar archive.
     pub max_padding: u64,
+    /// Format 2: most bytes of blobs held at once (the reader keeps every
+    /// blob it has read until the end of the records).
+    pub max_blobs: u64,
 }
 
 impl Default for Limits {
@@ -25,6 +30,7 @@ impl Default for Limits {
             max_index: 64 << 20,
             max_record: 64 << 20,
             max_padding: 1 << 20,
+            max_blobs: 1 << 30,
         }
     }
 }
@@ -191,12 +197,56 @@ where
                 index
             }
         };
-        let mut rows = index.entries();
+        let mut rows = index.entries().peekable();
+        // Format 2 (Helm 3/4 records): blobs come before the first record
+        // that uses them, and records are rebuilt from them.
+        let v2 = index.format_version == super::FORMAT_V2
+            && index.source.kind != super::SourceKind::Tiller;
+        let mut blobs = BlobStore::default();
         for entry in entries {
             let mut entry = entry?;
             let raw = entry.path_bytes().into_owned();
             check_type(entry.header().entry_type(), &raw)?;
             let path = check_path(&raw)?;
+            if let Some(digest) = blob_digest(path).filter(|_| v2) {
+                let refuse = |reason: &str| SnapshotError::BadBlob {
+                    path: path.to_owned(),
+                    reason: reason.to_owned(),
+                };
+                let digest = digest.map_err(|()| {
+                    refuse("its name is not blobs/ and 64 lowercase hexadecimal digits")
+                })?;
+                if !matches!(rows.peek(), Some(Entry::Release(_))) {
+                    return Err(refuse("it comes after the last release record"));
+                }
+                if blobs.contains(&digest) {
+                    return Err(refuse("it is stored twice"));
+                }
+                let size = entry.header().size()?;
+                if size > limits.max_record {
+                    return Err(SnapshotError::EntryTooLarge {
+                        path: path.to_owned(),
+                        size,
+                        limit: limits.max_record,
+                    });
+                }
+                if blobs.bytes().saturating_add(size) > limits.max_blobs {
+                    return Err(refuse(&format!(
+                        "the snapshot's blobs are over the limit of {} bytes",
+                        limits.max_blobs
+                    )));
+                }
+                let data = read_entry(&mut entry, path, limits.max_record, &budget)?;
+                budget.set(HEADER_BUDGET);
+                if sha2::Sha256::digest(data.as_slice()).as_slice() != digest {
+                    return Err(SnapshotError::Mismatch {
+                        path: path.to_owned(),
+                        what: "sha256",
+                    });
+                }
+                blobs.insert(digest, data);
+                continue;
+            }
             let Some(row) = rows.next() else {
                 return Err(SnapshotError::UnexpectedEntry {
                     path: escaped(&raw),
@@ -217,14 +267,29 @@ where
                     limit: limits.max_record,
                 });
             }
-            if size != row.size() {
+            let skeleton = v2 && matches!(row, Entry::Release(_));
+            if size != row.size() && !skeleton {
                 return Err(SnapshotError::Mismatch {
                     path: path.to_owned(),
                     what: "size",
                 });
             }
-            let data = read_entry(&mut entry, path, limits.max_record, &budget)?;
+            let mut data = read_entry(&mut entry, path, limits.max_record, &budget)?;
             budget.set(HEADER_BUDGET);
+            if skeleton {
+                data = blobs
+                    .rebuild(&data, row.size(), row.blobs_last_used())
+                    .map_err(|reason| SnapshotError::BadRecord {
+                        path: path.to_owned(),
+                        reason,
+                    })?;
+                if data.len() as u64 != row.size() {
+                    return Err(SnapshotError::Mismatch {
+                        path: path.to_owned(),
+                        what: "size",
+                    });
+                }
+            }
             if super::sha256_hex(&data) != row.sha256() {
                 return Err(SnapshotError::Mismatch {
                     path: path.to_owned(),

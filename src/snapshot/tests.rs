@@ -12,7 +12,14 @@ pub(crate) fn record(ns: &str, name: &str, rev: u32, status: &str, extra: &str) 
     ReleaseRecord::from_helm_json(json.into_bytes()).unwrap()
 }
 
+/// Format 1 metadata: the tests written for format 1 build its layout by hand.
 pub(crate) fn meta() -> Index {
+    let mut m = meta_v2();
+    m.format_version = FORMAT_V1;
+    m
+}
+
+pub(crate) fn meta_v2() -> Index {
     Index::new(
         "2026-11-26T00:00:00Z".to_owned(),
         Source {

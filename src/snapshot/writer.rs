@@ -1,5 +1,6 @@
 //! The deterministic, streaming snapshot writer.
 
+use std::collections::HashSet;
 use std::io::Write;
 
 use flate2::{Compression, GzBuilder, write::GzEncoder};
@@ -20,6 +21,11 @@ pub struct SnapshotWriter<W: Write> {
     tar: tar::Builder<GzEncoder<W>>,
     rows: Vec<(String, u64, String)>,
     next: usize,
+    /// Format 2 for Helm 3/4 records: how many rows are release records
+    /// (to split into skeleton and blobs), and the blobs already written.
+    blobs: Option<(usize, HashSet<[u8; 32]>)>,
+    /// Format 2: each release row's `blobsLastUsed`, in row order.
+    last_used: Vec<Vec<String>>,
 }
 
 fn header(size: u64) -> tar::Header {
@@ -51,7 +57,21 @@ impl<W: Write> SnapshotWriter<W> {
             .entries()
             .map(|e| (e.path().to_owned(), e.size(), e.sha256().to_owned()))
             .collect();
-        Ok(SnapshotWriter { tar, rows, next: 0 })
+        let blobs = (index.format_version == super::FORMAT_V2
+            && index.source.kind != super::SourceKind::Tiller)
+            .then(|| (index.releases.len(), HashSet::new()));
+        let last_used = index
+            .releases
+            .iter()
+            .map(|r| r.blobs_last_used.clone())
+            .collect();
+        Ok(SnapshotWriter {
+            tar,
+            rows,
+            next: 0,
+            blobs,
+            last_used,
+        })
     }
 
     /// The archive path the next record must have, if any is still expected.
@@ -77,8 +97,49 @@ impl<W: Write> SnapshotWriter<W> {
                 "record `{path}` changed since the index was made"
             )));
         }
-        let mut h = header(data.len() as u64);
-        self.tar.append_data(&mut h, path, data)?;
+        match &mut self.blobs {
+            Some((records, written)) if self.next < *records => {
+                // Format 2: the blobs this record is the first to use, then
+                // its skeleton.
+                let encoded = super::v2::encode(data).map_err(|e| {
+                    SnapshotError::WriterMisuse(format!(
+                        "record `{path}` cannot be stored in format 2 ({e}); this is a helm-bulk bug, save with --format 1"
+                    ))
+                })?;
+                for blob in &encoded.blobs {
+                    if written.insert(blob.digest) {
+                        let mut h = header(blob.data.len() as u64);
+                        self.tar.append_data(
+                            &mut h,
+                            super::v2::blob_path(&blob.digest),
+                            &*blob.data,
+                        )?;
+                    }
+                }
+                let mut h = header(encoded.skeleton.len() as u64);
+                self.tar
+                    .append_data(&mut h, path, encoded.skeleton.as_slice())?;
+                // Blobs whose last use this was are forgotten: a reader drops
+                // them, so a later use (none, when the index is right) would
+                // write them again.
+                for hex in self.last_used.get(self.next).into_iter().flatten() {
+                    let blob = encoded
+                        .blobs
+                        .iter()
+                        .find(|b| hex::encode(b.digest) == *hex)
+                        .ok_or_else(|| {
+                            SnapshotError::WriterMisuse(format!(
+                                "the index lists blob {hex} as last used by `{path}`, which does not use it"
+                            ))
+                        })?;
+                    written.remove(&blob.digest);
+                }
+            }
+            _ => {
+                let mut h = header(data.len() as u64);
+                self.tar.append_data(&mut h, path, data)?;
+            }
+        }
         self.next += 1;
         Ok(())
     }
@@ -114,6 +175,13 @@ pub fn write_snapshot<W: Write>(
         .iter()
         .map(|r| r.index_row(kind))
         .collect::<Result<_, _>>()?;
+    if index.format_version == super::FORMAT_V2 && kind != super::SourceKind::Tiller {
+        let mut lifetimes = super::v2::Lifetimes::default();
+        for (record, row) in order.iter().zip(&index.releases) {
+            lifetimes.add(row.sort_key(), &record.data);
+        }
+        lifetimes.assign(&mut index.releases);
+    }
     let mut w = SnapshotWriter::new(out, &index)?;
     for (record, row) in order.iter().zip(&index.releases) {
         w.append(&row.path, &record.data)?;

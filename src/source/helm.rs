@@ -141,6 +141,8 @@ pub struct HelmSource {
     namespace: Option<String>,
     page_size: u32,
     kind: SourceKind,
+    /// Format 2: mark each row's `blobsLastUsed` in the first pass.
+    blob_lifetimes: bool,
 }
 
 /// Decodes Helm's payload: base64, then gzip when the magic bytes say so
@@ -199,7 +201,16 @@ impl HelmSource {
             namespace,
             page_size: page_size.max(1),
             kind,
+            blob_lifetimes: false,
         }
+    }
+
+    /// For a format 2 snapshot: the first pass also notes which blobs each
+    /// record uses, and marks on each row the blobs it is the last to use
+    /// (`blobsLastUsed`), so readers hold blobs only as long as needed.
+    pub fn with_blob_lifetimes(mut self, on: bool) -> HelmSource {
+        self.blob_lifetimes = on;
+        self
     }
 
     fn lister(&self, at: Option<&str>) -> Lister {
@@ -231,6 +242,9 @@ impl HelmSource {
         let mut problems = Vec::new();
         let mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>> =
             HashMap::new();
+        let mut lifetimes = self
+            .blob_lifetimes
+            .then(crate::snapshot::v2::Lifetimes::default);
         let mut lister = self.lister(None);
         while let Some(items) = lister.next_page().await? {
             for s in items {
@@ -246,6 +260,9 @@ impl HelmSource {
                                 (row.namespace.clone(), row.name.clone(), row.revision),
                                 crate::release::kinds_used(&r.data),
                             );
+                            if let Some(l) = &mut lifetimes {
+                                l.add(row.sort_key(), &r.data);
+                            }
                             rows.push(row);
                         }
                     }
@@ -254,7 +271,10 @@ impl HelmSource {
             }
         }
         let rv = lister.resource_version().to_owned();
-        let rows = apply_filter(rows, filter);
+        let mut rows = apply_filter(rows, filter);
+        if let Some(l) = lifetimes {
+            l.assign(&mut rows);
+        }
         let kinds = kinds_by_release(&rows, kinds_of);
         Ok(Plan {
             rows,
@@ -487,6 +507,7 @@ mod tests {
             size: 0,
             sha256: String::new(),
             labels: Default::default(),
+            blobs_last_used: Vec::new(),
             extra: Default::default(),
         }
     }

@@ -385,6 +385,7 @@ mod tests {
             size: 0,
             sha256: String::new(),
             labels: Default::default(),
+            blobs_last_used: Vec::new(),
             extra: Default::default(),
         }
     }

@@ -38,6 +38,8 @@ pub fn raw_archive(entries: &[RawEntry]) -> Vec<u8> {
 pub fn hostile_archives() -> Vec<(&'static str, Vec<u8>)> {
     let rec = [super::record("a", "db", 1, "deployed", "pw")];
     let mut m = super::meta();
+    // Format 1's layout: one whole record after the index.
+    m.format_version = helm_bulk::snapshot::FORMAT_V1;
     m.releases = vec![
         rec[0]
             .index_row(helm_bulk::snapshot::SourceKind::Helm3)

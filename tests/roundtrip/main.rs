@@ -45,6 +45,7 @@ mod no_cluster;
 mod expect;
 mod faults;
 mod fixtures;
+mod format;
 mod scenario;
 mod state;
 
@@ -64,6 +65,7 @@ use serde_json::{Value, json};
 use expect::*;
 use faults::*;
 use fixtures::*;
+use format::*;
 use scenario::*;
 use state::*;
 

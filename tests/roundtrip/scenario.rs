@@ -19,6 +19,9 @@ pub(crate) fn round_trip(helm: Helm) {
     let snapshot = save_without_plaintext(&run, &env, &canary);
     run.step("saved");
 
+    formats_1_and_2_hold_the_same_records(&run, &env, &snapshot, &canary);
+    run.step("format 1 and 2 hold the same records");
+
     let clone_env = clone_target
         .join()
         .expect("starting the clone target panicked");
