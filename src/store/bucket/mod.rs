@@ -9,7 +9,7 @@
 //! aborted, so no object that looks complete is left behind, and the
 //! signature is written only after its snapshot.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,11 +17,18 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 
+mod aws_profile;
+mod keys;
+mod retention;
+mod stream;
+
 pub use super::unfinished::abort_uploads;
 use super::unfinished::{ActiveUpload, interrupted};
-
-/// The suffix of snapshot objects.
-pub const SNAPSHOT_SUFFIX: &str = ".tar.gz.age";
+use aws_profile::aws_profile_credentials;
+pub use keys::{Listed, SNAPSHOT_SUFFIX, is_timestamp, parse_snapshot_key, timestamp_of};
+pub use retention::prune_plan;
+use stream::Chunk;
+pub use stream::{ObjectReader, Upload, UploadHandle, UploadWriter};
 /// Upload part size: S3's minimum is 5 MiB.
 const PART_SIZE: usize = 8 << 20;
 /// Parts in flight at once; memory use is about PART_SIZE × (this + 1).
@@ -70,77 +77,12 @@ fn describe(e: &object_store::Error) -> String {
     }
 }
 
-/// A snapshot object found by listing.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Listed {
-    /// The object key.
-    pub key: String,
-    /// The cluster name part of the key.
-    pub cluster: String,
-    /// The timestamp part of the key (`YYYYMMDDTHHMMSSZ`).
-    pub timestamp: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Whether `<key>.sig` exists.
-    pub signed: bool,
-}
-
 /// A bucket (and prefix) holding snapshots.
 #[derive(Clone)]
 pub struct Bucket {
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     url: String,
-}
-
-fn aws_profile_credentials(
-    mut b: object_store::aws::AmazonS3Builder,
-) -> object_store::aws::AmazonS3Builder {
-    use object_store::aws::AmazonS3ConfigKey as K;
-    if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
-        return b;
-    }
-    let profile = std::env::var("AWS_PROFILE").unwrap_or_else(|_| "default".to_owned());
-    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
-    let creds = std::env::var_os("AWS_SHARED_CREDENTIALS_FILE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".aws/credentials")));
-    let config = std::env::var_os("AWS_CONFIG_FILE")
-        .map(std::path::PathBuf::from)
-        .or_else(|| home.as_ref().map(|h| h.join(".aws/config")));
-    let section = |path: Option<std::path::PathBuf>, names: &[String]| -> Vec<(String, String)> {
-        let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else {
-            return Vec::new();
-        };
-        let mut inside = false;
-        let mut out = Vec::new();
-        for line in text.lines().map(str::trim) {
-            if line.starts_with('[') {
-                let name = line.trim_matches(|c| c == '[' || c == ']').trim();
-                inside = names.iter().any(|n| n == name);
-            } else if inside && let Some((k, v)) = line.split_once('=') {
-                out.push((k.trim().to_owned(), v.trim().to_owned()));
-            }
-        }
-        out
-    };
-    for (k, v) in section(creds, std::slice::from_ref(&profile)) {
-        match k.as_str() {
-            "aws_access_key_id" => b = b.with_config(K::AccessKeyId, v),
-            "aws_secret_access_key" => b = b.with_config(K::SecretAccessKey, v),
-            "aws_session_token" => b = b.with_config(K::Token, v),
-            _ => {}
-        }
-    }
-    if std::env::var_os("AWS_REGION").is_none() && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-    {
-        for (k, v) in section(config, &[format!("profile {profile}"), profile.clone()]) {
-            if k == "region" {
-                b = b.with_config(K::Region, v);
-            }
-        }
-    }
-    b
 }
 
 impl Bucket {
@@ -487,251 +429,5 @@ impl Bucket {
             }
         }
         Ok(())
-    }
-}
-
-/// The cluster and timestamp of a snapshot object key
-/// (`<prefix>/<cluster>/<YYYYMMDDTHHMMSSZ>.tar.gz.age`), or `None` for any
-/// other object (signatures, foreign files).
-pub fn parse_snapshot_key(key: &str) -> Option<(&str, &str)> {
-    let (dir, file) = key.rsplit_once('/')?;
-    let cluster = dir.rsplit('/').next()?;
-    let timestamp = file.strip_suffix(SNAPSHOT_SUFFIX)?;
-    if cluster.is_empty() || !is_timestamp(timestamp) {
-        return None;
-    }
-    Some((cluster, timestamp))
-}
-
-/// `YYYYMMDDTHHMMSSZ`.
-pub fn is_timestamp(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 16
-        && b[8] == b'T'
-        && b[15] == b'Z'
-        && b[..8].iter().chain(&b[9..15]).all(u8::is_ascii_digit)
-}
-
-/// A snapshot timestamp for object names, from an RFC 3339 time.
-pub fn timestamp_of(rfc3339: &str) -> String {
-    match crate::timefmt::parse_rfc3339(rfc3339) {
-        Some(t) => {
-            let t = t.to_offset(time::UtcOffset::UTC);
-            format!(
-                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        }
-        None => "19700101T000000Z".to_owned(),
-    }
-}
-
-enum Chunk {
-    Data(Bytes),
-    Done,
-}
-
-/// An upload in progress.
-pub struct Upload {
-    /// Where the snapshot bytes go.
-    pub writer: UploadWriter,
-    task: tokio::task::JoinHandle<Result<u64, BucketError>>,
-    /// The object key.
-    pub key: String,
-}
-
-impl Upload {
-    /// Splits into the writer and a handle that completes the upload.
-    pub fn split(self) -> (UploadWriter, UploadHandle) {
-        (
-            self.writer,
-            UploadHandle {
-                task: self.task,
-                key: self.key,
-            },
-        )
-    }
-}
-
-/// Waits for an upload to complete.
-pub struct UploadHandle {
-    task: tokio::task::JoinHandle<Result<u64, BucketError>>,
-    /// The object key.
-    pub key: String,
-}
-
-impl UploadHandle {
-    /// Waits for the upload; it completes only if the writer was committed.
-    pub async fn wait(self) -> Result<u64, BucketError> {
-        self.task
-            .await
-            .map_err(|e| BucketError::Store(format!("the upload task failed: {e}")))?
-    }
-}
-
-/// The blocking writer side of an upload (used from the snapshot writer thread).
-pub struct UploadWriter {
-    tx: Option<tokio::sync::mpsc::Sender<Chunk>>,
-    buf: Vec<u8>,
-}
-
-impl UploadWriter {
-    fn send(&mut self, chunk: Chunk) -> io::Result<()> {
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| io::Error::other("the upload is already finished"))?;
-        tx.blocking_send(chunk)
-            .map_err(|_| io::Error::other("the upload stopped"))
-    }
-
-    /// Sends the last bytes and marks the upload complete.
-    pub fn commit(mut self) -> io::Result<()> {
-        let rest = std::mem::take(&mut self.buf);
-        if !rest.is_empty() {
-            self.send(Chunk::Data(Bytes::from(rest)))?;
-        }
-        self.send(Chunk::Done)?;
-        self.tx = None;
-        Ok(())
-    }
-}
-
-impl UploadWriter {
-    /// [`commit`](Self::commit) from async code.
-    pub async fn commit_async(mut self) -> io::Result<()> {
-        let tx = self
-            .tx
-            .take()
-            .ok_or_else(|| io::Error::other("the upload is already finished"))?;
-        let rest = std::mem::take(&mut self.buf);
-        if !rest.is_empty() {
-            tx.send(Chunk::Data(Bytes::from(rest)))
-                .await
-                .map_err(|_| io::Error::other("the upload stopped"))?;
-        }
-        tx.send(Chunk::Done)
-            .await
-            .map_err(|_| io::Error::other("the upload stopped"))
-    }
-}
-
-impl Write for UploadWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= 1 << 20 {
-            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(1 << 20));
-            self.send(Chunk::Data(Bytes::from(full)))?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A blocking reader over a streamed object.
-pub struct ObjectReader {
-    rx: tokio::sync::mpsc::Receiver<io::Result<Bytes>>,
-    current: Bytes,
-}
-
-impl Read for ObjectReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(b)) => self.current = b,
-                Some(Err(e)) => return Err(e),
-                None => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current[..n]);
-        self.current = self.current.slice(n..);
-        Ok(n)
-    }
-}
-
-/// Which snapshots `prune` deletes: all but the newest `keep_last` and the
-/// newest of each of the `keep_daily` most recent days, per cluster.
-pub fn prune_plan(listed: &[Listed], keep_last: usize, keep_daily: usize) -> Vec<Listed> {
-    let mut by_cluster: std::collections::BTreeMap<&str, Vec<&Listed>> = Default::default();
-    for l in listed {
-        by_cluster.entry(&l.cluster).or_default().push(l);
-    }
-    let mut delete = Vec::new();
-    for (_, mut snaps) in by_cluster {
-        snaps.sort_by(|a, b| b.timestamp.cmp(&a.timestamp));
-        let mut keep: std::collections::HashSet<&str> = snaps
-            .iter()
-            .take(keep_last)
-            .map(|l| l.key.as_str())
-            .collect();
-        let mut days = Vec::new();
-        for l in &snaps {
-            let day = &l.timestamp[..8];
-            if days.len() < keep_daily && !days.contains(&day) {
-                days.push(day);
-                keep.insert(&l.key);
-            }
-        }
-        delete.extend(
-            snaps
-                .into_iter()
-                .filter(|l| !keep.contains(l.key.as_str()))
-                .cloned(),
-        );
-    }
-    delete.sort_by(|a, b| a.key.cmp(&b.key));
-    delete
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn l(cluster: &str, ts: &str) -> Listed {
-        Listed {
-            key: format!("p/{cluster}/{ts}{SNAPSHOT_SUFFIX}"),
-            cluster: cluster.into(),
-            timestamp: ts.into(),
-            size: 1,
-            signed: false,
-        }
-    }
-
-    #[test]
-    fn prune_keeps_last_and_daily_per_cluster() {
-        let listed = vec![
-            l("a", "20260101T010000Z"),
-            l("a", "20260101T020000Z"),
-            l("a", "20260102T010000Z"),
-            l("a", "20260103T010000Z"),
-            l("a", "20260103T020000Z"),
-            l("b", "20260101T010000Z"),
-        ];
-        let del: Vec<String> = prune_plan(&listed, 1, 2)
-            .into_iter()
-            .map(|x| x.timestamp)
-            .collect();
-        // keep-last 1: a 0103T02; daily 2: 0103 (T02) and 0102; b keeps its only one.
-        assert_eq!(
-            del,
-            ["20260101T010000Z", "20260101T020000Z", "20260103T010000Z"]
-        );
-        assert!(prune_plan(&listed, 10, 0).is_empty());
-    }
-
-    #[test]
-    fn timestamps() {
-        assert!(is_timestamp("20261126T164600Z"));
-        assert!(!is_timestamp("2026-11-26"));
-        assert_eq!(timestamp_of("2026-11-26T16:46:00Z"), "20261126T164600Z");
     }
 }
