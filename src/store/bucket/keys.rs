@@ -1,6 +1,8 @@
 //! The object-key layout, `<prefix>/<cluster>/<YYYYMMDDTHHMMSSZ>.tar.gz.age`
 //! (plus `<same>.sig`), and what a `load --from`/`show` URL names.
 
+use object_store::path::Path;
+
 /// The suffix of snapshot objects.
 pub const SNAPSHOT_SUFFIX: &str = ".tar.gz.age";
 
@@ -60,6 +62,65 @@ pub fn timestamp_of(rfc3339: &str) -> String {
     }
 }
 
+/// `rest` (parts separated by `/`, empty parts skipped) below `prefix`.
+fn object_key(prefix: &Path, rest: &str) -> Path {
+    let mut p = prefix.clone();
+    for part in rest.split('/').filter(|s| !s.is_empty()) {
+        p = p.clone().join(part);
+    }
+    p
+}
+
+/// The object key for a snapshot of `cluster` taken at `timestamp`
+/// (`YYYYMMDDTHHMMSSZ`) under `prefix`.
+pub(super) fn snapshot_key(prefix: &Path, cluster: &str, timestamp: &str) -> String {
+    object_key(prefix, &format!("{cluster}/{timestamp}{SNAPSHOT_SUFFIX}")).to_string()
+}
+
+/// What the path of a `load --from`/`show` URL names.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Named<'a> {
+    /// `…/latest`: the newest snapshot under `parent`.
+    Latest {
+        /// The prefix to look in.
+        parent: &'a str,
+    },
+    /// One snapshot object, which lies in `parent`.
+    Object {
+        /// The prefix holding the object.
+        parent: &'a str,
+    },
+    /// Neither: not something `load`/`show` can read.
+    Other,
+}
+
+/// What `path` (the key part of a bucket URL) names.
+pub(super) fn named(path: &str) -> Named<'_> {
+    if let Some(parent) = path.strip_suffix("latest") {
+        return Named::Latest {
+            parent: parent.trim_end_matches('/'),
+        };
+    }
+    if path.ends_with(SNAPSHOT_SUFFIX) {
+        return Named::Object {
+            parent: path.rsplit_once('/').map(|(p, _)| p).unwrap_or(""),
+        };
+    }
+    Named::Other
+}
+
+/// The URL of the prefix a `…/latest` URL looks in.
+pub(super) fn latest_parent_url(url: &str) -> &str {
+    url.trim_end_matches("latest").trim_end_matches('/')
+}
+
+/// What `latest` resolves to in a listing: the snapshot with the newest
+/// timestamp, whichever its cluster; of equal timestamps, the last listed
+/// (a listing is sorted by timestamp, then cluster).
+pub fn newest(listed: &[Listed]) -> Option<&Listed> {
+    listed.iter().max_by(|a, b| a.timestamp.cmp(&b.timestamp))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,5 +130,86 @@ mod tests {
         assert!(is_timestamp("20261126T164600Z"));
         assert!(!is_timestamp("2026-11-26"));
         assert_eq!(timestamp_of("2026-11-26T16:46:00Z"), "20261126T164600Z");
+    }
+
+    #[test]
+    fn snapshot_keys_follow_the_layout_and_parse_back() {
+        let ts = "20261126T164600Z";
+        assert_eq!(
+            snapshot_key(&Path::from("backups/helm"), "prod", ts),
+            "backups/helm/prod/20261126T164600Z.tar.gz.age"
+        );
+        // An empty prefix (a bucket's root) adds no leading slash.
+        let root = snapshot_key(&Path::from(""), "prod", ts);
+        assert_eq!(root, "prod/20261126T164600Z.tar.gz.age");
+        assert_eq!(parse_snapshot_key(&root), Some(("prod", ts)));
+        assert_eq!(
+            parse_snapshot_key("a/b/prod/20261126T164600Z.tar.gz.age"),
+            Some(("prod", ts))
+        );
+    }
+
+    #[test]
+    fn other_objects_are_not_snapshots() {
+        for key in [
+            "p/prod/20261126T164600Z.tar.gz.age.sig",
+            "p/prod/20261126T164600Z.tar.gz",
+            "p/prod/2026-11-26.tar.gz.age",
+            "20261126T164600Z.tar.gz.age",
+            "/20261126T164600Z.tar.gz.age",
+            "p/prod/notes.txt",
+        ] {
+            assert_eq!(parse_snapshot_key(key), None, "{key}");
+        }
+    }
+
+    #[test]
+    fn what_a_url_path_names() {
+        assert_eq!(named("p/prod/latest"), Named::Latest { parent: "p/prod" });
+        assert_eq!(named("latest"), Named::Latest { parent: "" });
+        assert_eq!(
+            named("p/prod/20261126T164600Z.tar.gz.age"),
+            Named::Object { parent: "p/prod" }
+        );
+        assert_eq!(
+            named("20261126T164600Z.tar.gz.age"),
+            Named::Object { parent: "" }
+        );
+        assert_eq!(named("p/prod"), Named::Other);
+        assert_eq!(named(""), Named::Other);
+        assert_eq!(latest_parent_url("s3://b/p/prod/latest"), "s3://b/p/prod");
+        assert_eq!(latest_parent_url("file:///d/latest"), "file:///d");
+    }
+
+    fn listed(cluster: &str, timestamp: &str) -> Listed {
+        Listed {
+            key: format!("p/{cluster}/{timestamp}{SNAPSHOT_SUFFIX}"),
+            cluster: cluster.into(),
+            timestamp: timestamp.into(),
+            size: 1,
+            signed: false,
+        }
+    }
+
+    #[test]
+    fn latest_is_the_newest_timestamp_of_any_cluster() {
+        assert!(newest(&[]).is_none());
+        let one = [listed("a", "20260101T000000Z")];
+        assert_eq!(
+            newest(&one).map(|l| l.key.as_str()),
+            Some(one[0].key.as_str())
+        );
+        // Listings are sorted by timestamp then cluster; the newest wins
+        // whatever its cluster, and of equal timestamps the last listed.
+        let many = [
+            listed("b", "20260101T000000Z"),
+            listed("a", "20260102T000000Z"),
+            listed("c", "20260102T000000Z"),
+            listed("z", "20260101T120000Z"),
+        ];
+        assert_eq!(
+            newest(&many).map(|l| l.key.as_str()),
+            Some("p/c/20260102T000000Z.tar.gz.age")
+        );
     }
 }

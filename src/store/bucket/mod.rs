@@ -25,7 +25,8 @@ mod stream;
 pub use super::unfinished::abort_uploads;
 use super::unfinished::{ActiveUpload, interrupted};
 use aws_profile::aws_profile_credentials;
-pub use keys::{Listed, SNAPSHOT_SUFFIX, is_timestamp, parse_snapshot_key, timestamp_of};
+use keys::Named;
+pub use keys::{Listed, SNAPSHOT_SUFFIX, is_timestamp, newest, parse_snapshot_key, timestamp_of};
 pub use retention::prune_plan;
 use stream::Chunk;
 pub use stream::{ObjectReader, Upload, UploadHandle, UploadWriter};
@@ -160,18 +161,9 @@ impl Bucket {
         &self.url
     }
 
-    fn key(&self, rest: &str) -> Path {
-        let mut p = self.prefix.clone();
-        for part in rest.split('/').filter(|s| !s.is_empty()) {
-            p = p.clone().join(part);
-        }
-        p
-    }
-
     /// The object key for a new snapshot of `cluster` taken at `timestamp`.
     pub fn snapshot_key(&self, cluster: &str, timestamp: &str) -> String {
-        self.key(&format!("{cluster}/{timestamp}{SNAPSHOT_SUFFIX}"))
-            .to_string()
+        keys::snapshot_key(&self.prefix, cluster, timestamp)
     }
 
     /// Streams an upload: returns a writer for the snapshot bytes and the
@@ -356,42 +348,29 @@ impl Bucket {
     /// `…/latest` (the newest snapshot under that prefix).
     pub async fn resolve(&self) -> Result<(Bucket, String), BucketError> {
         let path = self.prefix.to_string();
-        if let Some(parent) = path.strip_suffix("latest").map(|p| p.trim_end_matches('/')) {
-            let parent_url = self
-                .url
-                .trim_end_matches("latest")
-                .trim_end_matches('/')
-                .to_owned();
-            let scoped = Bucket {
-                store: self.store.clone(),
-                prefix: Path::from(parent),
-                url: parent_url.clone(),
-            };
-            let newest = scoped
-                .list()
-                .await?
-                .into_iter()
-                .max_by(|a, b| a.timestamp.cmp(&b.timestamp));
-            let key = newest
-                .map(|l| l.key)
-                .ok_or(BucketError::NotFound(parent_url))?;
-            return Ok((scoped, key));
+        let scoped = |prefix: &str, url: &str| Bucket {
+            store: self.store.clone(),
+            prefix: Path::from(prefix),
+            url: url.to_owned(),
+        };
+        match keys::named(&path) {
+            Named::Latest { parent } => {
+                let parent_url = keys::latest_parent_url(&self.url);
+                let scoped = scoped(parent, parent_url);
+                let listed = scoped.list().await?;
+                let key = keys::newest(&listed)
+                    .map(|l| l.key.clone())
+                    .ok_or_else(|| BucketError::NotFound(parent_url.to_owned()))?;
+                Ok((scoped, key))
+            }
+            Named::Object { parent } => Ok((scoped(parent, &self.url), path.clone())),
+            Named::Other => Err(BucketError::Url {
+                url: self.url.clone(),
+                why: format!(
+                    "name a snapshot object (…{SNAPSHOT_SUFFIX}) or end the URL with /latest"
+                ),
+            }),
         }
-        if path.ends_with(SNAPSHOT_SUFFIX) {
-            let parent = path.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-            return Ok((
-                Bucket {
-                    store: self.store.clone(),
-                    prefix: Path::from(parent),
-                    url: self.url.clone(),
-                },
-                path,
-            ));
-        }
-        Err(BucketError::Url {
-            url: self.url.clone(),
-            why: format!("name a snapshot object (…{SNAPSHOT_SUFFIX}) or end the URL with /latest"),
-        })
     }
 
     /// Copies an object within the store, replacing `to` (server-side).
