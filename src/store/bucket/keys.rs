@@ -45,21 +45,7 @@ pub fn is_timestamp(s: &str) -> bool {
 
 /// A snapshot timestamp for object names, from an RFC 3339 time.
 pub fn timestamp_of(rfc3339: &str) -> String {
-    match crate::timefmt::parse_rfc3339(rfc3339) {
-        Some(t) => {
-            let t = t.to_offset(time::UtcOffset::UTC);
-            format!(
-                "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-                t.year(),
-                u8::from(t.month()),
-                t.day(),
-                t.hour(),
-                t.minute(),
-                t.second()
-            )
-        }
-        None => "19700101T000000Z".to_owned(),
-    }
+    crate::timefmt::basic_utc(rfc3339).unwrap_or_else(|| "19700101T000000Z".to_owned())
 }
 
 /// `rest` (parts separated by `/`, empty parts skipped) below `prefix`.
