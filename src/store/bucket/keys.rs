@@ -107,6 +107,18 @@ pub fn newest(listed: &[Listed]) -> Option<&Listed> {
     listed.iter().max_by(|a, b| a.timestamp.cmp(&b.timestamp))
 }
 
+/// A listed snapshot `p/<cluster>/<timestamp>.tar.gz.age`, for tests.
+#[cfg(test)]
+pub(super) fn listed(cluster: &str, timestamp: &str) -> Listed {
+    Listed {
+        key: format!("p/{cluster}/{timestamp}{SNAPSHOT_SUFFIX}"),
+        cluster: cluster.into(),
+        timestamp: timestamp.into(),
+        size: 1,
+        signed: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,16 +177,6 @@ mod tests {
         assert_eq!(named(""), Named::Other);
         assert_eq!(latest_parent_url("s3://b/p/prod/latest"), "s3://b/p/prod");
         assert_eq!(latest_parent_url("file:///d/latest"), "file:///d");
-    }
-
-    fn listed(cluster: &str, timestamp: &str) -> Listed {
-        Listed {
-            key: format!("p/{cluster}/{timestamp}{SNAPSHOT_SUFFIX}"),
-            cluster: cluster.into(),
-            timestamp: timestamp.into(),
-            size: 1,
-            signed: false,
-        }
     }
 
     #[test]

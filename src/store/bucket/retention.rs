@@ -40,16 +40,15 @@ pub fn prune_plan(listed: &[Listed], keep_last: usize, keep_daily: usize) -> Vec
 #[cfg(test)]
 mod tests {
     use super::super::SNAPSHOT_SUFFIX;
+    use super::super::keys::listed as l;
     use super::*;
 
-    fn l(cluster: &str, ts: &str) -> Listed {
-        Listed {
-            key: format!("p/{cluster}/{ts}{SNAPSHOT_SUFFIX}"),
-            cluster: cluster.into(),
-            timestamp: ts.into(),
-            size: 1,
-            signed: false,
-        }
+    /// The timestamps `prune_plan` deletes.
+    fn deleted_timestamps(listed: &[Listed], keep_last: usize, keep_daily: usize) -> Vec<String> {
+        prune_plan(listed, keep_last, keep_daily)
+            .into_iter()
+            .map(|x| x.timestamp)
+            .collect()
     }
 
     #[test]
@@ -62,10 +61,7 @@ mod tests {
             l("a", "20260103T020000Z"),
             l("b", "20260101T010000Z"),
         ];
-        let del: Vec<String> = prune_plan(&listed, 1, 2)
-            .into_iter()
-            .map(|x| x.timestamp)
-            .collect();
+        let del = deleted_timestamps(&listed, 1, 2);
         // keep-last 1: a 0103T02; daily 2: 0103 (T02) and 0102; b keeps its only one.
         assert_eq!(
             del,
@@ -119,10 +115,7 @@ mod tests {
             l("a", "20260102T020000Z"),
             l("a", "20260105T010000Z"),
         ];
-        let del: Vec<String> = prune_plan(&listed, 0, 2)
-            .into_iter()
-            .map(|x| x.timestamp)
-            .collect();
+        let del = deleted_timestamps(&listed, 0, 2);
         assert_eq!(del, ["20260101T230000Z", "20260102T010000Z"]);
     }
 
