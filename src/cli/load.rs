@@ -14,6 +14,7 @@ use crate::config::{Loaded, effective_order};
 use crate::release::Installed;
 use crate::restore::crds::{CrdOutcome, ensure};
 use crate::restore::execute::{HelmRunner, Outcome, Report, Stop, run_plan};
+use crate::restore::history::{self, Keep, Storage};
 use crate::restore::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use crate::restore::preflight;
 use crate::snapshot::{Entry, IndexCrd, Limits, SourceKind};
@@ -121,6 +122,14 @@ pub struct LoadArgs {
 
     #[command(flatten, next_help_heading = "Helm 2 (Tiller)")]
     pub tiller: TillerArgs,
+
+    /// Restore at most the newest N saved revisions of each release (the restored one always)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "no_history")]
+    pub history: Option<u32>,
+
+    /// Restore no history: only the restored revision, as helm installs it (revision 1)
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 fn helm_bin() -> PathBuf {
@@ -192,16 +201,29 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     }
     let input = source.open()?;
     let opened = crate::vault::open(input, &identities)?;
+    let keep = match (args.no_history, args.history) {
+        (true, _) => Keep::None,
+        (false, Some(n)) => Keep::Newest(n),
+        (false, None) => Keep::All,
+    };
     let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
     let mut records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
     let mut crds: Vec<(IndexCrd, Vec<u8>)> = Vec::new();
     let index =
         crate::release::read_checked(opened.reader, &Limits::default(), |index, entry, data| {
             let wanted = wanted.get_or_insert_with(|| {
-                targets(index, &args.status)
+                let mut w: std::collections::HashSet<_> = targets(index, &args.status)
                     .values()
                     .map(|t| (t.row.namespace.clone(), t.row.name.clone(), t.row.revision))
-                    .collect()
+                    .collect();
+                if index.source.kind != SourceKind::Tiller {
+                    w.extend(history::records_needed(
+                        index,
+                        &restored(index, &args.status),
+                        keep,
+                    ));
+                }
+                w
             });
             match entry {
                 Entry::Release(row) => {
@@ -249,7 +271,17 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         Some(t) => Some(runtime.block_on(crate::tiller::restore::existing(t, scope.as_deref()))?),
         None => None,
     };
-    let existing: HashMap<(String, String), Installed> = match (&cluster, &tiller_existing) {
+    // The history of each release (Helm 3/4 only; not into Tiller).
+    let keep = if helm2 { Keep::None } else { keep };
+    let histories =
+        history::wanted_all(&index, &restored(&index, &args.status), keep, |ns, n, r| {
+            records.get(&(ns.to_owned(), n.to_owned(), r)).cloned()
+        })
+        .map_err(fail)?;
+    let storage = cluster
+        .as_ref()
+        .map(|c| Storage::new(c.client.clone(), driver, restore_description(&index)));
+    let mut existing: HashMap<(String, String), Installed> = match (&cluster, &tiller_existing) {
         (Some(cluster), _) => runtime.block_on(installed_releases(
             &cluster.client,
             driver,
@@ -270,6 +302,11 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             .collect(),
         (None, None) => Default::default(),
     };
+    if let Some(storage) = &storage {
+        runtime
+            .block_on(history::recognize(storage, &histories, &mut existing))
+            .map_err(|e| fail(format!("cannot read the release storage: {e}")))?;
+    }
     let steps = plan(&PlanInput {
         index: &index,
         selection: &selection,
@@ -320,6 +357,18 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 CrdOutcome::Failed(e) => format!("cannot be checked: {e}"),
             };
             text.push_str(&format!("CRD {name}: {what}\n"));
+        }
+        for o in run_history(
+            &runtime,
+            storage.as_ref(),
+            &histories,
+            &steps,
+            true,
+            args.jobs,
+            &|| false,
+        ) {
+            text.push_str(&history::report_line(&o, true));
+            text.push('\n');
         }
         print_stdout(&text)?;
         return match &preflight {
@@ -375,8 +424,35 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 eprintln!("skipped   {}: {why}", s.key());
             }
         }
+        let outcomes = run_history(
+            &runtime,
+            storage.as_ref(),
+            &histories,
+            &steps,
+            false,
+            args.jobs,
+            &|| false,
+        );
+        for o in &outcomes {
+            eprintln!("{}", history::report_line(o, false));
+        }
+        let failed = outcomes.iter().filter(|o| o.failed()).count();
+        let written = outcomes.iter().filter(|o| !o.ops.is_empty()).count();
+        if failed > 0 {
+            return Err(Failure {
+                message: format!(
+                    "the history of {failed} release(s) could not be restored (listed above); fix the cause and run load again to complete"
+                ),
+                code: EXIT_PARTIAL,
+            });
+        }
         eprintln!(
-            "Nothing to install: every selected release in the snapshot is already installed."
+            "Nothing to install: every selected release in the snapshot is already installed{}.",
+            match written {
+                0 if histories.is_empty() => String::new(),
+                0 => "; every restored history is complete".to_owned(),
+                n => format!("; completed the history of {n} release(s)"),
+            }
         );
         return Ok(());
     }
@@ -404,15 +480,41 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         _ => run_plan(&runner, &steps, args.jobs, fetch, print),
     };
     drop(records);
+    // The other saved revisions of the releases now installed.
+    let done_steps: Vec<Step> = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Done | Outcome::Skipped(_)))
+        .map(|r| r.step.clone())
+        .collect();
+    let history_outcomes = run_history(
+        &runtime,
+        storage.as_ref(),
+        &histories,
+        &done_steps,
+        false,
+        args.jobs,
+        &stopped,
+    );
+    for o in &history_outcomes {
+        if !stopped() {
+            eprintln!("{}", history::report_line(o, false));
+        }
+    }
+    other_failures += history_outcomes.iter().filter(|o| o.failed()).count();
 
     // Every selected release must be deployed now, whatever helm said.
     let not_deployed: Vec<(String, String)> = match &cluster {
         Some(cluster) => {
-            match runtime.block_on(installed_releases(
-                &cluster.client,
-                driver,
-                scope.as_deref(),
-            )) {
+            let now = runtime.block_on(async {
+                let mut now = installed_releases(&cluster.client, driver, scope.as_deref())
+                    .await
+                    .map_err(|e| super::one_line(&e))?;
+                if let Some(storage) = &storage {
+                    history::recognize(storage, &histories, &mut now).await?;
+                }
+                Ok::<_, String>(now)
+            });
+            match now {
                 Ok(now) => steps
                     .iter()
                     .filter(|s| s.selected)
@@ -426,10 +528,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                     .collect(),
                 Err(e) => {
                     // Not knowing is not success.
-                    eprintln!(
-                        "FAILED    cannot check that every release is deployed: {}",
-                        super::one_line(&e)
-                    );
+                    eprintln!("FAILED    cannot check that every release is deployed: {e}");
                     other_failures += 1;
                     Vec::new()
                 }
@@ -635,10 +734,7 @@ fn helm_runner(
     HelmRunner {
         bin,
         global_args,
-        description: format!(
-            "Restored by helm-bulk from a snapshot taken {}",
-            index.created_at
-        ),
+        description: restore_description(index),
         freezer: if helm2 {
             crate::tiller::freeze::freeze_record
         } else {
@@ -646,6 +742,57 @@ fn helm_runner(
         },
         stop,
     }
+}
+
+/// The description helm-bulk gives the releases it installs.
+fn restore_description(index: &crate::snapshot::Index) -> String {
+    format!(
+        "Restored by helm-bulk from a snapshot taken {}",
+        index.created_at
+    )
+}
+
+/// The restored revision of each release: `(namespace, name)` → revision.
+fn restored(
+    index: &crate::snapshot::Index,
+    statuses: &[String],
+) -> std::collections::BTreeMap<(String, String), u32> {
+    targets(index, statuses)
+        .into_iter()
+        .map(|(k, t)| (k, t.row.revision))
+        .collect()
+}
+
+/// Restores the history of the steps' releases that are installed by this
+/// load or were already (not of upgraded or refused ones); in a dry run, says
+/// what it would write.
+fn run_history(
+    runtime: &tokio::runtime::Runtime,
+    storage: Option<&Storage>,
+    histories: &std::collections::BTreeMap<(String, String), history::Wanted>,
+    steps: &[Step],
+    dry_run: bool,
+    jobs: usize,
+    stopped: &dyn Fn() -> bool,
+) -> Vec<history::Outcome> {
+    let Some(storage) = storage else {
+        return Vec::new();
+    };
+    let releases: Vec<(&history::Wanted, bool)> = steps
+        .iter()
+        .filter(|s| s.selected && !matches!(s.action, Action::Upgrade | Action::Refuse(_)))
+        .filter_map(|s| {
+            let w = histories.get(&(s.namespace.clone(), s.name.clone()))?;
+            let fresh = matches!(
+                s.action,
+                Action::Install | Action::Complete | Action::Replace
+            );
+            Some((w, fresh))
+        })
+        .collect();
+    runtime.block_on(history::restore_all(
+        storage, &releases, dry_run, jobs, stopped,
+    ))
 }
 
 /// The snapshot's CRD rows with their JSON.
