@@ -763,7 +763,7 @@ pub fn ranges(revs: &[u32]) -> String {
 
 /// The line load prints for one release's history.
 pub fn report_line(o: &Outcome, dry_run: bool) -> String {
-    let written: Vec<u32> = o
+    let mut written: Vec<u32> = o
         .ops
         .iter()
         .filter_map(|op| match op {
@@ -771,6 +771,8 @@ pub fn report_line(o: &Outcome, dry_run: bool) -> String {
             Op::Delete(_) => None,
         })
         .collect();
+    written.sort_unstable();
+    written.dedup();
     let mut line = if let Some(e) = &o.error {
         format!(
             "FAILED    {}: history: {e}{}",
