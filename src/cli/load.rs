@@ -51,6 +51,13 @@ deployed at the end (each is listed); the others were restored. Ctrl-C,
 SIGTERM and SIGHUP stop starting installs, undo the installs they cut short and
 exit 128 + the signal number; a second Ctrl-C exits at once.
 
+The release's saved history comes back too (Helm 3/4 snapshots): the restored
+revision keeps its number and every other saved revision (older ones, a failed
+upgrade after it) is written to Helm's storage as saved, so `helm history` and
+`helm rollback` work as before. --history N keeps the newest N revisions,
+--no-history restores the one revision as revision 1. A rerun completes an
+interrupted history; revisions already stored as saved are left alone.
+
 Helm 2 snapshots (save --source tiller or tiller-storage) are migrated: each
 release is installed into Helm 3/4 as a frozen chart made from its manifest,
 hooks (crd-install hooks become the chart's crds/), values and chart metadata.
