@@ -354,7 +354,27 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     };
 
     if args.dry_run {
-        let mut text = plan_table(&steps, preflight.as_ref());
+        // What the history writes would be, in each release's REASON.
+        let mut shown = steps.clone();
+        let outcomes = run_history(
+            &runtime,
+            storage.as_ref(),
+            &histories,
+            &steps,
+            true,
+            args.jobs,
+            &|| false,
+        );
+        for s in &mut shown {
+            if let Some(o) = outcomes.iter().find(|o| o.key == s.key()) {
+                let h = format!("history: {}", history::summary(o, true));
+                s.note = Some(match s.note.take() {
+                    Some(n) => format!("{n}; {h}"),
+                    None => h,
+                });
+            }
+        }
+        let mut text = plan_table(&shown, preflight.as_ref());
         for (name, o) in &crd_outcomes {
             let what = match o {
                 CrdOutcome::WouldCreate => "would be created".to_owned(),
@@ -364,18 +384,6 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 CrdOutcome::Failed(e) => format!("cannot be checked: {e}"),
             };
             text.push_str(&format!("CRD {name}: {what}\n"));
-        }
-        for o in run_history(
-            &runtime,
-            storage.as_ref(),
-            &histories,
-            &steps,
-            true,
-            args.jobs,
-            &|| false,
-        ) {
-            text.push_str(&history::report_line(&o, true));
-            text.push('\n');
         }
         print_stdout(&text)?;
         return match &preflight {

@@ -763,6 +763,14 @@ pub fn ranges(revs: &[u32]) -> String {
 
 /// The line load prints for one release's history.
 pub fn report_line(o: &Outcome, dry_run: bool) -> String {
+    if o.error.is_some() {
+        return format!("FAILED    {}: history: {}", o.key, summary(o, dry_run));
+    }
+    format!("history   {}: {}", o.key, summary(o, dry_run))
+}
+
+/// What restoring one release's history did (or, in a dry run, would do).
+pub fn summary(o: &Outcome, dry_run: bool) -> String {
     let mut written: Vec<u32> = o
         .ops
         .iter()
@@ -775,8 +783,7 @@ pub fn report_line(o: &Outcome, dry_run: bool) -> String {
     written.dedup();
     let mut line = if let Some(e) = &o.error {
         format!(
-            "FAILED    {}: history: {e}{}",
-            o.key,
+            "{e}{}",
             if written.is_empty() {
                 String::new()
             } else {
@@ -784,18 +791,22 @@ pub fn report_line(o: &Outcome, dry_run: bool) -> String {
             }
         )
     } else if let Some(why) = &o.not_ours {
-        format!("history   {}: not restored: {why}", o.key)
+        format!("not restored: {why}")
     } else if written.is_empty() {
         format!(
-            "history   {}: revisions {} as saved; nothing to write",
-            o.key,
+            "revisions {} as saved; nothing to write",
             ranges(&o.revisions)
         )
-    } else {
-        let verb = if dry_run { "would write" } else { "wrote" };
+    } else if dry_run {
         format!(
-            "history   {}: revisions {} as saved ({} restored); {verb} {} in {:.2}s",
-            o.key,
+            "revisions {} as saved ({} restored); would write {}",
+            ranges(&o.revisions),
+            o.deployed,
+            ranges(&written)
+        )
+    } else {
+        format!(
+            "revisions {} as saved ({} restored); wrote {} in {:.2}s",
             ranges(&o.revisions),
             o.deployed,
             ranges(&written),
