@@ -786,6 +786,15 @@ impl Before {
         }
     }
 
+    /// Sets the status `helm list` is expected to show for a release.
+    fn set_listed_status(&mut self, ns: &str, name: &str, status: &str) {
+        for e in self.releases.iter_mut() {
+            if e.namespace == ns && e.name == name {
+                e.row["status"] = json!(status);
+            }
+        }
+    }
+
     fn release(&self, ns: &str, name: &str) -> &Expected {
         self.releases
             .iter()
@@ -932,14 +941,39 @@ fn verify_release(env: &TestEnv, helm: Helm, want: &Expected, list: &[Value], wh
         want.row,
         "{what}: helm list row of {ns}/{name}"
     );
+    // The release's last deployed revision (helm's current one; the newest
+    // revision is a failed upgrade after it when the history has one).
+    let history = parse_json(
+        &env.helm(helm, ["history", name, "-n", ns, "-o", "json"]),
+        "helm history",
+    );
+    let deployed = history
+        .as_array()
+        .and_then(|h| h.iter().rev().find(|e| e["status"] == "deployed"))
+        .and_then(|e| e["revision"].as_u64())
+        .unwrap_or_else(|| panic!("{what}: {ns}/{name} has no deployed revision: {history}"));
+    let rev = deployed.to_string();
     let values = parse_json(
-        &env.helm(helm, ["get", "values", name, "-n", ns, "-o", "json"]),
+        &env.helm(
+            helm,
+            [
+                "get",
+                "values",
+                name,
+                "-n",
+                ns,
+                "--revision",
+                &rev,
+                "-o",
+                "json",
+            ],
+        ),
         "helm get values",
     );
     assert_eq!(values, want.values, "{what}: values of {ns}/{name}");
-    let notes = env.helm(helm, ["get", "notes", name, "-n", ns]);
+    let notes = env.helm(helm, ["get", "notes", name, "-n", ns, "--revision", &rev]);
     assert_eq!(notes, want.notes, "{what}: notes of {ns}/{name}");
-    let manifest = manifest_and_hooks(env, helm, ns, name, None);
+    let manifest = manifest_and_hooks(env, helm, ns, name, Some(deployed));
     let refs = parse_refs(&manifest, ns);
     assert_eq!(
         refs, want.refs,
@@ -1055,7 +1089,7 @@ fn round_trip(helm: Helm) {
     let canary = format!("canary-{}", random_hex(12));
     let operator = operator_chart(run.work.path());
     install_fixtures(&env, helm, &canary, &operator);
-    let before = Before::record(&env, helm);
+    let mut before = Before::record(&env, helm);
     before.check_fixtures();
     // Positive control for the plaintext scans: the canary is a user value.
     assert_eq!(
@@ -1063,6 +1097,17 @@ fn round_trip(helm: Helm) {
         canary.as_str()
     );
     fail_flaky_upgrade(&env, helm);
+    // helm list shows the newest revision's status: flaky's is `failed` now,
+    // and load restores the history, that failed revision included.
+    let listed = env.helm_list(helm);
+    for e in before.releases.iter_mut() {
+        let status = listed
+            .iter()
+            .find(|r| r["namespace"] == e.namespace.as_str() && r["name"] == e.name.as_str())
+            .map(|r| r["status"].clone());
+        e.row["status"] = status.unwrap_or_default();
+    }
+    assert_eq!(before.release("gamma", "flaky").row["status"], "failed");
     // The largest release record, for the size comparison after the restore.
     let (largest, original_size) = before
         .releases
@@ -1277,7 +1322,11 @@ fn round_trip(helm: Helm) {
         "{stderr}"
     );
     // Values, the manifest (the re-rendered random password too) are back.
+    // load --upgrade upgraded flaky too, whose newest revision was its
+    // failed upgrade: helm list shows the new, deployed revision.
+    before.set_listed_status("gamma", "flaky", "deployed");
     before.verify(&env, helm, "load --upgrade after a change");
+    before.set_listed_status("gamma", "flaky", "failed");
     run.step("load --upgrade");
 
     // ---- --dry-run changes nothing ---------------------------------------------------
