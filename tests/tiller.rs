@@ -764,6 +764,69 @@ fn helm2_statuses(tiller: &real::RealTiller, name: &str) -> Vec<(u32, String)> {
         .collect()
 }
 
+/// web's Helm 2 history before the save: `helm history` rows and each
+/// revision's manifest.
+struct Helm2History {
+    rows: Vec<Value>,
+    manifests: Vec<String>,
+}
+
+impl Helm2History {
+    fn record(tiller: &real::RealTiller) -> Helm2History {
+        let out = tiller.helm2_ok(&["history", "web", "--max", "100", "-o", "json"]);
+        let rows: Vec<Value> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(rows.len(), 2, "web has 2 revisions: {out}");
+        let manifests = rows
+            .iter()
+            .map(|r| {
+                let rev = r["revision"].to_string();
+                tiller.helm2_ok(&["get", "manifest", "web", "--revision", &rev])
+            })
+            .collect();
+        Helm2History { rows, manifests }
+    }
+
+    /// Helm 3/4's history of the migrated web: the same revisions, statuses
+    /// (Helm 3's names), charts, app versions and descriptions, and the same
+    /// manifest for each revision.
+    fn verify(&self, env: &support::TestEnv, helm: support::Helm, what: &str) {
+        let out = env.helm(helm, ["history", "web", "-n", "h2app", "-o", "json"]);
+        let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+        let pick = |r: &Value| {
+            (
+                r["revision"].as_u64(),
+                r["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase(),
+                r["chart"].clone(),
+                r["description"].clone(),
+            )
+        };
+        // Helm 2's history has no app version column; the chart's is 2.0.1.
+        for r in &rows {
+            assert_eq!(r["app_version"], "2.0.1", "{what}: {r}");
+        }
+        assert_eq!(
+            rows.iter().map(pick).collect::<Vec<_>>(),
+            self.rows.iter().map(pick).collect::<Vec<_>>(),
+            "{what}: helm history of web"
+        );
+        for (row, manifest) in self.rows.iter().zip(&self.manifests) {
+            let rev = row["revision"].to_string();
+            let got = env.helm(
+                helm,
+                ["get", "manifest", "web", "-n", "h2app", "--revision", &rev],
+            );
+            assert_eq!(
+                got.trim(),
+                manifest.trim(),
+                "{what}: manifest of web revision {rev}"
+            );
+        }
+    }
+}
+
 /// One Helm 2 fixture release as it was before the save.
 #[derive(Debug)]
 struct Helm2Release {
@@ -988,6 +1051,8 @@ fn real_tiller_save_show_migrate_and_restore() {
         Helm2Release::record(&env, &src, "h2app", "web"),
         Helm2Release::record(&env, &src, "h2data", "db"),
     ];
+    // web's Helm 2 history, which the migration keeps (as `helm 2to3` does).
+    let web_history = Helm2History::record(&src);
     assert_eq!(
         before[0].values,
         serde_json::json!({"db": {"password": "s3cr3t-web-2"}, "replicas": 3})
@@ -1147,10 +1212,17 @@ fn real_tiller_save_show_migrate_and_restore() {
         let cells: Vec<&str> = line.split_whitespace().collect();
         // REVISION, CHART, ACTION and the preflight's verdict.
         assert_eq!(
-            cells[1..],
+            cells[1..5],
             [revision, "legacy2-1.4.2", "install", "ok"],
             "{line}"
         );
+        // REASON: the history to write (web has 2 revisions, db 1).
+        let history = if revision == "2" {
+            "history: revisions 1-2 as saved (2 restored); would write 1-2; would remove helm's revision 1"
+        } else {
+            "history: revisions 1 as saved (1 restored); would write 1"
+        };
+        assert_eq!(cells[5..].join(" "), history, "{line}");
     }
     assert!(
         env.helm_list(Helm::V4).is_empty(),
@@ -1173,6 +1245,7 @@ fn real_tiller_save_show_migrate_and_restore() {
     for r in &before {
         r.verify_migrated(&env, Helm::V4, "into Helm 4");
     }
+    web_history.verify(&env, Helm::V4, "into Helm 4");
     env.kubectl(["get", "crd", "widgets.legacy2.example.com"]);
     let out = ok(bulk(
         Helm::V4,
@@ -1208,6 +1281,32 @@ fn real_tiller_save_show_migrate_and_restore() {
     for r in &before {
         r.verify_migrated(&env, Helm::V3, "into Helm 3");
     }
+    web_history.verify(&env, Helm::V3, "into Helm 3");
+    // Rollback to the migrated revision 1 works.
+    env.helm(Helm::V3, ["rollback", "web", "1", "-n", "h2app"]);
+    let values: Value = serde_json::from_str(&env.helm(
+        Helm::V3,
+        ["get", "values", "web", "-n", "h2app", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        values,
+        serde_json::json!({"db": {"password": "s3cr3t-web-1"}}),
+        "revision 1's values after the rollback"
+    );
+    assert_eq!(
+        env.kubectl([
+            "get",
+            "secret",
+            "web-db",
+            "-n",
+            "h2app",
+            "-o",
+            "jsonpath={.data.password}"
+        ]),
+        base64::engine::general_purpose::STANDARD.encode("s3cr3t-web-1"),
+        "revision 1's objects after the rollback"
+    );
 
     // ---- lost again; restore into an empty Tiller (Secret storage this time).
     env.wipe();

@@ -223,7 +223,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                     .values()
                     .map(|t| (t.row.namespace.clone(), t.row.name.clone(), t.row.revision))
                     .collect();
-                if index.source.kind != SourceKind::Tiller {
+                if !args.to_tiller {
                     w.extend(history::records_needed(
                         index,
                         &restored(index, &args.status),
@@ -279,12 +279,20 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         None => None,
     };
     // The history of each release (Helm 3/4 only; not into Tiller).
-    let keep = if helm2 { Keep::None } else { keep };
+    // Helm 2 records are converted to Helm 3 records, as `helm 2to3` does.
+    let keep = if args.to_tiller { Keep::None } else { keep };
     let histories =
         history::wanted_all(&index, &restored(&index, &args.status), keep, |ns, n, r| {
-            records.get(&(ns.to_owned(), n.to_owned(), r)).cloned()
+            let data = records
+                .get(&(ns.to_owned(), n.to_owned(), r))
+                .ok_or("the snapshot has no record of it")?;
+            if helm2 {
+                crate::tiller::convert::record_to_helm3(data)
+            } else {
+                Ok(data.clone())
+            }
         })
-        .map_err(fail)?;
+        .map_err(|e| fail(format!("cannot restore the history of {e}")))?;
     let storage = cluster
         .as_ref()
         .map(|c| Storage::new(c.client.clone(), driver, restore_description(&index)));

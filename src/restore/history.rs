@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::release::storage::{self, Write};
 use crate::snapshot::{Index, IndexRow};
@@ -172,7 +172,7 @@ pub fn wanted<F>(
     record: F,
 ) -> Result<Wanted, String>
 where
-    F: Fn(u32) -> Option<Zeroizing<Vec<u8>>>,
+    F: Fn(u32) -> Result<Zeroizing<Vec<u8>>, String>,
 {
     let by = rows_by_release(index);
     let rows = by
@@ -185,8 +185,7 @@ where
         let Some(row) = rows.iter().find(|r| r.revision == n) else {
             continue;
         };
-        let data =
-            record(n).ok_or_else(|| format!("the snapshot has no record of revision {n}"))?;
+        let data = record(n).map_err(|e| format!("revision {n}: {e}"))?;
         let (status, data) = if n == deployed && row.status != "deployed" {
             (
                 "deployed".to_owned(),
@@ -281,9 +280,9 @@ pub fn plan(deployed: u32, revisions: &[u32], cluster: &BTreeMap<u32, Seen>) -> 
                 let newest = cluster.keys().next_back();
                 w.not_ours = Some(match newest {
                     Some(n) => format!(
-                        "the cluster's release (revision {n}) was not installed by this load"
+                        "the cluster's release (revision {n}) is not one this load restored"
                     ),
-                    None => "the release is not installed".to_owned(),
+                    None => "the cluster does not have the release".to_owned(),
                 });
                 return w;
             }
@@ -594,7 +593,7 @@ impl Storage {
                 let result = match self.driver {
                     Driver::Secret => {
                         let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-                        let obj = Secret {
+                        let mut obj = Secret {
                             metadata: meta,
                             type_: Some(storage::SECRET_TYPE.to_owned()),
                             data: Some(
@@ -607,23 +606,31 @@ impl Storage {
                             ..Default::default()
                         };
                         let name = storage::key(&want.name, n);
-                        match write {
+                        let r = match write {
                             Write::Create => api.create(&pp, &obj).await.map(drop),
                             Write::Update => api.replace(&name, &pp, &obj).await.map(drop),
+                        };
+                        for v in obj.data.iter_mut().flat_map(|d| d.values_mut()) {
+                            v.0.zeroize();
                         }
+                        r
                     }
                     Driver::ConfigMap => {
                         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
-                        let obj = ConfigMap {
+                        let mut obj = ConfigMap {
                             metadata: meta,
                             data: Some([("release".to_owned(), payload.to_string())].into()),
                             ..Default::default()
                         };
                         let name = storage::key(&want.name, n);
-                        match write {
+                        let r = match write {
                             Write::Create => api.create(&pp, &obj).await.map(drop),
                             Write::Update => api.replace(&name, &pp, &obj).await.map(drop),
+                        };
+                        for v in obj.data.iter_mut().flat_map(|d| d.values_mut()) {
+                            v.zeroize();
                         }
+                        r
                     }
                 };
                 result.map_err(|e| format!("cannot write {what}: {}", api_error(e)))
@@ -714,7 +721,7 @@ pub fn wanted_all<F>(
     record: F,
 ) -> Result<BTreeMap<(String, String), Wanted>, String>
 where
-    F: Fn(&str, &str, u32) -> Option<Zeroizing<Vec<u8>>>,
+    F: Fn(&str, &str, u32) -> Result<Zeroizing<Vec<u8>>, String>,
 {
     let mut out = BTreeMap::new();
     if keep == Keep::None {
