@@ -38,31 +38,16 @@ const MIB: f64 = (1u64 << 20) as f64;
 // A small deterministic PRNG (SplitMix64): no extra dependency, same data on
 // every run for a given seed.
 
-struct Rng(u64);
+use helm_bulk::testing::SplitMix64 as Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a>(&mut self, v: &[&'a str]) -> &'a str {
-        v[self.below(v.len())]
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
+/// What the benchmark generates beyond the shared generator.
+trait Generate {
+    fn hex(&mut self, n: usize) -> String;
+    fn alnum_in(&mut self, lo: usize, hi: usize) -> String;
+    fn alnum(&mut self, n: usize) -> String;
+}
+
+impl Generate for Rng {
     fn hex(&mut self, n: usize) -> String {
         hex::encode(self.bytes(n / 2))
     }

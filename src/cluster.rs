@@ -62,9 +62,7 @@ pub struct Cluster {
 #[non_exhaustive]
 pub enum ClusterError {
     /// Neither a kubeconfig nor in-cluster configuration was found.
-    #[error(
-        "no cluster configuration: kubeconfig: {kubeconfig}; in-cluster: {incluster} (set KUBECONFIG or --kubeconfig, or --kube-context)"
-    )]
+    #[error("no cluster configuration: kubeconfig: {kubeconfig}; in-cluster: {incluster}")]
     NoConfig {
         /// Why the kubeconfig failed.
         kubeconfig: String,
@@ -95,19 +93,7 @@ pub fn describe(e: &kube::Error) -> String {
             };
             format!("{msg} (HTTP {})", s.code)
         }
-        other => {
-            let mut msg = other.to_string();
-            let mut src = std::error::Error::source(other);
-            while let Some(s) = src {
-                let t = s.to_string();
-                if !msg.contains(&t) {
-                    msg.push_str(": ");
-                    msg.push_str(&t);
-                }
-                src = s.source();
-            }
-            msg
-        }
+        other => crate::errors::with_causes(other.to_string(), std::error::Error::source(other)),
     }
 }
 
@@ -208,7 +194,7 @@ pub async fn connect(opts: &ClusterOptions) -> Result<Cluster, ClusterError> {
             };
             let config = kube::Config::from_custom_kubeconfig(kc, &options)
                 .await
-                .map_err(|e| ClusterError::Config(crate::cli::one_line(&e)))?;
+                .map_err(|e| ClusterError::Config(crate::errors::one_line(&e)))?;
             (config, context)
         }
         Err(kerr) => {
@@ -224,15 +210,15 @@ pub async fn connect(opts: &ClusterOptions) -> Result<Cluster, ClusterError> {
                     },
                 )
                 .await
-                .map_err(|e| ClusterError::Config(crate::cli::one_line(&e)))?;
+                .map_err(|e| ClusterError::Config(crate::errors::one_line(&e)))?;
                 (config, context)
             } else {
                 match kube::Config::incluster() {
                     Ok(c) => (c, String::new()),
                     Err(ierr) => {
                         return Err(ClusterError::NoConfig {
-                            kubeconfig: crate::cli::one_line(&kerr),
-                            incluster: crate::cli::one_line(&ierr),
+                            kubeconfig: crate::errors::one_line(&kerr),
+                            incluster: crate::errors::one_line(&ierr),
                         });
                     }
                 }

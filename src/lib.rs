@@ -1,25 +1,37 @@
 //! helm-bulk: encrypted disaster-recovery snapshots of every Helm release in a
 //! cluster.
 //!
-//! The data path reads straight through the modules:
-//! cluster → [`release`] records → [`snapshot`] writer (tar+gzip) →
-//! [`vault`] (age) → [`store`] sink, and back again for `show` and `load`.
-//! Helm 2 releases come from and go back to [`tiller`].
+//! **Start here.** Saving is [`save::save`] over [`save::SaveOptions`];
+//! loading is [`restore::load`] (read, prepare, preflight), then
+//! [`restore::execute::run_plan`]. The `helm-bulk` binary (its `cli`
+//! module, not part of this library) only turns flags into those options
+//! and prints. `docs/ARCHITECTURE.md` has the module map.
+//!
+//! ```text
+//! save: source::Source ──records──▶ snapshot writer ─▶ vault (age) ─▶ store sink ─▶ signature
+//! load: store::input ─▶ signature check ─▶ vault ─▶ snapshot reader ─▶ restore::plan ─▶ helm │ Tiller
+//! ```
+//!
+//! Helm 3/4 records come from [`source::helm`]; Helm 2 releases come from
+//! and go back to [`tiller`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod debug;
+pub mod errors;
 pub mod freshness;
 pub mod hardening;
 pub mod release;
 pub mod restore;
+pub mod save;
 pub mod select;
 pub mod snapshot;
 pub mod source;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;
 pub mod tiller;
 pub mod timefmt;
 pub mod vault;

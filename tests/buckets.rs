@@ -2,19 +2,19 @@
 //! server mode) and the real test cluster: round trip, interrupted uploads,
 //! retention, and clear errors for wrong credentials and missing buckets.
 
-mod kit;
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::io::Write;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use cluster::{Helm, TestEnv};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use kit::s3::S3Server;
-use kit::{fails_with, ok};
-use support::{Helm, TestEnv};
+use no_cluster::s3::S3Server;
+use no_cluster::{fails_with, ok};
 
 fn bulk(env: Option<&TestEnv>, s3: &S3Server, dir: &std::path::Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_helm-bulk"));
@@ -67,7 +67,7 @@ fn save_list_show_load_round_trip() {
             [
                 "install",
                 name,
-                &support::chart("smoke"),
+                &cluster::chart("smoke"),
                 "-n",
                 ns,
                 "--create-namespace",
@@ -78,8 +78,8 @@ fn save_list_show_load_round_trip() {
             ],
         );
     }
-    let (identity, recipient) = kit::keygen(d, "id.txt");
-    let key = kit::ssh_keygen(d, "sign", "ed25519", "");
+    let (identity, recipient) = no_cluster::keygen(d, "id.txt");
+    let key = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     std::fs::write(d.join("allowed"), format!("ops@example.com {public}")).unwrap();
 
@@ -219,7 +219,7 @@ async fn an_interrupted_upload_leaves_no_snapshot() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (_, recipient) = kit::keygen(d, "id.txt");
+    let (_, recipient) = no_cluster::keygen(d, "id.txt");
     // Ctrl-C first (save aborts its multipart upload), then SIGKILL (no
     // chance to clean up: the parts stay as an unfinished upload).
     for sig in ["INT", "KILL"] {

@@ -3,12 +3,12 @@
 //! paths are the same as for S3, which tests/buckets.rs covers), signatures
 //! made by the real `ssh-keygen -Y sign`, and the Prometheus textfile.
 
-mod kit;
+mod no_cluster;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kit::{bin, fails_with, ok, ssh_keygen};
+use no_cluster::{bin, fails_with, ok, ssh_keygen};
 
 /// A key timestamp (`YYYYMMDDTHHMMSSZ`) `hours` ago.
 fn hours_ago(hours: i64) -> String {
@@ -29,29 +29,25 @@ fn hours_ago(hours: i64) -> String {
 fn put_snapshot(root: &Path, cluster: &str, timestamp: &str, signer: Option<&Path>) {
     let dir = root.join(cluster);
     std::fs::create_dir_all(&dir).unwrap();
-    let (_, recipient) = kit::keygen(root.parent().unwrap(), &format!("id-{cluster}-{timestamp}"));
-    let bytes = kit::encrypt_to(&kit::plain_snapshot(&kit::sample()), &recipient, false);
+    let (_, recipient) =
+        no_cluster::keygen(root.parent().unwrap(), &format!("id-{cluster}-{timestamp}"));
+    let bytes = no_cluster::encrypt_to(
+        &no_cluster::plain_snapshot(&no_cluster::sample()),
+        &recipient,
+        false,
+    );
     let object = dir.join(format!("{timestamp}.tar.gz.age"));
     std::fs::write(&object, bytes).unwrap();
     if let Some(key) = signer {
-        ok(Command::new(kit::require("ssh-keygen", "openssh-client"))
-            .args(["-Y", "sign", "-n", "helm-bulk", "-f"])
-            .arg(key)
-            .arg(&object)
-            .output()
-            .unwrap());
+        ok(
+            Command::new(no_cluster::require("ssh-keygen", "openssh-client"))
+                .args(["-Y", "sign", "-n", "helm-bulk", "-f"])
+                .arg(key)
+                .arg(&object)
+                .output()
+                .unwrap(),
+        );
     }
-}
-
-fn allowed_signers(dir: &Path, principal: &str, key: &Path) -> std::path::PathBuf {
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let path = dir.join("allowed_signers");
-    std::fs::write(
-        &path,
-        format!("{principal} namespaces=\"helm-bulk\" {public}"),
-    )
-    .unwrap();
-    path
 }
 
 fn check(url: &str, allowed: &Path, extra: &[&str]) -> Output {
@@ -77,7 +73,8 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let trusted = ssh_keygen(d, "ops", "ed25519", "");
-    let allowed = allowed_signers(d, "ops@example.com", &trusted);
+    let allowed =
+        no_cluster::allowed_signers(d, "allowed_signers", &[("ops@example.com", &trusted)]);
     let root = d.join("bucket").join("helm");
     std::fs::create_dir_all(&root).unwrap();
     let url = format!("file://{}", root.display());

@@ -3,11 +3,12 @@
 //! hooks complete (or fail on purpose), workloads become ready for `--wait`,
 //! namespaces delete, CronJobs fire, and the API server can crash and return.
 
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::time::Duration;
 
-use support::{Helm, TestEnv, chart, unique_name, wait_until};
+use cluster::{Helm, TestEnv, chart, unique_name, wait_until};
 
 /// Seconds since the epoch of an RFC 3339 time as the API server prints it
 /// (`2026-12-01T15:04:05Z`, second resolution).

@@ -1,13 +1,13 @@
 //! `helm bulk diff` against a real kube-apiserver, with real helm v4 and v3.
 
-mod kit;
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
-use kit::ok;
-use support::{Helm, TestEnv};
+use cluster::{Helm, TestEnv};
+use no_cluster::ok;
 
 fn bulk(env: &TestEnv, helm: Helm, dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_helm-bulk"));
@@ -51,11 +51,11 @@ fn row<'a>(rows: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
 
 fn drill(helm: Helm) {
     let env = TestEnv::shared();
-    let ns = support::unique_name(&format!("diff-{}", helm.tag()));
+    let ns = cluster::unique_name(&format!("diff-{}", helm.tag()));
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (id, recipient) = kit::keygen(d, "id.txt");
-    let chart = support::chart("smoke");
+    let (id, recipient) = no_cluster::keygen(d, "id.txt");
+    let chart = cluster::chart("smoke");
     let canary = format!("canary-{}", std::process::id());
     for (name, extra) in [("web", "replicaCount=2"), ("db", "replicaCount=1")] {
         env.helm(
@@ -191,14 +191,14 @@ fn drill(helm: Helm) {
     assert_eq!(row(&rows, "late")["status"], "extra");
 
     // An error (wrong key) is exit 2, as diff's convention says.
-    let (other, _) = kit::keygen(d, "other.txt");
+    let (other, _) = no_cluster::keygen(d, "other.txt");
     let out = bulk(env, helm, d)
         .args(["diff", "-n", &ns, "-i"])
         .arg(&other)
         .arg("snap.age")
         .output()
         .unwrap();
-    kit::fails_with(&out, 2, "none of the given identities");
+    no_cluster::fails_with(&out, 2, "none of the given identities");
 }
 
 #[test]

@@ -22,14 +22,15 @@
 //! helm v3 needs a reachable API server even for a client-side dry run, so
 //! the test starts one (nothing is installed into it).
 
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
+use cluster::{Helm, TestEnv};
 use serde_json::Value;
-use support::{Helm, TestEnv};
 
 /// Documents (and template files) per chart: many per helm call, so process
 /// starts do not dominate.
@@ -38,29 +39,7 @@ const DOCS_PER_BATCH: usize = 160;
 // --- seeded generation --------------------------------------------------------------
 
 /// SplitMix64: small, seeded, reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
+use helm_bulk::testing::SplitMix64 as Rng;
 
 /// Pieces of text inside a YAML scalar or comment line (no line breaks).
 const INLINE: &[&str] = &[
@@ -420,7 +399,7 @@ fn render(env: &TestEnv, helm: Helm, chart: &Path, values: Option<&Path>) -> Res
     if let Some(v) = values {
         cmd.arg("--values").arg(v);
     }
-    let out = support::run(&mut cmd);
+    let out = no_cluster::run(&mut cmd);
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned());
     }

@@ -20,91 +20,26 @@
 //! and the dry run lists the writes.
 #![cfg(unix)]
 
-mod support;
+#[path = "cluster/mod.rs"]
+mod cluster;
+#[path = "no_cluster/mod.rs"]
+mod no_cluster;
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use cluster::{Helm, Run, TestEnv, chart, helm4_and_helm3};
+use no_cluster::{lines_with, ok_as, show, text};
 use serde_json::Value;
-use support::{Helm, TestEnv, chart};
 
 const NS: &str = "hist";
 const RELEASES: [&str; 3] = ["single", "tail", "web"];
 
-fn lines_with<'a>(s: &'a str, needle: &str) -> Vec<&'a str> {
-    s.lines().filter(|l| l.contains(needle)).collect()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stderr ---\n{}\n--- stdout ---\n{}",
-        out.status.code(),
-        text(&out.stderr),
-        text(&out.stdout)
-    )
-}
-
-fn ok(out: Output, what: &str) -> Output {
-    assert!(out.status.success(), "{what} failed: {}", show(&out));
-    out
-}
-
-struct Run {
-    helm: Helm,
-    work: tempfile::TempDir,
-    key: PathBuf,
-    recipient: String,
-    started: Instant,
-}
-
 impl Run {
-    fn new(helm: Helm) -> Run {
-        let work = tempfile::Builder::new()
-            .prefix(&format!("helm-bulk-history-{}.", helm.tag()))
-            .tempdir()
-            .expect("create a working directory");
-        let key = work.path().join("key.txt");
-        let out = Command::new(env!("CARGO_BIN_EXE_helm-bulk"))
-            .args(["keygen", "-o"])
-            .arg(&key)
-            .current_dir(work.path())
-            .env_remove("HELM_BULK_CONFIG")
-            .output()
-            .expect("run helm-bulk keygen");
-        let recipient = text(&ok(out, "keygen").stdout).trim().to_owned();
-        Run {
-            helm,
-            work,
-            key,
-            recipient,
-            started: Instant::now(),
-        }
-    }
-
-    fn step(&self, what: &str) {
-        eprintln!(
-            "[{} +{:5.1}s] {what}",
-            self.helm.tag(),
-            self.started.elapsed().as_secs_f64()
-        );
-    }
-
-    fn bulk_cmd(&self, env: &TestEnv) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_helm-bulk"));
-        env.configure(&mut cmd);
-        cmd.env("HELM_BIN", env.helm_bin(self.helm))
-            .current_dir(self.work.path());
-        cmd
-    }
-
     fn load_cmd(&self, env: &TestEnv, snapshot: &Path, extra: &[&str]) -> Command {
         let mut cmd = self.bulk_cmd(env);
         cmd.arg("load").arg("-i").arg(&self.key);
@@ -113,14 +48,14 @@ impl Run {
     }
 
     fn load(&self, env: &TestEnv, snapshot: &Path, extra: &[&str]) -> Output {
-        support::run(&mut self.load_cmd(env, snapshot, extra))
+        no_cluster::run(&mut self.load_cmd(env, snapshot, extra))
     }
 
     fn save(&self, env: &TestEnv, snapshot: &Path) -> Output {
         let mut cmd = self.bulk_cmd(env);
         cmd.args(["save", "-r", &self.recipient, "-o"])
             .arg(snapshot);
-        support::run(&mut cmd)
+        no_cluster::run(&mut cmd)
     }
 }
 
@@ -331,16 +266,16 @@ fn assert_restored(env: &TestEnv, h: Helm, before: &Before, when: &str) {
 }
 
 fn history_roundtrip(h: Helm) {
-    let run = Run::new(h);
+    let run = Run::new(h, "history");
     let env = TestEnv::start();
     let before = make_releases(&env, h);
     run.step("releases made");
     let snapshot = run.work.path().join("snapshot.age");
-    ok(run.save(&env, &snapshot), "save");
+    ok_as(run.save(&env, &snapshot), "save");
     env.wipe();
 
     // The dry run lists the writes.
-    let out = ok(run.load(&env, &snapshot, &["--dry-run"]), "load --dry-run");
+    let out = ok_as(run.load(&env, &snapshot, &["--dry-run"]), "load --dry-run");
     let stdout = text(&out.stdout);
     assert!(
         lines_with(&stdout, "hist/web ")[0].contains(
@@ -356,7 +291,7 @@ fn history_roundtrip(h: Helm) {
     );
 
     let started = Instant::now();
-    let out = ok(run.load(&env, &snapshot, &[]), "load");
+    let out = ok_as(run.load(&env, &snapshot, &[]), "load");
     run.step(&format!(
         "loaded with history in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -373,7 +308,7 @@ fn history_roundtrip(h: Helm) {
 
     // A second load changes nothing.
     let versions: Vec<_> = RELEASES.iter().map(|r| storage(&env, r)).collect();
-    let out = ok(run.load(&env, &snapshot, &[]), "second load");
+    let out = ok_as(run.load(&env, &snapshot, &[]), "second load");
     let stderr = text(&out.stderr);
     for rel in RELEASES {
         let line = lines_with(&stderr, &format!("history   hist/{rel}: "));
@@ -440,7 +375,7 @@ fn history_roundtrip(h: Helm) {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).expect("create a file"));
     let mut child = cmd.spawn().expect("start load");
-    support::wait_until(
+    cluster::wait_until(
         "load writes revision 3 of web",
         Duration::from_secs(120),
         || {
@@ -468,7 +403,7 @@ fn history_roundtrip(h: Helm) {
         Some("deployed".into())
     );
     run.step(&format!("load killed with web at revisions {left:?}"));
-    let out = ok(run.load(&env, &snapshot, &[]), "rerun after SIGKILL");
+    let out = ok_as(run.load(&env, &snapshot, &[]), "rerun after SIGKILL");
     assert!(
         text(&out.stderr)
             .contains("history   hist/web: revisions 1-4 as saved (4 restored); wrote"),
@@ -480,7 +415,7 @@ fn history_roundtrip(h: Helm) {
 
     // --no-history: today's single revision; --history 2: the newest two.
     env.wipe();
-    ok(
+    ok_as(
         run.load(&env, &snapshot, &["--no-history"]),
         "load --no-history",
     );
@@ -488,7 +423,7 @@ fn history_roundtrip(h: Helm) {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["revision"], 1);
     env.wipe();
-    ok(
+    ok_as(
         run.load(&env, &snapshot, &["--history", "2"]),
         "load --history 2",
     );
@@ -501,12 +436,6 @@ fn history_roundtrip(h: Helm) {
     run.step("--no-history and --history 2");
 }
 
-#[test]
-fn history_is_restored_helm4() {
-    history_roundtrip(Helm::V4);
-}
-
-#[test]
-fn history_is_restored_helm3() {
-    history_roundtrip(Helm::V3);
+helm4_and_helm3! {
+    history_roundtrip => history_is_restored_helm4, history_is_restored_helm3;
 }

@@ -2,12 +2,12 @@
 //! encrypted to the reader's key, but whose records lie about themselves; and
 //! the hardening of the process that holds decrypted records.
 
-mod kit;
+mod no_cluster;
 
 use std::path::Path;
 
 use helm_bulk::release::ReleaseRecord;
-use kit::{bin, fails_with, ok};
+use no_cluster::{bin, fails_with, ok};
 
 /// A snapshot whose index row for `record` says `listed` (namespace, name,
 /// revision) while the record's own JSON says otherwise.
@@ -15,7 +15,7 @@ fn lying_snapshot(
     dir: &Path,
     listed: (&str, &str, u32),
 ) -> (std::path::PathBuf, std::path::PathBuf) {
-    let honest = kit::record("prod", "web", 2, "deployed", "s3cr3t");
+    let honest = no_cluster::record("prod", "web", 2, "deployed", "s3cr3t");
     let mut summary = honest.summary.clone();
     summary.namespace = listed.0.to_owned();
     summary.name = listed.1.to_owned();
@@ -25,10 +25,11 @@ fn lying_snapshot(
         data: honest.data.clone(),
     };
     let tag = format!("{}-{}-{}", listed.0, listed.1, listed.2);
-    let (identity, recipient) = kit::keygen(dir, &format!("id-{tag}.txt"));
+    let (identity, recipient) = no_cluster::keygen(dir, &format!("id-{tag}.txt"));
     let file = dir.join(format!("lying-{tag}.age"));
-    let plain = kit::plain_snapshot(&[kit::record("dev", "db", 1, "deployed", "x"), lying]);
-    std::fs::write(&file, kit::encrypt_to(&plain, &recipient, false)).unwrap();
+    let plain =
+        no_cluster::plain_snapshot(&[no_cluster::record("dev", "db", 1, "deployed", "x"), lying]);
+    std::fs::write(&file, no_cluster::encrypt_to(&plain, &recipient, false)).unwrap();
     (identity, file)
 }
 
@@ -56,10 +57,10 @@ fn a_record_whose_name_namespace_or_revision_differs_from_its_index_row_is_refus
         );
     }
     // The honest snapshot of the same records reads.
-    let (identity, recipient) = kit::keygen(dir.path(), "id2.txt");
+    let (identity, recipient) = no_cluster::keygen(dir.path(), "id2.txt");
     let file = dir.path().join("honest.age");
-    let plain = kit::plain_snapshot(&kit::sample());
-    std::fs::write(&file, kit::encrypt_to(&plain, &recipient, false)).unwrap();
+    let plain = no_cluster::plain_snapshot(&no_cluster::sample());
+    std::fs::write(&file, no_cluster::encrypt_to(&plain, &recipient, false)).unwrap();
     ok(bin()
         .arg("show")
         .arg("-i")
@@ -73,16 +74,16 @@ fn a_record_whose_name_namespace_or_revision_differs_from_its_index_row_is_refus
 #[test]
 fn a_record_that_is_not_a_release_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let honest = kit::record("prod", "web", 1, "deployed", "x");
+    let honest = no_cluster::record("prod", "web", 1, "deployed", "x");
     let garbage = ReleaseRecord {
         summary: honest.summary.clone(),
         data: zeroize::Zeroizing::new(b"{\"this is\": \"not a release\"}".to_vec()),
     };
-    let (identity, recipient) = kit::keygen(dir.path(), "id.txt");
+    let (identity, recipient) = no_cluster::keygen(dir.path(), "id.txt");
     let file = dir.path().join("garbage.age");
     std::fs::write(
         &file,
-        kit::encrypt_to(&kit::plain_snapshot(&[garbage]), &recipient, false),
+        no_cluster::encrypt_to(&no_cluster::plain_snapshot(&[garbage]), &recipient, false),
     )
     .unwrap();
     let out = bin()
@@ -107,7 +108,7 @@ fn a_record_that_is_not_a_release_is_refused() {
 fn the_process_cannot_dump_core() {
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
-    let (identity, _) = kit::keygen(dir.path(), "id.txt");
+    let (identity, _) = no_cluster::keygen(dir.path(), "id.txt");
     // `show -` with nothing on stdin yet: the process waits, alive, for input.
     let mut child = bin()
         .arg("show")

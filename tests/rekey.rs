@@ -1,20 +1,20 @@
 //! `helm bulk rekey`: key rotation checked with the reference `age` CLI, real
 //! ssh-keygen, and moto S3 for bucket prefixes (with a SIGKILL mid-run).
 
-mod kit;
+mod no_cluster;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use kit::{bin, fails_with, files_under, ok, require};
+use no_cluster::{bin, fails_with, files_under, ok, require};
 
 const CANARY: &str = "canary-7f3e9a1c5d";
 
 fn records(tag: &str) -> Vec<helm_bulk::release::ReleaseRecord> {
     (0..6)
         .map(|i| {
-            kit::record(
+            no_cluster::record(
                 "prod",
                 &format!("app{i}"),
                 1,
@@ -23,17 +23,6 @@ fn records(tag: &str) -> Vec<helm_bulk::release::ReleaseRecord> {
             )
         })
         .collect()
-}
-
-fn allowed_signers(dir: &Path, principal: &str, key: &Path) -> PathBuf {
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let path = dir.join(format!("allowed-{principal}"));
-    std::fs::write(
-        &path,
-        format!("{principal} namespaces=\"helm-bulk\" {public}"),
-    )
-    .unwrap();
-    path
 }
 
 fn ssh_keygen_verifies(allowed: &Path, principal: &str, sig: &[u8], snapshot: &[u8]) {
@@ -63,7 +52,7 @@ fn ssh_keygen_verifies(allowed: &Path, principal: &str, sig: &[u8], snapshot: &[
 
 /// The reference age CLI decrypting `data` with `identity`.
 fn age_decrypt(identity: &Path, data: &[u8]) -> Output {
-    let mut child = kit::age()
+    let mut child = no_cluster::age()
         .arg("-d")
         .arg("-i")
         .arg(identity)
@@ -116,13 +105,14 @@ fn a_rotated_file_opens_with_the_new_key_only_is_re_signed_and_byte_identical() 
     let d = dir.path();
     let tmp = d.join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let (old, old_recipient) = kit::keygen(d, "old.txt");
-    let (new, new_recipient) = kit::keygen(d, "new.txt");
-    let sign = kit::ssh_keygen(d, "sign", "ed25519", "");
-    let allowed = allowed_signers(d, "ops@example.org", &sign);
-    let plain = kit::plain_snapshot(&records("file"));
+    let (old, old_recipient) = no_cluster::keygen(d, "old.txt");
+    let (new, new_recipient) = no_cluster::keygen(d, "new.txt");
+    let sign = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
+    let allowed =
+        no_cluster::allowed_signers(d, "allowed-ops@example.org", &[("ops@example.org", &sign)]);
+    let plain = no_cluster::plain_snapshot(&records("file"));
     let file = d.join("snap.age");
-    std::fs::write(&file, kit::encrypt_to(&plain, &old_recipient, false)).unwrap();
+    std::fs::write(&file, no_cluster::encrypt_to(&plain, &old_recipient, false)).unwrap();
     // An old signature beside it (signed by the same trusted key).
     ok(Command::new(require("ssh-keygen", "openssh-client"))
         .args(["-Y", "sign", "-n", "helm-bulk", "-f"])
@@ -183,7 +173,7 @@ fn a_rotated_file_opens_with_the_new_key_only_is_re_signed_and_byte_identical() 
     );
 
     // -o NEW leaves the original as it was; unsigned, no signature beside NEW.
-    let (third, third_recipient) = kit::keygen(d, "third.txt");
+    let (third, third_recipient) = no_cluster::keygen(d, "third.txt");
     let copy = d.join("copy.age");
     ok(bin()
         .env("TMPDIR", &tmp)
@@ -229,7 +219,7 @@ fn a_rotated_file_opens_with_the_new_key_only_is_re_signed_and_byte_identical() 
 #[test]
 fn an_identity_that_opens_the_new_recipients_is_refused_for_all() {
     let dir = tempfile::tempdir().unwrap();
-    let (old, old_recipient) = kit::keygen(dir.path(), "old.txt");
+    let (old, old_recipient) = no_cluster::keygen(dir.path(), "old.txt");
     fails_with(
         &bin()
             .arg("rekey")
@@ -251,7 +241,7 @@ fn originals() -> Vec<(String, Vec<u8>)> {
             let cluster = if i % 2 == 0 { "prod" } else { "staging" };
             (
                 format!("helm/{cluster}/2026112{i}T000000Z.tar.gz.age"),
-                kit::plain_snapshot(&records(&format!("b{i}"))),
+                no_cluster::plain_snapshot(&records(&format!("b{i}"))),
             )
         })
         .collect()
@@ -259,18 +249,22 @@ fn originals() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
-    let s3 = kit::s3::S3Server::start(&[BUCKET]);
+    let s3 = no_cluster::s3::S3Server::start(&[BUCKET]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let tmp = d.join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    let (old, old_recipient) = kit::keygen(d, "old.txt");
-    let (new, new_recipient) = kit::keygen(d, "new.txt");
-    let sign = kit::ssh_keygen(d, "sign", "ed25519", "");
-    let allowed = allowed_signers(d, "ops", &sign);
+    let (old, old_recipient) = no_cluster::keygen(d, "old.txt");
+    let (new, new_recipient) = no_cluster::keygen(d, "new.txt");
+    let sign = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
+    let allowed = no_cluster::allowed_signers(d, "allowed-ops", &[("ops", &sign)]);
     let originals = originals();
     for (key, plain) in &originals {
-        s3.put(BUCKET, key, &kit::encrypt_to(plain, &old_recipient, false));
+        s3.put(
+            BUCKET,
+            key,
+            &no_cluster::encrypt_to(plain, &old_recipient, false),
+        );
     }
     let rekey = || {
         let mut c = s3.bulk("rekey");
@@ -378,14 +372,14 @@ fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
 
 #[test]
 fn keep_old_keeps_the_original_beside_the_rotated_object() {
-    let s3 = kit::s3::S3Server::start(&["dr-keep"]);
+    let s3 = no_cluster::s3::S3Server::start(&["dr-keep"]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (old, old_recipient) = kit::keygen(d, "old.txt");
-    let (new, new_recipient) = kit::keygen(d, "new.txt");
-    let plain = kit::plain_snapshot(&records("keep"));
+    let (old, old_recipient) = no_cluster::keygen(d, "old.txt");
+    let (new, new_recipient) = no_cluster::keygen(d, "new.txt");
+    let plain = no_cluster::plain_snapshot(&records("keep"));
     let key = "helm/prod/20261126T000000Z.tar.gz.age";
-    let original = kit::encrypt_to(&plain, &old_recipient, false);
+    let original = no_cluster::encrypt_to(&plain, &old_recipient, false);
     s3.put("dr-keep", key, &original);
     ok(s3
         .bulk("rekey")
@@ -405,13 +399,13 @@ fn keep_old_keeps_the_original_beside_the_rotated_object() {
 
 #[test]
 fn a_damaged_object_is_left_as_it_was_and_the_others_are_rotated() {
-    let s3 = kit::s3::S3Server::start(&["dr-bad"]);
+    let s3 = no_cluster::s3::S3Server::start(&["dr-bad"]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (old, old_recipient) = kit::keygen(d, "old.txt");
-    let (new, new_recipient) = kit::keygen(d, "new.txt");
-    let plain = kit::plain_snapshot(&records("bad"));
-    let good = kit::encrypt_to(&plain, &old_recipient, false);
+    let (old, old_recipient) = no_cluster::keygen(d, "old.txt");
+    let (new, new_recipient) = no_cluster::keygen(d, "new.txt");
+    let plain = no_cluster::plain_snapshot(&records("bad"));
+    let good = no_cluster::encrypt_to(&plain, &old_recipient, false);
     let mut bad = good.clone();
     let n = bad.len();
     bad[n - 20] ^= 1;

@@ -5,26 +5,26 @@
 //! no more (checked with a real token of its ServiceAccount, against a real
 //! S3 server).
 
-mod kit;
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use kit::ok;
-use kit::s3::S3Server;
-use support::{Helm, TestEnv, unique_name, wait_until};
+use cluster::{Helm, TestEnv, unique_name, wait_until};
+use no_cluster::ok;
+use no_cluster::s3::S3Server;
 
 fn chart() -> String {
-    support::repo_root()
+    cluster::repo_root()
         .join("charts/helm-bulk")
         .to_string_lossy()
         .into_owned()
 }
 
 fn ci_values() -> String {
-    support::repo_root()
+    cluster::repo_root()
         .join("charts/helm-bulk/ci/test-values.yaml")
         .to_string_lossy()
         .into_owned()
@@ -64,7 +64,7 @@ fn cronjob_runs_in_a_restricted_namespace(helm: Helm) {
         "the restricted level is not enforced: {refused:?}"
     );
     let dir = tempfile::tempdir().unwrap();
-    let key = kit::ssh_keygen(dir.path(), "signing-key", "ed25519", "");
+    let key = no_cluster::ssh_keygen(dir.path(), "signing-key", "ed25519", "");
     env.kubectl([
         "create",
         "secret",
@@ -274,7 +274,7 @@ fn the_service_account_can_save_and_nothing_more() {
         [
             "install",
             "rbac-smoke",
-            &support::chart("smoke"),
+            &cluster::chart("smoke"),
             "-n",
             &apps,
             "--create-namespace",
@@ -333,7 +333,7 @@ fn the_service_account_can_save_and_nothing_more() {
     let d = dir.path();
     let kubeconfig = token_kubeconfig(env, &ns, &sa, d);
     let s3 = S3Server::start(&["dr-vault"]);
-    let (identity, recipient) = kit::keygen(d, "id.txt");
+    let (identity, recipient) = no_cluster::keygen(d, "id.txt");
     let bulk = || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_helm-bulk"));
         env.configure(&mut c);

@@ -1,15 +1,15 @@
 //! Signed snapshots: interop with real `ssh-keygen -Y`, and the refusals that
 //! keep a forged snapshot in an untrusted bucket from being read or loaded.
 
-mod kit;
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kit::{fails_with, ok, on_pty, require, ssh_keygen};
-use support::{Helm, TestEnv};
+use cluster::{Helm, TestEnv};
+use no_cluster::{fails_with, ok, on_pty, require, ssh_keygen};
 
 /// The helm-bulk binary pointed at the shared test environment.
 fn bulk(env: &TestEnv, dir: &Path) -> Command {
@@ -32,20 +32,20 @@ struct Fixture {
 }
 
 fn fixture(env: &TestEnv, tag: &str) -> Fixture {
-    let ns = support::unique_name(&format!("sig-{tag}"));
+    let ns = cluster::unique_name(&format!("sig-{tag}"));
     env.helm(
         Helm::V4,
         [
             "install",
             "signed",
-            &support::chart("smoke"),
+            &cluster::chart("smoke"),
             "-n",
             &ns,
             "--create-namespace",
         ],
     );
     let dir = tempfile::tempdir().unwrap();
-    let (identity, recipient) = kit::keygen(dir.path(), "id.txt");
+    let (identity, recipient) = no_cluster::keygen(dir.path(), "id.txt");
     Fixture {
         namespace: ns,
         dir,
@@ -60,17 +60,6 @@ fn save_signed(env: &TestEnv, f: &Fixture, key: &Path, out: &str) -> Output {
         .arg(key)
         .output()
         .unwrap()
-}
-
-fn allowed_signers(dir: &Path, name: &str, lines: &[(&str, &Path)]) -> PathBuf {
-    let mut text = String::new();
-    for (principal, key) in lines {
-        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-        text.push_str(&format!("{principal} namespaces=\"helm-bulk\" {}", public));
-    }
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// Asserts `ssh-keygen -Y verify` accepts `sig` over `snapshot` from `principal`.
@@ -139,7 +128,8 @@ fn helm_bulk_signatures_verify_with_ssh_keygen() {
                 .unwrap()
                 .starts_with("-----BEGIN SSH SIGNATURE-----")
         );
-        let allowed = allowed_signers(f.dir.path(), "allowed", &[("ops@example.com", &key)]);
+        let allowed =
+            no_cluster::allowed_signers(f.dir.path(), "allowed", &[("ops@example.com", &key)]);
         ssh_keygen_verifies(&allowed, "ops@example.com", &sig, &f.dir.path().join(&snap));
         // And helm-bulk itself accepts it.
         helm_bulk_accepts(env, &f, &allowed, &snap, "ops@example.com");
@@ -225,7 +215,7 @@ fn signs_with_a_key_held_by_ssh_agent() {
         std::fs::remove_file(&key).unwrap();
         ok(save(Some(&agent.socket)));
         let sig = f.dir.path().join(format!("{snap}.sig"));
-        let allowed = allowed_signers(
+        let allowed = no_cluster::allowed_signers(
             f.dir.path(),
             "allowed-agent",
             &[("agent@example.com", &key)],
@@ -266,7 +256,8 @@ fn passphrase_protected_signing_key_is_prompted() {
         "{}",
         String::from_utf8_lossy(&run.stdout)
     );
-    let allowed = allowed_signers(f.dir.path(), "allowed", &[("locked@example.com", &key)]);
+    let allowed =
+        no_cluster::allowed_signers(f.dir.path(), "allowed", &[("locked@example.com", &key)]);
     let out = ok(show(
         env,
         &f,
@@ -297,7 +288,8 @@ fn ssh_keygen_signatures_verify_in_helm_bulk() {
             .arg(f.dir.path().join("snap.age"))
             .output()
             .unwrap());
-        let allowed = allowed_signers(f.dir.path(), "allowed", &[("ci@example.com", &key)]);
+        let allowed =
+            no_cluster::allowed_signers(f.dir.path(), "allowed", &[("ci@example.com", &key)]);
         let out = ok(show(
             env,
             &f,
@@ -322,7 +314,7 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
     let trusted = ssh_keygen(d, "trusted", "ed25519", "");
     let attacker = ssh_keygen(d, "attacker", "ed25519", "");
     ok(save_signed(env, &f, &trusted, "good.age"));
-    let allowed = allowed_signers(d, "allowed", &[("ops@example.com", &trusted)]);
+    let allowed = no_cluster::allowed_signers(d, "allowed", &[("ops@example.com", &trusted)]);
     let signers: [&OsStr; 2] = ["--trusted-signers".as_ref(), allowed.as_os_str()];
     ok(show(
         env,
@@ -333,7 +325,7 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
     // A forgery made with only the public recipient, by the reference age CLI:
     // decrypt the real one (standing in for any plaintext the attacker wants)
     // and re-encrypt it.
-    let plain = ok(kit::age()
+    let plain = ok(no_cluster::age()
         .arg("-d")
         .arg("-i")
         .arg(&f.identity)
@@ -342,7 +334,7 @@ fn forged_tampered_and_stale_snapshots_are_refused() {
         .unwrap())
     .stdout;
     std::fs::write(d.join("forged.tar.gz"), &plain).unwrap();
-    ok(kit::age()
+    ok(no_cluster::age()
         .args(["-r", &f.recipient, "-o"])
         .arg(d.join("forged.age"))
         .arg(d.join("forged.tar.gz"))
@@ -482,7 +474,7 @@ fn load_refuses_a_forgery_before_installing_anything() {
         .args(["save", "-r", &f.recipient, "-o", "unsigned.age"])
         .output()
         .unwrap());
-    let allowed = allowed_signers(d, "allowed", &[("ops@example.com", &trusted)]);
+    let allowed = no_cluster::allowed_signers(d, "allowed", &[("ops@example.com", &trusted)]);
     let revision = || {
         let list = env.helm(Helm::V4, ["list", "-n", &f.namespace, "-o", "json"]);
         let rows: serde_json::Value = serde_json::from_str(&list).unwrap();

@@ -1,15 +1,16 @@
 //! Acceptance tests of the test environment itself (`scripts/testenv` and
-//! `tests/support`): real Helm v3/v4 against a real kube-apiserver.
+//! `tests/cluster`): real Helm v3/v4 against a real kube-apiserver.
 
-mod support;
+mod cluster;
+mod no_cluster;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cluster::{Helm, TestEnv, chart, decode_helm_release, unique_name};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, ListParams};
-use support::{Helm, TestEnv, chart, decode_helm_release, unique_name};
 
 /// Installs the smoke chart.
 fn install_smoke(env: &TestEnv, helm: Helm, release: &str, namespace: &str) {
@@ -247,13 +248,13 @@ fn reaper_tears_down_after_the_owner_dies() {
         .unwrap()
         .keep();
     let mut up = Command::new("bash");
-    up.arg(support::testenv_script())
+    up.arg(cluster::testenv_script())
         .arg("up")
         .arg(&dir)
         .arg("--owner-pid")
         .arg(owner.id().to_string())
         .stdin(Stdio::null());
-    let out = support::run(&mut up);
+    let out = no_cluster::run(&mut up);
     if !out.status.success() {
         let _ = owner.kill();
         let _ = owner.wait();
@@ -309,10 +310,10 @@ fn tillers_start_answer_and_stop() {
     let env = TestEnv::start();
     let script = |args: &[&str]| {
         let mut c = Command::new("bash");
-        c.arg(support::testenv_script())
+        c.arg(cluster::testenv_script())
             .args(args)
             .stdin(Stdio::null());
-        support::run(&mut c)
+        no_cluster::run(&mut c)
     };
     let dir = env.dir.to_str().unwrap().to_owned();
     let pid_of = |name: &str| -> u32 {
@@ -356,7 +357,7 @@ fn tillers_start_answer_and_stop() {
             }
             helm2.arg("--tls");
         }
-        let version = support::run_ok(&mut helm2);
+        let version = no_cluster::run_ok(&mut helm2);
         assert!(
             version.contains("Server: &version.Version{SemVer:\"v2.17.0\""),
             "{version}"

@@ -1,13 +1,13 @@
 //! `helm bulk verify`: a DR drill without a cluster. Real age keys, the real
 //! ssh-keygen for signatures, and moto S3 for `--all`.
 
-mod kit;
+mod no_cluster;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use kit::{bin, fails_with, ok, require};
+use no_cluster::{bin, fails_with, ok, require};
 
 fn verify(args: &[&OsStr]) -> Output {
     bin().arg("verify").args(args).output().unwrap()
@@ -23,17 +23,6 @@ fn ssh_sign(key: &Path, file: &Path) {
         .unwrap());
 }
 
-fn allowed_signers(dir: &Path, principal: &str, key: &Path) -> PathBuf {
-    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let path = dir.join(format!("allowed-{principal}"));
-    std::fs::write(
-        &path,
-        format!("{principal} namespaces=\"helm-bulk\" {public}"),
-    )
-    .unwrap();
-    path
-}
-
 struct Fixture {
     dir: tempfile::TempDir,
     identity: PathBuf,
@@ -43,10 +32,10 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let (identity, recipient) = kit::keygen(dir.path(), "id.txt");
+    let (identity, recipient) = no_cluster::keygen(dir.path(), "id.txt");
     let snapshot = dir.path().join("good.age");
-    let plain = kit::plain_snapshot(&kit::sample());
-    std::fs::write(&snapshot, kit::encrypt_to(&plain, &recipient, false)).unwrap();
+    let plain = no_cluster::plain_snapshot(&no_cluster::sample());
+    std::fs::write(&snapshot, no_cluster::encrypt_to(&plain, &recipient, false)).unwrap();
     Fixture {
         dir,
         identity,
@@ -79,9 +68,13 @@ fn a_good_snapshot_verifies_with_one_summary_line() {
     );
 
     // Signed, with the signer trusted: the summary names it; JSON says the same.
-    let key = kit::ssh_keygen(f.dir.path(), "sign", "ed25519", "");
+    let key = no_cluster::ssh_keygen(f.dir.path(), "sign", "ed25519", "");
     ssh_sign(&key, &f.snapshot);
-    let allowed = allowed_signers(f.dir.path(), "ops@example.org", &key);
+    let allowed = no_cluster::allowed_signers(
+        f.dir.path(),
+        "allowed-ops@example.org",
+        &[("ops@example.org", &key)],
+    );
     let out = ok(verify(&[
         "-i".as_ref(),
         f.identity.as_os_str(),
@@ -111,7 +104,7 @@ fn a_good_snapshot_verifies_with_one_summary_line() {
 #[test]
 fn wrong_key_stale_and_unsigned_are_refused_in_one_line() {
     let f = fixture();
-    let (other, _) = kit::keygen(f.dir.path(), "other.txt");
+    let (other, _) = no_cluster::keygen(f.dir.path(), "other.txt");
     fails_with(
         &verify(&["-i".as_ref(), other.as_os_str(), f.snapshot.as_os_str()]),
         1,
@@ -128,8 +121,8 @@ fn wrong_key_stale_and_unsigned_are_refused_in_one_line() {
         1,
         "older than --max-age 1h",
     );
-    let key = kit::ssh_keygen(f.dir.path(), "sign", "ed25519", "");
-    let allowed = allowed_signers(f.dir.path(), "ops", &key);
+    let key = no_cluster::ssh_keygen(f.dir.path(), "sign", "ed25519", "");
+    let allowed = no_cluster::allowed_signers(f.dir.path(), "allowed-ops", &[("ops", &key)]);
     fails_with(
         &verify(&[
             "-i".as_ref(),
@@ -142,7 +135,7 @@ fn wrong_key_stale_and_unsigned_are_refused_in_one_line() {
         "the snapshot is not signed",
     );
     // Signed by a key that is not trusted.
-    let rogue = kit::ssh_keygen(f.dir.path(), "rogue", "ed25519", "");
+    let rogue = no_cluster::ssh_keygen(f.dir.path(), "rogue", "ed25519", "");
     ssh_sign(&rogue, &f.snapshot);
     fails_with(
         &verify(&[
@@ -194,12 +187,12 @@ fn every_adversarial_variant_is_refused() {
     assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
     // A plaintext tar.gz.
     check(
-        &kit::plain_snapshot(&kit::sample()),
+        &no_cluster::plain_snapshot(&no_cluster::sample()),
         "plaintext tar.gz, not an encrypted snapshot",
     );
     // Hostile archives inside valid encryption.
-    for (needle, plain) in kit::adversarial::hostile_archives() {
-        check(&kit::encrypt_to(&plain, &f.recipient, false), needle);
+    for (needle, plain) in no_cluster::adversarial::hostile_archives() {
+        check(&no_cluster::encrypt_to(&plain, &f.recipient, false), needle);
     }
     // Records that lie about their index row.
     for (listed, what, own) in [
@@ -207,9 +200,9 @@ fn every_adversarial_variant_is_refused() {
         (("staging", "web", 2), "namespace", "prod"),
         (("prod", "web", 7), "revision", "2"),
     ] {
-        let plain = kit::adversarial::lying_plain(listed);
+        let plain = no_cluster::adversarial::lying_plain(listed);
         check(
-            &kit::encrypt_to(&plain, &f.recipient, false),
+            &no_cluster::encrypt_to(&plain, &f.recipient, false),
             &format!("does not match the index: its {what} is `{own}`"),
         );
     }
@@ -217,11 +210,11 @@ fn every_adversarial_variant_is_refused() {
 
 #[test]
 fn all_verifies_every_snapshot_under_a_bucket_prefix() {
-    let s3 = kit::s3::S3Server::start(&["dr-verify"]);
+    let s3 = no_cluster::s3::S3Server::start(&["dr-verify"]);
     let f = fixture();
     let d = f.dir.path();
-    let key = kit::ssh_keygen(d, "sign", "ed25519", "");
-    let allowed = allowed_signers(d, "ops", &key);
+    let key = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
+    let allowed = no_cluster::allowed_signers(d, "allowed-ops", &[("ops", &key)]);
     ssh_sign(&key, &f.snapshot);
     let good = std::fs::read(&f.snapshot).unwrap();
     let sig = std::fs::read(format!("{}.sig", f.snapshot.display())).unwrap();

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::{Failure, fail};
-use crate::config::Loaded;
-use crate::vault::{self, Protection};
+use helm_bulk::config::Loaded;
+pub use helm_bulk::store::input::SnapshotSource;
+use helm_bulk::vault::{self, Protection};
 
 /// The default snapshot file name for save, show and load.
 pub const DEFAULT_SNAPSHOT: &str = "helm-releases.tar.gz.age";
@@ -117,9 +118,9 @@ pub struct ClusterArgs {
 }
 
 impl ClusterArgs {
-    /// The options for [`crate::cluster::connect`].
-    pub fn options(&self) -> crate::cluster::ClusterOptions {
-        crate::cluster::ClusterOptions {
+    /// The options for [`helm_bulk::cluster::connect`].
+    pub fn options(&self) -> helm_bulk::cluster::ClusterOptions {
+        helm_bulk::cluster::ClusterOptions {
             kubeconfig: self.kubeconfig.clone(),
             context: self.kube_context.clone().filter(|c| !c.is_empty()),
             ..Default::default()
@@ -157,12 +158,12 @@ pub struct SelectArgs {
 
 impl SelectArgs {
     /// Flags and config patterns together.
-    pub fn selection(&self, config: &Loaded) -> Result<crate::select::Selection, Failure> {
+    pub fn selection(&self, config: &Loaded) -> Result<helm_bulk::select::Selection, Failure> {
         let mut include = self.include.clone();
         include.extend(config.config.include.iter().cloned());
         let mut exclude = self.exclude.clone();
         exclude.extend(config.config.exclude.iter().cloned());
-        Ok(crate::select::Selection::new(&include, &exclude)?)
+        Ok(helm_bulk::select::Selection::new(&include, &exclude)?)
     }
 }
 
@@ -190,7 +191,7 @@ pub struct VerifyArgs {
 /// The result of checking a snapshot's signature before reading it.
 pub enum Origin {
     /// Verified: signed by a trusted key.
-    Signed(crate::vault::sign::Signer),
+    Signed(helm_bulk::vault::sign::Signer),
     /// Not checked: no trusted signers are configured.
     Unverified,
     /// Not checked: `--insecure-skip-verify`.
@@ -214,50 +215,8 @@ impl VerifyArgs {
             );
             return Ok(Origin::Skipped);
         }
-        let allowed = crate::vault::sign::read_allowed_signers(&signers)?;
-        let signer = match source {
-            SnapshotSource::File(file) if file == std::path::Path::new("-") => {
-                return Err(fail(
-                    "a signed snapshot must be read from a file, not standard input, so its signature can be checked before decrypting (or pass --insecure-skip-verify)",
-                ));
-            }
-            SnapshotSource::File(file) => {
-                let sig = self
-                    .signature
-                    .clone()
-                    .unwrap_or_else(|| crate::vault::sign::signature_path(file));
-                crate::vault::sign::verify_file(file, &sig, &allowed)?
-            }
-            SnapshotSource::Object {
-                bucket,
-                key,
-                runtime,
-                pinned,
-            } => {
-                let sig_key = format!("{key}.sig");
-                let text = match &self.signature {
-                    Some(p) => Some(
-                        std::fs::read_to_string(p)
-                            .map_err(|e| fail(format!("cannot read {}: {e}", p.display())))?,
-                    ),
-                    None => runtime
-                        .block_on(bucket.get_small(&sig_key))?
-                        .map(|b| String::from_utf8_lossy(&b).into_owned()),
-                };
-                let (mut reader, etag) = runtime.block_on(bucket.reader(key, None))?;
-                let signer = crate::vault::sign::verify_stream(
-                    &mut reader,
-                    key,
-                    text.as_deref(),
-                    &sig_key,
-                    &allowed,
-                )?;
-                if let Ok(mut p) = pinned.lock() {
-                    *p = etag;
-                }
-                signer
-            }
-        };
+        let allowed = helm_bulk::vault::sign::read_allowed_signers(&signers)?;
+        let signer = source.verify(self.signature.as_deref(), &allowed)?;
         eprintln!(
             "Signed by {} ({} {})",
             signer.principals, signer.algorithm, signer.fingerprint
@@ -266,11 +225,11 @@ impl VerifyArgs {
     }
 
     /// Refuses an index older than `--max-age`.
-    pub fn check_age(&self, index: &crate::snapshot::Index) -> Result<(), Failure> {
+    pub fn check_age(&self, index: &helm_bulk::snapshot::Index) -> Result<(), Failure> {
         let Some(max) = self.max_age else {
             return Ok(());
         };
-        let created = crate::timefmt::parse_rfc3339(&index.created_at).ok_or_else(|| {
+        let created = helm_bulk::timefmt::parse_rfc3339(&index.created_at).ok_or_else(|| {
             fail(format!(
                 "the snapshot's creation time `{}` cannot be read, so --max-age cannot be checked",
                 index.created_at.escape_debug()
@@ -280,7 +239,7 @@ impl VerifyArgs {
         if age > time::Duration::try_from(max).unwrap_or(time::Duration::MAX) {
             return Err(fail(format!(
                 "the snapshot was created {} ({} ago), which is older than --max-age {}; refusing it",
-                crate::timefmt::human(&index.created_at),
+                helm_bulk::timefmt::human(&index.created_at),
                 humantime::format_duration(std::time::Duration::from_secs(
                     age.whole_seconds().max(0) as u64
                 )),
@@ -288,6 +247,88 @@ impl VerifyArgs {
             )));
         }
         Ok(())
+    }
+}
+
+/// How to reach Tiller (flags shared by `save` and `load`).
+#[derive(Debug, Clone, Args)]
+pub struct TillerArgs {
+    /// Tiller's gRPC address [env: TILLER_HOST, else HELM_HOST; port default 44134]
+    #[arg(long, value_name = "HOST:PORT")]
+    pub tiller_host: Option<String>,
+
+    /// The namespace of Tiller and its release records
+    #[arg(
+        long,
+        value_name = "NAMESPACE",
+        env = "TILLER_NAMESPACE",
+        default_value = "kube-system"
+    )]
+    pub tiller_namespace: String,
+
+    /// The name Tiller's certificate must be valid for [default: the host of --tiller-host]
+    #[arg(short = 's', long, value_name = "NAME", env = "HELM_TLS_HOSTNAME")]
+    pub tls_server_name: Option<String>,
+
+    /// CA certificate that signed Tiller's certificate [default: $HELM_HOME/ca.pem]
+    #[arg(long, value_name = "FILE", env = "HELM_TLS_CA_CERT")]
+    pub tls_ca_cert: Option<PathBuf>,
+
+    /// Client certificate for Tiller [default: $HELM_HOME/cert.pem]
+    #[arg(long, value_name = "FILE", env = "HELM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// Client certificate's private key [default: $HELM_HOME/key.pem]
+    #[arg(long, value_name = "FILE", env = "HELM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Talk to Tiller in plaintext gRPC, ignoring every TLS setting
+    #[arg(short = 't', long)]
+    pub disable_tls: bool,
+}
+
+impl TillerArgs {
+    /// The library's options, as given.
+    pub fn options(&self) -> helm_bulk::tiller::client::TillerOptions {
+        helm_bulk::tiller::client::TillerOptions {
+            tiller_host: self.tiller_host.clone(),
+            tiller_namespace: self.tiller_namespace.clone(),
+            tls_server_name: self.tls_server_name.clone(),
+            tls_ca_cert: self.tls_ca_cert.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            disable_tls: self.disable_tls,
+        }
+    }
+}
+
+/// Reading a snapshot: the store it may be in, how to decrypt it, whom to
+/// trust to have made it.
+#[derive(Debug, Clone, Args)]
+pub struct OpenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub decrypt: DecryptArgs,
+
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+}
+
+impl OpenArgs {
+    /// The snapshot `arg` names (a file, `-` or a bucket URL), its signature
+    /// checked, opened for decryption.
+    pub fn open(
+        &self,
+        arg: &str,
+        config: &Loaded,
+    ) -> Result<(SnapshotSource, Origin, helm_bulk::vault::Opened), Failure> {
+        let identities = self.decrypt.identity_files(config);
+        let source = resolve_input(arg, &self.store, config)?;
+        let origin = self.verify.check(&source, config)?;
+        let opened = helm_bulk::vault::open(source.open()?, &identities)?;
+        Ok((source, origin, opened))
     }
 }
 
@@ -305,87 +346,36 @@ impl StoreArgs {
         &self,
         url: &str,
         config: &Loaded,
-    ) -> Result<crate::store::bucket::Bucket, Failure> {
-        let endpoint = self
-            .endpoint
-            .clone()
-            .or_else(|| config.config.endpoint.clone());
-        Ok(crate::store::bucket::Bucket::open(
+    ) -> Result<helm_bulk::store::bucket::Bucket, Failure> {
+        Ok(helm_bulk::store::bucket::Bucket::open(
             url,
-            endpoint.as_deref(),
+            self.endpoint(config).as_deref(),
         )?)
     }
+
+    /// The endpoint from the flag, else the config.
+    pub fn endpoint(&self, config: &Loaded) -> Option<String> {
+        self.endpoint
+            .clone()
+            .or_else(|| config.config.endpoint.clone())
+    }
 }
 
-/// Where a snapshot is read from.
-pub enum SnapshotSource {
-    /// A file, or `-` for standard input.
-    File(PathBuf),
-    /// An object in a bucket.
-    Object {
-        /// The bucket (scoped to the object's folder).
-        bucket: crate::store::bucket::Bucket,
-        /// The object key.
-        key: String,
-        /// The runtime its requests run on.
-        runtime: std::sync::Arc<tokio::runtime::Runtime>,
-        /// The ETag of the object whose signature was verified: later reads
-        /// must get exactly that object.
-        pinned: std::sync::Mutex<Option<String>>,
-    },
-}
-
-impl SnapshotSource {
-    /// A file path, or a bucket URL (`…/<timestamp>.tar.gz.age` or `…/latest`).
-    pub fn resolve(
-        arg: &str,
-        store: &StoreArgs,
-        config: &Loaded,
-    ) -> Result<SnapshotSource, Failure> {
-        if !arg.contains("://") {
-            return Ok(SnapshotSource::File(PathBuf::from(arg)));
-        }
-        let runtime = std::sync::Arc::new(runtime()?);
-        let (bucket, key) = runtime.block_on(store.open(arg, config)?.resolve())?;
-        Ok(SnapshotSource::Object {
-            bucket,
-            key,
-            runtime,
-            pinned: std::sync::Mutex::new(None),
-        })
-    }
-
-    /// A reader over the snapshot's bytes.
-    pub fn open(&self) -> Result<Box<dyn std::io::Read>, Failure> {
-        match self {
-            SnapshotSource::File(p) => Ok(crate::store::open_source(p)?),
-            SnapshotSource::Object {
-                bucket,
-                key,
-                runtime,
-                pinned,
-            } => {
-                let pin = pinned.lock().ok().and_then(|p| p.clone());
-                let (reader, _) = runtime.block_on(bucket.reader(key, pin.as_deref()))?;
-                Ok(Box::new(reader))
-            }
-        }
-    }
-
-    /// How to name it in messages.
-    pub fn describe(&self) -> String {
-        match self {
-            SnapshotSource::File(p) => p.display().to_string(),
-            SnapshotSource::Object { bucket, key, .. } => format!("{} ({key})", bucket.url()),
-        }
-    }
+/// A file path, or a bucket URL (`…/<timestamp>.tar.gz.age` or `…/latest`)
+/// opened with the endpoint from the flag or the config.
+pub fn resolve_input(
+    arg: &str,
+    store: &StoreArgs,
+    config: &Loaded,
+) -> Result<SnapshotSource, Failure> {
+    let endpoint = store.endpoint(config);
+    Ok(SnapshotSource::resolve(arg, |url| {
+        helm_bulk::store::bucket::Bucket::open(url, endpoint.as_deref())
+    })?)
 }
 
 /// A runtime for the async parts (cluster and object storage).
 pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
+    helm_bulk::store::input::runtime()
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))
 }

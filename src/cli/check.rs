@@ -8,8 +8,8 @@ use clap::Args;
 
 use super::args::{StoreArgs, runtime};
 use super::{Failure, OutputFormat, fail, one_line, print_stdout};
-use crate::config::Loaded;
-use crate::freshness::{self, ClusterReport, Health};
+use helm_bulk::config::Loaded;
+use helm_bulk::freshness::{self, ClusterReport, Health};
 
 /// Arguments of `check`.
 #[derive(Debug, Args)]
@@ -69,7 +69,7 @@ pub(super) fn run(args: CheckArgs, config: &Loaded) -> Result<(), Failure> {
                 "check needs the trusted signers to verify snapshots: pass --trusted-signers FILE or set trustedSigners: in the config",
             )
         })?;
-    let allowed = std::sync::Arc::new(crate::vault::sign::read_allowed_signers(&signers_path)?);
+    let allowed = std::sync::Arc::new(helm_bulk::vault::sign::read_allowed_signers(&signers_path)?);
     let bucket = args.store.open(&args.url, config)?;
     let rt = runtime()?;
     let listed = rt.block_on(bucket.list())?;
@@ -96,7 +96,7 @@ pub(super) fn run(args: CheckArgs, config: &Loaded) -> Result<(), Failure> {
             // Hashing the object reads it from the store: off the async threads.
             tokio::task::spawn_blocking(move || {
                 let mut reader = reader;
-                crate::vault::sign::verify_stream(
+                helm_bulk::vault::sign::verify_stream(
                     &mut reader,
                     &key,
                     text.as_deref(),
@@ -124,7 +124,7 @@ pub(super) fn run(args: CheckArgs, config: &Loaded) -> Result<(), Failure> {
     if let Some(path) = &args.prometheus_textfile {
         let text = freshness::prometheus_textfile(bucket.url(), &reports);
         let write = || -> std::io::Result<()> {
-            let mut file = crate::store::AtomicFile::create(path)?;
+            let mut file = helm_bulk::store::AtomicFile::create(path)?;
             std::io::Write::write_all(&mut file, text.as_bytes())?;
             file.readable_by_all()?;
             file.commit()
@@ -133,9 +133,8 @@ pub(super) fn run(args: CheckArgs, config: &Loaded) -> Result<(), Failure> {
     }
 
     let text = match args.output {
-        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&reports)?),
-        OutputFormat::Yaml => serde_norway::to_string(&reports)?,
         OutputFormat::Table => table(&reports, &args),
+        format => super::output::structured(format, &reports)?,
     };
     print_stdout(&text)?;
 

@@ -7,13 +7,11 @@ use clap::Args;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use super::args::{ClusterArgs, SnapshotSource, StoreArgs, VerifyArgs};
-use super::{
-    DEFAULT_SNAPSHOT, DecryptArgs, EXIT_USAGE, Failure, OutputFormat, print_stdout, printable,
-};
-use crate::config::Loaded;
-use crate::snapshot::{Entry, Limits, SourceKind};
-use crate::source::helm::{Driver, HelmSource, SaveFilter};
+use super::args::{ClusterArgs, OpenArgs};
+use super::{DEFAULT_SNAPSHOT, EXIT_USAGE, Failure, OutputFormat, print_stdout, printable};
+use helm_bulk::config::Loaded;
+use helm_bulk::snapshot::{Entry, Limits, SourceKind};
+use helm_bulk::source::helm::{Driver, HelmSource, SaveFilter};
 
 /// Arguments of `diff`.
 #[derive(Debug, Args)]
@@ -38,13 +36,7 @@ pub struct DiffArgs {
     pub file: String,
 
     #[command(flatten)]
-    pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub decrypt: DecryptArgs,
-
-    #[command(flatten)]
-    pub verify: VerifyArgs,
+    pub open: OpenArgs,
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
@@ -123,8 +115,7 @@ pub(super) fn run(args: DiffArgs, config: &Loaded) -> Result<(), Failure> {
         let differ = rows.iter().filter(|r| r.status != "equal").count();
         let text = match args.output {
             OutputFormat::Table => table(&rows),
-            OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&rows)?),
-            OutputFormat::Yaml => serde_norway::to_string(&rows)?,
+            format => super::output::structured(format, &rows)?,
         };
         print_stdout(&text).map_err(error)?;
         if differ == 0 {
@@ -145,21 +136,18 @@ pub(super) fn run(args: DiffArgs, config: &Loaded) -> Result<(), Failure> {
 
 fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
     let driver = Driver::parse(&args.driver)?;
-    let identities = args.decrypt.identity_files(config);
-    let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
-    args.verify.check(&source, config)?;
-    let opened = crate::vault::open(source.open()?, &identities)?;
+    let (_, _, opened) = args.open.open(&args.file, config)?;
     let mut snapshot = Latest::new();
     let mut latest_of: BTreeMap<(String, String), u32> = BTreeMap::new();
-    let index =
-        crate::release::read_checked(opened.reader, &Limits::default(), |index, entry, data| {
+    let index = helm_bulk::release::read_checked(
+        opened.reader,
+        &Limits::default(),
+        |index, entry, data| {
             if latest_of.is_empty() {
-                for r in &index.releases {
-                    let e = latest_of
-                        .entry((r.namespace.clone(), r.name.clone()))
-                        .or_insert(r.revision);
-                    *e = (*e).max(r.revision);
-                }
+                latest_of = helm_bulk::release::newest_rows(&index.releases)
+                    .into_iter()
+                    .map(|((ns, name), r)| ((ns.to_owned(), name.to_owned()), r.revision))
+                    .collect();
             }
             if let Entry::Release(row) = entry
                 && latest_of.get(&(row.namespace.clone(), row.name.clone())) == Some(&row.revision)
@@ -167,8 +155,9 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
                 keep_latest(&mut snapshot, &row.namespace, &row.name, row.revision, data);
             }
             Ok(())
-        })?;
-    args.verify.check_age(&index)?;
+        },
+    )?;
+    args.open.verify.check_age(&index)?;
     if index.source.kind == SourceKind::Tiller {
         return Err(super::fail(
             "diff compares Helm 3/4 snapshots; this one holds Helm 2 (Tiller) records",
@@ -177,7 +166,7 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
 
     let rt = super::args::runtime()?;
     let live: Latest = rt.block_on(async {
-        let cluster = crate::cluster::connect(&args.cluster.options()).await?;
+        let cluster = helm_bulk::cluster::connect(&args.cluster.options()).await?;
         let scope = args.cluster.scope(&cluster.default_namespace);
         let helm = HelmSource::new(
             cluster.client.clone(),
@@ -187,13 +176,13 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
             500,
         );
         let filter = SaveFilter {
-            selection: crate::select::Selection::all(),
+            selection: helm_bulk::select::Selection::all(),
             history: Some(0),
             statuses: Vec::new(),
         };
         let plan = helm.plan(&filter).await?;
         let rows = plan.rows.clone();
-        let (tx, mut rx) = crate::source::record_channel();
+        let (tx, mut rx) = helm_bulk::source::record_channel();
         let collect = std::thread::spawn(move || {
             let mut out = Latest::new();
             while let Some(rec) = rx.blocking_recv() {
@@ -230,7 +219,7 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
                 manifest_diff: None,
             },
             Some((live_rev, live_data)) => {
-                let differs = crate::release::compare::differing_parts(data, live_data)?;
+                let differs = helm_bulk::release::compare::differing_parts(data, live_data)?;
                 let show = args.show_secrets;
                 let label = |side: &str, rev: u32, what: &str| {
                     format!("{side} {ns}/{name} revision {rev} ({what})")
@@ -239,7 +228,7 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
                     if !wanted || !differs.contains(&part) {
                         return Ok(None);
                     }
-                    let d = crate::release::compare::unified(
+                    let d = helm_bulk::release::compare::unified(
                         &text(data, show)?,
                         &text(live_data, show)?,
                         &label("snapshot", *rev, part),
@@ -253,12 +242,15 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
                         d
                     }))
                 };
-                let values_diff =
-                    text_diff(args.values, "values", crate::release::compare::values_text)?;
+                let values_diff = text_diff(
+                    args.values,
+                    "values",
+                    helm_bulk::release::compare::values_text,
+                )?;
                 let manifest_diff = text_diff(
                     args.manifest,
                     "manifest",
-                    crate::release::compare::manifest_text,
+                    helm_bulk::release::compare::manifest_text,
                 )?;
                 Row {
                     values_diff,
@@ -298,11 +290,11 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
 
 fn table(rows: &[Row]) -> String {
     let header = ["NAMESPACE", "NAME", "STATUS", "REVISIONS", "DIFFERS"];
-    let body: Vec<[String; 5]> = rows
+    let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let rev = |v: Option<u32>| v.map(|n| n.to_string()).unwrap_or_else(|| "-".into());
-            [
+            vec![
                 printable(&r.namespace),
                 printable(&r.name),
                 r.status.to_owned(),
@@ -311,26 +303,7 @@ fn table(rows: &[Row]) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &body {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: Vec<&str>| {
-        let l: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(l.join("  ").trim_end());
-        out.push('\n');
-    };
-    line(header.to_vec());
-    for row in &body {
-        line(row.iter().map(String::as_str).collect());
-    }
+    let mut out = super::output::table(&header, &body);
     for r in rows {
         for d in [&r.values_diff, &r.manifest_diff].into_iter().flatten() {
             out.push('\n');

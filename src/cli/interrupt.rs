@@ -1,6 +1,11 @@
-//! Ctrl-C, SIGTERM and SIGHUP while `load` installs releases.
+//! Ctrl-C, SIGTERM and SIGHUP, in one place.
 //!
-//! The first signal stops the plan: no install starts any more, and each
+//! While `save` or `rekey` writes ([`exit_cleanly_on_interrupt`]): the
+//! first signal abandons the unfinished output (temp files removed, bucket
+//! uploads aborted, see `helm_bulk::store::unfinished`), one line says so,
+//! and the process exits with 128 + the signal number.
+//!
+//! While `load` installs releases ([`stop_on_interrupt`]): the first signal stops the plan: no install starts any more, and each
 //! helm process running gets the signal too (SIGTERM for a SIGHUP, since
 //! helm cleans up only after SIGINT and SIGTERM), so it marks its release
 //! failed and ends; load then uninstalls what those installs left, checks
@@ -8,9 +13,9 @@
 //! the process at once.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
-use crate::restore::execute::Stop;
+use helm_bulk::restore::execute::Stop;
 
 /// Which signal stopped the load (its exit code, 128 + number; 0: none).
 #[derive(Debug, Default)]
@@ -53,6 +58,43 @@ pub(super) fn stop_on_interrupt(rt: &tokio::runtime::Runtime, stop: Arc<Stop>) -
         std::process::exit(again);
     });
     interrupt
+}
+
+/// Makes SIGINT, SIGTERM and SIGHUP (Ctrl-C on Windows) end the process
+/// cleanly while `rt` runs: the temp files of unfinished output are removed,
+/// unfinished bucket uploads are aborted (waiting at most 10 s for the
+/// store), one line says so, and the exit code is 128 + the signal number.
+pub(crate) fn exit_cleanly_on_interrupt(rt: &tokio::runtime::Runtime) {
+    rt.spawn(async {
+        let code = Signals::new().next().await;
+        INTERRUPTED_BY.store(code, Ordering::SeqCst);
+        helm_bulk::store::unfinished::abandon(std::time::Duration::from_secs(10)).await;
+        exit_interrupted(code);
+    });
+}
+
+/// The exit code of the signal that interrupted the process (0: none).
+static INTERRUPTED_BY: AtomicI32 = AtomicI32::new(0);
+
+/// Ends the process as interrupted if a signal came while the command ran
+/// (see [`exit_cleanly_on_interrupt`]).
+pub(crate) fn exit_if_interrupted() {
+    let signal = INTERRUPTED_BY.load(Ordering::SeqCst);
+    if signal != 0 {
+        helm_bulk::store::remove_unfinished();
+        exit_interrupted(signal);
+    }
+}
+
+/// Reports the interruption once and exits. The command itself may fail
+/// meanwhile (its upload was aborted under it): `main` then ends here too,
+/// with the same line and code, instead of reporting that consequence.
+fn exit_interrupted(code: i32) -> ! {
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    if !REPORTED.swap(true, Ordering::SeqCst) {
+        eprintln!("Error: interrupted; the unfinished snapshot was removed");
+    }
+    std::process::exit(code);
 }
 
 /// Passes the signal on to the helm processes running.

@@ -26,12 +26,12 @@ pub struct KeygenArgs {
 pub(super) fn run(args: KeygenArgs) -> Result<(), Failure> {
     let path = match args.output {
         Some(p) => p,
-        None => crate::vault::default_identity_path().ok_or_else(|| {
+        None => helm_bulk::vault::default_identity_path().ok_or_else(|| {
             fail("cannot find Helm's config directory (set HELM_CONFIG_HOME or pass -o FILE)")
         })?,
     };
-    let now = crate::timefmt::now_rfc3339();
-    let recipient = crate::vault::generate_identity(&path, &now)?;
+    let now = helm_bulk::timefmt::now_rfc3339();
+    let recipient = helm_bulk::vault::generate_identity(&path, &now)?;
     eprintln!(
         "Wrote a new identity to {} (mode 0600). Its recipient (public key) follows; give it to `helm bulk save -r`.",
         path.display()

@@ -4,7 +4,7 @@ use clap::Args;
 
 use super::args::{StoreArgs, runtime};
 use super::{Failure, OutputFormat, print_stdout};
-use crate::config::Loaded;
+use helm_bulk::config::Loaded;
 
 /// Arguments of `list`.
 #[derive(Debug, Args)]
@@ -33,8 +33,6 @@ pub(super) fn run(args: ListArgs, config: &Loaded) -> Result<(), Failure> {
     let bucket = args.store.open(&args.url, config)?;
     let listed = runtime()?.block_on(bucket.list())?;
     let text = match args.output {
-        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&listed)?),
-        OutputFormat::Yaml => serde_norway::to_string(&listed)?,
         OutputFormat::Table => {
             let mut out = format!(
                 "{:<16}  {:<24}  {:>10}  {:<6}  KEY\n",
@@ -52,6 +50,7 @@ pub(super) fn run(args: ListArgs, config: &Loaded) -> Result<(), Failure> {
             }
             out
         }
+        format => super::output::structured(format, &listed)?,
     };
     print_stdout(&text)
 }

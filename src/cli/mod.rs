@@ -1,5 +1,6 @@
 //! The command line: clap definitions and one module per subcommand. This
-//! layer parses, resolves configuration, calls the library and reports.
+//! layer parses, resolves configuration, calls the library and reports. It
+//! belongs to the binary: the library never names it.
 
 mod args;
 mod check;
@@ -9,6 +10,7 @@ mod interrupt;
 mod keygen;
 mod list;
 mod load;
+mod output;
 mod prune;
 mod recipients;
 mod rekey;
@@ -22,6 +24,8 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 pub use args::{DEFAULT_SNAPSHOT, DecryptArgs, EncryptArgs, OutputFormat};
+pub(crate) use interrupt::exit_cleanly_on_interrupt;
+pub(crate) use output::{human_bytes, print_stdout, printable};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -131,7 +135,7 @@ pub struct Failure {
     pub code: u8,
 }
 
-impl<E: std::error::Error> From<E> for Failure {
+impl<E: std::error::Error + 'static> From<E> for Failure {
     fn from(e: E) -> Self {
         Failure {
             message: one_line(&e),
@@ -140,19 +144,54 @@ impl<E: std::error::Error> From<E> for Failure {
     }
 }
 
-/// Joins an error and its sources into one line, skipping repeats.
-pub fn one_line(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        source = s.source();
+/// The user's line for an error chain: the library says what is wrong,
+/// [`hint`] adds which flag or setting changes it.
+pub(crate) fn one_line(e: &(dyn std::error::Error + 'static)) -> String {
+    helm_bulk::errors::one_line_with(e, hint)
+}
+
+/// What the command line can do about a library error, appended right
+/// after that error's own text.
+fn hint(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use helm_bulk::{cluster::ClusterError, tiller::TillerError, vault::VaultError};
+    if let Some(save) = e.downcast_ref::<helm_bulk::save::SaveError>() {
+        return save.inner().and_then(hint);
     }
-    msg.replace('\n', " ")
+    if let Some(input) = e.downcast_ref::<helm_bulk::store::input::InputError>() {
+        return match input {
+            helm_bulk::store::input::InputError::SignedFromStdin => {
+                Some(" (or pass --insecure-skip-verify)".to_owned())
+            }
+            other => other.inner().and_then(hint),
+        };
+    }
+    let hint = if let Some(v) = e.downcast_ref::<VaultError>() {
+        match v {
+            VaultError::NoRecipients => {
+                ": pass -r/--recipient KEY or -R/--recipients-file FILE, set `recipients:` in the config file, or use -p/--passphrase (create a key with `helm bulk keygen`)"
+            }
+            VaultError::NoIdentities => {
+                ": pass -i/--identity FILE or set `identities:` in the config file"
+            }
+            VaultError::WrongIdentity => "; check -i/--identity",
+            _ => return None,
+        }
+    } else if let Some(helm_bulk::vault::sign::VerifyError::Unsigned(_)) = e.downcast_ref() {
+        " (--insecure-skip-verify overrides)"
+    } else if let Some(ClusterError::NoConfig { .. }) = e.downcast_ref() {
+        " (set KUBECONFIG or --kubeconfig, or --kube-context)"
+    } else if let Some(TillerError::NoHost) = e.downcast_ref() {
+        ": pass --tiller-host HOST:PORT or set TILLER_HOST (e.g. after `kubectl -n kube-system port-forward svc/tiller-deploy 44134`), or read Tiller's storage with --source tiller-storage"
+    } else if e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+        .is_some_and(|inner| inner.is::<helm_bulk::store::BinaryToTerminal>())
+    {
+        " or use -a/--armor"
+    } else {
+        return None;
+    };
+    Some(hint.to_owned())
 }
 
 /// Builds a failure from a message.
@@ -180,7 +219,7 @@ pub fn main() -> ExitCode {
     // Decrypted release records must never reach a core file or a debugger
     // of the same user (see SECURITY.md). This cannot fail on Linux; where it
     // does, say so and go on rather than refuse to run.
-    if let Err(e) = crate::hardening::protect_memory() {
+    if let Err(e) = helm_bulk::hardening::protect_memory() {
         eprintln!("WARNING: cannot turn off core dumps for this process: {e}");
     }
     let matches = match command().try_get_matches() {
@@ -200,11 +239,9 @@ pub fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(f) => {
-            let signal = INTERRUPTED_BY.load(std::sync::atomic::Ordering::SeqCst);
-            if signal != 0 {
-                crate::store::remove_unfinished();
-                exit_interrupted(signal);
-            }
+            // An interrupted command fails too (its upload was aborted
+            // under it): report the interruption instead.
+            interrupt::exit_if_interrupted();
             let _ = std::io::stdout().flush();
             eprintln!("Error: {}", f.message);
             ExitCode::from(f.code)
@@ -219,9 +256,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             .filter(|v| !v.is_empty())
             .map(std::path::PathBuf::from)
     });
-    let config = crate::config::load(explicit.as_deref())?;
+    let config = helm_bulk::config::load(explicit.as_deref())?;
     if cli.debug {
-        crate::debug::enable();
+        helm_bulk::debug::enable();
         match &config.path {
             Some(p) => eprintln!("debug: config file {}", p.display()),
             None => eprintln!("debug: no config file"),
@@ -241,107 +278,5 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Diff(a) => diff::run(a, &config),
         Command::Recipients(a) => recipients::run(a, &config),
         Command::Completion(a) => completion::run(a),
-    }
-}
-
-/// A byte count for people: `12 B`, `3.4 KiB`, `5.6 MiB`.
-pub(crate) fn human_bytes(n: u64) -> String {
-    if n >= 1 << 20 {
-        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
-    } else if n >= 1 << 10 {
-        format!("{:.1} KiB", n as f64 / 1024.0)
-    } else {
-        format!("{n} B")
-    }
-}
-
-/// A string from a snapshot made safe for a terminal: control characters
-/// (escape sequences) are shown escaped, everything else as is.
-pub(crate) fn printable(s: &str) -> String {
-    if s.chars().any(char::is_control) {
-        s.chars()
-            .map(|c| {
-                if c.is_control() {
-                    c.escape_debug().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect()
-    } else {
-        s.to_owned()
-    }
-}
-
-/// Writes to stdout, treating a closed pipe (`| head`) as success.
-pub(crate) fn print_stdout(text: &str) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(fail(format!("cannot write to standard output: {e}"))),
-    }
-}
-
-/// Makes SIGINT, SIGTERM and SIGHUP (Ctrl-C on Windows) end the process
-/// cleanly while `rt` runs: the temp files of unfinished output are removed,
-/// unfinished bucket uploads are aborted (waiting at most 10 s for the
-/// store), one line says so, and the exit code is 128 + the signal number.
-pub(crate) fn exit_cleanly_on_interrupt(rt: &tokio::runtime::Runtime) {
-    rt.spawn(async {
-        let code = interrupted().await;
-        INTERRUPTED_BY.store(code, std::sync::atomic::Ordering::SeqCst);
-        crate::store::remove_unfinished();
-        crate::store::bucket::abort_uploads(std::time::Duration::from_secs(10)).await;
-        exit_interrupted(code);
-    });
-}
-
-/// The exit code of the signal that interrupted the process (0: none).
-static INTERRUPTED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
-
-/// Reports the interruption once and exits. The command itself may fail
-/// meanwhile (its upload was aborted under it): [`main`] then ends here too,
-/// with the same line and code, instead of reporting that consequence.
-fn exit_interrupted(code: i32) -> ! {
-    static REPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !REPORTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        eprintln!("Error: interrupted; the unfinished snapshot was removed");
-    }
-    std::process::exit(code);
-}
-
-#[cfg(unix)]
-async fn interrupted() -> i32 {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        // Without handlers the default dispositions stay: wait forever.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => 130,
-        _ = term.recv() => 143,
-        _ = hup.recv() => 129,
-    }
-}
-
-#[cfg(not(unix))]
-async fn interrupted() -> i32 {
-    match tokio::signal::ctrl_c().await {
-        Ok(()) => 130,
-        Err(_) => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn printable_escapes_control_characters() {
-        assert_eq!(super::printable("deployed"), "deployed");
-        assert_eq!(super::printable("x\u{1b}[2Jy\n"), "x\\u{1b}[2Jy\\n");
     }
 }

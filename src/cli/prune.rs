@@ -4,8 +4,8 @@ use clap::Args;
 
 use super::args::{StoreArgs, runtime};
 use super::{Failure, fail, print_stdout};
-use crate::config::Loaded;
-use crate::store::bucket::prune_plan;
+use helm_bulk::config::Loaded;
+use helm_bulk::store::bucket::prune_plan;
 
 /// Arguments of `prune`.
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 use clap::Args;
 
 use super::{EncryptArgs, Failure, print_stdout};
-use crate::config::Loaded;
+use helm_bulk::config::Loaded;
 
 /// Arguments of `recipients`.
 #[derive(Debug, Args)]
@@ -32,9 +32,9 @@ pub(super) fn run(args: RecipientsArgs, config: &Loaded) -> Result<(), Failure> 
     };
     let (recipients, files) = enc.recipient_sources(config);
     if recipients.is_empty() && files.is_empty() {
-        return Err(crate::vault::VaultError::NoRecipients.into());
+        return Err(helm_bulk::vault::VaultError::NoRecipients.into());
     }
-    let list = crate::vault::recipient_strings(&recipients, &files)?;
+    let list = helm_bulk::vault::recipient_strings(&recipients, &files)?;
     let mut out = String::new();
     for r in list {
         out.push_str(&r);

@@ -1,7 +1,7 @@
 //! `helm bulk rekey`: re-encrypt snapshots to new recipients (key rotation).
 //!
 //! The age decrypting stream feeds the age encrypting stream directly
-//! ([`crate::vault::reencrypt`]); the plaintext is also read through the
+//! ([`helm_bulk::vault::reencrypt`]); the plaintext is also read through the
 //! checked snapshot reader on its way, so a damaged snapshot is refused
 //! rather than re-signed. Nothing decrypted is written anywhere.
 
@@ -14,11 +14,11 @@ use sha2::{Digest, Sha512};
 
 use super::args::{EncryptArgs, SnapshotSource, StoreArgs, VerifyArgs, runtime};
 use super::{DecryptArgs, Failure, fail};
-use crate::config::Loaded;
-use crate::snapshot::Limits;
-use crate::store::bucket::Bucket;
-use crate::vault::sign::{HashingWriter, SigningKey, signature_path};
-use crate::vault::{Protection, VaultError};
+use helm_bulk::config::Loaded;
+use helm_bulk::snapshot::Limits;
+use helm_bulk::store::bucket::Bucket;
+use helm_bulk::vault::sign::{HashingWriter, SigningKey, signature_path};
+use helm_bulk::vault::{Protection, VaultError};
 
 /// Suffix of the new object while it is written and checked.
 const STAGED: &str = ".rekey";
@@ -107,14 +107,15 @@ impl Ctx<'_> {
         out: W,
     ) -> Result<(W, Vec<u8>), Failure> {
         self.args.verify.check(source, self.config)?;
-        let opened = crate::vault::open(source.open()?, &self.identities)?;
-        let encrypted = crate::vault::encrypt(
+        let opened = helm_bulk::vault::open(source.open()?, &self.identities)?;
+        let encrypted = helm_bulk::vault::encrypt(
             HashingWriter::new(out),
             &self.protection,
             self.args.encrypt.armor,
         )?;
-        let hashing = crate::vault::reencrypt(opened, encrypted, |plain: &mut dyn Read| {
-            let index = crate::release::read_checked(plain, &Limits::default(), |_, _, _| Ok(()))?;
+        let hashing = helm_bulk::vault::reencrypt(opened, encrypted, |plain: &mut dyn Read| {
+            let index =
+                helm_bulk::release::read_checked(plain, &Limits::default(), |_, _, _| Ok(()))?;
             self.args.verify.check_age(&index)
         })?;
         Ok(hashing.finish())
@@ -122,7 +123,7 @@ impl Ctx<'_> {
 
     fn signature(&self, digest: &[u8]) -> Result<Option<String>, Failure> {
         match &self.signer {
-            Some(k) => Ok(Some(crate::vault::sign::sign_digest(k, digest)?)),
+            Some(k) => Ok(Some(helm_bulk::vault::sign::sign_digest(k, digest)?)),
             None => Ok(None),
         }
     }
@@ -166,7 +167,7 @@ pub(super) fn run(args: RekeyArgs, config: &Loaded) -> Result<(), Failure> {
         .clone()
         .or_else(|| config.config.sign_key.clone())
     {
-        Some(p) => Some(crate::vault::sign::load_signer(&p)?),
+        Some(p) => Some(helm_bulk::vault::sign::load_signer(&p)?),
         None => None,
     };
     let ctx = Ctx {
@@ -183,7 +184,7 @@ pub(super) fn run(args: RekeyArgs, config: &Loaded) -> Result<(), Failure> {
     super::exit_cleanly_on_interrupt(&rt);
     if !args.all {
         let SnapshotSource::Object { bucket, key, .. } =
-            SnapshotSource::resolve(&args.file, &args.store, config)?
+            super::args::resolve_input(&args.file, &args.store, config)?
         else {
             return Err(fail("not a bucket object"));
         };
@@ -243,10 +244,10 @@ pub(super) fn run(args: RekeyArgs, config: &Loaded) -> Result<(), Failure> {
 /// For `--all`, "no -i identity opens it" must mean "already rotated": the
 /// new recipients must not include a reading identity.
 fn refuse_overlap(ctx: &Ctx<'_>) -> Result<(), Failure> {
-    let mut probe = crate::vault::encrypt(Vec::new(), &ctx.protection, false)?;
+    let mut probe = helm_bulk::vault::encrypt(Vec::new(), &ctx.protection, false)?;
     std::io::Write::write_all(&mut probe, b"helm-bulk rekey probe")?;
     let probe = probe.finish()?;
-    match crate::vault::open(std::io::Cursor::new(probe), &ctx.identities) {
+    match helm_bulk::vault::open(std::io::Cursor::new(probe), &ctx.identities) {
         Ok(_) => Err(fail(
             "an identity given with -i can decrypt for the new recipients, so rekey --all could not tell rotated snapshots from the others; rotate to recipients whose keys are not given with -i",
         )),
@@ -267,11 +268,11 @@ fn rekey_file(ctx: &Ctx<'_>, path: &Path) -> Result<(), Failure> {
         ));
     }
     let source = SnapshotSource::File(path.to_path_buf());
-    let out = crate::store::AtomicFile::create(&dest)?;
+    let out = helm_bulk::store::AtomicFile::create(&dest)?;
     let (out, digest) = ctx.rotate(&source, out)?;
     let signature = match ctx.signature(&digest)? {
         Some(text) => {
-            let mut f = crate::store::AtomicFile::create(&signature_path(&dest))?;
+            let mut f = helm_bulk::store::AtomicFile::create(&signature_path(&dest))?;
             std::io::Write::write_all(&mut f, text.as_bytes())?;
             Some(f)
         }
@@ -330,7 +331,7 @@ fn readable(
     rt: &tokio::runtime::Runtime,
 ) -> Result<bool, Failure> {
     let (reader, _) = rt.block_on(bucket.reader(key, None))?;
-    match crate::vault::open(reader, &ctx.identities) {
+    match helm_bulk::vault::open(reader, &ctx.identities) {
         Ok(_) => Ok(true),
         Err(VaultError::WrongIdentity) => Ok(false),
         Err(e) => Err(e.into()),

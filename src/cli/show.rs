@@ -1,14 +1,12 @@
 //! `helm bulk show`: decrypt in memory and list what a snapshot holds.
 
-use std::collections::BTreeMap;
-
 use clap::Args;
 use zeroize::Zeroizing;
 
-use super::args::{SnapshotSource, StoreArgs, VerifyArgs};
-use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout, printable};
-use crate::config::Loaded;
-use crate::snapshot::{Entry, Index, IndexRow, Limits, SourceKind};
+use super::args::OpenArgs;
+use super::{DEFAULT_SNAPSHOT, Failure, OutputFormat, fail, print_stdout, printable};
+use helm_bulk::config::Loaded;
+use helm_bulk::snapshot::{Entry, Index, IndexRow, Limits, SourceKind};
 
 /// Arguments of `show`.
 #[derive(Debug, Args)]
@@ -30,13 +28,7 @@ pub struct ShowArgs {
     pub file: String,
 
     #[command(flatten)]
-    pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub decrypt: DecryptArgs,
-
-    #[command(flatten)]
-    pub verify: VerifyArgs,
+    pub open: OpenArgs,
 
     /// Output format
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
@@ -53,14 +45,9 @@ pub struct ShowArgs {
 
 /// The newest revision of each release, by position in the index.
 fn latest_rows(index: &Index) -> Vec<&IndexRow> {
-    let mut latest: BTreeMap<(&str, &str), &IndexRow> = BTreeMap::new();
-    for row in &index.releases {
-        let e = latest.entry((&row.namespace, &row.name)).or_insert(row);
-        if row.revision > e.revision {
-            *e = row;
-        }
-    }
-    latest.into_values().collect()
+    helm_bulk::release::newest_rows(&index.releases)
+        .into_values()
+        .collect()
 }
 
 pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
@@ -72,16 +59,14 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         ),
         None => None,
     };
-    let identities = args.decrypt.identity_files(config);
-    let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
-    args.verify.check(&source, config)?;
-    let input = source.open()?;
-    let opened = crate::vault::open(input, &identities)?;
+    let (_, _, opened) = args.open.open(&args.file, config)?;
 
     let mut values: Option<Zeroizing<Vec<u8>>> = None;
     let mut target_revision: Option<u32> = None;
-    let index =
-        crate::release::read_checked(opened.reader, &Limits::default(), |index, entry, data| {
+    let index = helm_bulk::release::read_checked(
+        opened.reader,
+        &Limits::default(),
+        |index, entry, data| {
             if let Entry::Release(row) = entry
                 && let Some((ns, name)) = wanted
                 && row.namespace == ns
@@ -101,8 +86,9 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
                 }
             }
             Ok(())
-        })?;
-    args.verify.check_age(&index)?;
+        },
+    )?;
+    args.open.verify.check_age(&index)?;
 
     if let Some((ns, name)) = wanted {
         let Some(data) = values else {
@@ -110,16 +96,13 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         };
         let mut v = if index.source.kind == SourceKind::Tiller {
             // Helm 2 keeps the values as YAML text (Config.raw).
-            let r = crate::tiller::record::decode_wiped(&data).map_err(fail)?;
-            crate::tiller::record::user_values_json(&r).map_err(fail)?
+            let r = helm_bulk::tiller::record::decode_wiped(&data).map_err(fail)?;
+            helm_bulk::tiller::record::user_values_json(&r).map_err(fail)?
         } else {
-            crate::release::helm_user_values(&data)?
+            helm_bulk::release::helm_user_values(&data)?
         };
-        let text = zeroize::Zeroizing::new(match args.output {
-            OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&v)?),
-            _ => serde_norway::to_string(&v)?,
-        });
-        crate::release::wipe_json(&mut v);
+        let text = zeroize::Zeroizing::new(super::output::structured(args.output, &v)?);
+        helm_bulk::release::wipe_json(&mut v);
         return print_stdout(&text);
     }
 
@@ -133,11 +116,7 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         OutputFormat::Json | OutputFormat::Yaml => {
             let mut view = index.clone();
             view.releases = rows.into_iter().cloned().collect();
-            if args.output == OutputFormat::Json {
-                format!("{}\n", serde_json::to_string_pretty(&view)?)
-            } else {
-                serde_norway::to_string(&view)?
-            }
+            super::output::structured(args.output, &view)?
         }
     };
     print_stdout(&text)
@@ -170,7 +149,7 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
         } else {
             printable(&index.cluster.server)
         },
-        printable(&crate::timefmt::human(&index.created_at)),
+        printable(&helm_bulk::timefmt::human(&index.created_at)),
         printable(&index.tool_version),
     );
     let header = [
@@ -182,10 +161,10 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
         "APP VERSION",
         "UPDATED",
     ];
-    let body: Vec<[String; 7]> = rows
+    let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            [
+            vec![
                 r.namespace.clone(),
                 r.name.clone(),
                 r.revision.to_string(),
@@ -195,36 +174,14 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
                 printable(
                     &r.updated
                         .as_deref()
-                        .map(crate::timefmt::human)
+                        .map(helm_bulk::timefmt::human)
                         .unwrap_or_default(),
                 ),
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &body {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut line = |cells: &[&str]| {
-        let mut l = String::new();
-        for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-            if i + 1 == cells.len() {
-                l.push_str(cell);
-            } else {
-                l.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        out.push_str(l.trim_end());
-        out.push('\n');
-    };
-    line(&header);
-    for row in &body {
-        let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-        line(&cells);
-    }
-    let notes = crate::release::caught_in_flight(&index.releases);
+    out.push_str(&super::output::table(&header, &body));
+    let notes = helm_bulk::release::caught_in_flight(&index.releases);
     if !notes.is_empty() {
         out.push('\n');
     }
@@ -245,11 +202,11 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
 /// The snapshot's CRDs, and why save took each.
 fn crd_table(index: &Index) -> String {
     let header = ["CRD", "KIND", "WHY"];
-    let body: Vec<[String; 3]> = index
+    let body: Vec<Vec<String>> = index
         .crds
         .iter()
         .map(|c| {
-            [
+            vec![
                 printable(&c.name),
                 printable(&c.kind),
                 if c.reason.is_empty() {
@@ -260,22 +217,5 @@ fn crd_table(index: &Index) -> String {
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for row in &body {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for cells in std::iter::once(header.map(str::to_owned)).chain(body) {
-        out.push_str(&format!(
-            "{:<a$}  {:<b$}  {}\n",
-            cells[0],
-            cells[1],
-            cells[2],
-            a = widths[0],
-            b = widths[1]
-        ));
-    }
-    out
+    super::output::table(&header, &body)
 }

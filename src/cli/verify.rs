@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 use serde::Serialize;
 
-use super::args::{Origin, SnapshotSource, StoreArgs, VerifyArgs, runtime};
-use super::{DEFAULT_SNAPSHOT, DecryptArgs, Failure, OutputFormat, fail, print_stdout, printable};
-use crate::config::Loaded;
-use crate::snapshot::Limits;
+use super::args::{OpenArgs, Origin, SnapshotSource, runtime};
+use super::{DEFAULT_SNAPSHOT, Failure, OutputFormat, fail, print_stdout, printable};
+use helm_bulk::config::Loaded;
+use helm_bulk::snapshot::Limits;
 
 /// Arguments of `verify`.
 #[derive(Debug, Args)]
@@ -36,13 +36,7 @@ pub struct VerifyCmdArgs {
     pub all: bool,
 
     #[command(flatten)]
-    pub store: StoreArgs,
-
-    #[command(flatten)]
-    pub decrypt: DecryptArgs,
-
-    #[command(flatten)]
-    pub verify: VerifyArgs,
+    pub open: OpenArgs,
 
     /// Output format
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Table)]
@@ -119,7 +113,7 @@ impl Report {
             self.releases.unwrap_or(0),
             self.revisions.unwrap_or(0),
             self.crds.unwrap_or(0),
-            printable(&crate::timefmt::human(created)),
+            printable(&helm_bulk::timefmt::human(created)),
         )
     }
 }
@@ -131,18 +125,13 @@ fn verify_one(
     identities: &[PathBuf],
     config: &Loaded,
 ) -> Result<Report, Failure> {
-    let origin = args.verify.check(source, config)?;
-    let opened = crate::vault::open(source.open()?, identities)?;
-    let index = crate::release::read_checked(opened.reader, &Limits::default(), |_, _, _| Ok(()))?;
-    args.verify.check_age(&index)?;
-    let mut releases: Vec<(&str, &str)> = index
-        .releases
-        .iter()
-        .map(|r| (r.namespace.as_str(), r.name.as_str()))
-        .collect();
-    releases.sort_unstable();
-    releases.dedup();
-    let age = crate::timefmt::parse_rfc3339(&index.created_at)
+    let origin = args.open.verify.check(source, config)?;
+    let opened = helm_bulk::vault::open(source.open()?, identities)?;
+    let index =
+        helm_bulk::release::read_checked(opened.reader, &Limits::default(), |_, _, _| Ok(()))?;
+    args.open.verify.check_age(&index)?;
+    let releases = helm_bulk::release::distinct_releases(&index.releases);
+    let age = helm_bulk::timefmt::parse_rfc3339(&index.created_at)
         .map(|t| (time::OffsetDateTime::now_utc() - t).whole_seconds());
     let (signature, signer, fingerprint) = match origin {
         Origin::Signed(s) => (
@@ -157,7 +146,7 @@ fn verify_one(
         snapshot: source.describe(),
         ok: true,
         error: None,
-        releases: Some(releases.len()),
+        releases: Some(releases),
         revisions: Some(index.releases.len()),
         crds: Some(index.crds.len()),
         signature: Some(signature),
@@ -171,22 +160,20 @@ fn verify_one(
 fn render(reports: &[Report], format: OutputFormat, many: bool) -> Result<String, Failure> {
     Ok(match format {
         OutputFormat::Table => reports.iter().map(|r| r.line() + "\n").collect(),
-        OutputFormat::Json if many => format!("{}\n", serde_json::to_string_pretty(reports)?),
-        OutputFormat::Json => format!("{}\n", serde_json::to_string_pretty(&reports[0])?),
-        OutputFormat::Yaml if many => serde_norway::to_string(reports)?,
-        OutputFormat::Yaml => serde_norway::to_string(&reports[0])?,
+        format if many => super::output::structured(format, reports)?,
+        format => super::output::structured(format, &reports[0])?,
     })
 }
 
 pub(super) fn run(args: VerifyCmdArgs, config: &Loaded) -> Result<(), Failure> {
-    let identities = args.decrypt.identity_files(config);
+    let identities = args.open.decrypt.identity_files(config);
     if !args.all {
         if args.file == "-" {
             return Err(fail(
                 "verify reads a file or a bucket URL, not standard input",
             ));
         }
-        let source = SnapshotSource::resolve(&args.file, &args.store, config)?;
+        let source = super::args::resolve_input(&args.file, &args.open.store, config)?;
         let report = verify_one(&source, &args, &identities, config)?;
         return print_stdout(&render(&[report], args.output, false)?);
     }
@@ -196,7 +183,7 @@ pub(super) fn run(args: VerifyCmdArgs, config: &Loaded) -> Result<(), Failure> {
             args.file
         )));
     }
-    let bucket = args.store.open(&args.file, config)?;
+    let bucket = args.open.store.open(&args.file, config)?;
     let rt = std::sync::Arc::new(runtime()?);
     let listed = rt.block_on(bucket.list())?;
     if listed.is_empty() {

@@ -225,6 +225,30 @@ pub fn current_revision(revisions: &[(u32, &str)]) -> Option<Current> {
     })
 }
 
+/// The newest revision of each release among index rows, by
+/// `(namespace, name)`.
+pub fn newest_rows(rows: &[IndexRow]) -> std::collections::BTreeMap<(&str, &str), &IndexRow> {
+    let mut newest: std::collections::BTreeMap<(&str, &str), &IndexRow> = Default::default();
+    for row in rows {
+        let e = newest.entry((&row.namespace, &row.name)).or_insert(row);
+        if row.revision > e.revision {
+            *e = row;
+        }
+    }
+    newest
+}
+
+/// How many distinct releases index rows in archive order hold (the
+/// revisions of a release are adjacent there).
+pub fn distinct_releases(rows: &[IndexRow]) -> usize {
+    let mut keys: Vec<(&str, &str)> = rows
+        .iter()
+        .map(|r| (r.namespace.as_str(), r.name.as_str()))
+        .collect();
+    keys.dedup();
+    keys.len()
+}
+
 /// The releases of `rows` (index rows, any order) that were saved with an
 /// upgrade or rollback in flight (see [`current_revision`]), sorted, each
 /// with the message that says so.

@@ -21,6 +21,30 @@ use super::RestoreError;
 use super::frozen::{ChartHandle, FrozenChart};
 use super::plan::{Action, Step};
 
+/// The helm binary: HELM_BIN (unless empty), else `helm` on PATH.
+pub fn helm_bin() -> PathBuf {
+    std::env::var_os("HELM_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("helm"))
+}
+
+/// The Helm generation of the helm binary: Helm 4 when `helm version` says
+/// v4, else Helm 3 (also when it does not run).
+pub fn helm_generation() -> crate::snapshot::SourceKind {
+    let out = std::process::Command::new(helm_bin())
+        .args(["version", "--template", "{{.Version}}"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    match out {
+        Ok(o) if o.status.success() && o.stdout.starts_with(b"v4.") => {
+            crate::snapshot::SourceKind::Helm4
+        }
+        _ => crate::snapshot::SourceKind::Helm3,
+    }
+}
+
 /// How to run helm.
 #[derive(Debug, Clone)]
 pub struct HelmRunner {

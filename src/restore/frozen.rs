@@ -754,22 +754,8 @@ mod tests {
         Ok(out.replace(NO_VALUE, ""))
     }
 
-    /// A small seeded generator (SplitMix64), so failures reproduce.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    /// A small seeded generator, so failures reproduce.
+    use crate::testing::SplitMix64 as Rng;
 
     #[test]
     fn escaping_round_trips_through_go_template_syntax() {

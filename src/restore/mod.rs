@@ -12,6 +12,7 @@ pub mod crds;
 pub mod execute;
 pub mod frozen;
 pub mod history;
+pub mod load;
 pub mod plan;
 pub mod preflight;
 

@@ -176,20 +176,12 @@ pub struct PlanInput<'a> {
 /// rest by namespace and name.
 pub fn plan(input: &PlanInput) -> Vec<Step> {
     let targets = targets(input.index, input.statuses);
-    let mut latest: BTreeMap<(String, String), &IndexRow> = BTreeMap::new();
-    for row in &input.index.releases {
-        let e = latest
-            .entry((row.namespace.clone(), row.name.clone()))
-            .or_insert(row);
-        if row.revision > e.revision {
-            *e = row;
-        }
-    }
+    let latest = crate::release::newest_rows(&input.index.releases);
     let mut steps: Vec<(Option<usize>, Step)> = latest
         .iter()
-        .filter(|((ns, _), _)| input.namespace.is_none_or(|n| n == ns))
-        .map(|((ns, name), last)| {
-            let key = (ns.clone(), name.clone());
+        .filter(|((ns, _), _)| input.namespace.is_none_or(|n| n == *ns))
+        .map(|(&(ns, name), last)| {
+            let key = (ns.to_owned(), name.to_owned());
             let target = targets.get(&key);
             let row = target.map(|t| t.row).unwrap_or(last);
             let mut note = target.and_then(|t| t.in_flight).map(|p| {
@@ -228,8 +220,8 @@ pub fn plan(input: &PlanInput) -> Vec<Step> {
             (
                 pos,
                 Step {
-                    namespace: ns.clone(),
-                    name: name.clone(),
+                    namespace: ns.to_owned(),
+                    name: name.to_owned(),
                     revision: row.revision,
                     chart: format!("{}-{}", row.chart, row.chart_version),
                     action,

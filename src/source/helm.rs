@@ -66,7 +66,8 @@ impl Driver {
         }
     }
 
-    fn what(self) -> &'static str {
+    /// What the driver keeps releases in, for messages.
+    pub fn what(self) -> &'static str {
         match self {
             Driver::Secret => "release Secrets",
             Driver::ConfigMap => "release ConfigMaps",
@@ -165,7 +166,26 @@ pub fn decode_payload(payload: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     Ok(out)
 }
 
+impl super::Source for HelmSource {
+    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+        HelmSource::plan(self, filter).await
+    }
+
+    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
+        HelmSource::fetch(self, plan, tx).await
+    }
+
+    fn driver_name(&self) -> &'static str {
+        self.driver.name()
+    }
+}
+
 impl HelmSource {
+    /// The storage driver it reads.
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
     /// A source over `namespace` (all namespaces when `None`).
     pub fn new(
         client: kube::Client,

@@ -11,6 +11,30 @@ pub mod crds;
 pub mod helm;
 pub mod list;
 
+/// A place release records are saved from, read in two passes: [`plan`]
+/// lists what the filter keeps (the index rows in archive order, at one
+/// consistent resource version), [`fetch`] then sends each planned record
+/// in index order. Helm 3/4 storage, Tiller over gRPC and Tiller's storage
+/// objects are the implementations.
+///
+/// [`plan`]: Source::plan
+/// [`fetch`]: Source::fetch
+// The futures are awaited in place (`block_on`), never spawned: no `Send` bound.
+#[allow(async_fn_in_trait)]
+pub trait Source {
+    /// The first pass: what to save.
+    async fn plan(&self, filter: &helm::SaveFilter) -> Result<helm::Plan, SourceError>;
+    /// The second pass: the planned records, in index order.
+    async fn fetch(&self, plan: &helm::Plan, tx: &RecordSender) -> Result<(), SourceError>;
+    /// The driver recorded in the index (`secret`, `configmap`, `tiller`).
+    fn driver_name(&self) -> &'static str;
+    /// Where the records come from when that is not the Kubernetes API
+    /// server (Tiller's address); `None`: the API server.
+    fn server(&self) -> Option<String> {
+        None
+    }
+}
+
 /// Record bytes queued between a source and the snapshot writer at most.
 pub const IN_FLIGHT_BYTES: usize = 8 << 20;
 

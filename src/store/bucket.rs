@@ -10,14 +10,15 @@
 //! signature is written only after its snapshot.
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+
+pub use super::unfinished::abort_uploads;
+use super::unfinished::{ActiveUpload, interrupted};
 
 /// The suffix of snapshot objects.
 pub const SNAPSHOT_SUFFIX: &str = ".tar.gz.age";
@@ -25,50 +26,6 @@ pub const SNAPSHOT_SUFFIX: &str = ".tar.gz.age";
 const PART_SIZE: usize = 8 << 20;
 /// Parts in flight at once; memory use is about PART_SIZE × (this + 1).
 const PARTS_IN_FLIGHT: usize = 2;
-
-/// Set to `true` when the process is interrupted: uploads in progress abort.
-static INTERRUPTED: OnceLock<tokio::sync::watch::Sender<bool>> = OnceLock::new();
-/// Upload tasks still running, and a wake-up when one ends.
-static ACTIVE_UPLOADS: AtomicUsize = AtomicUsize::new(0);
-static UPLOAD_ENDED: tokio::sync::Notify = tokio::sync::Notify::const_new();
-
-fn interrupted() -> &'static tokio::sync::watch::Sender<bool> {
-    INTERRUPTED.get_or_init(|| tokio::sync::watch::channel(false).0)
-}
-
-/// Counts an upload task while it runs.
-struct ActiveUpload;
-
-impl ActiveUpload {
-    fn new() -> ActiveUpload {
-        ACTIVE_UPLOADS.fetch_add(1, Ordering::SeqCst);
-        ActiveUpload
-    }
-}
-
-impl Drop for ActiveUpload {
-    fn drop(&mut self) {
-        ACTIVE_UPLOADS.fetch_sub(1, Ordering::SeqCst);
-        UPLOAD_ENDED.notify_waiters();
-    }
-}
-
-/// Makes every upload in progress abort its multipart upload, and waits (at
-/// most `limit`) until they have: called when the process is interrupted, so
-/// that no parts are left behind in the bucket.
-pub async fn abort_uploads(limit: Duration) {
-    interrupted().send_replace(true);
-    let _ = tokio::time::timeout(limit, async {
-        loop {
-            let ended = UPLOAD_ENDED.notified();
-            if ACTIVE_UPLOADS.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            ended.await;
-        }
-    })
-    .await;
-}
 
 /// Errors from object storage.
 #[derive(Debug, thiserror::Error)]
@@ -91,19 +48,11 @@ pub enum BucketError {
 }
 
 fn describe(e: &object_store::Error) -> String {
-    let mut msg = match e {
+    let head = match e {
         object_store::Error::NotFound { path, .. } => format!("object {path} not found"),
         other => other.to_string(),
     };
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
-    }
+    let msg = crate::errors::with_causes(head, std::error::Error::source(e));
     // Cloud error bodies can be long XML; keep the line readable.
     let msg = msg.replace('\n', " ");
     if msg.len() > 400 {

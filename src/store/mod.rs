@@ -1,14 +1,19 @@
 //! Byte sinks and sources for snapshots: files (written atomically, mode
-//! 0600) and standard input/output.
+//! 0600) and standard input/output, buckets ([`bucket`]), and where a
+//! snapshot is read from ([`input`]).
 
 pub mod bucket;
+pub mod input;
+pub mod unfinished;
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use tempfile::NamedTempFile;
+
+use unfinished::Unfinished;
+pub use unfinished::remove_unfinished;
 
 /// Where a snapshot is written.
 pub enum Sink {
@@ -28,37 +33,6 @@ pub struct AtomicFile {
     tmp: NamedTempFile,
     dest: PathBuf,
     _unfinished: Unfinished,
-}
-
-/// Temp files being written now.
-static UNFINISHED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-
-/// Keeps a temp file's path in [`UNFINISHED`] while it lives.
-struct Unfinished(PathBuf);
-
-impl Unfinished {
-    fn new(path: &Path) -> Unfinished {
-        let mut list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
-        list.push(path.to_path_buf());
-        Unfinished(path.to_path_buf())
-    }
-}
-
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        let mut list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
-        list.retain(|p| p != &self.0);
-    }
-}
-
-/// Removes the temp file of every [`AtomicFile`] not yet committed. Called
-/// when the process is interrupted, just before it exits (destructors do not
-/// run then), so that an interrupted save leaves nothing behind.
-pub fn remove_unfinished() {
-    let list = UNFINISHED.lock().unwrap_or_else(|p| p.into_inner());
-    for path in list.iter() {
-        let _ = std::fs::remove_file(path);
-    }
 }
 
 /// Creates a temp file with mode 0600 in `dir`.
@@ -150,6 +124,11 @@ impl Write for AtomicFile {
     }
 }
 
+/// A binary snapshot was to be written to a terminal.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing to write a binary snapshot to a terminal; redirect standard output")]
+pub struct BinaryToTerminal;
+
 impl Sink {
     /// Opens `-` as standard output, anything else as an atomic file.
     /// `binary` output is refused on a terminal.
@@ -159,7 +138,7 @@ impl Sink {
             if binary && out.is_terminal() {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    "refusing to write a binary snapshot to a terminal; redirect standard output or use -a/--armor",
+                    BinaryToTerminal,
                 ));
             }
             Ok(Sink::Stdout(out))

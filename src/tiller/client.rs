@@ -47,40 +47,24 @@ pub const API_CLIENT_HEADER: &str = "x-helm-api-client";
 /// The largest message accepted from Tiller (Tiller itself sends at most 20 MiB).
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// How to reach Tiller (flags shared by `save` and `load`).
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct TillerArgs {
-    /// Tiller's gRPC address [env: TILLER_HOST, else HELM_HOST; port default 44134]
-    #[arg(long, value_name = "HOST:PORT")]
+/// How to reach Tiller: the address and TLS settings as given (flags or
+/// variables); unset fields fall back to Helm 2's variables and `$HELM_HOME`
+/// (see the module documentation).
+#[derive(Debug, Clone, Default)]
+pub struct TillerOptions {
+    /// Tiller's gRPC address (`HOST:PORT`, port default 44134).
     pub tiller_host: Option<String>,
-
-    /// The namespace of Tiller and its release records
-    #[arg(
-        long,
-        value_name = "NAMESPACE",
-        env = "TILLER_NAMESPACE",
-        default_value = "kube-system"
-    )]
+    /// The namespace of Tiller and its release records.
     pub tiller_namespace: String,
-
-    /// The name Tiller's certificate must be valid for [default: the host of --tiller-host]
-    #[arg(short = 's', long, value_name = "NAME", env = "HELM_TLS_HOSTNAME")]
+    /// The name Tiller's certificate must be valid for.
     pub tls_server_name: Option<String>,
-
-    /// CA certificate that signed Tiller's certificate [default: $HELM_HOME/ca.pem]
-    #[arg(long, value_name = "FILE", env = "HELM_TLS_CA_CERT")]
+    /// CA certificate that signed Tiller's certificate.
     pub tls_ca_cert: Option<PathBuf>,
-
-    /// Client certificate for Tiller [default: $HELM_HOME/cert.pem]
-    #[arg(long, value_name = "FILE", env = "HELM_TLS_CERT")]
+    /// Client certificate for Tiller.
     pub tls_cert: Option<PathBuf>,
-
-    /// Client certificate's private key [default: $HELM_HOME/key.pem]
-    #[arg(long, value_name = "FILE", env = "HELM_TLS_KEY")]
+    /// Client certificate's private key.
     pub tls_key: Option<PathBuf>,
-
-    /// Talk to Tiller in plaintext gRPC, ignoring every TLS setting
-    #[arg(short = 't', long)]
+    /// Plaintext gRPC, ignoring every TLS setting.
     pub disable_tls: bool,
 }
 
@@ -119,7 +103,7 @@ pub fn helm_home() -> PathBuf {
         .join(".helm")
 }
 
-impl TillerArgs {
+impl TillerOptions {
     /// The Tiller address as `host:port`.
     pub fn address(&self) -> Result<String, TillerError> {
         let raw = self
@@ -259,34 +243,9 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, TillerError> {
 
 /// One line from a gRPC status: its message and the causes below it.
 pub fn describe(s: &Status) -> String {
-    let mut msg = s.message().to_owned();
-    let mut src = std::error::Error::source(s);
-    while let Some(e) = src {
-        let t = e.to_string();
-        if !msg.contains(&t) {
-            if !msg.is_empty() {
-                msg.push_str(": ");
-            }
-            msg.push_str(&t);
-        }
-        src = e.source();
-    }
+    let mut msg = crate::errors::with_causes(s.message().to_owned(), std::error::Error::source(s));
     if msg.is_empty() {
         msg = format!("{:?}", s.code());
-    }
-    msg.replace('\n', " ")
-}
-
-fn describe_error(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !msg.contains(&t) {
-            msg.push_str(": ");
-            msg.push_str(&t);
-        }
-        src = s.source();
     }
     msg.replace('\n', " ")
 }
@@ -307,7 +266,7 @@ pub fn client_version_for(server: &str) -> Result<String, TillerError> {
 
 impl Tiller {
     /// Connects and asks Tiller's version.
-    pub async fn connect(args: &TillerArgs) -> Result<Tiller, TillerError> {
+    pub async fn connect(args: &TillerOptions) -> Result<Tiller, TillerError> {
         let address = args.address()?;
         let transport = args.transport()?;
         let scheme = match transport {
@@ -323,7 +282,7 @@ impl Tiller {
             cause,
         };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
-            .map_err(|e| connect_err(format!("invalid address: {}", describe_error(&e))))?
+            .map_err(|e| connect_err(format!("invalid address: {}", crate::errors::one_line(&e))))?
             .connect_timeout(Duration::from_secs(30))
             .tcp_nodelay(true);
         if let Transport::Tls {
@@ -343,13 +302,16 @@ impl Tiller {
                 tls = tls.domain_name(name.clone());
             }
             endpoint = endpoint.tls_config(tls).map_err(|e| {
-                TillerError::Tls(format!("invalid TLS settings: {}", describe_error(&e)))
+                TillerError::Tls(format!(
+                    "invalid TLS settings: {}",
+                    crate::errors::one_line(&e)
+                ))
             })?;
         }
         let channel = endpoint
             .connect()
             .await
-            .map_err(|e| connect_err(hint(&describe_error(&e), &transport)))?;
+            .map_err(|e| connect_err(hint(&crate::errors::one_line(&e), &transport)))?;
         let mut tiller = Tiller {
             channel,
             target: target.clone(),
@@ -491,7 +453,7 @@ impl Tiller {
             .max_encoding_message_size(MAX_MESSAGE);
         grpc.ready().await.map_err(|e| TillerError::Call {
             call: "GetHistory",
-            cause: describe_error(&e),
+            cause: crate::errors::one_line(&e),
         })?;
         let codec = tonic_prost::ProstCodec::<GetHistoryRequest, RawHistory>::default();
         let path = PathAndQuery::from_static("/hapi.services.tiller.ReleaseService/GetHistory");
@@ -607,8 +569,8 @@ fn hint(msg: &str, transport: &Transport) -> String {
 mod tests {
     use super::*;
 
-    fn args(host: &str) -> TillerArgs {
-        TillerArgs {
+    fn args(host: &str) -> TillerOptions {
+        TillerOptions {
             tiller_host: Some(host.to_owned()),
             ..Default::default()
         }

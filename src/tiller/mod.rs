@@ -58,9 +58,7 @@ pub mod hapi {
 #[non_exhaustive]
 pub enum TillerError {
     /// No Tiller address was given.
-    #[error(
-        "no Tiller address: pass --tiller-host HOST:PORT or set TILLER_HOST (e.g. after `kubectl -n kube-system port-forward svc/tiller-deploy 44134`), or read Tiller's storage with --source tiller-storage"
-    )]
+    #[error("no Tiller address")]
     NoHost,
     /// The TLS settings cannot be used.
     #[error("{0}")]

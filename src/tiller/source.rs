@@ -110,6 +110,24 @@ pub struct GrpcSource {
     page_size: u32,
 }
 
+impl crate::source::Source for GrpcSource {
+    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+        GrpcSource::plan(self, filter).await
+    }
+
+    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
+        GrpcSource::fetch(self, plan, tx).await
+    }
+
+    fn driver_name(&self) -> &'static str {
+        "tiller"
+    }
+
+    fn server(&self) -> Option<String> {
+        Some(self.tiller().url())
+    }
+}
+
 impl GrpcSource {
     /// A source over a connected Tiller; `scope` limits it to one namespace.
     pub fn new(tiller: Tiller, scope: Option<String>, statuses: Vec<Code>, page_size: u32) -> Self {
@@ -250,6 +268,20 @@ pub struct StorageSource {
     scope: Option<String>,
     statuses: Vec<Code>,
     page_size: u32,
+}
+
+impl crate::source::Source for StorageSource {
+    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+        StorageSource::plan(self, filter).await
+    }
+
+    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
+        StorageSource::fetch(self, plan, tx).await
+    }
+
+    fn driver_name(&self) -> &'static str {
+        self.storage().name()
+    }
 }
 
 impl StorageSource {

@@ -26,18 +26,14 @@ pub use rekey::reencrypt;
 #[non_exhaustive]
 pub enum VaultError {
     /// No recipient was configured for an encrypted save.
-    #[error(
-        "no recipient to encrypt to: pass -r/--recipient KEY or -R/--recipients-file FILE, set `recipients:` in the config file, or use -p/--passphrase (create a key with `helm bulk keygen`)"
-    )]
+    #[error("no recipient to encrypt to")]
     NoRecipients,
     /// No identity was available to decrypt.
-    #[error(
-        "no identity to decrypt with: pass -i/--identity FILE or set `identities:` in the config file"
-    )]
+    #[error("no identity to decrypt with")]
     NoIdentities,
     /// None of the identities could decrypt the snapshot.
     #[error(
-        "none of the given identities can decrypt this snapshot (it was encrypted to other recipients); check -i/--identity"
+        "none of the given identities can decrypt this snapshot (it was encrypted to other recipients)"
     )]
     WrongIdentity,
     /// The passphrase did not decrypt the snapshot.

@@ -411,7 +411,7 @@ pub struct Signer {
 pub enum VerifyError {
     /// No signature file.
     #[error(
-        "the snapshot is not signed ({0} is missing) and trusted signers are configured; refusing it (--insecure-skip-verify overrides)"
+        "the snapshot is not signed ({0} is missing) and trusted signers are configured; refusing it"
     )]
     Unsigned(String),
     /// The signature file is malformed.

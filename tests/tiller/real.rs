@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use crate::support::{self, TestEnv};
+use crate::cluster::{self, TestEnv};
+use crate::no_cluster;
 
 /// A Tiller started with `scripts/testenv tiller`; stopped when dropped.
 pub struct RealTiller<'e> {
@@ -28,11 +29,11 @@ pub struct RealTiller<'e> {
 
 fn testenv(args: &[&str]) -> Output {
     let mut c = Command::new("bash");
-    c.arg(support::testenv_script())
+    c.arg(cluster::testenv_script())
         .args(args)
-        .current_dir(support::repo_root())
+        .current_dir(cluster::repo_root())
         .stdin(Stdio::null());
-    support::run(&mut c)
+    no_cluster::run(&mut c)
 }
 
 impl<'e> RealTiller<'e> {
@@ -40,7 +41,7 @@ impl<'e> RealTiller<'e> {
     /// keeping its records in a new namespace, over TLS (client certificates
     /// required) when `tls`.
     pub fn start(env: &'e TestEnv, name: &str, storage: &str, tls: bool) -> RealTiller<'e> {
-        let namespace = support::unique_name(&format!("tiller-{name}"));
+        let namespace = cluster::unique_name(&format!("tiller-{name}"));
         env.kubectl(["create", "namespace", &namespace]);
         let dir = env.dir.to_str().unwrap();
         let mut args = vec![
@@ -110,12 +111,12 @@ impl<'e> RealTiller<'e> {
 
     /// Runs the Helm 2 client, whatever its exit status.
     pub fn helm2(&self, args: &[&str]) -> Output {
-        support::run(self.helm2_cmd().args(args))
+        no_cluster::run(self.helm2_cmd().args(args))
     }
 
     /// Runs the Helm 2 client, asserting it succeeded; its stdout.
     pub fn helm2_ok(&self, args: &[&str]) -> String {
-        support::run_ok(self.helm2_cmd().args(args))
+        no_cluster::run_ok(self.helm2_cmd().args(args))
     }
 
     /// The Tiller-stored records of this Tiller (ConfigMaps or Secrets
@@ -150,7 +151,7 @@ impl Drop for RealTiller<'_> {
     fn drop(&mut self) {
         // Never panic in drop; `scripts/testenv down` stops it otherwise.
         let result = Command::new("bash")
-            .arg(support::testenv_script())
+            .arg(cluster::testenv_script())
             .arg("tiller-stop")
             .arg(&self.env.dir)
             .arg(&self.name)
@@ -170,7 +171,7 @@ impl Drop for RealTiller<'_> {
 
 /// The path of the Helm 2 test chart.
 pub fn chart() -> String {
-    support::chart("helm2")
+    cluster::chart("helm2")
 }
 
 /// Reads a file of the environment's directory (for diagnostics).

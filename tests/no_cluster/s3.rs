@@ -76,7 +76,7 @@ impl S3Server {
         let out = Command::new(env.join("bin/python"))
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/tests/kit/s3_setup.py"
+                "/tests/no_cluster/s3_setup.py"
             ))
             .arg(&server.endpoint)
             .args(buckets)

@@ -1,8 +1,11 @@
-//! A stand-in for Tiller, Helm 2's server, kept only for what a real Tiller
-//! cannot show. Everything else in tests/tiller.rs runs against a real Tiller
-//! v2.17.0 and Helm 2 client built from source by `scripts/testenv`.
+//! A recording Tiller: a gRPC server of Tiller's `ReleaseService` that
+//! records every request helm-bulk sends and plays versions and states the
+//! real Tiller cannot be made to show here. It is not a test of Tiller's
+//! behaviour (a hand-written fake never is): everything Tiller *does* with
+//! helm-bulk's requests is tested against a real Tiller v2.17.0 and Helm 2
+//! client built from source by `scripts/testenv` (`migrate.rs`, `tls.rs`).
 //!
-//! What only the stand-in shows, and why:
+//! What only the recording Tiller shows, and why:
 //!
 //! * what helm-bulk sends: the call sequence (GetVersion first), the
 //!   `x-helm-api-client` version on every call, how many ListReleases pages a
@@ -17,7 +20,7 @@
 //!
 //! It serves the same generated `hapi.services.tiller.ReleaseService` that
 //! helm-bulk's client speaks (from helm-bulk's own proto/hapi, wire-compatible
-//! with Helm 2.17, as tests/tiller.rs checks against Python's protobuf), in
+//! with Helm 2.17, as tests/tiller/wire.rs checks against Python's protobuf), in
 //! plaintext, with an in-memory release store. It follows Tiller's observable
 //! rules where helm-bulk depends on them:
 //!
@@ -72,17 +75,17 @@ pub struct State {
     pub calls: Vec<Call>,
 }
 
-/// A running stand-in Tiller; stopped when dropped.
-pub struct FakeTiller {
+/// A running recording Tiller; stopped when dropped.
+pub struct RecordingTiller {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<State>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl FakeTiller {
+impl RecordingTiller {
     /// Starts a Tiller that reports `version`, on a free loopback port.
-    pub fn start(version: &str) -> FakeTiller {
+    pub fn start(version: &str) -> RecordingTiller {
         let state = Arc::new(Mutex::new(State::default()));
         let svc = Svc {
             state: state.clone(),
@@ -118,7 +121,7 @@ impl FakeTiller {
             });
         });
         let addr = addr_rx.recv().expect("the test Tiller's address");
-        FakeTiller {
+        RecordingTiller {
             addr,
             state,
             shutdown: Some(tx),
@@ -163,7 +166,7 @@ impl FakeTiller {
     }
 }
 
-impl Drop for FakeTiller {
+impl Drop for RecordingTiller {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());

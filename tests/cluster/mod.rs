@@ -1,16 +1,19 @@
-//! Test support: a real Kubernetes API server (etcd + kube-apiserver) and real
-//! Helm v3/v4 binaries, started by `scripts/testenv`.
+//! Helpers for tests that need a cluster: a real Kubernetes control plane
+//! (etcd, kube-apiserver, controllers, KWOK) and real Helm v2/v3/v4 binaries,
+//! started by `scripts/testenv`. Cluster-free helpers (running commands,
+//! keys, sample snapshots) are in `tests/no_cluster`, which this module uses.
 //!
-//! Use it from an integration test file with `mod support;`:
+//! Use it from an integration test file with `mod cluster; mod no_cluster;`:
 //!
 //! ```ignore
-//! mod support;
-//! use support::{Helm, TestEnv};
+//! mod cluster;
+//! mod no_cluster;
+//! use cluster::{Helm, TestEnv};
 //!
 //! #[tokio::test(flavor = "multi_thread")]
 //! async fn something() {
 //!     let env = TestEnv::shared(); // one environment per test binary
-//!     env.helm(Helm::V4, ["install", "r1", &support::chart("smoke"), "-n", "ns1", "--create-namespace"]);
+//!     env.helm(Helm::V4, ["install", "r1", &cluster::chart("smoke"), "-n", "ns1", "--create-namespace"]);
 //!     let client = env.client().await;
 //!     // ...
 //! }
@@ -37,14 +40,12 @@
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Output, Stdio};
+
+use crate::no_cluster::{run, run_ok};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-/// How long one helm or kubectl invocation may take before it is killed and
-/// the test fails (nothing here waits for workloads, so this is generous).
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Which Helm major version to run.
 #[allow(dead_code)]
@@ -218,7 +219,7 @@ impl TestEnv {
             let _ = testenv_command().arg("down").arg(&dir).output();
         })?;
         eprintln!(
-            "support: test environment up in {:.1}s at {}",
+            "cluster: test environment up in {:.1}s at {}",
             started.elapsed().as_secs_f64(),
             env.dir.display()
         );
@@ -478,12 +479,12 @@ impl Drop for TestEnv {
             // Never panic in drop (it may run during a panic); the reaper
             // still tears the environment down when the process exits.
             Ok(out) => eprintln!(
-                "support: scripts/testenv down {} failed ({}): {}",
+                "cluster: scripts/testenv down {} failed ({}): {}",
                 self.dir.display(),
                 out.status,
                 String::from_utf8_lossy(&out.stderr)
             ),
-            Err(e) => eprintln!("support: cannot run scripts/testenv down: {e}"),
+            Err(e) => eprintln!("cluster: cannot run scripts/testenv down: {e}"),
         }
     }
 }
@@ -511,51 +512,6 @@ pub fn decode_helm_release(data: &[u8]) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("the release field is not JSON after gunzip: {e}"))
 }
 
-/// Runs a command with [`COMMAND_TIMEOUT`], capturing its output.
-#[allow(dead_code)]
-pub fn run(cmd: &mut Command) -> Output {
-    let description = describe(cmd);
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status: ExitStatus = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let stderr = err_reader.join().unwrap_or_default();
-                panic!(
-                    "{description} did not finish within {COMMAND_TIMEOUT:?}; stderr:\n{}",
-                    String::from_utf8_lossy(&stderr)
-                );
-            }
-            Err(e) => panic!("cannot wait for {description}: {e}"),
-        }
-    };
-    Output {
-        status,
-        stdout: out_reader.join().unwrap_or_default(),
-        stderr: err_reader.join().unwrap_or_default(),
-    }
-}
-
 /// Polls `check` every 200 ms until it returns true; panics naming `what`
 /// after `timeout`.
 #[allow(dead_code)]
@@ -573,26 +529,184 @@ pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
     }
 }
 
-/// Runs a command (see [`run`]), asserts it succeeded and returns its stdout.
+/// What one scenario test works with: its Helm version, a private working
+/// directory, an age identity made by `helm-bulk keygen`, and a clock for
+/// progress lines. Test files add their own commands in `impl Run` blocks.
 #[allow(dead_code)]
-pub fn run_ok(cmd: &mut Command) -> String {
-    let description = describe(cmd);
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{description} failed ({})\n--- stderr ---\n{}\n--- stdout ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout),
-    );
-    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{description} printed non-UTF-8: {e}"))
+pub struct Run {
+    pub helm: Helm,
+    /// The test's private working directory.
+    pub work: tempfile::TempDir,
+    /// The age identity made by `helm-bulk keygen`.
+    pub key: PathBuf,
+    /// Its recipient.
+    pub recipient: String,
+    pub started: Instant,
 }
 
-fn describe(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
-    for arg in cmd.get_args() {
-        s.push(' ');
-        s.push_str(&arg.to_string_lossy());
+#[allow(dead_code)]
+impl Run {
+    /// A working directory named after `what` and the Helm version, and a new key.
+    pub fn new(helm: Helm, what: &str) -> Run {
+        let work = tempfile::Builder::new()
+            .prefix(&format!("helm-bulk-{what}-{}.", helm.tag()))
+            .tempdir()
+            .expect("create a working directory");
+        let key = work.path().join("key.txt");
+        let out = Command::new(env!("CARGO_BIN_EXE_helm-bulk"))
+            .arg("keygen")
+            .arg("-o")
+            .arg(&key)
+            .current_dir(work.path())
+            .env_remove("HELM_BULK_CONFIG")
+            .output()
+            .expect("run helm-bulk keygen");
+        let out = crate::no_cluster::ok_as(out, "helm-bulk keygen");
+        let recipient = crate::no_cluster::text(&out.stdout).trim().to_owned();
+        assert!(recipient.starts_with("age1"), "keygen printed {recipient}");
+        Run {
+            helm,
+            work,
+            key,
+            recipient,
+            started: Instant::now(),
+        }
     }
-    format!("`{s}`")
+
+    /// A path under the working directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.work.path().join(name)
+    }
+
+    /// A new directory under the working directory.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let d = self.path(name);
+        std::fs::create_dir_all(&d).expect("create a directory");
+        d
+    }
+
+    /// Prints a progress line with the time since the test started.
+    pub fn step(&self, what: &str) {
+        eprintln!(
+            "[{} +{:5.1}s] {what}",
+            self.helm.tag(),
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+
+    /// helm-bulk pointed at `env`, with HELM_BIN set to this test's helm, run
+    /// in `cwd` (so no `.helm-bulk.yaml` of the repository is picked up).
+    pub fn bulk_cmd_in(&self, env: &TestEnv, cwd: &Path) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_helm-bulk"));
+        env.configure(&mut cmd);
+        cmd.env("HELM_BIN", env.helm_bin(self.helm))
+            .current_dir(cwd);
+        cmd
+    }
+
+    /// [`Run::bulk_cmd_in`] the working directory.
+    pub fn bulk_cmd(&self, env: &TestEnv) -> Command {
+        self.bulk_cmd_in(env, self.work.path())
+    }
+
+    /// Runs helm-bulk with `args` in `cwd` (see [`Run::bulk_cmd_in`]).
+    pub fn bulk_in<I, S>(&self, env: &TestEnv, cwd: &Path, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.bulk_cmd_in(env, cwd);
+        cmd.args(args);
+        run(&mut cmd)
+    }
+
+    /// Runs helm-bulk with `args` in the working directory.
+    pub fn bulk<I, S>(&self, env: &TestEnv, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.bulk_in(env, self.work.path(), args)
+    }
+
+    /// Creates `namespace` and, in it, one Helm release Secret per record (its
+    /// JSON text), encoded as Helm does (gzip, base64), in one `kubectl
+    /// create` of a List.
+    pub fn create_release_secrets(&self, env: &TestEnv, namespace: &str, records: &[String]) {
+        use base64::Engine as _;
+        use std::io::Write as _;
+        let items: Vec<serde_json::Value> = records
+            .iter()
+            .map(|record| {
+                let name = serde_json::from_str::<serde_json::Value>(record)
+                    .unwrap_or_else(|e| panic!("a record is not JSON ({e}): {record}"))["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                gz.write_all(record.as_bytes()).unwrap();
+                let payload = base64::engine::general_purpose::STANDARD.encode(gz.finish().unwrap());
+                serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "type": "helm.sh/release.v1",
+                    "metadata": {
+                        "name": format!("sh.helm.release.v1.{name}.v1"),
+                        "namespace": namespace,
+                        "labels": {"owner": "helm", "name": name, "status": "deployed", "version": "1"},
+                    },
+                    "stringData": {"release": payload},
+                })
+            })
+            .collect();
+        let list_file = self.path(&format!("{namespace}-records.json"));
+        std::fs::write(
+            &list_file,
+            serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+        )
+        .unwrap();
+        env.kubectl(["create", "namespace", namespace]);
+        env.kubectl([
+            OsStr::new("create"),
+            OsStr::new("-o"),
+            OsStr::new("name"),
+            OsStr::new("-f"),
+            list_file.as_os_str(),
+        ]);
+    }
+
+    /// Runs `helm-bulk show -i KEY SNAPSHOT` in `cwd`.
+    pub fn show_in(&self, env: &TestEnv, cwd: &Path, snapshot: &Path) -> Output {
+        self.bulk_in(
+            env,
+            cwd,
+            [
+                OsStr::new("show"),
+                OsStr::new("-i"),
+                self.key.as_os_str(),
+                snapshot.as_os_str(),
+            ],
+        )
+    }
 }
+
+/// Declares, for each `scenario => test_helm4, test_helm3;`, one `#[test]`
+/// per Helm version that runs `scenario(Helm::V4)` and `scenario(Helm::V3)`.
+#[allow(unused_macros)]
+macro_rules! helm4_and_helm3 {
+    ($($scenario:path => $v4:ident, $v3:ident;)*) => {
+        $(
+            #[test]
+            fn $v4() {
+                $scenario($crate::cluster::Helm::V4);
+            }
+
+            #[test]
+            fn $v3() {
+                $scenario($crate::cluster::Helm::V3);
+            }
+        )*
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use helm4_and_helm3;

@@ -1,10 +1,17 @@
-//! Helpers for tests that need no cluster: sample records, snapshots written
-//! through the library, the real `age` and `ssh-keygen` programs, and a pty
-//! driver for passphrase prompts.
+//! Helpers that need no cluster, for every test binary (`mod no_cluster;`):
+//! the helm-bulk binary, running commands with a deadline and asserting on
+//! their output, sample records, snapshots written through the library, the
+//! real `age` and `ssh-keygen` programs, a pty driver for passphrase prompts,
+//! hostile archives (`adversarial`) and the S3 test server (`s3`).
+//!
+//! Tests that need a Kubernetes control plane and real helm also use
+//! `tests/cluster` (`mod cluster;`), which builds on this module.
 #![allow(dead_code)]
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use helm_bulk::release::ReleaseRecord;
 use helm_bulk::snapshot::{Cluster, Index, Source, SourceKind, write_snapshot};
@@ -20,16 +27,129 @@ pub fn bin() -> Command {
     c
 }
 
+/// How long one command run by [`run`] may take before it is killed and the
+/// test fails (nothing waits for workloads that long, so this is generous).
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Bytes as text, for messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Describes an output for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stderr ---\n{}\n--- stdout ---\n{}",
+        out.status.code(),
+        text(&out.stderr),
+        text(&out.stdout)
+    )
+}
+
 /// Fails the test with the command's output unless it exits 0.
 pub fn ok(out: Output) -> Output {
+    ok_as(out, "command")
+}
+
+/// [`ok`], naming the command `what` in the failure message.
+pub fn ok_as(out: Output, what: &str) -> Output {
+    assert!(out.status.success(), "{what} failed: {}", show(&out));
+    out
+}
+
+/// Runs a command with [`COMMAND_TIMEOUT`], capturing its output.
+pub fn run(cmd: &mut Command) -> Output {
+    run_for(cmd, COMMAND_TIMEOUT)
+}
+
+/// Runs a command with an empty standard input, capturing its output; kills
+/// it and fails the test when it has not finished within `timeout`.
+pub fn run_for(cmd: &mut Command, timeout: Duration) -> Output {
+    let description = describe(cmd);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {description}: {e}"));
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + timeout;
+    let status: ExitStatus = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let stderr = err_reader.join().unwrap_or_default();
+                panic!(
+                    "{description} did not finish within {timeout:?}; stderr:\n{}",
+                    String::from_utf8_lossy(&stderr)
+                );
+            }
+            Err(e) => panic!("cannot wait for {description}: {e}"),
+        }
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+/// Runs a command (see [`run`]), asserts it succeeded and returns its stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    run_ok_for(cmd, COMMAND_TIMEOUT)
+}
+
+/// [`run_ok`] with its own deadline.
+pub fn run_ok_for(cmd: &mut Command, timeout: Duration) -> String {
+    let description = describe(cmd);
+    let out = run_for(cmd, timeout);
     assert!(
         out.status.success(),
-        "command failed ({}):\nstdout: {}\nstderr: {}",
+        "{description} failed ({})\n--- stderr ---\n{}\n--- stdout ---\n{}",
         out.status,
+        String::from_utf8_lossy(&out.stderr),
         String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
-    out
+    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{description} printed non-UTF-8: {e}"))
+}
+
+/// The lines of `text` that contain `needle`.
+pub fn lines_with<'a>(text: &'a str, needle: &str) -> Vec<&'a str> {
+    text.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// Sends a signal (`INT`, `KILL`…) to one process with kill(1).
+pub fn signal(sig: &str, pid: u32) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+    assert!(status.success(), "kill -{sig} {pid} failed");
+}
+
+/// A command line in backquotes, for messages.
+pub fn describe(cmd: &Command) -> String {
+    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    for arg in cmd.get_args() {
+        s.push(' ');
+        s.push_str(&arg.to_string_lossy());
+    }
+    format!("`{s}`")
 }
 
 /// Asserts a failure with exactly one line on stderr, `Error: …` containing `needle`,
@@ -144,6 +264,19 @@ pub fn ssh_keygen(dir: &Path, name: &str, kind: &str, passphrase: &str) -> PathB
     path
 }
 
+/// An allowed_signers file `dir/name` trusting each `(principal, key)` (the
+/// key's `.pub` beside it) for the `helm-bulk` namespace.
+pub fn allowed_signers(dir: &Path, name: &str, signers: &[(&str, &Path)]) -> PathBuf {
+    let mut text = String::new();
+    for (principal, key) in signers {
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        text.push_str(&format!("{principal} namespaces=\"helm-bulk\" {public}"));
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// Runs a command on a pty, typing `answers` at its passphrase prompts.
 pub fn on_pty(answers: &[&str], cmd: &[&std::ffi::OsStr]) -> Output {
     let mut c = Command::new(require("python3", "python3"));
@@ -152,7 +285,10 @@ pub fn on_pty(answers: &[&str], cmd: &[&std::ffi::OsStr]) -> Output {
     c.env("PINENTRY_PROGRAM", "/nonexistent/pinentry")
         .env_remove("HELM_BULK_CONFIG")
         .env("HELM_CONFIG_HOME", "/nonexistent/helm-bulk-test");
-    c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kit/pty_run.py"));
+    c.arg(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/no_cluster/pty_run.py"
+    ));
     for a in answers {
         c.args(["--answer", a]);
     }
