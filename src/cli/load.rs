@@ -13,6 +13,7 @@ use helm_bulk::config::{Loaded, effective_order};
 use helm_bulk::release::Installed;
 use helm_bulk::restore::crds::{CrdOutcome, ensure};
 use helm_bulk::restore::execute::{Outcome, Report, Stop, run_plan};
+use helm_bulk::restore::history::{self, Keep};
 use helm_bulk::restore::load::{self, LoadOptions, Preflight, Prepared};
 use helm_bulk::restore::plan::{Action, Mode, Step};
 use helm_bulk::source::helm::Driver;
@@ -47,6 +48,13 @@ anything is installed. Exit code 3 means some releases failed or are not
 deployed at the end (each is listed); the others were restored. Ctrl-C,
 SIGTERM and SIGHUP stop starting installs, undo the installs they cut short and
 exit 128 + the signal number; a second Ctrl-C exits at once.
+
+The release's saved history comes back too: the restored revision keeps its
+number and every other saved revision (older ones, a failed upgrade after it)
+is written to Helm's storage as saved, so `helm history` and `helm rollback`
+work as before. --history N keeps the newest N revisions, --no-history
+restores the one revision as revision 1. A rerun completes an interrupted
+history; revisions already stored as saved are left alone.
 
 Helm 2 snapshots (save --source tiller or tiller-storage) are migrated: each
 release is installed into Helm 3/4 as a frozen chart made from its manifest,
@@ -113,6 +121,14 @@ pub struct LoadArgs {
 
     #[command(flatten, next_help_heading = "Helm 2 (Tiller)")]
     pub tiller: TillerArgs,
+
+    /// Restore at most the newest N saved revisions of each release (the restored one always)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "no_history")]
+    pub history: Option<u32>,
+
+    /// Restore no history: only the restored revision, as helm installs it (revision 1)
+    #[arg(long)]
+    pub no_history: bool,
 }
 
 pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
@@ -163,7 +179,13 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     }
     let input = source.open()?;
     let opened = helm_bulk::vault::open(input, &identities)?;
-    let mut snapshot = load::read(opened.reader, &args.status)?;
+    // The history of each release (not into Tiller).
+    let keep = match (args.no_history || args.to_tiller, args.history) {
+        (true, _) => Keep::None,
+        (false, Some(n)) => Keep::Newest(n),
+        (false, None) => Keep::All,
+    };
+    let mut snapshot = load::read_with_history(opened.reader, &args.status, keep)?;
     let index = &snapshot.index;
     args.open.verify.check_age(index)?;
     let helm2 = snapshot.is_helm2();
@@ -194,13 +216,26 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         }
         None => None,
     };
-    let existing: HashMap<(String, String), Installed> = match (&cluster, &tiller_existing) {
+    let histories = load::histories(&snapshot, &args.status, keep).map_err(fail)?;
+    let storage = cluster.as_ref().map(|c| {
+        history::Storage::new(
+            c.client.clone(),
+            driver,
+            load::restore_description(&snapshot.index),
+        )
+    });
+    let mut existing: HashMap<(String, String), Installed> = match (&cluster, &tiller_existing) {
         (Some(cluster), _) => {
             runtime.block_on(load::existing(&cluster.client, driver, scope.as_deref()))?
         }
         (None, Some(t)) => load::existing_in_tiller(t),
         (None, None) => Default::default(),
     };
+    if let Some(storage) = &storage {
+        runtime
+            .block_on(history::recognize(storage, &histories, &mut existing))
+            .map_err(|e| fail(format!("cannot read the release storage: {e}")))?;
+    }
     let options = LoadOptions {
         selection,
         scope,
@@ -236,8 +271,26 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         _ => Vec::new(),
     };
 
+    // The history writes of each release (a dry run plans them).
+    let history_run = |steps: &[Step], dry_run: bool, stopped: &dyn Fn() -> bool| match &storage {
+        Some(storage) => load::run_history(
+            &runtime, storage, &histories, steps, dry_run, args.jobs, stopped,
+        ),
+        None => Vec::new(),
+    };
     if args.dry_run {
-        let mut text = plan_table(&steps, preflight.as_ref());
+        // What the history writes would be, in each release's REASON.
+        let mut shown = steps.clone();
+        for o in history_run(&steps, true, &|| false) {
+            if let Some(s) = shown.iter_mut().find(|s| s.key() == o.key) {
+                let h = format!("history: {}", history::summary(&o, true));
+                s.note = Some(match s.note.take() {
+                    Some(n) => format!("{n}; {h}"),
+                    None => h,
+                });
+            }
+        }
+        let mut text = plan_table(&shown, preflight.as_ref());
         for (name, o) in &crd_outcomes {
             let what = match o {
                 CrdOutcome::WouldCreate => "would be created".to_owned(),
@@ -302,8 +355,27 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 eprintln!("skipped   {}: {why}", s.key());
             }
         }
+        let outcomes = history_run(&steps, false, &|| false);
+        for o in &outcomes {
+            eprintln!("{}", history::report_line(o, false));
+        }
+        let failed = outcomes.iter().filter(|o| o.failed()).count();
+        if failed > 0 {
+            return Err(Failure {
+                message: format!(
+                    "the history of {failed} release(s) could not be restored (listed above); fix the cause and run load again to complete"
+                ),
+                code: EXIT_PARTIAL,
+            });
+        }
+        let written = outcomes.iter().filter(|o| !o.ops.is_empty()).count();
         eprintln!(
-            "Nothing to install: every selected release in the snapshot is already installed."
+            "Nothing to install: every selected release in the snapshot is already installed{}.",
+            match written {
+                0 if histories.is_empty() => String::new(),
+                0 => "; every restored history is complete".to_owned(),
+                n => format!("; completed the history of {n} release(s)"),
+            }
         );
         return Ok(());
     }
@@ -331,6 +403,19 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         _ => run_plan(&runner, &steps, args.jobs, fetch, print),
     };
     drop(snapshot);
+    // The other saved revisions of the releases now installed.
+    let done_steps: Vec<Step> = reports
+        .iter()
+        .filter(|r| matches!(r.outcome, Outcome::Done | Outcome::Skipped(_)))
+        .map(|r| r.step.clone())
+        .collect();
+    let history_outcomes = history_run(&done_steps, false, &stopped);
+    for o in &history_outcomes {
+        if !stopped() {
+            eprintln!("{}", history::report_line(o, false));
+        }
+    }
+    other_failures += history_outcomes.iter().filter(|o| o.failed()).count();
 
     // Every selected release must be deployed now, whatever helm said.
     let not_deployed: Vec<(String, String)> = match &cluster {
@@ -340,6 +425,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 driver,
                 scope.as_deref(),
                 &steps,
+                storage.as_ref().map(|s| (s, &histories)),
             )) {
                 Ok(not_deployed) => not_deployed,
                 Err(e) => {

@@ -5,6 +5,7 @@
 //! parsed view of the few fields helm-bulk itself needs.
 
 pub mod compare;
+pub mod storage;
 
 use serde::Deserialize;
 use zeroize::Zeroizing;

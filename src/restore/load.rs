@@ -11,7 +11,7 @@
 //!   ─▶ execute::run_plan (helm) │ tiller::restore::run_plan ─▶ not_deployed
 //! ```
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +19,7 @@ use std::time::Instant;
 use zeroize::Zeroizing;
 
 use super::execute::{HelmRunner, Outcome, Report, Stop};
+use super::history::{self, Keep};
 use super::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use super::preflight;
 use crate::release::Installed;
@@ -83,15 +84,31 @@ impl Snapshot {
 /// Reads the decrypted snapshot, checking every entry against the index,
 /// and keeps the records of the revisions `statuses` allow to restore.
 pub fn read(plain: impl std::io::Read, statuses: &[String]) -> Result<Snapshot, SnapshotError> {
+    read_with_history(plain, statuses, Keep::None)
+}
+
+/// [`read`], keeping also the records of the history `keep` restores
+/// ([`super::history`]).
+pub fn read_with_history(
+    plain: impl std::io::Read,
+    statuses: &[String],
+    keep: Keep,
+) -> Result<Snapshot, SnapshotError> {
     let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
     let mut records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
     let mut crds: Vec<(IndexCrd, Vec<u8>)> = Vec::new();
     let index = crate::release::read_checked(plain, &Limits::default(), |index, entry, data| {
         let wanted = wanted.get_or_insert_with(|| {
-            targets(index, statuses)
+            let mut w: std::collections::HashSet<_> = targets(index, statuses)
                 .values()
                 .map(|t| (t.row.namespace.clone(), t.row.name.clone(), t.row.revision))
-                .collect()
+                .collect();
+            w.extend(history::records_needed(
+                index,
+                &restored(index, statuses),
+                keep,
+            ));
+            w
         });
         match entry {
             Entry::Release(row) => {
@@ -183,13 +200,25 @@ pub fn prepare(
 
 /// Which releases selected by the plan are not deployed now, with their
 /// state (`failed (revision 2)`, `not installed`).
+///
+/// With `history`, a release whose restored history ends with a failed
+/// upgrade counts as deployed ([`history::recognize`]).
 pub async fn not_deployed(
     client: &kube::Client,
     driver: Driver,
     scope: Option<&str>,
     steps: &[Step],
+    history: Option<(&history::Storage, &Histories)>,
 ) -> Result<Vec<(String, String)>, SourceError> {
-    let now = installed_releases(client, driver, scope).await?;
+    let mut now = installed_releases(client, driver, scope).await?;
+    if let Some((storage, histories)) = history {
+        history::recognize(storage, histories, &mut now)
+            .await
+            .map_err(|cause| SourceError::Api {
+                what: driver.what(),
+                cause,
+            })?;
+    }
     Ok(steps
         .iter()
         .filter(|s| s.selected)
@@ -364,10 +393,7 @@ pub fn helm_runner(
     HelmRunner {
         bin,
         global_args,
-        description: format!(
-            "Restored by helm-bulk from a snapshot taken {}",
-            index.created_at
-        ),
+        description: restore_description(index),
         freezer: if helm2 {
             crate::tiller::freeze::freeze_record
         } else {
@@ -375,6 +401,78 @@ pub fn helm_runner(
         },
         stop,
     }
+}
+
+/// The description helm-bulk gives the releases it installs.
+pub fn restore_description(index: &Index) -> String {
+    format!(
+        "Restored by helm-bulk from a snapshot taken {}",
+        index.created_at
+    )
+}
+
+/// The restored revision of each release: `(namespace, name)` → revision.
+fn restored(index: &Index, statuses: &[String]) -> BTreeMap<(String, String), u32> {
+    targets(index, statuses)
+        .into_iter()
+        .map(|(k, t)| (k, t.row.revision))
+        .collect()
+}
+
+/// The release histories of a snapshot to restore ([`super::history`]),
+/// its records read with [`read_with_history`]; Helm 2 records are
+/// converted to Helm 3 records as `helm 2to3` does.
+pub fn histories(
+    snapshot: &Snapshot,
+    statuses: &[String],
+    keep: Keep,
+) -> Result<Histories, String> {
+    let helm2 = snapshot.is_helm2();
+    let index = &snapshot.index;
+    history::wanted_all(index, &restored(index, statuses), keep, |ns, n, r| {
+        let data = snapshot
+            .records
+            .get(&(ns.to_owned(), n.to_owned(), r))
+            .ok_or("the snapshot has no record of it")?;
+        if helm2 {
+            crate::tiller::convert::record_to_helm3(data)
+        } else {
+            Ok(data.clone())
+        }
+    })
+    .map_err(|e| format!("cannot restore the history of {e}"))
+}
+
+/// The history of each release to restore, by `(namespace, name)`.
+pub type Histories = BTreeMap<(String, String), history::Wanted>;
+
+/// Restores the history of the steps' releases that this load installed or
+/// that were already installed (not of upgraded or refused ones); in a dry
+/// run, says what it would write. `stopped`: load was interrupted.
+pub fn run_history(
+    runtime: &tokio::runtime::Runtime,
+    storage: &history::Storage,
+    histories: &Histories,
+    steps: &[Step],
+    dry_run: bool,
+    jobs: usize,
+    stopped: &dyn Fn() -> bool,
+) -> Vec<history::Outcome> {
+    let releases: Vec<(&history::Wanted, bool)> = steps
+        .iter()
+        .filter(|s| s.selected && !matches!(s.action, Action::Upgrade | Action::Refuse(_)))
+        .filter_map(|s| {
+            let w = histories.get(&(s.namespace.clone(), s.name.clone()))?;
+            let fresh = matches!(
+                s.action,
+                Action::Install | Action::Complete | Action::Replace
+            );
+            Some((w, fresh))
+        })
+        .collect();
+    runtime.block_on(history::restore_all(
+        storage, &releases, dry_run, jobs, stopped,
+    ))
 }
 
 /// The snapshot's CRD rows with their JSON.

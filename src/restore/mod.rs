@@ -5,11 +5,13 @@
 //! whether an earlier load left it unfinished), [`preflight`] renders every
 //! frozen chart with the real helm before anything is installed, [`crds`]
 //! creates the CRDs the releases need, and [`execute`] runs the real helm
-//! (and stops when told to).
+//! (and stops when told to); [`history`] writes the other saved revisions
+//! of each release back to Helm's storage.
 
 pub mod crds;
 pub mod execute;
 pub mod frozen;
+pub mod history;
 pub mod load;
 pub mod plan;
 pub mod preflight;

@@ -66,7 +66,8 @@ impl Driver {
         }
     }
 
-    fn what(self) -> &'static str {
+    /// What the driver keeps releases in, for messages.
+    pub fn what(self) -> &'static str {
         match self {
             Driver::Secret => "release Secrets",
             Driver::ConfigMap => "release ConfigMaps",

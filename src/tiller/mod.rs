@@ -15,6 +15,7 @@
 //! * [`restore`]: `load --to-tiller`.
 
 pub mod client;
+pub mod convert;
 pub mod freeze;
 pub mod record;
 pub mod restore;

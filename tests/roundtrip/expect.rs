@@ -141,6 +141,15 @@ impl Before {
         }
     }
 
+    /// Sets the status `helm list` is expected to show for a release.
+    pub(crate) fn set_listed_status(&mut self, ns: &str, name: &str, status: &str) {
+        for e in self.releases.iter_mut() {
+            if e.namespace == ns && e.name == name {
+                e.row["status"] = json!(status);
+            }
+        }
+    }
+
     pub(crate) fn release(&self, ns: &str, name: &str) -> &Expected {
         self.releases
             .iter()
@@ -303,14 +312,39 @@ pub(crate) fn verify_release(
         want.row,
         "{what}: helm list row of {ns}/{name}"
     );
+    // The release's last deployed revision (helm's current one; the newest
+    // revision is a failed upgrade after it when the history has one).
+    let history = parse_json(
+        &env.helm(helm, ["history", name, "-n", ns, "-o", "json"]),
+        "helm history",
+    );
+    let deployed = history
+        .as_array()
+        .and_then(|h| h.iter().rev().find(|e| e["status"] == "deployed"))
+        .and_then(|e| e["revision"].as_u64())
+        .unwrap_or_else(|| panic!("{what}: {ns}/{name} has no deployed revision: {history}"));
+    let rev = deployed.to_string();
     let values = parse_json(
-        &env.helm(helm, ["get", "values", name, "-n", ns, "-o", "json"]),
+        &env.helm(
+            helm,
+            [
+                "get",
+                "values",
+                name,
+                "-n",
+                ns,
+                "--revision",
+                &rev,
+                "-o",
+                "json",
+            ],
+        ),
         "helm get values",
     );
     assert_eq!(values, want.values, "{what}: values of {ns}/{name}");
-    let notes = env.helm(helm, ["get", "notes", name, "-n", ns]);
+    let notes = env.helm(helm, ["get", "notes", name, "-n", ns, "--revision", &rev]);
     assert_eq!(notes, want.notes, "{what}: notes of {ns}/{name}");
-    let manifest = manifest_and_hooks(env, helm, ns, name, None);
+    let manifest = manifest_and_hooks(env, helm, ns, name, Some(deployed));
     let refs = parse_refs(&manifest, ns);
     assert_eq!(
         refs, want.refs,

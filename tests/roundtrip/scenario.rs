@@ -12,7 +12,7 @@ pub(crate) fn round_trip(helm: Helm) {
     run.step("environment up");
 
     let canary = format!("canary-{}", random_hex(12));
-    let before = install_and_record_fixtures(&run, &env, &canary);
+    let mut before = install_and_record_fixtures(&run, &env, &canary);
     let (largest, original_size) = largest_record(&env, &before);
     run.step("fixtures installed and recorded");
 
@@ -37,7 +37,11 @@ pub(crate) fn round_trip(helm: Helm) {
     second_load_installs_nothing(&run, &env, &snapshot);
     run.step("second load: nothing to install");
 
+    // load --upgrade upgrades flaky too, whose newest revision is its failed
+    // upgrade: helm list shows the new, deployed revision.
+    before.set_listed_status("gamma", "flaky", "deployed");
     upgrade_brings_changed_values_back(&run, &env, &before, &snapshot);
+    before.set_listed_status("gamma", "flaky", "failed");
     run.step("load --upgrade");
 
     dry_run_changes_nothing(&run, &env, &snapshot);
@@ -60,7 +64,7 @@ fn install_and_record_fixtures(run: &Run, env: &TestEnv, canary: &str) -> Before
     let helm = run.helm;
     let operator = operator_chart(run.work.path());
     install_fixtures(env, helm, canary, &operator);
-    let before = Before::record(env, helm);
+    let mut before = Before::record(env, helm);
     before.check_fixtures();
     // Positive control for the plaintext scans: the canary is a user value.
     assert_eq!(
@@ -68,6 +72,17 @@ fn install_and_record_fixtures(run: &Run, env: &TestEnv, canary: &str) -> Before
         canary
     );
     fail_flaky_upgrade(env, helm);
+    // helm list shows the newest revision's status: flaky's is `failed` now,
+    // and load restores the history, that failed revision included.
+    let listed = env.helm_list(helm);
+    for e in before.releases.iter_mut() {
+        let status = listed
+            .iter()
+            .find(|r| r["namespace"] == e.namespace.as_str() && r["name"] == e.name.as_str())
+            .map(|r| r["status"].clone());
+        e.row["status"] = status.unwrap_or_default();
+    }
+    assert_eq!(before.release("gamma", "flaky").row["status"], "failed");
     before
 }
 

@@ -178,3 +178,66 @@ impl Helm2Release {
         self.verify_objects(env, what);
     }
 }
+
+/// web's Helm 2 history before the save: `helm history` rows and each
+/// revision's manifest.
+pub(crate) struct Helm2History {
+    rows: Vec<Value>,
+    manifests: Vec<String>,
+}
+
+impl Helm2History {
+    pub(crate) fn record(tiller: &real::RealTiller) -> Helm2History {
+        let out = tiller.helm2_ok(&["history", "web", "--max", "100", "-o", "json"]);
+        let rows: Vec<Value> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(rows.len(), 2, "web has 2 revisions: {out}");
+        let manifests = rows
+            .iter()
+            .map(|r| {
+                let rev = r["revision"].to_string();
+                tiller.helm2_ok(&["get", "manifest", "web", "--revision", &rev])
+            })
+            .collect();
+        Helm2History { rows, manifests }
+    }
+
+    /// Helm 3/4's history of the migrated web: the same revisions, statuses
+    /// (Helm 3's names), charts and descriptions, and the same manifest for
+    /// each revision.
+    pub(crate) fn verify(&self, env: &cluster::TestEnv, helm: cluster::Helm, what: &str) {
+        let out = env.helm(helm, ["history", "web", "-n", "h2app", "-o", "json"]);
+        let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+        let pick = |r: &Value| {
+            (
+                r["revision"].as_u64(),
+                r["status"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase(),
+                r["chart"].clone(),
+                r["description"].clone(),
+            )
+        };
+        // Helm 2's history has no app version column; the chart's is 2.0.1.
+        for r in &rows {
+            assert_eq!(r["app_version"], "2.0.1", "{what}: {r}");
+        }
+        assert_eq!(
+            rows.iter().map(pick).collect::<Vec<_>>(),
+            self.rows.iter().map(pick).collect::<Vec<_>>(),
+            "{what}: helm history of web"
+        );
+        for (row, manifest) in self.rows.iter().zip(&self.manifests) {
+            let rev = row["revision"].to_string();
+            let got = env.helm(
+                helm,
+                ["get", "manifest", "web", "-n", "h2app", "--revision", &rev],
+            );
+            assert_eq!(
+                got.trim(),
+                manifest.trim(),
+                "{what}: manifest of web revision {rev}"
+            );
+        }
+    }
+}

@@ -6,7 +6,7 @@
 
 use super::*;
 use cluster::{Helm, TestEnv};
-use helm2_fixture::{Helm2Release, helm2_statuses};
+use helm2_fixture::{Helm2History, Helm2Release, helm2_statuses};
 use real::RealTiller;
 
 #[test]
@@ -16,11 +16,16 @@ fn real_tiller_save_show_migrate_and_restore() {
     let w = Work::new();
     let src = RealTiller::start(&env, "src", "configmap", false);
     let before = install_helm2_fixtures(&env, &w, &src);
+    // web's Helm 2 history, which the migration keeps (as `helm 2to3` does).
+    let web_history = Helm2History::record(&src);
     let (snap, stored) = save_over_grpc_and_from_storage(&env, &w, &src);
     show_helm2_snapshots(&w, &snap, &stored, &before);
     drop(src);
     migrate_into_helm4(&env, &w, &snap, &before);
+    web_history.verify(&env, Helm::V4, "into Helm 4");
     migrate_into_helm3(&env, &w, &stored, &before);
+    web_history.verify(&env, Helm::V3, "into Helm 3");
+    rollback_after_the_migration(&env);
     let dst = restore_into_an_empty_tiller(&env, &w, &snap, &before);
     second_load_into_tiller_changes_nothing(&w, &dst, &snap);
     upgrade_in_tiller(&w, &dst, &snap, &before);
@@ -267,10 +272,17 @@ fn migrate_into_helm4(env: &TestEnv, w: &Work, snap: &Path, before: &[Helm2Relea
         let cells: Vec<&str> = line.split_whitespace().collect();
         // REVISION, CHART, ACTION and the preflight's verdict.
         assert_eq!(
-            cells[1..],
+            cells[1..5],
             [revision, "legacy2-1.4.2", "install", "ok"],
             "{line}"
         );
+        // REASON: the history to write (web has 2 revisions, db 1).
+        let history = if revision == "2" {
+            "history: revisions 1-2 as saved (2 restored); would write 1-2; would remove helm's revision 1"
+        } else {
+            "history: revisions 1 as saved (1 restored); would write 1"
+        };
+        assert_eq!(cells[5..].join(" "), history, "{line}");
     }
     assert!(
         env.helm_list(Helm::V4).is_empty(),
@@ -297,6 +309,34 @@ fn migrate_into_helm3(env: &TestEnv, w: &Work, stored: &Path, before: &[Helm2Rel
     for r in before {
         r.verify_migrated(env, Helm::V3, "into Helm 3");
     }
+}
+
+/// Rollback to the migrated revision 1 of web works (Helm 3).
+fn rollback_after_the_migration(env: &TestEnv) {
+    env.helm(Helm::V3, ["rollback", "web", "1", "-n", "h2app"]);
+    let values: Value = serde_json::from_str(&env.helm(
+        Helm::V3,
+        ["get", "values", "web", "-n", "h2app", "-o", "json"],
+    ))
+    .unwrap();
+    assert_eq!(
+        values,
+        serde_json::json!({"db": {"password": "s3cr3t-web-1"}}),
+        "revision 1's values after the rollback"
+    );
+    assert_eq!(
+        env.kubectl([
+            "get",
+            "secret",
+            "web-db",
+            "-n",
+            "h2app",
+            "-o",
+            "jsonpath={.data.password}"
+        ]),
+        base64::engine::general_purpose::STANDARD.encode("s3cr3t-web-1"),
+        "revision 1's objects after the rollback"
+    );
 }
 
 /// Lost again; restore into an empty Tiller (Secret storage this time).
