@@ -48,6 +48,32 @@ pub fn timestamp_of(rfc3339: &str) -> String {
     crate::timefmt::basic_utc(rfc3339).unwrap_or_else(|| "19700101T000000Z".to_owned())
 }
 
+/// The snapshots among a prefix's `(key, size)` objects, oldest first (by
+/// timestamp, then cluster), each marked signed when `<key>.sig` is among
+/// them; signatures and other objects are left out.
+pub(super) fn snapshots(objects: Vec<(String, u64)>) -> Vec<Listed> {
+    let sigs: std::collections::HashSet<&str> = objects
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| k.ends_with(".sig"))
+        .collect();
+    let mut out: Vec<Listed> = objects
+        .iter()
+        .filter_map(|(key, size)| {
+            let (cluster, timestamp) = parse_snapshot_key(key)?;
+            Some(Listed {
+                signed: sigs.contains(format!("{key}.sig").as_str()),
+                cluster: cluster.to_owned(),
+                timestamp: timestamp.to_owned(),
+                size: *size,
+                key: key.clone(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.timestamp, &a.cluster).cmp(&(&b.timestamp, &b.cluster)));
+    out
+}
+
 /// `rest` (parts separated by `/`, empty parts skipped) below `prefix`.
 fn object_key(prefix: &Path, rest: &str) -> Path {
     let mut p = prefix.clone();
@@ -199,5 +225,32 @@ mod tests {
             newest(&many).map(|l| l.key.as_str()),
             Some("p/c/20260102T000000Z.tar.gz.age")
         );
+    }
+
+    #[test]
+    fn a_listing_keeps_snapshots_oldest_first_and_marks_signed_ones() {
+        let objects = [
+            ("p/b/20260102T000000Z.tar.gz.age", 30),
+            ("p/b/20260102T000000Z.tar.gz.age.sig", 1),
+            ("p/a/20260102T000000Z.tar.gz.age", 20),
+            ("p/a/20260101T000000Z.tar.gz.age", 10),
+            ("p/a/20260101T000000Z.tar.gz.age.pre-rekey", 10),
+            ("p/orphan/20260103T000000Z.tar.gz.age.sig", 1),
+            ("p/README", 5),
+        ];
+        let got = snapshots(objects.iter().map(|(k, s)| ((*k).to_owned(), *s)).collect());
+        let got: Vec<(&str, u64, bool)> = got
+            .iter()
+            .map(|l| (l.key.as_str(), l.size, l.signed))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("p/a/20260101T000000Z.tar.gz.age", 10, false),
+                ("p/a/20260102T000000Z.tar.gz.age", 20, false),
+                ("p/b/20260102T000000Z.tar.gz.age", 30, true),
+            ]
+        );
+        assert!(snapshots(Vec::new()).is_empty());
     }
 }

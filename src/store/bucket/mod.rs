@@ -321,27 +321,12 @@ impl Bucket {
             })?;
             objects.push(meta);
         }
-        let sigs: std::collections::HashSet<String> = objects
-            .iter()
-            .map(|m| m.location.to_string())
-            .filter(|k| k.ends_with(".sig"))
-            .collect();
-        let mut out: Vec<Listed> = objects
-            .into_iter()
-            .filter_map(|m| {
-                let key = m.location.to_string();
-                let (cluster, timestamp) = parse_snapshot_key(&key)?;
-                Some(Listed {
-                    signed: sigs.contains(&format!("{key}.sig")),
-                    cluster: cluster.to_owned(),
-                    timestamp: timestamp.to_owned(),
-                    size: m.size,
-                    key,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| (&a.timestamp, &a.cluster).cmp(&(&b.timestamp, &b.cluster)));
-        Ok(out)
+        Ok(keys::snapshots(
+            objects
+                .into_iter()
+                .map(|m| (m.location.to_string(), m.size))
+                .collect(),
+        ))
     }
 
     /// Resolves what `load --from`/`show` name: a full object key, or
