@@ -1,5 +1,6 @@
 //! The object-key layout, `<prefix>/<cluster>/<YYYYMMDDTHHMMSSZ>.tar.gz.age`
-//! (plus `<same>.sig`), and what a `load --from`/`show` URL names.
+//! (plus `<same>.sig`), which listed objects are snapshots, what a
+//! `load --from`/`show` URL names and which snapshot `latest` is.
 
 use object_store::path::Path;
 
