@@ -18,6 +18,11 @@
 //! slows the writes down) leaves a history helm can read, and a rerun
 //! completes it. `--no-history` and `--history 2` restore what they say,
 //! and the dry run lists the writes.
+//!
+//! The same releases made, saved and loaded with HELM_DRIVER=configmap
+//! (helm's ConfigMap storage driver): the same history, manifests, values,
+//! labels and second load, every revision a ConfigMap and no release Secret
+//! anywhere, and the same rollback and upgrade.
 #![cfg(unix)]
 
 #[path = "cluster/mod.rs"]
@@ -28,7 +33,7 @@ mod no_cluster;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,35 +45,76 @@ const NS: &str = "hist";
 const RELEASES: [&str; 3] = ["single", "tail", "web"];
 
 impl Run {
-    fn load_cmd(&self, env: &TestEnv, snapshot: &Path, extra: &[&str]) -> Command {
+    fn load_cmd(&self, env: &TestEnv, c: Cli, snapshot: &Path, extra: &[&str]) -> Command {
         let mut cmd = self.bulk_cmd(env);
+        c.driver_env(&mut cmd);
         cmd.arg("load").arg("-i").arg(&self.key);
         cmd.args(extra).arg(snapshot);
         cmd
     }
 
-    fn load(&self, env: &TestEnv, snapshot: &Path, extra: &[&str]) -> Output {
-        no_cluster::run(&mut self.load_cmd(env, snapshot, extra))
+    fn load(&self, env: &TestEnv, c: Cli, snapshot: &Path, extra: &[&str]) -> Output {
+        no_cluster::run(&mut self.load_cmd(env, c, snapshot, extra))
     }
 
-    fn save(&self, env: &TestEnv, snapshot: &Path) -> Output {
+    fn save(&self, env: &TestEnv, c: Cli, snapshot: &Path) -> Output {
         let mut cmd = self.bulk_cmd(env);
+        c.driver_env(&mut cmd);
         cmd.args(["save", "-r", &self.recipient, "-o"])
             .arg(snapshot);
         no_cluster::run(&mut cmd)
     }
 }
 
-fn helm<I, S>(env: &TestEnv, h: Helm, args: I) -> String
+/// A helm version and the storage driver (`HELM_DRIVER`) that helm and
+/// helm-bulk are run with; `None` leaves HELM_DRIVER unset (Secrets, the
+/// default).
+#[derive(Clone, Copy)]
+struct Cli {
+    helm: Helm,
+    driver: Option<&'static str>,
+}
+
+impl Cli {
+    fn driver_env(self, cmd: &mut Command) {
+        if let Some(d) = self.driver {
+            cmd.env("HELM_DRIVER", d);
+        }
+    }
+
+    /// The kind of Helm's storage objects: `secrets` or `configmaps`.
+    fn kind(self) -> &'static str {
+        match self.driver {
+            None => "secrets",
+            Some(_) => "configmaps",
+        }
+    }
+}
+
+fn try_helm<I, S>(env: &TestEnv, c: Cli, args: I) -> Output
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    env.helm(h, args)
+    let mut cmd = env.helm_cmd(c.helm);
+    c.driver_env(&mut cmd);
+    cmd.args(args);
+    no_cluster::run(&mut cmd)
+}
+
+fn helm<I, S>(env: &TestEnv, c: Cli, args: I) -> String
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = env.helm_cmd(c.helm);
+    c.driver_env(&mut cmd);
+    cmd.args(args);
+    no_cluster::run_ok(&mut cmd)
 }
 
 /// `helm history` of a release: one row per revision, every column helm prints.
-fn history(env: &TestEnv, h: Helm, release: &str) -> Vec<BTreeMap<String, Value>> {
+fn history(env: &TestEnv, h: Cli, release: &str) -> Vec<BTreeMap<String, Value>> {
     let out = helm(
         env,
         h,
@@ -78,7 +124,7 @@ fn history(env: &TestEnv, h: Helm, release: &str) -> Vec<BTreeMap<String, Value>
 }
 
 /// Every revision's manifest and user values, as helm prints them.
-fn contents(env: &TestEnv, h: Helm, release: &str) -> Vec<(u64, String, String)> {
+fn contents(env: &TestEnv, h: Cli, release: &str) -> Vec<(u64, String, String)> {
     history(env, h, release)
         .iter()
         .map(|row| {
@@ -125,10 +171,15 @@ fn live_web(env: &TestEnv) -> Value {
     })
 }
 
-/// The storage Secrets of a release: `(version, status, labels)`.
-fn storage(env: &TestEnv, release: &str) -> Vec<(u64, String, BTreeMap<String, String>, String)> {
+/// The storage objects of a release (Secrets, or ConfigMaps with
+/// HELM_DRIVER=configmap): `(version, status, labels, resourceVersion)`.
+fn storage(
+    env: &TestEnv,
+    c: Cli,
+    release: &str,
+) -> Vec<(u64, String, BTreeMap<String, String>, String)> {
     let selector = format!("owner=helm,name={release}");
-    let out = env.kubectl(["get", "secrets", "-n", NS, "-l", &selector, "-o", "json"]);
+    let out = env.kubectl(["get", c.kind(), "-n", NS, "-l", &selector, "-o", "json"]);
     let list: Value = serde_json::from_str(&out).expect("kubectl JSON");
     let mut rows: Vec<_> = list["items"]
         .as_array()
@@ -138,7 +189,11 @@ fn storage(env: &TestEnv, release: &str) -> Vec<(u64, String, BTreeMap<String, S
             let labels: BTreeMap<String, String> =
                 serde_json::from_value(s["metadata"]["labels"].clone()).expect("labels");
             let version = labels["version"].parse().expect("a version label");
-            assert_eq!(s["type"], "helm.sh/release.v1");
+            if c.driver.is_none() {
+                assert_eq!(s["type"], "helm.sh/release.v1");
+            } else {
+                assert_eq!(s["kind"], "ConfigMap");
+            }
             assert_eq!(
                 s["metadata"]["name"],
                 format!("sh.helm.release.v1.{release}.v{version}")
@@ -165,7 +220,7 @@ struct Before {
 }
 
 /// The releases of the table above.
-fn make_releases(env: &TestEnv, h: Helm) -> Before {
+fn make_releases(env: &TestEnv, h: Cli) -> Before {
     let smoke = chart("smoke");
     let install = |rel: &str, greeting: &str| {
         let g = format!("config.greeting={greeting}");
@@ -187,7 +242,8 @@ fn make_releases(env: &TestEnv, h: Helm) -> Before {
         );
     };
     let upgrade = |rel: &str, set: &str| {
-        env.try_helm(
+        try_helm(
+            env,
             h,
             [
                 "upgrade",
@@ -236,22 +292,30 @@ fn make_releases(env: &TestEnv, h: Helm) -> Before {
     before
 }
 
-fn assert_restored(env: &TestEnv, h: Helm, before: &Before, when: &str) {
+fn assert_restored(env: &TestEnv, h: Cli, before: &Before, when: &str) {
     for rel in RELEASES {
         assert_eq!(
             history(env, h, rel),
             before.history[rel],
             "[{}] helm history of {rel} {when}",
-            h.tag()
+            h.helm.tag()
         );
         assert_eq!(
             contents(env, h, rel),
             before.contents[rel],
             "[{}] manifests and values of every revision of {rel} {when}",
-            h.tag()
+            h.helm.tag()
         );
         // Helm's labels, and the release's own.
-        for (version, status, labels, _) in storage(env, rel) {
+        let stored = storage(env, h, rel);
+        assert_eq!(
+            stored.iter().map(|r| r.0).collect::<Vec<_>>(),
+            (1..=before.history[rel].len() as u64).collect::<Vec<_>>(),
+            "[{}] {} of {rel} {when}",
+            h.helm.tag(),
+            h.kind()
+        );
+        for (version, status, labels, _) in stored {
             assert_eq!(labels["name"], rel);
             assert_eq!(labels["owner"], "helm");
             assert_eq!(labels["status"], status);
@@ -263,19 +327,25 @@ fn assert_restored(env: &TestEnv, h: Helm, before: &Before, when: &str) {
             );
         }
     }
+    if h.driver.is_some() {
+        // Neither helm nor helm-bulk wrote a release Secret.
+        let out = env.kubectl(["get", "secrets", "-A", "-l", "owner=helm", "-o", "name"]);
+        assert_eq!(out.trim(), "", "[{}] release Secrets {when}", h.helm.tag());
+    }
 }
 
-fn history_roundtrip(h: Helm) {
-    let run = Run::new(h, "history");
-    let env = TestEnv::start();
-    let before = make_releases(&env, h);
-    run.step("releases made");
+/// save → wipe → load (the dry run first), checked by [`assert_restored`];
+/// a second load writes nothing. Returns the snapshot.
+fn save_wipe_load(run: &Run, env: &TestEnv, h: Cli, before: &Before) -> PathBuf {
     let snapshot = run.work.path().join("snapshot.age");
-    ok_as(run.save(&env, &snapshot), "save");
+    ok_as(run.save(env, h, &snapshot), "save");
     env.wipe();
 
     // The dry run lists the writes.
-    let out = ok_as(run.load(&env, &snapshot, &["--dry-run"]), "load --dry-run");
+    let out = ok_as(
+        run.load(env, h, &snapshot, &["--dry-run"]),
+        "load --dry-run",
+    );
     let stdout = text(&out.stdout);
     assert!(
         lines_with(&stdout, "hist/web ")[0].contains(
@@ -291,7 +361,7 @@ fn history_roundtrip(h: Helm) {
     );
 
     let started = Instant::now();
-    let out = ok_as(run.load(&env, &snapshot, &[]), "load");
+    let out = ok_as(run.load(env, h, &snapshot, &[]), "load");
     run.step(&format!(
         "loaded with history in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -304,11 +374,11 @@ fn history_roundtrip(h: Helm) {
         "{}",
         show(&out)
     );
-    assert_restored(&env, h, &before, "after load");
+    assert_restored(env, h, before, "after load");
 
     // A second load changes nothing.
-    let versions: Vec<_> = RELEASES.iter().map(|r| storage(&env, r)).collect();
-    let out = ok_as(run.load(&env, &snapshot, &[]), "second load");
+    let versions: Vec<_> = RELEASES.iter().map(|r| storage(env, h, r)).collect();
+    let out = ok_as(run.load(env, h, &snapshot, &[]), "second load");
     let stderr = text(&out.stderr);
     for rel in RELEASES {
         let line = lines_with(&stderr, &format!("history   hist/{rel}: "));
@@ -327,24 +397,23 @@ fn history_roundtrip(h: Helm) {
         stderr.contains("every restored history is complete"),
         "{stderr}"
     );
-    let after: Vec<_> = RELEASES.iter().map(|r| storage(&env, r)).collect();
+    let after: Vec<_> = RELEASES.iter().map(|r| storage(env, h, r)).collect();
     assert_eq!(versions, after, "the second load wrote nothing");
     run.step("second load: nothing written");
+    snapshot
+}
 
-    // Rollback to revision 2 brings back its objects; an upgrade with the
-    // original chart works after it.
-    helm(&env, h, ["rollback", "web", "2", "-n", NS]);
-    assert_eq!(
-        live_web(&env),
-        before.web_rev2,
-        "live objects of revision 2"
-    );
-    let rows = history(&env, h, "web");
+/// After [`save_wipe_load`]: rollback to revision 2 brings back its objects;
+/// an upgrade with the original chart works after it.
+fn rollback_and_upgrade(run: &Run, env: &TestEnv, h: Cli, before: &Before) {
+    helm(env, h, ["rollback", "web", "2", "-n", NS]);
+    assert_eq!(live_web(env), before.web_rev2, "live objects of revision 2");
+    let rows = history(env, h, "web");
     assert_eq!(rows.len(), 5);
     assert_eq!(rows[4]["status"], "deployed");
     assert_eq!(rows[3]["status"], "superseded");
     helm(
-        &env,
+        env,
         h,
         [
             "upgrade",
@@ -357,19 +426,28 @@ fn history_roundtrip(h: Helm) {
             "config.greeting=six",
         ],
     );
-    let rows = history(&env, h, "web");
+    let rows = history(env, h, "web");
     assert_eq!(rows.len(), 6);
     assert_eq!(rows[5]["status"], "deployed");
     let deployed = rows.iter().filter(|r| r["status"] == "deployed").count();
     assert_eq!(deployed, 1, "one deployed revision: {rows:?}");
-    helm(&env, h, ["rollback", "tail", "-n", NS]);
+    helm(env, h, ["rollback", "tail", "-n", NS]);
     run.step("rollback and upgrade after the restore work");
+}
+
+fn history_roundtrip(h: Cli) {
+    let run = Run::new(h.helm, "history");
+    let env = TestEnv::start();
+    let before = make_releases(&env, h);
+    run.step("releases made");
+    let snapshot = save_wipe_load(&run, &env, h, &before);
+    rollback_and_upgrade(&run, &env, h, &before);
 
     // A load killed between two history writes: what is left is a history
     // helm reads, and a rerun completes it.
     env.wipe();
     let stderr_path = run.work.path().join("killed.stderr");
-    let mut cmd = run.load_cmd(&env, &snapshot, &[]);
+    let mut cmd = run.load_cmd(&env, h, &snapshot, &[]);
     cmd.env("HELM_BULK_TEST_HISTORY_PAUSE_MS", "1500")
         .process_group(0)
         .stdout(Stdio::null())
@@ -379,7 +457,7 @@ fn history_roundtrip(h: Helm) {
         "load writes revision 3 of web",
         Duration::from_secs(120),
         || {
-            storage(&env, "web").iter().any(|r| r.0 == 3)
+            storage(&env, h, "web").iter().any(|r| r.0 == 3)
                 || child.try_wait().ok().flatten().is_some()
         },
     );
@@ -389,7 +467,7 @@ fn history_roundtrip(h: Helm) {
         .expect("run kill");
     assert!(status.success());
     let _ = child.wait();
-    let left: Vec<u64> = storage(&env, "web").iter().map(|r| r.0).collect();
+    let left: Vec<u64> = storage(&env, h, "web").iter().map(|r| r.0).collect();
     assert!(
         left.contains(&4) && left.contains(&3) && !left.contains(&1),
         "killed in the middle of web's history: {left:?}; {}",
@@ -403,7 +481,7 @@ fn history_roundtrip(h: Helm) {
         Some("deployed".into())
     );
     run.step(&format!("load killed with web at revisions {left:?}"));
-    let out = ok_as(run.load(&env, &snapshot, &[]), "rerun after SIGKILL");
+    let out = ok_as(run.load(&env, h, &snapshot, &[]), "rerun after SIGKILL");
     assert!(
         text(&out.stderr)
             .contains("history   hist/web: revisions 1-4 as saved (4 restored); wrote"),
@@ -416,7 +494,7 @@ fn history_roundtrip(h: Helm) {
     // --no-history: today's single revision; --history 2: the newest two.
     env.wipe();
     ok_as(
-        run.load(&env, &snapshot, &["--no-history"]),
+        run.load(&env, h, &snapshot, &["--no-history"]),
         "load --no-history",
     );
     let rows = history(&env, h, "web");
@@ -424,7 +502,7 @@ fn history_roundtrip(h: Helm) {
     assert_eq!(rows[0]["revision"], 1);
     env.wipe();
     ok_as(
-        run.load(&env, &snapshot, &["--history", "2"]),
+        run.load(&env, h, &snapshot, &["--history", "2"]),
         "load --history 2",
     );
     let revs: Vec<Value> = history(&env, h, "web")
@@ -436,6 +514,27 @@ fn history_roundtrip(h: Helm) {
     run.step("--no-history and --history 2");
 }
 
+/// The history with HELM_DRIVER=configmap: releases made, saved and loaded
+/// with it, restored into ConfigMaps as [`save_wipe_load`] and
+/// [`rollback_and_upgrade`] check.
+fn configmap_roundtrip(helm: Helm) {
+    let h = Cli {
+        helm,
+        driver: Some("configmap"),
+    };
+    let run = Run::new(helm, "history-configmap");
+    let env = TestEnv::start();
+    let before = make_releases(&env, h);
+    run.step("releases made in ConfigMaps");
+    save_wipe_load(&run, &env, h, &before);
+    rollback_and_upgrade(&run, &env, h, &before);
+}
+
+fn secret_roundtrip(helm: Helm) {
+    history_roundtrip(Cli { helm, driver: None });
+}
+
 helm4_and_helm3! {
-    history_roundtrip => history_is_restored_helm4, history_is_restored_helm3;
+    secret_roundtrip => history_is_restored_helm4, history_is_restored_helm3;
+    configmap_roundtrip => history_in_configmaps_is_restored_helm4, history_in_configmaps_is_restored_helm3;
 }
