@@ -22,7 +22,8 @@
 //! The same releases made, saved and loaded with HELM_DRIVER=configmap
 //! (helm's ConfigMap storage driver): the same history, manifests, values,
 //! labels and second load, every revision a ConfigMap and no release Secret
-//! anywhere, and the same rollback and upgrade.
+//! anywhere, and the same rollback and upgrade; then a load with
+//! `--driver configmap` and no HELM_DRIVER restores the same into ConfigMaps.
 #![cfg(unix)]
 
 #[path = "cluster/mod.rs"]
@@ -526,8 +527,19 @@ fn configmap_roundtrip(helm: Helm) {
     let env = TestEnv::start();
     let before = make_releases(&env, h);
     run.step("releases made in ConfigMaps");
-    save_wipe_load(&run, &env, h, &before);
+    let snapshot = save_wipe_load(&run, &env, h, &before);
     rollback_and_upgrade(&run, &env, h, &before);
+
+    // `--driver configmap` in place of HELM_DRIVER: helm's install goes to
+    // ConfigMaps too.
+    env.wipe();
+    let flag_only = Cli { helm, driver: None };
+    ok_as(
+        run.load(&env, flag_only, &snapshot, &["--driver", "configmap"]),
+        "load --driver configmap",
+    );
+    assert_restored(&env, h, &before, "after load --driver configmap");
+    run.step("load --driver configmap");
 }
 
 fn secret_roundtrip(helm: Helm) {

@@ -254,7 +254,14 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
 
     let fetch = |step: &Step| snapshot.record(step);
     let stop = Arc::new(Stop::default());
-    let runner = load::helm_runner(bin, helm_global_args(&args), index, helm2, stop.clone());
+    let runner = load::helm_runner(
+        bin,
+        helm_global_args(&args),
+        driver,
+        index,
+        helm2,
+        stop.clone(),
+    );
     // Every frozen chart about to be installed renders, and finds the APIs
     // it needs, before anything in the cluster changes.
     let preflight = match &cluster {

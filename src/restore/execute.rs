@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 use super::RestoreError;
 use super::frozen::{ChartHandle, FrozenChart};
 use super::plan::{Action, Step};
+use crate::source::helm::Driver;
 
 /// The helm binary: HELM_BIN (unless empty), else `helm` on PATH.
 pub fn helm_bin() -> PathBuf {
@@ -52,6 +53,9 @@ pub struct HelmRunner {
     pub bin: PathBuf,
     /// Arguments added to every call (`--kube-context`, `--kubeconfig`).
     pub global_args: Vec<String>,
+    /// Helm's storage driver, given to every call as HELM_DRIVER (helm has
+    /// no flag for it), so that helm installs where `--driver` says.
+    pub driver: Driver,
     /// The release description recorded by helm.
     pub description: String,
     /// Builds the frozen chart of a record: [`super::frozen::freeze`] for
@@ -220,7 +224,8 @@ fn labels_arg(step: &Step) -> Option<String> {
 impl HelmRunner {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.bin);
-        c.args(&self.global_args);
+        c.args(&self.global_args)
+            .env("HELM_DRIVER", self.driver.name());
         c
     }
 

@@ -382,10 +382,12 @@ where
 }
 
 /// The helm runner for a snapshot: `global_args` go to every helm call
-/// (`--kubeconfig`, `--kube-context`), Helm 2 records are frozen as such.
+/// (`--kubeconfig`, `--kube-context`) and `driver` as HELM_DRIVER, Helm 2
+/// records are frozen as such.
 pub fn helm_runner(
     bin: PathBuf,
     global_args: Vec<String>,
+    driver: Driver,
     index: &Index,
     helm2: bool,
     stop: Arc<Stop>,
@@ -393,6 +395,7 @@ pub fn helm_runner(
     HelmRunner {
         bin,
         global_args,
+        driver,
         description: restore_description(index),
         freezer: if helm2 {
             crate::tiller::freeze::freeze_record
