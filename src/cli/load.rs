@@ -106,7 +106,7 @@ pub struct LoadArgs {
     )]
     pub status: Vec<String>,
 
-    /// Helm's storage driver, used to see which releases exist
+    /// Helm's storage driver: where releases are looked up, installed and their history written
     #[arg(
         long,
         value_name = "DRIVER",
