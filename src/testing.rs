@@ -41,3 +41,30 @@ impl SplitMix64 {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// An index row for `namespace/name` at `revision` with `status`, chart
+/// `c` version `1`, and nothing else filled in: the row the planning and
+/// filtering tests build their indexes from.
+pub fn index_row(
+    namespace: &str,
+    name: &str,
+    revision: u32,
+    status: &str,
+) -> crate::snapshot::IndexRow {
+    crate::snapshot::IndexRow {
+        namespace: namespace.into(),
+        name: name.into(),
+        revision,
+        status: status.into(),
+        chart: "c".into(),
+        chart_version: "1".into(),
+        app_version: String::new(),
+        updated: None,
+        path: String::new(),
+        size: 0,
+        sha256: String::new(),
+        labels: Default::default(),
+        blobs_last_used: Vec::new(),
+        extra: Default::default(),
+    }
+}
