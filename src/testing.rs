@@ -68,3 +68,29 @@ pub fn index_row(
         extra: Default::default(),
     }
 }
+
+/// The tar header helm-bulk writes for an entry of `size` bytes (fixed mode,
+/// owner and time), for tests and benchmarks that build the same tar.
+pub fn tar_header(size: u64) -> tar::Header {
+    crate::snapshot::tar_header(size)
+}
+
+/// Empty Helm 3/4 snapshot metadata (Secret driver) for a cluster at
+/// `server` reached through kubeconfig context `context`, created
+/// 2026-11-26T00:00:00Z.
+pub fn helm3_index(server: &str, context: &str) -> crate::snapshot::Index {
+    use crate::snapshot::{Cluster, Index, Source, SourceKind};
+    Index::new(
+        "2026-11-26T00:00:00Z".to_owned(),
+        Source {
+            kind: SourceKind::Helm3,
+            driver: "secret".to_owned(),
+            extra: Default::default(),
+        },
+        Cluster {
+            server: server.to_owned(),
+            context: context.to_owned(),
+            extra: Default::default(),
+        },
+    )
+}
