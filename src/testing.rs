@@ -94,3 +94,10 @@ pub fn helm3_index(server: &str, context: &str) -> crate::snapshot::Index {
         },
     )
 }
+
+/// The pieces of Go template syntax a frozen chart must escape: braces,
+/// actions with and without trim markers, comments. The frozen chart's
+/// property test and the differential fidelity test both build texts from them.
+pub const TEMPLATE_DELIMITERS: [&str; 10] = [
+    "{", "}", "{{", "}}", "{{-", "-}}", "{{- ", " -}}", "{{/*", "*/}}",
+];
