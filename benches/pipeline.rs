@@ -27,9 +27,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use helm_bulk::release::ReleaseRecord;
-use helm_bulk::snapshot::{
-    Cluster, INDEX_PATH, Index, IndexRow, SnapshotWriter, Source, SourceKind,
-};
+use helm_bulk::snapshot::{INDEX_PATH, Index, IndexRow, SnapshotWriter, SourceKind};
 use helm_bulk::vault::{Protection, encrypt};
 
 const MIB: f64 = (1u64 << 20) as f64;
@@ -811,19 +809,7 @@ impl Write for Counter {
 }
 
 fn index_for(records: &[ReleaseRecord]) -> (Index, Vec<usize>) {
-    let mut index = Index::new(
-        "2026-11-26T00:00:00Z".to_owned(),
-        Source {
-            kind: SourceKind::Helm3,
-            driver: "secret".to_owned(),
-            extra: Default::default(),
-        },
-        Cluster {
-            server: "https://bench.invalid:6443".to_owned(),
-            context: "bench".to_owned(),
-            extra: Default::default(),
-        },
-    );
+    let mut index = helm_bulk::testing::helm3_index("https://bench.invalid:6443", "bench");
     // Format 1: every record whole, so the reference pair compresses the
     // identical tar (format 2 is measured by scripts/bench/format-v2).
     index.format_version = helm_bulk::snapshot::FORMAT_V1;
@@ -868,16 +854,7 @@ fn snapshot_only<W: Write>(records: &[ReleaseRecord], index: &Index, order: &[us
 
 /// The same tar helm-bulk writes, uncompressed: identical headers and order.
 fn plain_tar(records: &[ReleaseRecord], index: &Index, order: &[usize], out: File) -> u64 {
-    fn header(size: u64) -> tar::Header {
-        let mut h = tar::Header::new_ustar();
-        h.set_size(size);
-        h.set_mode(0o600);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        h
-    }
+    use helm_bulk::testing::tar_header as header;
     let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
     let json = serde_json::to_vec_pretty(index).unwrap();
     tar.append_data(&mut header(json.len() as u64), INDEX_PATH, json.as_slice())

@@ -41,3 +41,63 @@ impl SplitMix64 {
         (0..n).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// An index row for `namespace/name` at `revision` with `status`, chart
+/// `c` version `1`, and nothing else filled in: the row the planning and
+/// filtering tests build their indexes from.
+pub fn index_row(
+    namespace: &str,
+    name: &str,
+    revision: u32,
+    status: &str,
+) -> crate::snapshot::IndexRow {
+    crate::snapshot::IndexRow {
+        namespace: namespace.into(),
+        name: name.into(),
+        revision,
+        status: status.into(),
+        chart: "c".into(),
+        chart_version: "1".into(),
+        app_version: String::new(),
+        updated: None,
+        path: String::new(),
+        size: 0,
+        sha256: String::new(),
+        labels: Default::default(),
+        blobs_last_used: Vec::new(),
+        extra: Default::default(),
+    }
+}
+
+/// The tar header helm-bulk writes for an entry of `size` bytes (fixed mode,
+/// owner and time), for tests and benchmarks that build the same tar.
+pub fn tar_header(size: u64) -> tar::Header {
+    crate::snapshot::tar_header(size)
+}
+
+/// Empty Helm 3/4 snapshot metadata (Secret driver) for a cluster at
+/// `server` reached through kubeconfig context `context`, created
+/// 2026-11-26T00:00:00Z.
+pub fn helm3_index(server: &str, context: &str) -> crate::snapshot::Index {
+    use crate::snapshot::{Cluster, Index, Source, SourceKind};
+    Index::new(
+        "2026-11-26T00:00:00Z".to_owned(),
+        Source {
+            kind: SourceKind::Helm3,
+            driver: "secret".to_owned(),
+            extra: Default::default(),
+        },
+        Cluster {
+            server: server.to_owned(),
+            context: context.to_owned(),
+            extra: Default::default(),
+        },
+    )
+}
+
+/// The pieces of Go template syntax a frozen chart must escape: braces,
+/// actions with and without trim markers, comments. The frozen chart's
+/// property test and the differential fidelity test both build texts from them.
+pub const TEMPLATE_DELIMITERS: [&str; 10] = [
+    "{", "}", "{{", "}}", "{{-", "-}}", "{{- ", " -}}", "{{/*", "*/}}",
+];

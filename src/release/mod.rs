@@ -292,14 +292,18 @@ pub struct Installed {
     pub frozen: bool,
 }
 
+/// A Helm 3/4 release record read for its chart only, as `C` (the parts of
+/// the chart a caller needs); every other field is ignored.
+#[derive(Deserialize)]
+#[serde(bound = "C: Deserialize<'de>")]
+struct WithChart<C> {
+    #[serde(default)]
+    chart: Option<C>,
+}
+
 /// Whether a Helm 3/4 release record's chart is a frozen chart made by
 /// helm-bulk (it carries the `frozen_annotation`).
 pub fn has_chart_annotation(data: &[u8], annotation: &str) -> bool {
-    #[derive(Deserialize)]
-    struct Record {
-        #[serde(default)]
-        chart: Option<Chart>,
-    }
     #[derive(Deserialize)]
     struct Chart {
         #[serde(default)]
@@ -310,7 +314,7 @@ pub fn has_chart_annotation(data: &[u8], annotation: &str) -> bool {
         #[serde(default)]
         annotations: Option<std::collections::BTreeMap<String, String>>,
     }
-    serde_json::from_slice::<Record>(data)
+    serde_json::from_slice::<WithChart<Chart>>(data)
         .ok()
         .and_then(|r| r.chart?.metadata?.annotations)
         .is_some_and(|a| a.contains_key(annotation))
@@ -478,11 +482,6 @@ pub fn kinds_used(data: &[u8]) -> std::collections::BTreeSet<(String, String)> {
 pub fn chart_crd_files(data: &[u8]) -> Vec<(String, String)> {
     use base64::Engine as _;
     #[derive(Deserialize)]
-    struct Record {
-        #[serde(default)]
-        chart: Option<Chart>,
-    }
-    #[derive(Deserialize)]
     struct Chart {
         #[serde(default)]
         files: Option<Vec<File>>,
@@ -494,7 +493,7 @@ pub fn chart_crd_files(data: &[u8]) -> Vec<(String, String)> {
         #[serde(default)]
         data: Option<String>,
     }
-    let Ok(r) = serde_json::from_slice::<Record>(data) else {
+    let Ok(r) = serde_json::from_slice::<WithChart<Chart>>(data) else {
         return Vec::new();
     };
     r.chart

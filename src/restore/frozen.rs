@@ -798,20 +798,10 @@ mod tests {
 
     /// The escaping rules against the model of Helm above, on many seeded
     /// texts made of the pieces that matter. The differential test against
-    /// the real helm binaries is `tests/frozen_fidelity.rs`.
+    /// the real helm binaries is `tests/frozen_fidelity/`.
     #[test]
     fn escaping_holds_for_generated_texts() {
-        const PIECES: [&str; 26] = [
-            "{",
-            "}",
-            "{{",
-            "}}",
-            "{{-",
-            "-}}",
-            "{{- ",
-            " -}}",
-            "{{/*",
-            "*/}}",
+        const MORE: [&str; 16] = [
             "\"",
             "`",
             "\\",
@@ -829,10 +819,15 @@ mod tests {
             " ",
             "---",
         ];
+        let pieces: Vec<&str> = crate::testing::TEMPLATE_DELIMITERS
+            .iter()
+            .chain(&MORE)
+            .copied()
+            .collect();
         let mut rng = Rng(0x1e13_2026);
         for case in 0..20_000 {
             let len = rng.below(24);
-            let text: String = (0..len).map(|_| PIECES[rng.below(PIECES.len())]).collect();
+            let text: String = (0..len).map(|_| pieces[rng.below(pieces.len())]).collect();
             let escaped = escape_template(&text);
             assert_eq!(
                 helm_renders(&escaped).as_deref(),

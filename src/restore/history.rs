@@ -844,22 +844,7 @@ mod tests {
     use super::*;
 
     fn row(rev: u32, status: &str) -> IndexRow {
-        IndexRow {
-            namespace: "ns".into(),
-            name: "web".into(),
-            revision: rev,
-            status: status.into(),
-            chart: "c".into(),
-            chart_version: "1".into(),
-            app_version: String::new(),
-            updated: None,
-            path: String::new(),
-            size: 0,
-            sha256: String::new(),
-            labels: Default::default(),
-            blobs_last_used: Vec::new(),
-            extra: Default::default(),
-        }
+        crate::testing::index_row("ns", "web", rev, status)
     }
 
     #[test]

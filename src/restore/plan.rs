@@ -296,22 +296,7 @@ mod tests {
     use crate::snapshot::{Cluster, Source, SourceKind};
 
     fn row(ns: &str, name: &str, rev: u32, status: &str) -> IndexRow {
-        IndexRow {
-            namespace: ns.into(),
-            name: name.into(),
-            revision: rev,
-            status: status.into(),
-            chart: "c".into(),
-            chart_version: "1.0.0".into(),
-            app_version: String::new(),
-            updated: None,
-            path: String::new(),
-            size: 0,
-            sha256: String::new(),
-            labels: Default::default(),
-            blobs_last_used: Vec::new(),
-            extra: Default::default(),
-        }
+        crate::testing::index_row(ns, name, rev, status)
     }
 
     fn index(rows: Vec<IndexRow>) -> Index {

@@ -19,6 +19,7 @@ pub use index::{
     IndexRow, Source, SourceKind, crd_path, record_path, sha256_hex, storage_order,
 };
 pub use reader::{Limits, read_snapshot};
+pub(crate) use writer::header as tar_header;
 pub use writer::{SnapshotWriter, write_snapshot};
 
 /// Errors from writing or reading a snapshot archive.

@@ -20,19 +20,7 @@ pub(crate) fn meta() -> Index {
 }
 
 pub(crate) fn meta_v2() -> Index {
-    Index::new(
-        "2026-11-26T00:00:00Z".to_owned(),
-        Source {
-            kind: SourceKind::Helm3,
-            driver: "secret".to_owned(),
-            extra: Default::default(),
-        },
-        Cluster {
-            server: "https://127.0.0.1:6443".to_owned(),
-            context: "test".to_owned(),
-            extra: Default::default(),
-        },
-    )
+    crate::testing::helm3_index("https://127.0.0.1:6443", "test")
 }
 
 fn sample() -> Vec<ReleaseRecord> {

@@ -28,7 +28,9 @@ pub struct SnapshotWriter<W: Write> {
     last_used: Vec<Vec<String>>,
 }
 
-fn header(size: u64) -> tar::Header {
+/// The tar header of every entry: fixed mode, owner and time, so the same
+/// snapshot gives the same bytes.
+pub(crate) fn header(size: u64) -> tar::Header {
     let mut h = tar::Header::new_ustar();
     h.set_size(size);
     h.set_mode(0o600);

@@ -30,6 +30,21 @@ fn is_crd_install(events: &[i32]) -> bool {
     events.contains(&(Event::CrdInstall as i32))
 }
 
+/// The file name piece for a hook: its name with every character other than
+/// an ASCII letter, digit or `-` replaced by `-`, at most 60 characters.
+fn hook_piece(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .take(60)
+        .collect()
+}
+
 /// Chart.yaml fields of a Helm 2 chart's metadata, as Helm 3 names them.
 pub fn chart_yaml(m: &Metadata) -> Map<String, Value> {
     let mut out = Map::new();
@@ -104,18 +119,7 @@ pub fn parts(r: &Release) -> Result<Parts, RestoreError> {
     let mut crds = Vec::new();
     for (i, h) in r.hooks.iter().enumerate() {
         if is_crd_install(&h.events) {
-            let piece: String = h
-                .name
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .take(60)
-                .collect();
+            let piece = hook_piece(&h.name);
             crds.push((
                 format!("{i:03}-{piece}.yaml"),
                 Zeroizing::new(h.manifest.clone().into_bytes()),
@@ -180,18 +184,7 @@ pub fn tiller_chart(r: &Release) -> Result<(Chart, Config), RestoreError> {
     };
     let mut templates = vec![template("templates/manifest.yaml".to_owned(), &r.manifest)];
     for (i, h) in r.hooks.iter().enumerate() {
-        let piece: String = h
-            .name
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .take(60)
-            .collect();
+        let piece = hook_piece(&h.name);
         templates.push(template(
             format!("templates/hook-{i:03}-{piece}.yaml"),
             &h.manifest,
@@ -231,6 +224,16 @@ pub fn tiller_chart(r: &Release) -> Result<(Chart, Config), RestoreError> {
 mod tests {
     use super::*;
     use crate::tiller::hapi::release::{Hook, Info, Status};
+
+    #[test]
+    fn hook_piece_keeps_letters_digits_and_dashes() {
+        assert_eq!(
+            hook_piece("pre-install_db/migrate é"),
+            "pre-install-db-migrate--"
+        );
+        assert_eq!(hook_piece(""), "");
+        assert_eq!(hook_piece(&"a".repeat(80)), "a".repeat(60));
+    }
 
     fn release() -> Release {
         Release {

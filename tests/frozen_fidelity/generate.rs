@@ -4,18 +4,17 @@
 /// SplitMix64: small, seeded, reproducible.
 pub(crate) use helm_bulk::testing::SplitMix64 as Rng;
 
-/// Pieces of text inside a YAML scalar or comment line (no line breaks).
-pub(crate) const INLINE: &[&str] = &[
-    "{",
-    "}",
-    "{{",
-    "}}",
-    "{{-",
-    "-}}",
-    "{{- ",
-    " -}}",
-    "{{/*",
-    "*/}}",
+/// Pieces of text inside a YAML scalar or comment line (no line breaks):
+/// `helm_bulk::testing::TEMPLATE_DELIMITERS`, then those of `INLINE_MORE`.
+pub(crate) static INLINE: std::sync::LazyLock<Vec<&str>> = std::sync::LazyLock::new(|| {
+    helm_bulk::testing::TEMPLATE_DELIMITERS
+        .iter()
+        .chain(INLINE_MORE)
+        .copied()
+        .collect()
+});
+
+const INLINE_MORE: &[&str] = &[
     "{}",
     "{}}",
     "{{{",
@@ -111,7 +110,7 @@ pub(crate) fn inline_text(rng: &mut Rng, max: usize) -> String {
     let n = rng.below(max + 1);
     let mut s = String::new();
     for _ in 0..n {
-        s.push_str(rng.pick(INLINE));
+        s.push_str(rng.pick(&INLINE));
     }
     s
 }
@@ -124,7 +123,7 @@ pub(crate) fn block_line(rng: &mut Rng) -> String {
         // A long line.
         let len = 2000 + rng.below(12000);
         while s.len() < len {
-            s.push_str(rng.pick(INLINE));
+            s.push_str(rng.pick(&INLINE));
             s.push_str(rng.pick(JSON_BITS));
         }
     } else if rng.chance(30) {
@@ -265,7 +264,7 @@ pub(crate) fn notes_text(rng: &mut Rng) -> String {
         String::new()
     };
     for _ in 0..rng.below(30) {
-        s.push_str(rng.pick(INLINE));
+        s.push_str(rng.pick(&INLINE));
         s.push_str(rng.pick(&["", "", "\n", "\r\n", "\r", " "]));
     }
     s

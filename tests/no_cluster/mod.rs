@@ -14,7 +14,7 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use helm_bulk::release::ReleaseRecord;
-use helm_bulk::snapshot::{Cluster, Index, Source, SourceKind, write_snapshot};
+use helm_bulk::snapshot::{Index, write_snapshot};
 use helm_bulk::vault::{Protection, encrypt};
 
 /// The helm-bulk binary under test.
@@ -186,19 +186,7 @@ pub fn record(ns: &str, name: &str, rev: u32, status: &str, value: &str) -> Rele
 
 /// Snapshot metadata.
 pub fn meta() -> Index {
-    Index::new(
-        "2026-11-26T00:00:00Z".to_owned(),
-        Source {
-            kind: SourceKind::Helm3,
-            driver: "secret".to_owned(),
-            extra: Default::default(),
-        },
-        Cluster {
-            server: "https://127.0.0.1:6443".to_owned(),
-            context: "kit".to_owned(),
-            extra: Default::default(),
-        },
-    )
+    helm_bulk::testing::helm3_index("https://127.0.0.1:6443", "kit")
 }
 
 /// A few records across namespaces, with history.
