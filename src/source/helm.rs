@@ -88,18 +88,10 @@ pub struct SaveFilter {
     pub statuses: Vec<String>,
 }
 
-/// Labels Helm's storage drivers set themselves; the rest are the release's.
-const RESERVED_LABELS: [&str; 6] = [
-    "name",
-    "owner",
-    "status",
-    "version",
-    "createdAt",
-    "modifiedAt",
-];
-
+/// The release's own labels: all but those Helm's storage drivers set
+/// themselves ([`crate::release::storage::SYSTEM_LABELS`]).
 fn release_labels(mut l: BTreeMap<String, String>) -> BTreeMap<String, String> {
-    l.retain(|k, _| !RESERVED_LABELS.contains(&k.as_str()));
+    l.retain(|k, _| !crate::release::storage::SYSTEM_LABELS.contains(&k.as_str()));
     l
 }
 
