@@ -212,7 +212,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     );
     let tiller_existing = match &tiller {
         Some(t) => {
-            Some(runtime.block_on(helm_bulk::tiller::restore::existing(t, scope.as_deref()))?)
+            Some(runtime.block_on(helm_bulk::restore::tiller::existing(t, scope.as_deref()))?)
         }
         None => None,
     };
@@ -398,7 +398,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         }
     };
     let reports = match (&tiller, &tiller_existing) {
-        (Some(t), Some(existing)) => runtime.block_on(helm_bulk::tiller::restore::run_plan(
+        (Some(t), Some(existing)) => runtime.block_on(helm_bulk::restore::tiller::run_plan(
             t,
             &steps,
             args.jobs,

@@ -59,7 +59,7 @@ pub struct HelmRunner {
     /// The release description recorded by helm.
     pub description: String,
     /// Builds the frozen chart of a record: [`super::frozen::freeze`] for
-    /// Helm 3/4 records, `crate::tiller::freeze::freeze_record` for Helm 2 ones.
+    /// Helm 3/4 records, [`super::frozen_helm2::freeze_record`] for Helm 2 ones.
     pub freezer: Freezer,
     /// Stops the run; the helm processes started are registered with it.
     pub stop: std::sync::Arc<Stop>,

@@ -8,7 +8,7 @@
 //! ```text
 //! store input ─▶ signing::verify ─▶ vault::open ─▶ read (records to restore)
 //!   ─▶ existing ─▶ prepare (plan, CRDs) ─▶ run_preflight ─▶ crds::ensure
-//!   ─▶ execute::run_plan (helm) │ tiller::restore::run_plan ─▶ not_deployed
+//!   ─▶ execute::run_plan (helm) │ restore::tiller::run_plan ─▶ not_deployed
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -139,7 +139,7 @@ pub async fn existing(
 
 /// The releases a Tiller has: a release that is not deleted counts as installed.
 pub fn existing_in_tiller(
-    tiller: &crate::tiller::restore::Existing,
+    tiller: &super::tiller::Existing,
 ) -> HashMap<(String, String), Installed> {
     tiller
         .installed
@@ -398,7 +398,7 @@ pub fn helm_runner(
         driver,
         description: restore_description(index),
         freezer: if helm2 {
-            crate::tiller::freeze::freeze_record
+            super::frozen_helm2::freeze_record
         } else {
             super::frozen::freeze
         },
@@ -438,7 +438,7 @@ pub fn histories(
             .get(&(ns.to_owned(), n.to_owned(), r))
             .ok_or("the snapshot has no record of it")?;
         if helm2 {
-            crate::tiller::convert::record_to_helm3(data)
+            super::helm2to3::record_to_helm3(data)
         } else {
             Ok(data.clone())
         }

@@ -11,10 +11,13 @@
 pub mod crds;
 pub mod execute;
 pub mod frozen;
+pub mod frozen_helm2;
+pub mod helm2to3;
 pub mod history;
 pub mod load;
 pub mod plan;
 pub mod preflight;
+pub mod tiller;
 
 /// Errors preparing a restore.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! `load --to-tiller`: restore a Helm 2 snapshot into a Tiller.
 //!
 //! The plan is the same as for Helm 3/4 ([`crate::restore::plan`]); each step
-//! sends Tiller the frozen chart of [`super::freeze::tiller_chart`]:
+//! sends Tiller the frozen chart of [`super::frozen_helm2::tiller_chart`]:
 //! InstallRelease (with `reuse_name` when the name belongs to a deleted, not
 //! purged, release), UpdateRelease with `reset_values` for `--upgrade`, and
 //! UninstallRelease with `purge` followed by InstallRelease for `--replace`.
@@ -19,15 +19,15 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
-use super::TillerError;
-use super::client::Tiller;
-use super::hapi::release::hook::Event;
-use super::hapi::release::status::Code;
-use super::hapi::services::tiller::{
-    InstallReleaseRequest, UninstallReleaseRequest, UpdateReleaseRequest,
-};
 use crate::restore::execute::{Outcome, Report};
 use crate::restore::plan::{Action, Step};
+use crate::tiller::TillerError;
+use crate::tiller::client::Tiller;
+use crate::tiller::hapi::release::hook::Event;
+use crate::tiller::hapi::release::status::Code;
+use crate::tiller::hapi::services::tiller::{
+    InstallReleaseRequest, UninstallReleaseRequest, UpdateReleaseRequest,
+};
 
 /// How long Tiller may take for one operation (Helm 2's default), in seconds.
 const TIMEOUT_SECONDS: i64 = 300;
@@ -45,7 +45,7 @@ pub struct Existing {
 /// Lists every release of the Tiller (in `scope`, when given).
 pub async fn existing(tiller: &Tiller, scope: Option<&str>) -> Result<Existing, TillerError> {
     let listed = tiller
-        .list_all(&super::record::ALL_CODES, scope, 256)
+        .list_all(&crate::tiller::record::ALL_CODES, scope, 256)
         .await?;
     let mut latest: HashMap<String, (i32, i32, String)> = HashMap::new();
     for l in listed {
@@ -83,11 +83,11 @@ pub async fn execute(
     let Some(record) = record else {
         return Outcome::Failed("the snapshot has no record for this revision".to_owned());
     };
-    let release = match super::record::decode_wiped(record) {
+    let release = match crate::tiller::record::decode_wiped(record) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e),
     };
-    let (chart, values) = match super::freeze::tiller_chart(&release) {
+    let (chart, values) = match super::frozen_helm2::tiller_chart(&release) {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
@@ -204,7 +204,7 @@ where
 }
 
 /// Wipes the user's values when dropped.
-struct ValuesGuard(super::hapi::chart::Config);
+struct ValuesGuard(crate::tiller::hapi::chart::Config);
 
 impl Drop for ValuesGuard {
     fn drop(&mut self) {

@@ -20,19 +20,19 @@ use std::collections::{BTreeSet, HashMap};
 
 use zeroize::Zeroizing;
 
-use super::client::Tiller;
-use super::hapi::release::status::Code;
-use super::record::{record_from_bytes, status_name};
+use super::helm::{Plan, SaveFilter, apply_filter, decode_payload, send_in_index_order};
+use super::list::{Lister, ObjectKind, RawObject};
+use super::{RecordSender, SourceError};
 use crate::release::ReleaseRecord;
 use crate::snapshot::{IndexRow, SourceKind};
-use crate::source::helm::{Plan, SaveFilter, apply_filter, decode_payload, send_in_index_order};
-use crate::source::list::{Lister, ObjectKind, RawObject};
-use crate::source::{RecordSender, SourceError};
+use crate::tiller::client::Tiller;
+use crate::tiller::hapi::release::status::Code;
+use crate::tiller::record::{record_from_bytes, status_name};
 
 /// The label selector of Tiller's storage objects.
 pub const OWNER_SELECTOR: &str = "OWNER=TILLER";
 
-fn tiller_err(e: super::TillerError) -> SourceError {
+fn tiller_err(e: crate::tiller::TillerError) -> SourceError {
     SourceError::Driver(e.to_string())
 }
 
@@ -169,7 +169,7 @@ impl GrpcSource {
                 match record_from_bytes(data) {
                     Ok((record, release)) => note(
                         record,
-                        super::record::kinds_used(&release),
+                        crate::tiller::record::kinds_used(&release),
                         filter,
                         self.scope.as_deref(),
                         &mut rows,
@@ -207,7 +207,7 @@ impl GrpcSource {
                     .await
                     .map_err(tiller_err)?
                 {
-                    if let Ok(release) = super::record::decode(&data)
+                    if let Ok(release) = crate::tiller::record::decode(&data)
                         && let Ok(rev) = u32::try_from(release.version)
                     {
                         revisions.insert(rev, data);
@@ -326,7 +326,9 @@ impl StorageSource {
         )
     }
 
-    fn decode(s: &RawObject) -> Result<(ReleaseRecord, super::hapi::release::Release), String> {
+    fn decode(
+        s: &RawObject,
+    ) -> Result<(ReleaseRecord, crate::tiller::hapi::release::Release), String> {
         let payload = s.payload.as_deref().ok_or("it has no `release` key")?;
         record_from_bytes(decode_payload(payload)?)
     }
@@ -342,7 +344,7 @@ impl StorageSource {
                 match Self::decode(&s) {
                     Ok((record, release)) => note(
                         record,
-                        super::record::kinds_used(&release),
+                        crate::tiller::record::kinds_used(&release),
                         filter,
                         self.scope.as_deref(),
                         &mut rows,
@@ -393,7 +395,7 @@ mod tests {
             .map(|r| (r.name, r.revision))
             .collect();
         assert_eq!(kept, [("a".to_owned(), 1), ("a".to_owned(), 2)]);
-        let all = select(rows, &super::super::record::ALL_CODES, &f);
+        let all = select(rows, &crate::tiller::record::ALL_CODES, &f);
         assert_eq!(all.len(), 4);
     }
 }
