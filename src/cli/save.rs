@@ -141,7 +141,7 @@ fn detect_kind(arg: SourceArg) -> SourceKind {
         SourceArg::Helm3 => SourceKind::Helm3,
         SourceArg::Helm4 => SourceKind::Helm4,
         SourceArg::Tiller | SourceArg::TillerStorage => SourceKind::Tiller,
-        SourceArg::Auto => helm_bulk::restore::execute::helm_generation(),
+        SourceArg::Auto => helm_bulk::restore::helm::helm_generation(),
     }
 }
 

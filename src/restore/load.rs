@@ -8,7 +8,7 @@
 //! ```text
 //! store input ─▶ signing::verify ─▶ vault::open ─▶ read (records to restore)
 //!   ─▶ existing ─▶ prepare (plan, CRDs) ─▶ run_preflight ─▶ crds::ensure
-//!   ─▶ execute::run_plan (helm) │ restore::tiller::run_plan ─▶ not_deployed
+//!   ─▶ execute::run_plan (helm │ Tiller target) ─▶ not_deployed
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
-use super::execute::{HelmRunner, Outcome, Report, Stop};
+use super::execute::{Outcome, Report, Stop};
+use super::helm::HelmRunner;
 use super::history::{self, Keep};
 use super::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use super::preflight;
@@ -230,7 +231,7 @@ pub async fn not_deployed(
         .collect())
 }
 
-pub use super::execute::helm_bin;
+pub use super::helm::helm_bin;
 
 /// How the steps of a run ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
