@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 
 use super::helm::{Plan, SaveFilter, apply_filter, decode_payload, send_in_index_order};
 use super::list::{Lister, ObjectKind, RawObject};
-use super::{RecordSender, SourceError};
+use super::{RecordSender, Source, SourceError};
 use crate::release::ReleaseRecord;
 use crate::snapshot::{IndexRow, SourceKind};
 use crate::tiller::client::Tiller;
@@ -110,24 +110,6 @@ pub struct GrpcSource {
     page_size: u32,
 }
 
-impl crate::source::Source for GrpcSource {
-    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
-        GrpcSource::plan(self, filter).await
-    }
-
-    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
-        GrpcSource::fetch(self, plan, tx).await
-    }
-
-    fn driver_name(&self) -> &'static str {
-        "tiller"
-    }
-
-    fn server(&self) -> Option<String> {
-        Some(self.tiller().url())
-    }
-}
-
 impl GrpcSource {
     /// A source over a connected Tiller; `scope` limits it to one namespace.
     pub fn new(tiller: Tiller, scope: Option<String>, statuses: Vec<Code>, page_size: u32) -> Self {
@@ -137,11 +119,6 @@ impl GrpcSource {
             statuses,
             page_size: page_size.max(1),
         }
-    }
-
-    /// The Tiller.
-    pub fn tiller(&self) -> &Tiller {
-        &self.tiller
     }
 
     /// The names of the releases ListReleases selects, sorted.
@@ -157,9 +134,11 @@ impl GrpcSource {
             .map(|l| l.name)
             .collect())
     }
+}
 
+impl Source for GrpcSource {
     /// First pass: ListReleases, then GetHistory of each release.
-    pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
         let mut rows = Vec::new();
         let mut problems = Vec::new();
         let mut kinds_of = HashMap::new();
@@ -192,7 +171,7 @@ impl GrpcSource {
     /// Second pass: GetHistory again, sending each planned revision in index
     /// order. A revision that changed since the first pass makes the attempt
     /// start again ([`SourceError::Expired`]); one that is gone fails it.
-    pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
+    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
         let mut remaining: HashMap<String, usize> = HashMap::new();
         for r in &plan.rows {
             *remaining.entry(r.name.clone()).or_default() += 1;
@@ -232,6 +211,14 @@ impl GrpcSource {
         }
         Ok(())
     }
+
+    fn driver_name(&self) -> &'static str {
+        "tiller"
+    }
+
+    fn server(&self) -> Option<String> {
+        Some(self.tiller.url())
+    }
 }
 
 /// Where Tiller kept its records.
@@ -270,20 +257,6 @@ pub struct StorageSource {
     page_size: u32,
 }
 
-impl crate::source::Source for StorageSource {
-    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
-        StorageSource::plan(self, filter).await
-    }
-
-    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
-        StorageSource::fetch(self, plan, tx).await
-    }
-
-    fn driver_name(&self) -> &'static str {
-        self.storage().name()
-    }
-}
-
 impl StorageSource {
     /// A source over Tiller's storage in `tiller_namespace`; `scope` limits it
     /// to releases of one namespace.
@@ -303,11 +276,6 @@ impl StorageSource {
             statuses,
             page_size: page_size.max(1),
         }
-    }
-
-    /// Where the records are read from.
-    pub fn storage(&self) -> Storage {
-        self.storage
     }
 
     fn lister(&self, at: Option<&str>) -> Lister {
@@ -332,9 +300,11 @@ impl StorageSource {
         let payload = s.payload.as_deref().ok_or("it has no `release` key")?;
         record_from_bytes(decode_payload(payload)?)
     }
+}
 
+impl Source for StorageSource {
     /// First pass: the index rows of everything selected.
-    pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
         let mut rows = Vec::new();
         let mut problems = Vec::new();
         let mut kinds_of = HashMap::new();
@@ -362,9 +332,13 @@ impl StorageSource {
 
     /// Second pass: lists again at the first pass's resourceVersion and sends
     /// the planned records in index order.
-    pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
+    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
         let lister = self.lister(Some(&plan.resource_version));
         send_in_index_order(lister, plan, tx, |s| Self::decode(s).ok().map(|(r, _)| r)).await
+    }
+
+    fn driver_name(&self) -> &'static str {
+        self.storage.name()
     }
 }
 
