@@ -148,7 +148,7 @@ pub fn existing_in_tiller(
                 status: "deployed".to_owned(),
                 frozen: false,
             };
-            (k.clone(), release)
+            ((k.namespace.clone(), k.name.clone()), release)
         })
         .collect()
 }

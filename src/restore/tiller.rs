@@ -18,6 +18,7 @@ use std::collections::HashSet;
 
 use super::execute::{Outcome, Target};
 use super::plan::{Action, Step};
+use crate::release::ReleaseKey;
 use crate::tiller::TillerError;
 use crate::tiller::client::Tiller;
 use crate::tiller::hapi::release::hook::Event;
@@ -32,8 +33,8 @@ const TIMEOUT_SECONDS: i64 = 300;
 /// The releases a Tiller has.
 #[derive(Debug, Default, Clone)]
 pub struct Existing {
-    /// `(namespace, name)` of releases whose latest revision is not deleted.
-    pub installed: HashSet<(String, String)>,
+    /// The releases whose latest revision is not deleted.
+    pub installed: HashSet<ReleaseKey>,
     /// Names of deleted releases whose history Tiller keeps (the name is
     /// taken until purged, so installing reuses it).
     pub deleted: HashSet<String>,
@@ -51,7 +52,7 @@ pub async fn existing(tiller: &Tiller, scope: Option<&str>) -> Result<Existing, 
         if l.code == Code::Deleted as i32 {
             out.deleted.insert(name.to_owned());
         } else {
-            out.installed.insert((l.namespace.clone(), l.name.clone()));
+            out.installed.insert(ReleaseKey::new(&l.namespace, &l.name));
         }
     }
     Ok(out)

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 use super::helm::{Plan, SaveFilter, apply_filter, decode_payload, send_in_index_order};
 use super::list::{Lister, ObjectKind, RawObject};
 use super::{RecordSender, Source, SourceError};
-use crate::release::ReleaseRecord;
+use crate::release::{ReleaseId, ReleaseKey, ReleaseRecord};
 use crate::snapshot::{IndexRow, SourceKind};
 use crate::tiller::client::Tiller;
 use crate::tiller::hapi::release::status::Code;
@@ -39,14 +39,14 @@ fn tiller_err(e: crate::tiller::TillerError) -> SourceError {
 /// Keeps the releases with a revision in `statuses`, then applies `--history`.
 fn select(rows: Vec<IndexRow>, statuses: &[Code], filter: &SaveFilter) -> Vec<IndexRow> {
     let wanted: Vec<&str> = statuses.iter().map(|c| status_name(*c as i32)).collect();
-    let keep: BTreeSet<(String, String)> = rows
+    let keep: BTreeSet<ReleaseKey> = rows
         .iter()
         .filter(|r| wanted.contains(&r.status.as_str()))
-        .map(|r| (r.namespace.clone(), r.name.clone()))
+        .map(|r| r.release_key())
         .collect();
     let rows = rows
         .into_iter()
-        .filter(|r| keep.contains(&(r.namespace.clone(), r.name.clone())))
+        .filter(|r| keep.contains(r.release_id()))
         .collect();
     let history_only = SaveFilter {
         selection: filter.selection.clone(),
