@@ -19,10 +19,10 @@ use crate::cluster::Cluster;
 use crate::snapshot::SourceKind;
 use crate::snapshot::{Cluster as IndexCluster, Index, SnapshotError, SnapshotWriter};
 use crate::source::helm::{HelmSource, Plan, SaveFilter};
+use crate::source::tiller::{GrpcSource, StorageSource};
 use crate::source::{RecordSender, Source, SourceError};
 use crate::store::Sink;
 use crate::store::bucket::{Bucket, BucketError, timestamp_of};
-use crate::tiller::source::{GrpcSource, StorageSource};
 use crate::vault::sign::{HashingWriter, SigningKey, signature_path};
 use crate::vault::{Protection, VaultError};
 

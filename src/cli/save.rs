@@ -13,8 +13,8 @@ use helm_bulk::config::Loaded;
 use helm_bulk::save::{Destination, Progress, SaveOptions, SaveSource};
 use helm_bulk::snapshot::SourceKind;
 use helm_bulk::source::helm::{Driver, HelmSource, SaveFilter};
+use helm_bulk::source::tiller::{GrpcSource, Storage, StorageSource};
 use helm_bulk::tiller::client::Tiller;
-use helm_bulk::tiller::source::{GrpcSource, Storage, StorageSource};
 
 /// Which Helm generation the cluster's records belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -141,7 +141,7 @@ fn detect_kind(arg: SourceArg) -> SourceKind {
         SourceArg::Helm3 => SourceKind::Helm3,
         SourceArg::Helm4 => SourceKind::Helm4,
         SourceArg::Tiller | SourceArg::TillerStorage => SourceKind::Tiller,
-        SourceArg::Auto => helm_bulk::restore::execute::helm_generation(),
+        SourceArg::Auto => helm_bulk::restore::helm::helm_generation(),
     }
 }
 

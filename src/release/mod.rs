@@ -232,11 +232,26 @@ pub fn current_revision(revisions: &[(u32, &str)]) -> Option<Current> {
 /// The newest revision of each release among index rows, by
 /// `(namespace, name)`.
 pub fn newest_rows(rows: &[IndexRow]) -> std::collections::BTreeMap<(&str, &str), &IndexRow> {
-    let mut newest: std::collections::BTreeMap<(&str, &str), &IndexRow> = Default::default();
-    for row in rows {
-        let e = newest.entry((&row.namespace, &row.name)).or_insert(row);
-        if row.revision > e.revision {
-            *e = row;
+    newest_by(
+        rows,
+        |row| (row.namespace.as_str(), row.name.as_str()),
+        |row| row.revision,
+    )
+}
+
+/// The newest revision of each release among `items`: `release` says which
+/// release an item is a revision of, `revision` which revision (of equal
+/// ones, the first).
+pub fn newest_by<'a, T, K: Ord, R: Ord>(
+    items: &'a [T],
+    release: impl Fn(&'a T) -> K,
+    revision: impl Fn(&T) -> R,
+) -> std::collections::BTreeMap<K, &'a T> {
+    let mut newest: std::collections::BTreeMap<K, &'a T> = Default::default();
+    for item in items {
+        let e = newest.entry(release(item)).or_insert(item);
+        if revision(item) > revision(e) {
+            *e = item;
         }
     }
     newest

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 pub mod crds;
 pub mod helm;
 pub mod list;
+pub mod tiller;
 
 /// A place release records are saved from, read in two passes: [`plan`]
 /// lists what the filter keeps (the index rows in archive order, at one
