@@ -22,7 +22,7 @@ use super::execute::{HelmRunner, Outcome, Report, Stop};
 use super::history::{self, Keep};
 use super::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use super::preflight;
-use crate::release::Installed;
+use crate::release::{Installed, RevisionId, RevisionKey};
 use crate::select::Selection;
 use crate::snapshot::{Entry, Index, IndexCrd, Limits, SnapshotError};
 use crate::source::SourceError;
@@ -62,7 +62,7 @@ pub struct Snapshot {
     pub index: Index,
     /// The records of the revisions that may be restored, by
     /// `(namespace, name, revision)`.
-    pub records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>>,
+    pub records: HashMap<RevisionKey, Zeroizing<Vec<u8>>>,
     /// Every stored CRD with its JSON.
     pub crds: StoredCrds,
 }
@@ -75,9 +75,7 @@ impl Snapshot {
 
     /// The record of a step.
     pub fn record(&self, step: &Step) -> Option<Zeroizing<Vec<u8>>> {
-        self.records
-            .get(&(step.namespace.clone(), step.name.clone(), step.revision))
-            .cloned()
+        self.records.get(step.revision_id()).cloned()
     }
 }
 
@@ -94,27 +92,26 @@ pub fn read_with_history(
     statuses: &[String],
     keep: Keep,
 ) -> Result<Snapshot, SnapshotError> {
-    let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
-    let mut records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
+    let mut wanted: Option<std::collections::HashSet<RevisionKey>> = None;
+    let mut records: HashMap<RevisionKey, Zeroizing<Vec<u8>>> = HashMap::new();
     let mut crds: Vec<(IndexCrd, Vec<u8>)> = Vec::new();
     let index = crate::release::read_checked(plain, &Limits::default(), |index, entry, data| {
         let wanted = wanted.get_or_insert_with(|| {
             let mut w: std::collections::HashSet<_> = targets(index, statuses)
                 .values()
-                .map(|t| (t.row.namespace.clone(), t.row.name.clone(), t.row.revision))
+                .map(|t| t.row.revision_key())
                 .collect();
-            w.extend(history::records_needed(
-                index,
-                &restored(index, statuses),
-                keep,
-            ));
+            w.extend(
+                history::records_needed(index, &restored(index, statuses), keep)
+                    .into_iter()
+                    .map(|(ns, name, rev)| RevisionKey::new(ns, name, rev)),
+            );
             w
         });
         match entry {
             Entry::Release(row) => {
-                let key = (row.namespace.clone(), row.name.clone(), row.revision);
-                if wanted.contains(&key) {
-                    records.insert(key, data);
+                if wanted.contains(row.revision_id()) {
+                    records.insert(row.revision_key(), data);
                 }
             }
             Entry::Crd(c) => crds.push((c.clone(), data.to_vec())),
@@ -435,7 +432,7 @@ pub fn histories(
     history::wanted_all(index, &restored(index, statuses), keep, |ns, n, r| {
         let data = snapshot
             .records
-            .get(&(ns.to_owned(), n.to_owned(), r))
+            .get((ns, n, r).revision_id())
             .ok_or("the snapshot has no record of it")?;
         if helm2 {
             crate::tiller::convert::record_to_helm3(data)
@@ -489,7 +486,7 @@ pub type StoredCrds = Vec<(IndexCrd, Vec<u8>)>;
 pub fn crds_to_create(
     mut crds: StoredCrds,
     steps: &[Step],
-    records: &HashMap<(String, String, u32), Zeroizing<Vec<u8>>>,
+    records: &HashMap<RevisionKey, Zeroizing<Vec<u8>>>,
     helm2: bool,
 ) -> (StoredCrds, std::collections::BTreeMap<String, String>) {
     use std::collections::{BTreeMap, BTreeSet};
@@ -499,7 +496,7 @@ pub fn crds_to_create(
     // CRD name → the releases whose frozen chart installs it.
     let mut installers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in steps.iter().filter(|s| s.action.changes()) {
-        let Some(r) = records.get(&(s.namespace.clone(), s.name.clone(), s.revision)) else {
+        let Some(r) = records.get(s.revision_id()) else {
             continue;
         };
         let kinds = if helm2 {
@@ -618,7 +615,7 @@ mod tests {
         ];
         let mut records = HashMap::new();
         let mut put = |name: &str, r| {
-            records.insert(("ns".to_owned(), name.to_owned(), 1), r);
+            records.insert(RevisionKey::new("ns", name, 1), r);
         };
         put(
             "op",
@@ -696,7 +693,7 @@ mod tests {
         let mut keys: Vec<String> = snapshot
             .records
             .keys()
-            .map(|(ns, name, rev)| format!("{ns}/{name}.v{rev}"))
+            .map(|k| format!("{}/{}.v{}", k.namespace, k.name, k.revision))
             .collect();
         keys.sort();
         keys
