@@ -27,6 +27,11 @@
 #   CARGO_TARGET_DIR               cargo's target directory for source builds,
 #                                  kept for later builds (default: a temporary
 #                                  directory, removed afterwards)
+#   CARGO_PROFILE_RELEASE_*        cargo's own overrides of the release profile
+#                                  (Cargo.toml: thin LTO, 4 codegen units), read
+#                                  by cargo as usual; tests/plugin sets
+#                                  CARGO_PROFILE_RELEASE_LTO=false and
+#                                  CARGO_PROFILE_RELEASE_OPT_LEVEL=0 to build fast
 set -eu
 
 # Cargo.toml's `repository` (tests/plugin/install_script.rs checks that they agree).

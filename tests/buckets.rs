@@ -6,6 +6,7 @@ mod cluster;
 mod no_cluster;
 
 use std::io::Write;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
@@ -82,14 +83,39 @@ fn save_list_show_load_round_trip() {
     let key = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
     let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     std::fs::write(d.join("allowed"), format!("ops@example.com {public}")).unwrap();
+    let cluster = save_signed_and_list_it(&env, &s3, d, &recipient, &key);
+    let allowed = d.join("allowed");
+    let out = ok(bulk(Some(&env), &s3, d)
+        .args(["show", "--endpoint", &s3.endpoint, "-o", "json", "-i"])
+        .arg(&identity)
+        .arg("--trusted-signers")
+        .arg(&allowed)
+        .arg(format!("s3://dr-vault/helm/{cluster}/latest"))
+        .output()
+        .unwrap());
+    let index: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(index["releases"].as_array().unwrap().len(), 2);
+    env.wipe();
+    assert!(env.helm_list(Helm::V4).is_empty());
+    load_latest_into_the_wiped_cluster(&env, &s3, d, &identity, &allowed);
+}
 
-    let out = ok(save_to_vault(&env, &s3, d, &recipient)
+/// A signed save to the bucket: `list` shows one signed object, named by the
+/// cluster and a time alone. Returns the cluster's name.
+fn save_signed_and_list_it(
+    env: &TestEnv,
+    s3: &S3Server,
+    d: &Path,
+    recipient: &str,
+    sign_key: &Path,
+) -> String {
+    let out = ok(save_to_vault(env, s3, d, recipient)
         .arg("--sign-key")
-        .arg(&key)
+        .arg(sign_key)
         .output()
         .unwrap());
     assert!(String::from_utf8_lossy(&out.stderr).contains("s3://dr-vault/helm"));
-    let objects = listed(Some(&env), &s3, d, "s3://dr-vault/helm");
+    let objects = listed(Some(env), s3, d, "s3://dr-vault/helm");
     assert_eq!(objects.len(), 1, "{objects:?}");
     let obj = &objects[0];
     assert_eq!(obj["signed"], true);
@@ -104,22 +130,19 @@ fn save_list_show_load_round_trip() {
     for word in ["shop", "retail", "ledger", "finance", "smoke"] {
         assert!(!key_name.contains(word), "{key_name}");
     }
+    cluster
+}
 
-    let allowed = d.join("allowed");
-    let out = ok(bulk(Some(&env), &s3, d)
-        .args(["show", "--endpoint", &s3.endpoint, "-o", "json", "-i"])
-        .arg(&identity)
-        .arg("--trusted-signers")
-        .arg(&allowed)
-        .arg(format!("s3://dr-vault/helm/{cluster}/latest"))
-        .output()
-        .unwrap());
-    let index: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(index["releases"].as_array().unwrap().len(), 2);
-
-    env.wipe();
-    assert!(env.helm_list(Helm::V4).is_empty());
-    ok(bulk(Some(&env), &s3, d)
+/// `load --from s3://…/latest` brings both releases back, with their values
+/// and their labels.
+fn load_latest_into_the_wiped_cluster(
+    env: &TestEnv,
+    s3: &S3Server,
+    d: &Path,
+    identity: &Path,
+    allowed: &Path,
+) {
+    ok(bulk(Some(env), s3, d)
         .args([
             "load",
             "--endpoint",
@@ -128,9 +151,9 @@ fn save_list_show_load_round_trip() {
             "s3://dr-vault/helm/latest",
             "-i",
         ])
-        .arg(&identity)
+        .arg(identity)
         .arg("--trusted-signers")
-        .arg(&allowed)
+        .arg(allowed)
         .output()
         .unwrap());
     assert_eq!(
@@ -214,58 +237,7 @@ async fn an_interrupted_upload_leaves_no_snapshot() {
     // Ctrl-C first (save aborts its multipart upload), then SIGKILL (no
     // chance to clean up: the parts stay as an unfinished upload).
     for sig in ["INT", "KILL"] {
-        // Watching first, so that it is polling by the time save starts uploading.
-        let mut watcher = s3.watch_uploads("dr-vault");
-        std::thread::sleep(Duration::from_secs(1));
-        let stderr_file = d.join(format!("save-{sig}.stderr"));
-        let mut save = save_to_vault(&env, &s3, d, &recipient)
-            // One object per request: the records take a while to stream.
-            .args(["--page-size", "1"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&stderr_file).unwrap())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Some(status) = watcher.try_wait().unwrap() {
-                assert!(status.success(), "the upload watcher failed: {status}");
-                break;
-            }
-            if let Some(status) = save.try_wait().unwrap() {
-                let _ = watcher.kill();
-                panic!(
-                    "save ended ({status}) before its upload was seen in progress: {}",
-                    std::fs::read_to_string(&stderr_file).unwrap_or_default()
-                );
-            }
-            assert!(Instant::now() < deadline, "no multipart upload started");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let killed = std::process::Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(save.id().to_string())
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let status = save.wait().unwrap();
-        let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
-        assert!(
-            listed(Some(&env), &s3, d, "s3://dr-vault/helm").is_empty(),
-            "an interrupted upload (SIG{sig}) left a snapshot"
-        );
-        if sig == "INT" {
-            assert_eq!(status.code(), Some(130), "save after SIGINT: {stderr}");
-            assert_eq!(
-                stderr.trim(),
-                "Error: interrupted; the unfinished snapshot was removed",
-                "one line after SIGINT"
-            );
-            assert_eq!(
-                s3.uploads_in_progress("dr-vault"),
-                0,
-                "save interrupted by SIGINT left its multipart upload behind"
-            );
-        }
+        interrupt_an_upload(&env, &s3, d, &recipient, sig);
     }
     let out = bulk(Some(&env), &s3, d)
         .args([
@@ -277,6 +249,64 @@ async fn an_interrupted_upload_leaves_no_snapshot() {
         .output()
         .unwrap();
     fails_with(&out, 1, "no snapshot found at s3://dr-vault/helm");
+}
+
+/// Starts a save to the bucket and sends it `sig` (INT or KILL) while its
+/// multipart upload is in progress: no snapshot is left, and after SIGINT
+/// save says so in one line and aborts the upload.
+fn interrupt_an_upload(env: &TestEnv, s3: &S3Server, d: &Path, recipient: &str, sig: &str) {
+    // Watching first, so that it is polling by the time save starts uploading.
+    let mut watcher = s3.watch_uploads("dr-vault");
+    std::thread::sleep(Duration::from_secs(1));
+    let stderr_file = d.join(format!("save-{sig}.stderr"));
+    let mut save = save_to_vault(env, s3, d, recipient)
+        // One object per request: the records take a while to stream.
+        .args(["--page-size", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_file).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(status) = watcher.try_wait().unwrap() {
+            assert!(status.success(), "the upload watcher failed: {status}");
+            break;
+        }
+        if let Some(status) = save.try_wait().unwrap() {
+            let _ = watcher.kill();
+            panic!(
+                "save ended ({status}) before its upload was seen in progress: {}",
+                std::fs::read_to_string(&stderr_file).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "no multipart upload started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let killed = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(save.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = save.wait().unwrap();
+    let stderr = std::fs::read_to_string(&stderr_file).unwrap_or_default();
+    assert!(
+        listed(Some(env), s3, d, "s3://dr-vault/helm").is_empty(),
+        "an interrupted upload (SIG{sig}) left a snapshot"
+    );
+    if sig == "INT" {
+        assert_eq!(status.code(), Some(130), "save after SIGINT: {stderr}");
+        assert_eq!(
+            stderr.trim(),
+            "Error: interrupted; the unfinished snapshot was removed",
+            "one line after SIGINT"
+        );
+        assert_eq!(
+            s3.uploads_in_progress("dr-vault"),
+            0,
+            "save interrupted by SIGINT left its multipart upload behind"
+        );
+    }
 }
 
 #[test]

@@ -3,7 +3,7 @@
 mod cluster;
 mod no_cluster;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use cluster::{Helm, TestEnv};
@@ -49,78 +49,119 @@ fn row<'a>(rows: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
         .unwrap_or_else(|| panic!("no row for {name}: {rows:?}"))
 }
 
+/// What the steps of one drill share: two releases, web and db, of the
+/// smoke chart in `ns`, saved to `d/snap.age` for the identity `id`.
+struct Drill<'a> {
+    env: &'a TestEnv,
+    helm: Helm,
+    d: &'a Path,
+    ns: String,
+    id: PathBuf,
+    chart: String,
+    /// A password set by the upgrade, which diff must not print unasked.
+    canary: String,
+}
+
+impl Drill<'_> {
+    fn bulk(&self) -> Command {
+        bulk(self.env, self.helm, self.d)
+    }
+
+    fn diff(&self) -> (i32, Vec<serde_json::Value>, Output) {
+        diff(self.env, self.helm, self.d, &self.ns, &self.id)
+    }
+
+    fn helm<const N: usize>(&self, args: [&str; N]) {
+        self.env.helm(self.helm, args);
+    }
+}
+
 fn drill(helm: Helm) {
     let env = TestEnv::shared();
-    let ns = cluster::unique_name(&format!("diff-{}", helm.tag()));
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let (id, recipient) = no_cluster::keygen(d, "id.txt");
-    let chart = cluster::chart("smoke");
-    let canary = format!("canary-{}", std::process::id());
+    let t = Drill {
+        env,
+        helm,
+        d,
+        ns: cluster::unique_name(&format!("diff-{}", helm.tag())),
+        id,
+        chart: cluster::chart("smoke"),
+        canary: format!("canary-{}", std::process::id()),
+    };
+    install_and_save_web_and_db(&t, &recipient);
+    just_saved_is_equal(&t);
+    restored_by_load_after_a_loss_is_equal_again(&t);
+    an_upgrade_drifts_one_release(&t);
+    values_and_manifest_diffs_redact_the_secret(&t);
+    uninstalled_is_missing_and_installed_after_is_extra(&t);
+    a_wrong_key_is_exit_2(&t);
+}
+
+fn install_and_save_web_and_db(t: &Drill<'_>, recipient: &str) {
     for (name, extra) in [("web", "replicaCount=2"), ("db", "replicaCount=1")] {
-        env.helm(
-            helm,
-            [
-                "install",
-                name,
-                &chart,
-                "-n",
-                &ns,
-                "--create-namespace",
-                "--set",
-                extra,
-            ],
-        );
+        t.helm([
+            "install",
+            name,
+            &t.chart,
+            "-n",
+            &t.ns,
+            "--create-namespace",
+            "--set",
+            extra,
+        ]);
     }
-    ok(bulk(env, helm, d)
-        .args(["save", "-n", &ns, "-r", &recipient, "-o", "snap.age"])
+    ok(t.bulk()
+        .args(["save", "-n", &t.ns, "-r", recipient, "-o", "snap.age"])
         .output()
         .unwrap());
+}
 
-    // Just saved: equal.
-    let (code, rows, out) = diff(env, helm, d, &ns, &id);
+fn just_saved_is_equal(t: &Drill<'_>) {
+    let (code, rows, out) = t.diff();
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r["status"] == "equal"), "{rows:?}");
+}
 
-    // Restored by load after a loss: equal again.
-    env.helm(helm, ["uninstall", "web", "-n", &ns]);
-    env.helm(helm, ["uninstall", "db", "-n", &ns]);
-    let (code, rows, _) = diff(env, helm, d, &ns, &id);
+fn restored_by_load_after_a_loss_is_equal_again(t: &Drill<'_>) {
+    t.helm(["uninstall", "web", "-n", &t.ns]);
+    t.helm(["uninstall", "db", "-n", &t.ns]);
+    let (code, rows, _) = t.diff();
     assert_eq!(code, 1);
     assert!(rows.iter().all(|r| r["status"] == "missing"), "{rows:?}");
-    ok(bulk(env, helm, d)
-        .args(["load", "-n", &ns, "-i"])
-        .arg(&id)
+    ok(t.bulk()
+        .args(["load", "-n", &t.ns, "-i"])
+        .arg(&t.id)
         .arg("snap.age")
         .output()
         .unwrap());
-    let (code, rows, out) = diff(env, helm, d, &ns, &id);
+    let (code, rows, out) = t.diff();
     assert_eq!(
         code,
         0,
         "after load: {rows:?} {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
 
-    // One value changed by an upgrade: that release drifted, in its values
-    // (and the manifest they render); the other is still equal.
-    env.helm(
-        helm,
-        [
-            "upgrade",
-            "web",
-            &chart,
-            "-n",
-            &ns,
-            "--reuse-values",
-            "--set",
-            "replicaCount=3",
-            "--set-string",
-            &format!("secret.password={canary}"),
-        ],
-    );
-    let (code, rows, out) = diff(env, helm, d, &ns, &id);
+/// One value changed by an upgrade: that release drifted, in its values
+/// (and the manifest they render); the other is still equal.
+fn an_upgrade_drifts_one_release(t: &Drill<'_>) {
+    t.helm([
+        "upgrade",
+        "web",
+        &t.chart,
+        "-n",
+        &t.ns,
+        "--reuse-values",
+        "--set",
+        "replicaCount=3",
+        "--set-string",
+        &format!("secret.password={}", t.canary),
+    ]);
+    let (code, rows, out) = t.diff();
     assert_eq!(code, 1);
     let web = row(&rows, "web");
     assert_eq!(web["status"], "drifted", "{rows:?}");
@@ -133,12 +174,28 @@ fn drill(helm: Helm) {
         ),
         "{stderr}"
     );
+}
 
-    // --values and --manifest: unified diffs, the secret redacted unless --show-secrets.
+/// `s` in base64, by the base64 tool.
+fn b64(s: &str) -> String {
+    use std::io::Write;
+    let mut c = Command::new("base64")
+        .arg("-w0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
+}
+
+/// --values and --manifest: unified diffs, the secret redacted unless --show-secrets.
+fn values_and_manifest_diffs_redact_the_secret(t: &Drill<'_>) {
+    let (ns, canary) = (&t.ns, &t.canary);
     let show = |extra: &[&str]| {
-        bulk(env, helm, d)
-            .args(["diff", "-n", &ns, "--values", "--manifest", "-i"])
-            .arg(&id)
+        t.bulk()
+            .args(["diff", "-n", ns, "--values", "--manifest", "-i"])
+            .arg(&t.id)
             .args(extra)
             .arg("snap.age")
             .output()
@@ -162,38 +219,32 @@ fn drill(helm: Helm) {
         text.contains("(manifest)") && text.contains("-  replicas: 2\n+  replicas: 3"),
         "{text}"
     );
-    let b64 = |s: &str| {
-        use std::io::Write;
-        let mut c = Command::new("base64")
-            .arg("-w0")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-        String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
-    };
     assert!(
-        !text.contains(&canary) && !text.contains(&b64(&canary)),
+        !text.contains(canary.as_str()) && !text.contains(&b64(canary)),
         "{text}"
     );
     let out = show(&["--show-secrets"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("+  password: {canary}")), "{text}");
-    assert!(text.contains(&b64(&canary)), "positive control: {text}");
+    assert!(text.contains(&b64(canary)), "positive control: {text}");
+}
 
-    // Uninstalled: missing. Installed after the snapshot: extra.
-    env.helm(helm, ["uninstall", "db", "-n", &ns]);
-    env.helm(helm, ["install", "late", &chart, "-n", &ns]);
-    let (code, rows, _) = diff(env, helm, d, &ns, &id);
+/// Uninstalled: missing. Installed after the snapshot: extra.
+fn uninstalled_is_missing_and_installed_after_is_extra(t: &Drill<'_>) {
+    t.helm(["uninstall", "db", "-n", &t.ns]);
+    t.helm(["install", "late", &t.chart, "-n", &t.ns]);
+    let (code, rows, _) = t.diff();
     assert_eq!(code, 1);
     assert_eq!(row(&rows, "db")["status"], "missing");
     assert_eq!(row(&rows, "late")["status"], "extra");
+}
 
-    // An error (wrong key) is exit 2, as diff's convention says.
-    let (other, _) = no_cluster::keygen(d, "other.txt");
-    let out = bulk(env, helm, d)
-        .args(["diff", "-n", &ns, "-i"])
+/// An error (wrong key) is exit 2, as diff's convention says.
+fn a_wrong_key_is_exit_2(t: &Drill<'_>) {
+    let (other, _) = no_cluster::keygen(t.d, "other.txt");
+    let out = t
+        .bulk()
+        .args(["diff", "-n", &t.ns, "-i"])
         .arg(&other)
         .arg("snap.age")
         .output()

@@ -92,7 +92,8 @@ impl Cli {
     }
 }
 
-fn try_helm<I, S>(env: &TestEnv, c: Cli, args: I) -> Output
+/// `helm ARGS` with the helm version and driver of `c`.
+fn helm_cmd<I, S>(env: &TestEnv, c: Cli, args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
@@ -100,7 +101,15 @@ where
     let mut cmd = env.helm_cmd(c.helm);
     c.driver_env(&mut cmd);
     cmd.args(args);
-    no_cluster::run(&mut cmd)
+    cmd
+}
+
+fn try_helm<I, S>(env: &TestEnv, c: Cli, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    no_cluster::run(&mut helm_cmd(env, c, args))
 }
 
 fn helm<I, S>(env: &TestEnv, c: Cli, args: I) -> String
@@ -108,10 +117,7 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut cmd = env.helm_cmd(c.helm);
-    c.driver_env(&mut cmd);
-    cmd.args(args);
-    no_cluster::run_ok(&mut cmd)
+    no_cluster::run_ok(&mut helm_cmd(env, c, args))
 }
 
 /// `helm history` of a release: one row per revision, every column helm prints.
@@ -280,16 +286,17 @@ fn make_releases(env: &TestEnv, h: Cli) -> Before {
         before.history.insert(rel, history(env, h, rel));
         before.contents.insert(rel, contents(env, h, rel));
     }
-    let statuses: Vec<&str> = before.history["web"]
-        .iter()
-        .map(|r| r["status"].as_str().unwrap_or_default())
-        .collect();
-    assert_eq!(statuses, ["superseded", "superseded", "failed", "deployed"]);
-    let statuses: Vec<&str> = before.history["tail"]
-        .iter()
-        .map(|r| r["status"].as_str().unwrap_or_default())
-        .collect();
-    assert_eq!(statuses, ["deployed", "failed"]);
+    let statuses = |rel: &str| -> Vec<&str> {
+        before.history[rel]
+            .iter()
+            .map(|r| r["status"].as_str().unwrap_or_default())
+            .collect()
+    };
+    assert_eq!(
+        statuses("web"),
+        ["superseded", "superseded", "failed", "deployed"]
+    );
+    assert_eq!(statuses("tail"), ["deployed", "failed"]);
     before
 }
 
@@ -445,11 +452,13 @@ fn history_roundtrip(h: Cli) {
     rollback_and_upgrade(&run, &env, h, &before);
 
     // A load killed between two history writes: what is left is a history
-    // helm reads, and a rerun completes it.
+    // helm reads, and a rerun completes it. Load pauses 4 s after each write
+    // so that the poll below (a kubectl call, slow on a loaded machine or
+    // beside other test binaries) sees revision 3 before the next write.
     env.wipe();
     let stderr_path = run.work.path().join("killed.stderr");
     let mut cmd = run.load_cmd(&env, h, &snapshot, &[]);
-    cmd.env("HELM_BULK_TEST_HISTORY_PAUSE_MS", "1500")
+    cmd.env("HELM_BULK_TEST_HISTORY_PAUSE_MS", "4000")
         .process_group(0)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&stderr_path).expect("create a file"));

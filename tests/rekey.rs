@@ -108,69 +108,120 @@ fn old_and_new_keys() -> (tempfile::TempDir, (PathBuf, String), (PathBuf, String
     (dir, old, new)
 }
 
+/// A signed snapshot file to rotate, in `d`: the plaintext, encrypted to the
+/// old recipient as `snap.age`, with an old signature beside it.
+struct FileRotation<'a> {
+    d: &'a Path,
+    /// TMPDIR of every rekey run (scanned for plaintext at the end).
+    tmp: PathBuf,
+    sign: PathBuf,
+    allowed: PathBuf,
+    plain: Vec<u8>,
+    file: PathBuf,
+    old_sig: Vec<u8>,
+}
+
+impl FileRotation<'_> {
+    fn new<'a>(d: &'a Path, old_recipient: &str) -> FileRotation<'a> {
+        let tmp = d.join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
+        let sign = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
+        let allowed = no_cluster::allowed_signers(
+            d,
+            "allowed-ops@example.org",
+            &[("ops@example.org", &sign)],
+        );
+        let plain = no_cluster::plain_snapshot(&records("file"));
+        let file = d.join("snap.age");
+        std::fs::write(&file, no_cluster::encrypt_to(&plain, old_recipient, false)).unwrap();
+        // An old signature beside it (signed by the same trusted key).
+        ok(Command::new(require("ssh-keygen", "openssh-client"))
+            .args(["-Y", "sign", "-n", "helm-bulk", "-f"])
+            .arg(&sign)
+            .arg(&file)
+            .output()
+            .unwrap());
+        let old_sig = std::fs::read(d.join("snap.age.sig")).unwrap();
+        FileRotation {
+            d,
+            tmp,
+            sign,
+            allowed,
+            plain,
+            file,
+            old_sig,
+        }
+    }
+}
+
 #[test]
 fn a_rotated_file_opens_with_the_new_key_only_is_re_signed_and_byte_identical() {
     let (dir, (old, old_recipient), (new, new_recipient)) = old_and_new_keys();
     let d = dir.path();
-    let tmp = d.join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    let sign = no_cluster::ssh_keygen(d, "sign", "ed25519", "");
-    let allowed =
-        no_cluster::allowed_signers(d, "allowed-ops@example.org", &[("ops@example.org", &sign)]);
-    let plain = no_cluster::plain_snapshot(&records("file"));
-    let file = d.join("snap.age");
-    std::fs::write(&file, no_cluster::encrypt_to(&plain, &old_recipient, false)).unwrap();
-    // An old signature beside it (signed by the same trusted key).
-    ok(Command::new(require("ssh-keygen", "openssh-client"))
-        .args(["-Y", "sign", "-n", "helm-bulk", "-f"])
-        .arg(&sign)
-        .arg(&file)
-        .output()
-        .unwrap());
-    let old_sig = std::fs::read(d.join("snap.age.sig")).unwrap();
-
+    let t = FileRotation::new(d, &old_recipient);
     let out = ok(bin()
-        .env("TMPDIR", &tmp)
+        .env("TMPDIR", &t.tmp)
         .arg("rekey")
         .arg("-i")
         .arg(&old)
         .args(["-r", &new_recipient, "--sign-key"])
-        .arg(&sign)
+        .arg(&t.sign)
         .arg("--trusted-signers")
-        .arg(&allowed)
-        .arg(&file)
+        .arg(&t.allowed)
+        .arg(&t.file)
         .output()
         .unwrap());
     assert!(out.stdout.is_empty());
-    let rotated = std::fs::read(&file).unwrap();
-    // The reference age CLI: the new key opens it, to the very same plaintext.
-    let opened = ok(age_decrypt(&new, &rotated));
-    assert!(opened.stdout == plain, "the plaintext changed in rotation");
-    // Positive control for the disk scans below: the plaintext shows the canary.
-    assert!(has_canary(&plain), "positive control");
-    // The old key no longer does (age CLI and helm-bulk).
-    let refused = age_decrypt(&old, &rotated);
+    let rotated = std::fs::read(&t.file).unwrap();
+    the_new_key_only_opens_the_same_plaintext(&t, &old, &new, &rotated);
+    the_new_signature_covers_the_new_ciphertext(&t, &new, &rotated);
+    let third_recipient = rekey_to_a_new_file_leaves_the_original(&t, &new, &rotated);
+    a_damaged_snapshot_is_refused_and_left_as_it_was(&t, &new, &third_recipient, &rotated);
+
+    // Nothing decrypted reached disk: not the test directory, not TMPDIR.
+    assert!(assert_no_plaintext(d) >= 8);
+}
+
+/// The reference age CLI: the new key opens it, to the very same plaintext;
+/// the old key no longer does (age CLI and helm-bulk).
+fn the_new_key_only_opens_the_same_plaintext(
+    t: &FileRotation<'_>,
+    old: &Path,
+    new: &Path,
+    rotated: &[u8],
+) {
+    let opened = ok(age_decrypt(new, rotated));
+    assert!(
+        opened.stdout == t.plain,
+        "the plaintext changed in rotation"
+    );
+    // Positive control for the disk scans at the end: the plaintext shows the canary.
+    assert!(has_canary(&t.plain), "positive control");
+    let refused = age_decrypt(old, rotated);
     assert!(!refused.status.success(), "the old key still decrypts");
     fails_with(
         &bin()
             .args(["verify", "-i"])
-            .arg(&old)
-            .arg(&file)
+            .arg(old)
+            .arg(&t.file)
             .output()
             .unwrap(),
         1,
         "none of the given identities can decrypt this snapshot",
     );
-    // The new signature covers the new ciphertext; the old one is gone.
-    let sig = std::fs::read(d.join("snap.age.sig")).unwrap();
-    assert_ne!(sig, old_sig);
-    ssh_keygen_verifies(&allowed, "ops@example.org", &sig, &rotated);
+}
+
+/// The new signature covers the new ciphertext; the old one is gone.
+fn the_new_signature_covers_the_new_ciphertext(t: &FileRotation<'_>, new: &Path, rotated: &[u8]) {
+    let sig = std::fs::read(t.d.join("snap.age.sig")).unwrap();
+    assert_ne!(sig, t.old_sig);
+    ssh_keygen_verifies(&t.allowed, "ops@example.org", &sig, rotated);
     let out = ok(bin()
         .args(["verify", "-i"])
-        .arg(&new)
+        .arg(new)
         .arg("--trusted-signers")
-        .arg(&allowed)
-        .arg(&file)
+        .arg(&t.allowed)
+        .arg(&t.file)
         .output()
         .unwrap());
     assert!(
@@ -178,38 +229,53 @@ fn a_rotated_file_opens_with_the_new_key_only_is_re_signed_and_byte_identical() 
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+}
 
-    // -o NEW leaves the original as it was; unsigned, no signature beside NEW.
-    let (third, third_recipient) = no_cluster::keygen(d, "third.txt");
-    let copy = d.join("copy.age");
+/// -o NEW leaves the original as it was; unsigned, no signature beside NEW.
+/// Returns the recipient it rotated to.
+fn rekey_to_a_new_file_leaves_the_original(
+    t: &FileRotation<'_>,
+    new: &Path,
+    rotated: &[u8],
+) -> String {
+    let (third, third_recipient) = no_cluster::keygen(t.d, "third.txt");
+    let copy = t.d.join("copy.age");
     ok(bin()
-        .env("TMPDIR", &tmp)
+        .env("TMPDIR", &t.tmp)
         .arg("rekey")
         .arg("-i")
-        .arg(&new)
+        .arg(new)
         .args(["-r", &third_recipient, "-o"])
         .arg(&copy)
-        .arg(&file)
+        .arg(&t.file)
         .output()
         .unwrap());
-    assert_eq!(std::fs::read(&file).unwrap(), rotated);
-    assert!(!d.join("copy.age.sig").exists());
-    assert!(ok(age_decrypt(&third, &std::fs::read(&copy).unwrap())).stdout == plain);
+    assert_eq!(std::fs::read(&t.file).unwrap(), rotated);
+    assert!(!t.d.join("copy.age.sig").exists());
+    assert!(ok(age_decrypt(&third, &std::fs::read(&copy).unwrap())).stdout == t.plain);
+    third_recipient
+}
 
-    // A damaged snapshot is refused and left as it was, with nothing beside it.
-    let mut bad = rotated.clone();
+/// A damaged snapshot is refused and left as it was, with nothing beside it.
+fn a_damaged_snapshot_is_refused_and_left_as_it_was(
+    t: &FileRotation<'_>,
+    new: &Path,
+    recipient: &str,
+    rotated: &[u8],
+) {
+    let mut bad = rotated.to_vec();
     let n = bad.len();
     bad[n - 20] ^= 1;
-    let damaged = d.join("damaged.age");
+    let damaged = t.d.join("damaged.age");
     std::fs::write(&damaged, &bad).unwrap();
-    let before = files_under(d);
+    let before = files_under(t.d);
     fails_with(
         &bin()
-            .env("TMPDIR", &tmp)
+            .env("TMPDIR", &t.tmp)
             .arg("rekey")
             .arg("-i")
-            .arg(&new)
-            .args(["-r", &third_recipient])
+            .arg(new)
+            .args(["-r", recipient])
             .arg(&damaged)
             .output()
             .unwrap(),
@@ -217,10 +283,7 @@ fn a_rotated_file_opens_with_the_new_key_only_is_re_signed_and_byte_identical() 
         "modified or corrupted",
     );
     assert_eq!(std::fs::read(&damaged).unwrap(), bad);
-    assert_eq!(files_under(d), before, "a failed rekey left files behind");
-
-    // Nothing decrypted reached disk: not the test directory, not TMPDIR.
-    assert!(assert_no_plaintext(d) >= 8);
+    assert_eq!(files_under(t.d), before, "a failed rekey left files behind");
 }
 
 #[test]
@@ -254,6 +317,43 @@ fn originals() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// `rekey --all` of five snapshots in a bucket, from the old key to the new.
+struct BucketRotation<'a> {
+    s3: &'a no_cluster::s3::S3Server,
+    tmp: PathBuf,
+    old: &'a Path,
+    new: &'a Path,
+    new_recipient: &'a str,
+    sign: PathBuf,
+    allowed: PathBuf,
+    originals: Vec<(String, Vec<u8>)>,
+}
+
+impl BucketRotation<'_> {
+    fn rekey(&self) -> Command {
+        let mut c = self.s3.bulk("rekey");
+        c.env("TMPDIR", &self.tmp)
+            .arg("-i")
+            .arg(self.old)
+            .args(["-r", self.new_recipient, "--sign-key"])
+            .arg(&self.sign)
+            .args(["--all", &format!("s3://{BUCKET}/helm")]);
+        c
+    }
+
+    /// Every key the bucket should hold: one snapshot and its signature per
+    /// original, sorted.
+    fn expected_keys(&self) -> Vec<String> {
+        let mut expected: Vec<String> = self
+            .originals
+            .iter()
+            .flat_map(|(k, _)| [k.clone(), format!("{k}.sig")])
+            .collect();
+        expected.sort();
+        expected
+    }
+}
+
 #[test]
 fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
     let s3 = no_cluster::s3::S3Server::start(&[BUCKET]);
@@ -271,19 +371,34 @@ fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
             &no_cluster::encrypt_to(plain, &old_recipient, false),
         );
     }
-    let rekey = || {
-        let mut c = s3.bulk("rekey");
-        c.env("TMPDIR", &tmp)
-            .arg("-i")
-            .arg(&old)
-            .args(["-r", &new_recipient, "--sign-key"])
-            .arg(&sign)
-            .args(["--all", &format!("s3://{BUCKET}/helm")]);
-        c
+    let t = BucketRotation {
+        s3: &s3,
+        tmp,
+        old: &old,
+        new: &new,
+        new_recipient: &new_recipient,
+        sign,
+        allowed,
+        originals,
     };
+    killed_after_the_second_snapshot(&t);
+    the_rerun_finishes_without_rotating_twice(&t);
+    every_original_once_under_the_new_key_and_signed(&t);
+    a_step_killed_after_its_copy_is_finished_by_the_rerun(&t);
+    // A third run has nothing to do.
+    let out = ok(t.rekey().output().unwrap());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr)
+            .matches("already rotated, skipped")
+            .count(),
+        5
+    );
+    assert!(assert_no_plaintext(d) >= 5);
+}
 
-    // Killed with SIGKILL once the second snapshot is done: no cleanup runs.
-    let mut child = rekey().stderr(Stdio::piped()).spawn().unwrap();
+/// Killed with SIGKILL once the second snapshot is done: no cleanup runs.
+fn killed_after_the_second_snapshot(t: &BucketRotation<'_>) {
+    let mut child = t.rekey().stderr(Stdio::piped()).spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut seen = Vec::new();
     for line in stderr.lines() {
@@ -299,7 +414,7 @@ fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
         !status.success(),
         "the run finished before the kill: {seen:?}"
     );
-    let halfway: Vec<String> = s3.keys(BUCKET);
+    let halfway: Vec<String> = t.s3.keys(BUCKET);
     assert!(
         halfway
             .iter()
@@ -308,8 +423,10 @@ fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
             == 5,
         "{halfway:?}"
     );
+}
 
-    let out = ok(rekey().output().unwrap());
+fn the_rerun_finishes_without_rotating_twice(t: &BucketRotation<'_>) {
+    let out = ok(t.rekey().output().unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let skipped = stderr.matches("already rotated, skipped").count()
@@ -318,41 +435,42 @@ fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
             .count();
     assert!(skipped >= 2, "the rerun rotated again: {stderr}");
     assert!(stdout.contains("Rotated 5 of 5 snapshots"), "{stdout}");
+}
 
-    // Exactly one snapshot (and its signature) per original, nothing else.
-    let mut expected: Vec<String> = originals
-        .iter()
-        .flat_map(|(k, _)| [k.clone(), format!("{k}.sig")])
-        .collect();
-    expected.sort();
-    assert_eq!(s3.keys(BUCKET), expected);
-    for (key, plain) in &originals {
-        let body = s3.get(BUCKET, key);
+/// Exactly one snapshot (and its signature) per original, nothing else.
+fn every_original_once_under_the_new_key_and_signed(t: &BucketRotation<'_>) {
+    assert_eq!(t.s3.keys(BUCKET), t.expected_keys());
+    for (key, plain) in &t.originals {
+        let body = t.s3.get(BUCKET, key);
         assert!(
-            ok(age_decrypt(&new, &body)).stdout == *plain,
+            ok(age_decrypt(t.new, &body)).stdout == *plain,
             "{key} is not the original under the new key"
         );
         assert!(
-            !age_decrypt(&old, &body).status.success(),
+            !age_decrypt(t.old, &body).status.success(),
             "{key}: old key opens it"
         );
         ssh_keygen_verifies(
-            &allowed,
+            &t.allowed,
             "ops",
-            &s3.get(BUCKET, &format!("{key}.sig")),
+            &t.s3.get(BUCKET, &format!("{key}.sig")),
             &body,
         );
     }
-    // A run killed between copying KEY.rekey over KEY and the end of the
-    // step: KEY is rotated, its signature still the old object's, the staged
-    // object still there. The rerun finishes the step, rotating nothing.
-    let (key, _) = &originals[0];
+}
+
+/// A run killed between copying KEY.rekey over KEY and the end of the
+/// step: KEY is rotated, its signature still the old object's, the staged
+/// object still there. The rerun finishes the step, rotating nothing.
+fn a_step_killed_after_its_copy_is_finished_by_the_rerun(t: &BucketRotation<'_>) {
+    let s3 = t.s3;
+    let (key, _) = &t.originals[0];
     let body = s3.get(BUCKET, key);
     let sig = s3.get(BUCKET, &format!("{key}.sig"));
     s3.put(BUCKET, &format!("{key}.rekey"), &body);
     s3.put(BUCKET, &format!("{key}.rekey.sig"), &sig);
     s3.put(BUCKET, &format!("{key}.sig"), b"a stale signature");
-    let out = ok(rekey().output().unwrap());
+    let out = ok(t.rekey().output().unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         stderr
@@ -361,18 +479,9 @@ fn a_bucket_rotation_killed_midway_finishes_on_rerun_without_rotating_twice() {
         1,
         "{stderr}"
     );
-    assert_eq!(s3.keys(BUCKET), expected);
+    assert_eq!(s3.keys(BUCKET), t.expected_keys());
     assert_eq!(s3.get(BUCKET, key), body);
     assert_eq!(s3.get(BUCKET, &format!("{key}.sig")), sig);
-    // A third run has nothing to do.
-    let out = ok(rekey().output().unwrap());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stderr)
-            .matches("already rotated, skipped")
-            .count(),
-        5
-    );
-    assert!(assert_no_plaintext(d) >= 5);
 }
 
 #[test]

@@ -48,30 +48,51 @@ fn cronjob_runs_in_a_restricted_namespace(helm: Helm) {
     let env = TestEnv::shared();
     let ns = unique_name(&format!("sched-{}", helm.tag()));
     let release = format!("snap-{}", helm.tag());
-    env.kubectl(["create", "namespace", &ns]);
+    restricted_namespace(env, &ns);
+    let dir = tempfile::tempdir().unwrap();
+    create_the_job_secrets(env, &ns, dir.path());
+    install_every_minute(env, helm, &release, &ns);
+    let cronjob = format!("cronjob/{}", fullname(&release));
+    assert_eq!(
+        env.jsonpath(&ns, &cronjob, "{.spec.concurrencyPolicy}"),
+        "Forbid"
+    );
+
+    let job = first_job(env, &ns);
+    the_job_saves_with_the_chart_settings(env, &ns, &job, &release);
+    the_job_is_locked_down(env, &ns, &job);
+    the_jobs_pod_is_admitted_and_completes(env, &ns, &job);
+}
+
+/// A new namespace where the `restricted` Pod Security level is enforced:
+/// a Pod with the defaults of `kubectl run` is refused.
+fn restricted_namespace(env: &TestEnv, ns: &str) {
+    env.kubectl(["create", "namespace", ns]);
     env.kubectl([
         "label",
         "namespace",
-        &ns,
+        ns,
         "pod-security.kubernetes.io/enforce=restricted",
         "pod-security.kubernetes.io/enforce-version=latest",
     ]);
-    // The level is enforced: a Pod with the defaults of `kubectl run` is refused.
-    let refused = env.try_kubectl(["run", "plain", "-n", &ns, "--image=registry.invalid/x:1"]);
+    let refused = env.try_kubectl(["run", "plain", "-n", ns, "--image=registry.invalid/x:1"]);
     assert!(
         !refused.status.success()
             && String::from_utf8_lossy(&refused.stderr).contains("PodSecurity"),
         "the restricted level is not enforced: {refused:?}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let key = no_cluster::ssh_keygen(dir.path(), "signing-key", "ed25519", "");
+}
+
+/// The signing key and bucket credential Secrets the chart's values name.
+fn create_the_job_secrets(env: &TestEnv, ns: &str, dir: &Path) {
+    let key = no_cluster::ssh_keygen(dir, "signing-key", "ed25519", "");
     env.kubectl([
         "create",
         "secret",
         "generic",
         "bulk-signing",
         "-n",
-        &ns,
+        ns,
         &format!("--from-file=signing-key={}", key.display()),
     ]);
     env.kubectl([
@@ -80,18 +101,23 @@ fn cronjob_runs_in_a_restricted_namespace(helm: Helm) {
         "generic",
         "bulk-bucket",
         "-n",
-        &ns,
+        ns,
         "--from-literal=AWS_ACCESS_KEY_ID=AKIDEXAMPLE",
         "--from-literal=AWS_SECRET_ACCESS_KEY=secret",
     ]);
+}
+
+/// The chart with a schedule of every minute, signing, an existing bucket
+/// credential and one exclude.
+fn install_every_minute(env: &TestEnv, helm: Helm, release: &str, ns: &str) {
     env.helm(
         helm,
         [
             "install",
-            &release,
+            release,
             &chart(),
             "-n",
-            &ns,
+            ns,
             "-f",
             &ci_values(),
             "--set",
@@ -111,23 +137,26 @@ fn cronjob_runs_in_a_restricted_namespace(helm: Helm) {
             "60s",
         ],
     );
-    let cronjob = format!("cronjob/{}", fullname(&release));
-    assert_eq!(
-        env.jsonpath(&ns, &cronjob, "{.spec.concurrencyPolicy}"),
-        "Forbid"
-    );
+}
 
-    let jobs = || env.jsonpath(&ns, "jobs", "{.items[*].metadata.name}");
+/// Waits for the CronJob's first Job; returns `job/<name>`.
+fn first_job(env: &TestEnv, ns: &str) -> String {
+    let jobs = || env.jsonpath(ns, "jobs", "{.items[*].metadata.name}");
     wait_until(
         "the CronJob to create a Job",
         Duration::from_secs(75),
         || !jobs().is_empty(),
     );
-    let job = format!(
+    format!(
         "job/{}",
         jobs().split_whitespace().next().unwrap().to_owned()
-    );
-    let field = |path: &str| env.jsonpath(&ns, &job, path);
+    )
+}
+
+/// The Job runs `save` with the chart's settings as flags, the bucket
+/// credential as environment, as the chart's ServiceAccount, with a deadline.
+fn the_job_saves_with_the_chart_settings(env: &TestEnv, ns: &str, job: &str, release: &str) {
+    let field = |path: &str| env.jsonpath(ns, job, path);
     let args: Vec<String> =
         serde_json::from_str(&field("{.spec.template.spec.containers[0].args}")).unwrap();
     assert_eq!(
@@ -159,9 +188,14 @@ fn cronjob_runs_in_a_restricted_namespace(helm: Helm) {
     );
     assert_eq!(
         field("{.spec.template.spec.serviceAccountName}"),
-        fullname(&release)
+        fullname(release)
     );
     assert_eq!(field("{.spec.activeDeadlineSeconds}"), "3600");
+}
+
+/// The container's security context meets the `restricted` level.
+fn the_job_is_locked_down(env: &TestEnv, ns: &str, job: &str) {
+    let field = |path: &str| env.jsonpath(ns, job, path);
     let sc: serde_json::Value = serde_json::from_str(&field(
         "{.spec.template.spec.containers[0].securityContext}",
     ))
@@ -178,15 +212,17 @@ fn cronjob_runs_in_a_restricted_namespace(helm: Helm) {
         field("{.spec.template.spec.securityContext.runAsNonRoot}"),
         "true"
     );
+}
 
-    // Its Pod passed the restricted admission (KWOK then "runs" it).
+/// Its Pod passed the restricted admission (KWOK then "runs" it).
+fn the_jobs_pod_is_admitted_and_completes(env: &TestEnv, ns: &str, job: &str) {
     let job_name = job.trim_start_matches("job/").to_owned();
     let pods = || {
         env.kubectl([
             "get",
             "pods",
             "-n",
-            &ns,
+            ns,
             "-l",
             &format!("job-name={job_name}"),
             "-o",
@@ -198,7 +234,7 @@ fn cronjob_runs_in_a_restricted_namespace(helm: Helm) {
         Duration::from_secs(30),
         || !pods().is_empty(),
     );
-    env.wait_for(&ns, &job, "condition=Complete", Duration::from_secs(60));
+    env.wait_for(ns, job, "condition=Complete", Duration::from_secs(60));
 }
 
 cluster::helm4_and_helm3! {
@@ -248,6 +284,26 @@ fn the_service_account_can_save_and_nothing_more() {
     let ns = unique_name("rbac");
     let apps = unique_name("rbac-apps");
     let release = "rbac";
+    install_suspended_with_a_release_to_save(env, release, &ns, &apps);
+    let sa = fullname(release);
+    let who = format!("system:serviceaccount:{ns}:{sa}");
+    the_documented_rules_and_nothing_else(env, &who, &ns, &apps);
+    exactly_two_rules_beyond_a_bare_account(env, &who, &ns, &apps);
+
+    // With a real token of the account, save works against a real S3 server...
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let kubeconfig = token_kubeconfig(env, &ns, &sa, d);
+    let s3 = S3Server::start(&["dr-vault"]);
+    let (identity, recipient) = no_cluster::keygen(d, "id.txt");
+    save_with_the_account_token(env, &s3, d, &kubeconfig, &recipient);
+    // ...and a write with it is forbidden.
+    a_write_with_the_token_is_forbidden(env, &kubeconfig, &apps);
+    the_accounts_snapshot_restores(env, &s3, d, &identity, &apps);
+}
+
+/// The chart, suspended, in `ns`, and a smoke release in `apps` to save.
+fn install_suspended_with_a_release_to_save(env: &TestEnv, release: &str, ns: &str, apps: &str) {
     env.helm(
         Helm::V4,
         [
@@ -255,7 +311,7 @@ fn the_service_account_can_save_and_nothing_more() {
             release,
             &chart(),
             "-n",
-            &ns,
+            ns,
             "--create-namespace",
             "-f",
             &ci_values(),
@@ -270,49 +326,52 @@ fn the_service_account_can_save_and_nothing_more() {
             "rbac-smoke",
             &cluster::chart("smoke"),
             "-n",
-            &apps,
+            apps,
             "--create-namespace",
         ],
     );
-    let sa = fullname(release);
-    let who = format!("system:serviceaccount:{ns}:{sa}");
+}
 
-    // The documented rules and nothing else.
-    assert!(can_i(env, &who, &["list", "secrets", "--all-namespaces"]));
-    assert!(can_i(env, &who, &["get", "secrets", "-n", &apps]));
+/// The documented rules and nothing else.
+fn the_documented_rules_and_nothing_else(env: &TestEnv, who: &str, ns: &str, apps: &str) {
+    assert!(can_i(env, who, &["list", "secrets", "--all-namespaces"]));
+    assert!(can_i(env, who, &["get", "secrets", "-n", apps]));
     assert!(can_i(
         env,
-        &who,
+        who,
         &["list", "customresourcedefinitions.apiextensions.k8s.io"]
     ));
     for denied in [
-        vec!["create", "secrets", "-n", apps.as_str()],
-        vec!["delete", "secrets", "-n", apps.as_str()],
+        vec!["create", "secrets", "-n", apps],
+        vec!["delete", "secrets", "-n", apps],
         vec!["watch", "secrets", "--all-namespaces"],
         vec!["list", "configmaps", "--all-namespaces"],
         vec!["list", "pods", "--all-namespaces"],
-        vec!["create", "pods", "-n", ns.as_str()],
+        vec!["create", "pods", "-n", ns],
         vec!["get", "nodes"],
         vec!["create", "customresourcedefinitions.apiextensions.k8s.io"],
-        vec!["create", "serviceaccounts/token", "-n", ns.as_str()],
+        vec!["create", "serviceaccounts/token", "-n", ns],
     ] {
         assert!(
-            !can_i(env, &who, &denied),
+            !can_i(env, who, &denied),
             "the ServiceAccount may {denied:?}"
         );
     }
-    // Exactly two rules beyond what any ServiceAccount may do (compared with
-    // a new account that has no binding at all).
-    env.kubectl(["create", "serviceaccount", "baseline", "-n", &ns]);
+}
+
+/// Exactly two rules beyond what any ServiceAccount may do (compared with
+/// a new account that has no binding at all).
+fn exactly_two_rules_beyond_a_bare_account(env: &TestEnv, who: &str, ns: &str, apps: &str) {
+    env.kubectl(["create", "serviceaccount", "baseline", "-n", ns]);
     let rules = |who: &str| -> std::collections::BTreeSet<String> {
-        env.kubectl(["auth", "can-i", "--list", "--as", who, "-n", &apps])
+        env.kubectl(["auth", "can-i", "--list", "--as", who, "-n", apps])
             .lines()
             .skip(1)
             .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
             .collect()
     };
     let baseline = rules(&format!("system:serviceaccount:{ns}:baseline"));
-    let granted: Vec<String> = rules(&who).difference(&baseline).cloned().collect();
+    let granted: Vec<String> = rules(who).difference(&baseline).cloned().collect();
     assert_eq!(
         granted,
         [
@@ -321,27 +380,33 @@ fn the_service_account_can_save_and_nothing_more() {
         ],
         "beyond a bare ServiceAccount's rules ({baseline:?})"
     );
+}
 
-    // With a real token of the account, save works against a real S3 server...
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let kubeconfig = token_kubeconfig(env, &ns, &sa, d);
-    let s3 = S3Server::start(&["dr-vault"]);
-    let (identity, recipient) = no_cluster::keygen(d, "id.txt");
-    let bulk = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_helm-bulk"));
-        env.configure(&mut c);
-        s3.configure(&mut c);
-        c.current_dir(d).env("HELM_CONFIG_HOME", d);
-        c
-    };
-    let out = ok(bulk()
-        .env("KUBECONFIG", &kubeconfig)
+/// helm-bulk against the test environment and the S3 server, run in `d`.
+fn bulk(env: &TestEnv, s3: &S3Server, d: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_helm-bulk"));
+    env.configure(&mut c);
+    s3.configure(&mut c);
+    c.current_dir(d).env("HELM_CONFIG_HOME", d);
+    c
+}
+
+/// `save --all-namespaces` to the bucket with the account's kubeconfig: no
+/// request is forbidden.
+fn save_with_the_account_token(
+    env: &TestEnv,
+    s3: &S3Server,
+    d: &Path,
+    kubeconfig: &Path,
+    recipient: &str,
+) {
+    let out = ok(bulk(env, s3, d)
+        .env("KUBECONFIG", kubeconfig)
         .env_remove("HELM_BIN")
         .args([
             "save",
             "-r",
-            &recipient,
+            recipient,
             "--to",
             "s3://dr-vault/helm",
             "--endpoint",
@@ -358,11 +423,12 @@ fn the_service_account_can_save_and_nothing_more() {
         .unwrap());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.to_lowercase().contains("forbidden"), "{stderr}");
+}
 
-    // ...and a write with it is forbidden.
+fn a_write_with_the_token_is_forbidden(env: &TestEnv, kubeconfig: &Path, apps: &str) {
     let write = Command::new(&env.kubectl)
-        .env("KUBECONFIG", &kubeconfig)
-        .args(["create", "configmap", "intruder", "-n", &apps])
+        .env("KUBECONFIG", kubeconfig)
+        .args(["create", "configmap", "intruder", "-n", apps])
         .output()
         .unwrap();
     assert!(
@@ -373,13 +439,21 @@ fn the_service_account_can_save_and_nothing_more() {
         String::from_utf8_lossy(&write.stderr).contains("forbidden"),
         "{write:?}"
     );
+}
 
-    // The snapshot restores: remove the release, load it back (as admin).
-    env.helm(Helm::V4, ["uninstall", "rbac-smoke", "-n", &apps]);
-    ok(bulk()
+/// The snapshot restores: remove the release, load it back (as admin).
+fn the_accounts_snapshot_restores(
+    env: &TestEnv,
+    s3: &S3Server,
+    d: &Path,
+    identity: &Path,
+    apps: &str,
+) {
+    env.helm(Helm::V4, ["uninstall", "rbac-smoke", "-n", apps]);
+    ok(bulk(env, s3, d)
         .env("HELM_BIN", env.helm_bin(Helm::V4))
         .args(["load", "-i"])
-        .arg(&identity)
+        .arg(identity)
         .args([
             "--endpoint",
             &s3.endpoint,
@@ -392,7 +466,7 @@ fn the_service_account_can_save_and_nothing_more() {
     let restored = env
         .helm_list(Helm::V4)
         .into_iter()
-        .find(|r| r["name"] == "rbac-smoke" && r["namespace"] == apps.as_str())
+        .find(|r| r["name"] == "rbac-smoke" && r["namespace"] == apps)
         .expect("rbac-smoke restored from the ServiceAccount's snapshot");
     assert_eq!(restored["status"], "deployed", "{restored}");
 }

@@ -182,9 +182,15 @@ fn age_cli_output_is_read_by_show() {
     let d = dir.path();
     let plain = d.join("snap.tar.gz");
     std::fs::write(&plain, plain_snapshot(&sample())).unwrap();
-    let (id, recipient) = keygen(d, "id.txt");
+    x25519_and_armored_age_files(d, &plain);
+    ssh_recipient_age_files(d, &plain);
+    a_passphrase_protected_ssh_key_is_asked_for(d, &plain);
+    passphrase_age_files_are_asked_for(d, &plain);
+}
 
-    // age -r, and age -a -r
+/// age -r, and age -a -r
+fn x25519_and_armored_age_files(d: &Path, plain: &Path) {
+    let (id, recipient) = keygen(d, "id.txt");
     for (name, extra) in [("x25519.age", vec![]), ("armored.age", vec!["-a"])] {
         let out = d.join(name);
         ok(age()
@@ -193,13 +199,15 @@ fn age_cli_output_is_read_by_show() {
             .arg(&recipient)
             .arg("-o")
             .arg(&out)
-            .arg(&plain)
+            .arg(plain)
             .output()
             .unwrap());
         assert_eq!(names(&show_json(d, &id, &out)), EXPECTED, "{name}");
     }
+}
 
-    // age -R with real SSH public keys; decrypt with the private keys.
+/// age -R with real SSH public keys; decrypt with the private keys.
+fn ssh_recipient_age_files(d: &Path, plain: &Path) {
     for kind in ["ed25519", "rsa"] {
         let key = ssh_keygen(d, &format!("id_{kind}"), kind, "");
         let out = d.join(format!("ssh-{kind}.age"));
@@ -208,13 +216,15 @@ fn age_cli_output_is_read_by_show() {
             .arg(key.with_extension("pub"))
             .arg("-o")
             .arg(&out)
-            .arg(&plain)
+            .arg(plain)
             .output()
             .unwrap());
         assert_eq!(names(&show_json(d, &key, &out)), EXPECTED, "{kind}");
     }
+}
 
-    // A passphrase-protected SSH key: helm-bulk prompts on the terminal.
+/// A passphrase-protected SSH key: helm-bulk prompts on the terminal.
+fn a_passphrase_protected_ssh_key_is_asked_for(d: &Path, plain: &Path) {
     let key = ssh_keygen(d, "id_locked", "ed25519", "correct horse");
     let out = d.join("ssh-locked.age");
     ok(age()
@@ -222,7 +232,7 @@ fn age_cli_output_is_read_by_show() {
         .arg(key.with_extension("pub"))
         .arg("-o")
         .arg(&out)
-        .arg(&plain)
+        .arg(plain)
         .output()
         .unwrap());
     let bin_path = Path::new(env!("CARGO_BIN_EXE_helm-bulk"));
@@ -239,8 +249,11 @@ fn age_cli_output_is_read_by_show() {
     let text = String::from_utf8_lossy(&run.stdout);
     assert!(run.status.success(), "{text}");
     assert!(text.contains("ingress") && text.contains("prod"), "{text}");
+}
 
-    // age -p: passphrase typed at age's prompt, then at helm-bulk's.
+/// age -p: passphrase typed at age's prompt, then at helm-bulk's; the wrong
+/// passphrase is one clear error.
+fn passphrase_age_files_are_asked_for(d: &Path, plain: &Path) {
     let out = d.join("passphrase.age");
     let made = on_pty(
         &["tr0ub4dor&3", "tr0ub4dor&3"],
@@ -257,6 +270,7 @@ fn age_cli_output_is_read_by_show() {
         "{}",
         String::from_utf8_lossy(&made.stdout)
     );
+    let bin_path = Path::new(env!("CARGO_BIN_EXE_helm-bulk"));
     let run = on_pty(
         &["tr0ub4dor&3"],
         &[

@@ -49,24 +49,44 @@ impl S3Server {
             "moto is required for the bucket tests: run scripts/test (it installs moto[server] into {}), or set HELM_BULK_PYENV",
             env.display()
         );
-        let port = free_port();
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("INITIAL_NO_AUTH_ACTION_COUNT", "4")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
+        // Another process (test binaries run side by side) may take the port
+        // between picking and binding it: then moto exits, and a new port is
+        // tried.
+        let mut attempts = 0;
+        let (child, port) = loop {
+            attempts += 1;
+            let port = free_port();
+            let mut child = Command::new(&server)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("INITIAL_NO_AUTH_ACTION_COUNT", "4")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start moto_server");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let exited = loop {
+                if let Some(status) = child.try_wait().expect("poll moto_server") {
+                    break Some(status);
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break None;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "moto_server did not start on 127.0.0.1:{port}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            match exited {
+                None => break (child, port),
+                Some(status) => assert!(
+                    attempts < 3,
+                    "moto_server exited ({status}) three times, last on port {port}"
+                ),
+            }
+        };
         let endpoint = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not start on {endpoint}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
         let mut server = S3Server {
             child,
             endpoint,

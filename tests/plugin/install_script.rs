@@ -122,10 +122,16 @@ fn install_script_downloads_verifies_and_replaces_bin_whole() {
     let reported = run_ok(Command::new(&binary).arg("--version"));
     assert_eq!(reported.trim(), format!("helm-bulk {VERSION}"));
     assert_eq!(leftovers(&plugin, scratch.path()), Vec::<String>::new());
-    let installed = fs::read(&binary).expect("read bin/helm-bulk");
+    a_checksum_mismatch_keeps_the_installed_bin(&plugin, scratch.path(), &release);
+}
 
-    // A checksum that does not match is an error (no fallback), and the
-    // installed bin/ stays as it was.
+/// A checksum that does not match is an error (no fallback), and the
+/// installed bin/ stays as it was.
+fn a_checksum_mismatch_keeps_the_installed_bin(plugin: &Path, scratch: &Path, release: &Path) {
+    let binary = plugin.join("bin/helm-bulk");
+    let installed = fs::read(&binary).expect("read bin/helm-bulk");
+    let url = file_url(release);
+    let path = std::env::var_os("PATH").unwrap_or_default();
     fs::write(
         release.join("SHA256SUMS"),
         format!(
@@ -135,12 +141,7 @@ fn install_script_downloads_verifies_and_replaces_bin_whole() {
         ),
     )
     .expect("tamper with SHA256SUMS");
-    let out = run_install_script(
-        &plugin,
-        scratch.path(),
-        &path,
-        &[("HELM_BULK_DOWNLOAD_URL", &url)],
-    );
+    let out = run_install_script(plugin, scratch, &path, &[("HELM_BULK_DOWNLOAD_URL", &url)]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     assert!(
         stderr_of(&out).contains("SHA-256 mismatch"),
@@ -156,17 +157,12 @@ fn install_script_downloads_verifies_and_replaces_bin_whole() {
         fs::read(&binary).expect("bin/helm-bulk is still there"),
         installed
     );
-    assert_eq!(leftovers(&plugin, scratch.path()), Vec::<String>::new());
+    assert_eq!(leftovers(plugin, scratch), Vec::<String>::new());
 }
 
-#[test]
-fn install_script_without_download_or_cargo_fails_clearly_and_leaves_no_bin() {
-    let scratch = tempdir("helm-bulk-install-fail.");
-    let plugin = scratch.path().join("helm-bulk");
-    clean_copy(&plugin);
-
-    // A PATH with what install.sh uses, curl included, but no cargo.
-    let tools = scratch.path().join("tools");
+/// A PATH directory with what install.sh uses, curl included, but no cargo.
+fn tools_without_cargo(scratch: &Path) -> PathBuf {
+    let tools = scratch.join("tools");
     fs::create_dir_all(&tools).expect("mkdir tools");
     for tool in [
         "sh",
@@ -192,6 +188,16 @@ fn install_script_without_download_or_cargo_fails_clearly_and_leaves_no_bin() {
         }
     }
     assert!(!tools.join("cargo").exists());
+    tools
+}
+
+#[test]
+fn install_script_without_download_or_cargo_fails_clearly_and_leaves_no_bin() {
+    let scratch = tempdir("helm-bulk-install-fail.");
+    let plugin = scratch.path().join("helm-bulk");
+    clean_copy(&plugin);
+
+    let tools = tools_without_cargo(scratch.path());
     // A loopback port nobody listens on: the download is refused at once.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -56,26 +56,31 @@ pub(crate) fn manifest_and_hooks(
     manifest
 }
 
-/// Records the last deployed revision of one release.
-pub(crate) fn expect_release(env: &TestEnv, helm: Helm, ns: &str, name: &str) -> Expected {
+/// A release's last deployed revision (helm's current one; the newest
+/// revision is a failed upgrade after it when the history has one), as helm
+/// shows it.
+struct Deployed {
+    /// Its `helm history -o json` entry.
+    entry: Value,
+    revision: u64,
+    /// `helm get values -o json` (the user-supplied values).
+    values: Value,
+    /// `helm get notes`.
+    notes: String,
+}
+
+fn deployed_revision(env: &TestEnv, helm: Helm, ns: &str, name: &str, what: &str) -> Deployed {
     let history = parse_json(
         &env.helm(helm, ["history", name, "-n", ns, "-o", "json"]),
         "helm history",
     );
-    let deployed = history
+    let entry = history
         .as_array()
         .and_then(|h| h.iter().rev().find(|e| e["status"] == "deployed"))
-        .unwrap_or_else(|| panic!("{ns}/{name} has no deployed revision: {history}"))
+        .unwrap_or_else(|| panic!("{what}: {ns}/{name} has no deployed revision: {history}"))
         .clone();
-    let revision = deployed["revision"].as_u64().expect("numeric revision");
+    let revision = entry["revision"].as_u64().expect("numeric revision");
     let rev = revision.to_string();
-    let row = json!({
-        "name": name,
-        "namespace": ns,
-        "chart": deployed["chart"],
-        "app_version": deployed["app_version"],
-        "status": "deployed",
-    });
     let values = parse_json(
         &env.helm(
             helm,
@@ -94,6 +99,29 @@ pub(crate) fn expect_release(env: &TestEnv, helm: Helm, ns: &str, name: &str) ->
         "helm get values",
     );
     let notes = env.helm(helm, ["get", "notes", name, "-n", ns, "--revision", &rev]);
+    Deployed {
+        entry,
+        revision,
+        values,
+        notes,
+    }
+}
+
+/// Records the last deployed revision of one release.
+pub(crate) fn expect_release(env: &TestEnv, helm: Helm, ns: &str, name: &str) -> Expected {
+    let Deployed {
+        entry: deployed,
+        revision,
+        values,
+        notes,
+    } = deployed_revision(env, helm, ns, name, "before");
+    let row = json!({
+        "name": name,
+        "namespace": ns,
+        "chart": deployed["chart"],
+        "app_version": deployed["app_version"],
+        "status": "deployed",
+    });
     let manifest = manifest_and_hooks(env, helm, ns, name, Some(revision));
     let refs = parse_refs(&manifest, ns);
     let objects = live_objects(env, &refs);
@@ -312,39 +340,15 @@ pub(crate) fn verify_release(
         want.row,
         "{what}: helm list row of {ns}/{name}"
     );
-    // The release's last deployed revision (helm's current one; the newest
-    // revision is a failed upgrade after it when the history has one).
-    let history = parse_json(
-        &env.helm(helm, ["history", name, "-n", ns, "-o", "json"]),
-        "helm history",
-    );
-    let deployed = history
-        .as_array()
-        .and_then(|h| h.iter().rev().find(|e| e["status"] == "deployed"))
-        .and_then(|e| e["revision"].as_u64())
-        .unwrap_or_else(|| panic!("{what}: {ns}/{name} has no deployed revision: {history}"));
-    let rev = deployed.to_string();
-    let values = parse_json(
-        &env.helm(
-            helm,
-            [
-                "get",
-                "values",
-                name,
-                "-n",
-                ns,
-                "--revision",
-                &rev,
-                "-o",
-                "json",
-            ],
-        ),
-        "helm get values",
-    );
+    let Deployed {
+        revision,
+        values,
+        notes,
+        ..
+    } = deployed_revision(env, helm, ns, name, what);
     assert_eq!(values, want.values, "{what}: values of {ns}/{name}");
-    let notes = env.helm(helm, ["get", "notes", name, "-n", ns, "--revision", &rev]);
     assert_eq!(notes, want.notes, "{what}: notes of {ns}/{name}");
-    let manifest = manifest_and_hooks(env, helm, ns, name, Some(deployed));
+    let manifest = manifest_and_hooks(env, helm, ns, name, Some(revision));
     let refs = parse_refs(&manifest, ns);
     assert_eq!(
         refs, want.refs,
