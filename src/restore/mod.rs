@@ -6,7 +6,8 @@
 //! frozen chart with the real helm before anything is installed, [`crds`]
 //! creates the CRDs the releases need, and [`execute`] runs the real helm
 //! (and stops when told to); [`history`] writes the other saved revisions
-//! of each release back to Helm's storage.
+//! of each release back to Helm's storage; [`stream`] reads a verified
+//! snapshot's records again with bounded memory.
 
 pub mod crds;
 pub mod execute;
@@ -15,6 +16,7 @@ pub mod history;
 pub mod load;
 pub mod plan;
 pub mod preflight;
+pub mod stream;
 
 /// Errors preparing a restore.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,516 @@
+//! Reading a verified snapshot's records again, with memory that does not
+//! grow with the number of releases.
+//!
+//! Load reads the snapshot first to verify all of it ([`super::load::read`]),
+//! keeping the index and little else. Every later step that needs records
+//! (the preflight, the installs, the history writes) reads the snapshot
+//! again with a [`Rereader`]: the same source opened and decrypted again,
+//! its index compared with the first pass's and every entry checked against
+//! it as it is read. The records go through a [`Feed`], a small store the
+//! reading thread fills in archive order and the workers empty in the same
+//! order; a worker asking for a record that is not there yet waits for it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::sync::{Condvar, Mutex};
+
+use zeroize::Zeroizing;
+
+use super::history::{self, Keep, Wanted};
+use super::plan::Step;
+use crate::snapshot::{Entry, Index, IndexRow, Limits, SnapshotError};
+
+/// A release revision: `(namespace, name, revision)`.
+pub type Key = (String, String, u32);
+
+/// The record key of a step.
+pub fn key(step: &Step) -> Key {
+    (step.namespace.clone(), step.name.clone(), step.revision)
+}
+
+/// How a [`Feed`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum End {
+    /// Every record was delivered.
+    Finished,
+    /// Reading failed: the snapshot changed, or could not be read again.
+    Failed(String),
+    /// The consumers are done: no more records are wanted.
+    Closed,
+}
+
+struct State {
+    ready: HashMap<Key, Zeroizing<Vec<u8>>>,
+    /// The records consumers wait for that are not there yet.
+    waited: BTreeSet<Key>,
+    end: Option<End>,
+}
+
+/// A bounded store of records between the thread that reads the snapshot
+/// and the workers that use them.
+///
+/// [`Feed::put`] waits while `capacity` records are stored and no consumer
+/// waits for a record that is not there. When `n` consumers take records in
+/// the order they are put (load arranges that), the store holds at most
+/// `max(capacity, n)` records: it goes past `capacity` only while a
+/// consumer waits, and then everything in it was already asked for by one
+/// of the others. In any other order it may hold more, but never deadlocks.
+pub struct Feed {
+    state: Mutex<State>,
+    changed: Condvar,
+    capacity: usize,
+}
+
+impl Feed {
+    /// An empty store of at most `capacity` records (at least 1).
+    pub fn new(capacity: usize) -> Feed {
+        Feed {
+            state: Mutex::new(State {
+                ready: HashMap::new(),
+                waited: BTreeSet::new(),
+                end: None,
+            }),
+            changed: Condvar::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stores a record, waiting for room. False: the consumers are done.
+    pub fn put(&self, key: Key, data: Zeroizing<Vec<u8>>) -> bool {
+        let mut s = self.lock();
+        loop {
+            if s.end.is_some() {
+                return false;
+            }
+            if s.ready.len() < self.capacity || !s.waited.is_empty() {
+                break;
+            }
+            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+        s.waited.remove(&key);
+        s.ready.insert(key, data);
+        self.changed.notify_all();
+        true
+    }
+
+    /// Takes the record of `key`, waiting until it is read; `None` once
+    /// reading has ended without it (see [`Feed::failure`]).
+    pub fn take(&self, key: &Key) -> Option<Zeroizing<Vec<u8>>> {
+        let mut s = self.lock();
+        loop {
+            if let Some(data) = s.ready.remove(key) {
+                self.changed.notify_all();
+                return Some(data);
+            }
+            if s.end.is_some() {
+                s.waited.remove(key);
+                return None;
+            }
+            if s.waited.insert(key.clone()) {
+                self.changed.notify_all();
+            }
+            s = self.changed.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Reading ended: every record was put (`Ok`), or it failed.
+    pub fn finish(&self, result: Result<(), String>) {
+        let mut s = self.lock();
+        if s.end.is_none() {
+            s.end = Some(match result {
+                Ok(()) => End::Finished,
+                Err(e) => End::Failed(e),
+            });
+        }
+        self.changed.notify_all();
+    }
+
+    /// The consumers are done: a waiting [`Feed::put`] returns false and
+    /// the records left are dropped (and wiped).
+    pub fn close(&self) {
+        let mut s = self.lock();
+        if s.end.is_none() {
+            s.end = Some(End::Closed);
+        }
+        s.ready.clear();
+        self.changed.notify_all();
+    }
+
+    /// Why reading failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        match &self.lock().end {
+            Some(End::Failed(e)) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// How many records are stored now.
+    pub fn len(&self) -> usize {
+        self.lock().ready.len()
+    }
+
+    /// Whether no record is stored now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Closes a [`Feed`] when dropped.
+struct CloseOnDrop<'f>(&'f Feed);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Some records of one release, by revision.
+type Records = BTreeMap<u32, Zeroizing<Vec<u8>>>;
+
+/// Opens the decrypted snapshot again.
+pub type Open<'a> = dyn Fn() -> Result<Box<dyn Read>, String> + 'a;
+
+/// Reads a snapshot again after a first pass verified it.
+pub struct Rereader<'a> {
+    open: Box<Open<'a>>,
+    index: Index,
+    /// Passes read so far (for the test pause and debug output).
+    passes: std::sync::atomic::AtomicUsize,
+}
+
+/// The error of a pass whose consumer stopped it (not a failure).
+const STOPPED: &str = "helm-bulk: pass stopped by its consumer";
+
+impl<'a> Rereader<'a> {
+    /// Reads with `open`, checking against `index` (the first pass's).
+    pub fn new(open: Box<Open<'a>>, index: Index) -> Rereader<'a> {
+        Rereader {
+            open,
+            index,
+            passes: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The index of the first pass.
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Reads the whole snapshot again, checking every entry as the first
+    /// pass did and the index against the first pass's, and calls `on` with
+    /// each release record `wanted` selects, in archive order, until `on`
+    /// returns false. An error says the snapshot changed or cannot be read.
+    pub fn pass<W, F>(&self, wanted: W, mut on: F) -> Result<(), String>
+    where
+        W: Fn(&IndexRow) -> bool,
+        F: FnMut(&IndexRow, Zeroizing<Vec<u8>>) -> bool,
+    {
+        let n = self
+            .passes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 2;
+        test_pause(n);
+        crate::debug::note(|| format!("load: reading the snapshot again (pass {n})"));
+        let input = (self.open)().map_err(|e| changed(&e))?;
+        let mut checked = false;
+        let result =
+            crate::release::read_checked(input, &Limits::default(), |index, entry, data| {
+                if !checked {
+                    if *index != self.index {
+                        return Err(SnapshotError::BadIndex(
+                            "it is not the index read in the first pass".to_owned(),
+                        ));
+                    }
+                    checked = true;
+                }
+                if let Entry::Release(row) = entry
+                    && wanted(row)
+                    && !on(row, data)
+                {
+                    return Err(SnapshotError::BadIndex(STOPPED.to_owned()));
+                }
+                Ok(())
+            });
+        let cause = match result {
+            Ok(index) if index == self.index => return Ok(()),
+            Ok(_) => "its index is not the one read in the first pass".to_owned(),
+            Err(SnapshotError::BadIndex(m)) if m == STOPPED => return Ok(()),
+            Err(e) => e.to_string(),
+        };
+        Err(changed(&cause))
+    }
+
+    /// Reads the records of `order` (in that order, which should be archive
+    /// order) into a [`Feed`] of `capacity` on this thread, while `consume`
+    /// runs on another and takes them. Returns what `consume` returned and
+    /// how reading ended.
+    pub fn feed<T, C>(&self, order: &[Key], capacity: usize, consume: C) -> (T, Result<(), String>)
+    where
+        T: Send,
+        C: FnOnce(&Feed) -> T + Send,
+    {
+        let feed = Feed::new(capacity);
+        let wanted: BTreeSet<&Key> = order.iter().collect();
+        std::thread::scope(|scope| {
+            let feed = &feed;
+            let consumer = scope.spawn(move || {
+                // Closed however `consume` ends (a panic too), so that the
+                // reader never waits for a consumer that is gone.
+                let _close = CloseOnDrop(feed);
+                consume(feed)
+            });
+            let result = if wanted.is_empty() {
+                Ok(())
+            } else {
+                self.pass(
+                    |row| wanted.contains(&(row.namespace.clone(), row.name.clone(), row.revision)),
+                    |row, data| {
+                        feed.put(
+                            (row.namespace.clone(), row.name.clone(), row.revision),
+                            data,
+                        )
+                    },
+                )
+            };
+            feed.finish(result.clone());
+            let out = match consumer.join() {
+                Ok(out) => out,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            (out, result)
+        })
+    }
+
+    /// Reads the history records of the releases of `targets` (`(namespace,
+    /// name)` → restored revision; [`history::records_needed`]) and calls
+    /// `on` with the histories, at most `batch` releases at a time, in
+    /// archive order. A release's revisions are contiguous in the archive,
+    /// so about one release is held besides the batch. Helm 2 records are
+    /// converted as [`super::load::histories`] does. `on` returning false
+    /// stops reading.
+    pub fn histories<F>(
+        &self,
+        targets: &BTreeMap<(String, String), u32>,
+        keep: Keep,
+        helm2: bool,
+        batch: usize,
+        mut on: F,
+    ) -> Result<(), String>
+    where
+        F: FnMut(BTreeMap<(String, String), Wanted>) -> bool,
+    {
+        if keep == Keep::None || targets.is_empty() {
+            return Ok(());
+        }
+        let needed = history::records_needed(&self.index, targets, keep);
+        let mut left: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for (ns, name, _) in &needed {
+            *left.entry((ns.clone(), name.clone())).or_default() += 1;
+        }
+        let mut partial: BTreeMap<(String, String), Records> = BTreeMap::new();
+        let mut ready: BTreeMap<(String, String), Wanted> = BTreeMap::new();
+        let mut error: Option<String> = None;
+        let mut go_on = true;
+        let result = self.pass(
+            |row| needed.contains(&(row.namespace.clone(), row.name.clone(), row.revision)),
+            |row, data| {
+                let release = (row.namespace.clone(), row.name.clone());
+                partial
+                    .entry(release.clone())
+                    .or_default()
+                    .insert(row.revision, data);
+                let Some(n) = left.get_mut(&release) else {
+                    return true;
+                };
+                *n -= 1;
+                if *n > 0 {
+                    return true;
+                }
+                let records = partial.remove(&release).unwrap_or_default();
+                let deployed = targets.get(&release).copied().unwrap_or(row.revision);
+                let w = history::wanted(&self.index, &release.0, &release.1, deployed, keep, |r| {
+                    let data = records.get(&r).ok_or("the snapshot has no record of it")?;
+                    if helm2 {
+                        crate::tiller::convert::record_to_helm3(data)
+                    } else {
+                        Ok(data.clone())
+                    }
+                });
+                match w {
+                    Ok(w) => {
+                        ready.insert(release, w);
+                    }
+                    Err(e) => {
+                        error = Some(format!(
+                            "cannot restore the history of {}/{}: {e}",
+                            release.0, release.1
+                        ));
+                        return false;
+                    }
+                }
+                if ready.len() >= batch.max(1) {
+                    go_on = on(std::mem::take(&mut ready));
+                }
+                go_on
+            },
+        );
+        if let Some(e) = error {
+            return Err(e);
+        }
+        result?;
+        if go_on && !ready.is_empty() {
+            on(ready);
+        }
+        Ok(())
+    }
+}
+
+/// The error of a pass that failed: one line.
+fn changed(cause: &str) -> String {
+    format!(
+        "the snapshot changed after load verified it, or cannot be read again (reading it again: {cause})"
+    )
+}
+
+/// A pause before each pass after the first, for tests that change the
+/// snapshot between two passes: `HELM_BULK_TEST_PASS_PAUSE_MS` (read by
+/// debug builds only) pauses before pass 2 and later ones, after printing
+/// `helm-bulk test: pass N` on stderr.
+fn test_pause(pass: usize) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    let Some(ms) = std::env::var("HELM_BULK_TEST_PASS_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    else {
+        return;
+    };
+    eprintln!("helm-bulk test: pass {pass}");
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn k(i: u32) -> Key {
+        ("ns".to_owned(), format!("r{i:03}"), 1)
+    }
+
+    fn rec(i: u32) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(i.to_le_bytes().to_vec())
+    }
+
+    /// Puts `n` records in order from this thread while `workers` threads
+    /// take them in the same order from a shared queue; returns the most
+    /// records the store held at once.
+    fn run(n: u32, workers: usize, capacity: usize) -> usize {
+        let feed = Feed::new(capacity);
+        let next = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let got = Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst) as u32;
+                        if i >= n {
+                            break;
+                        }
+                        let r = feed.take(&k(i)).expect("every record is delivered");
+                        assert_eq!(*r, *rec(i));
+                        got.lock().unwrap().push(i);
+                        std::thread::yield_now();
+                    }
+                });
+            }
+            for i in 0..n {
+                assert!(feed.put(k(i), rec(i)));
+                most.fetch_max(feed.len(), Ordering::SeqCst);
+            }
+            feed.finish(Ok(()));
+        });
+        let mut got = got.into_inner().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, (0..n).collect::<Vec<_>>());
+        most.into_inner()
+    }
+
+    #[test]
+    fn records_taken_in_the_order_they_are_put_stay_within_capacity() {
+        for (workers, capacity) in [(1, 1), (4, 1), (4, 8), (8, 3)] {
+            let most = run(500, workers, capacity);
+            let bound = capacity.max(workers);
+            assert!(
+                most <= bound,
+                "{most} records held, capacity {capacity}, {workers} workers"
+            );
+        }
+    }
+
+    #[test]
+    fn a_consumer_waiting_for_a_later_record_never_deadlocks_the_reader() {
+        // The consumer wants the last record first: the reader must go past
+        // its capacity instead of waiting forever.
+        let feed = Feed::new(2);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert_eq!(*feed.take(&k(9)).unwrap(), *rec(9));
+                for i in 0..9 {
+                    assert_eq!(*feed.take(&k(i)).unwrap(), *rec(i));
+                }
+            });
+            for i in 0..10 {
+                assert!(feed.put(k(i), rec(i)));
+            }
+            feed.finish(Ok(()));
+        });
+        assert!(feed.is_empty());
+    }
+
+    #[test]
+    fn a_failed_or_finished_read_wakes_every_waiting_consumer_and_closing_stops_the_reader() {
+        // A record never read (the snapshot changed): the waiting worker gets
+        // None and the failure, and so does every later one.
+        let feed = Arc::new(Feed::new(2));
+        let waiter = {
+            let feed = feed.clone();
+            std::thread::spawn(move || feed.take(&k(5)))
+        };
+        assert!(feed.put(k(0), rec(0)));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        feed.finish(Err("changed".to_owned()));
+        assert_eq!(waiter.join().unwrap(), None);
+        assert_eq!(feed.failure().as_deref(), Some("changed"));
+        // A record put before the failure is still delivered (it was verified).
+        assert_eq!(*feed.take(&k(0)).unwrap(), *rec(0));
+        assert_eq!(feed.take(&k(1)), None);
+
+        // Finished without a record nobody will put: None, no failure.
+        let feed = Feed::new(1);
+        feed.finish(Ok(()));
+        assert_eq!(feed.take(&k(3)), None);
+        assert_eq!(feed.failure(), None);
+
+        // The consumers stopped (a stopped load): a reader blocked on a full
+        // store is released and told to stop, and the records are dropped.
+        let feed = Arc::new(Feed::new(1));
+        assert!(feed.put(k(0), rec(0)));
+        let reader = {
+            let feed = feed.clone();
+            std::thread::spawn(move || feed.put(k(1), rec(1)))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        feed.close();
+        assert!(!reader.join().unwrap());
+        assert!(feed.is_empty());
+        assert!(!feed.put(k(2), rec(2)));
+    }
+}
