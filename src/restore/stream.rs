@@ -217,13 +217,13 @@ impl<'a> Rereader<'a> {
         crate::debug::note(|| format!("load: reading the snapshot again (pass {n})"));
         let input = (self.open)().map_err(|e| changed(&e))?;
         let mut checked = false;
+        let mut other_index = false;
         let result =
             crate::release::read_checked(input, &Limits::default(), |index, entry, data| {
                 if !checked {
                     if *index != self.index {
-                        return Err(SnapshotError::BadIndex(
-                            "it is not the index read in the first pass".to_owned(),
-                        ));
+                        other_index = true;
+                        return Err(SnapshotError::BadIndex(STOPPED.to_owned()));
                     }
                     checked = true;
                 }
@@ -236,6 +236,7 @@ impl<'a> Rereader<'a> {
                 Ok(())
             });
         let cause = match result {
+            _ if other_index => "its index is not the one read in the first pass".to_owned(),
             Ok(index) if index == self.index => return Ok(()),
             Ok(_) => "its index is not the one read in the first pass".to_owned(),
             Err(SnapshotError::BadIndex(m)) if m == STOPPED => return Ok(()),
@@ -441,6 +442,175 @@ mod tests {
         got.sort_unstable();
         assert_eq!(got, (0..n).collect::<Vec<_>>());
         most.into_inner()
+    }
+
+    /// A Helm 3 snapshot: `(namespace, name, revision, status)` records,
+    /// created at `created`.
+    fn snapshot(created: &str, rows: &[(&str, &str, u32, &str)]) -> Vec<u8> {
+        let index = Index::new(
+            created.to_owned(),
+            crate::snapshot::Source {
+                kind: crate::snapshot::SourceKind::Helm3,
+                driver: "secret".to_owned(),
+                extra: Default::default(),
+            },
+            crate::snapshot::Cluster {
+                server: "https://127.0.0.1:6443".to_owned(),
+                context: "test".to_owned(),
+                extra: Default::default(),
+            },
+        );
+        let records: Vec<crate::release::ReleaseRecord> = rows
+            .iter()
+            .map(|(ns, name, rev, status)| {
+                let json = serde_json::json!({
+                    "name": name, "namespace": ns, "version": rev,
+                    "info": {"status": status},
+                    "chart": {"metadata": {"name": "c", "version": "1.0.0"}},
+                    "manifest": format!("---\n# Source: c/templates/x.yaml\nkind: K\nrev: {rev}\n"),
+                });
+                crate::release::ReleaseRecord::from_helm_json(json.to_string().into_bytes())
+                    .unwrap()
+            })
+            .collect();
+        crate::snapshot::write_snapshot(Vec::new(), index, &records).unwrap()
+    }
+
+    const ROWS: [(&str, &str, u32, &str); 6] = [
+        ("a", "db", 1, "superseded"),
+        ("a", "db", 2, "deployed"),
+        ("a", "db", 3, "failed"),
+        ("a", "db-x", 1, "deployed"),
+        ("b", "web", 1, "superseded"),
+        ("b", "web", 2, "deployed"),
+    ];
+
+    fn rereader(first: &[u8], again: Vec<u8>) -> Rereader<'static> {
+        let index =
+            crate::release::read_checked(first, &Limits::default(), |_, _, _| Ok(())).unwrap();
+        Rereader::new(
+            Box::new(move || Ok(Box::new(std::io::Cursor::new(again.clone())) as Box<dyn Read>)),
+            index,
+        )
+    }
+
+    #[test]
+    fn a_second_pass_reads_the_records_in_archive_order_and_refuses_another_snapshot() {
+        let bytes = snapshot("2026-11-26T00:00:00Z", &ROWS);
+        let reread = rereader(&bytes, bytes.clone());
+        let mut seen = Vec::new();
+        reread
+            .pass(
+                |r| r.status == "deployed",
+                |r, data| {
+                    assert!(!data.is_empty());
+                    seen.push(r.sort_key());
+                    true
+                },
+            )
+            .unwrap();
+        // Archive order: `a/db-x` before `a/db` ('-' sorts before '.').
+        assert_eq!(seen, ["a/db-x.v1", "a/db.v2", "b/web.v2"]);
+        // Stopped by its consumer: not an error.
+        let mut n = 0;
+        reread
+            .pass(
+                |_| true,
+                |_, _| {
+                    n += 1;
+                    n < 2
+                },
+            )
+            .unwrap();
+        assert_eq!(n, 2);
+
+        // Another valid snapshot (a later save): its index differs.
+        let later = snapshot("2026-11-27T00:00:00Z", &ROWS);
+        let err = rereader(&bytes, later)
+            .pass(|_| true, |_, _| true)
+            .unwrap_err();
+        assert!(err.contains("changed after load verified it"), "{err}");
+        assert!(err.contains("not the one read in the first pass"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        // The same file cut short: the records before the cut came, then an error.
+        let cut = bytes[..bytes.len() - 40].to_vec();
+        let err = rereader(&bytes, cut)
+            .pass(|_| true, |_, _| true)
+            .unwrap_err();
+        assert!(err.contains("changed after load verified it"), "{err}");
+    }
+
+    #[test]
+    fn histories_read_again_equal_those_built_from_records_in_memory() {
+        let bytes = snapshot("2026-11-26T00:00:00Z", &ROWS);
+        let reread = rereader(&bytes, bytes.clone());
+        let mut all: HashMap<Key, Zeroizing<Vec<u8>>> = HashMap::new();
+        crate::release::read_checked(&bytes[..], &Limits::default(), |_, e, data| {
+            if let Entry::Release(r) = e {
+                all.insert((r.namespace.clone(), r.name.clone(), r.revision), data);
+            }
+            Ok(())
+        })
+        .unwrap();
+        let targets = super::super::load::restored(reread.index(), &["deployed".to_owned()]);
+        for keep in [Keep::All, Keep::Newest(1), Keep::Newest(2)] {
+            let want = history::wanted_all(reread.index(), &targets, keep, |ns, n, r| {
+                Ok(all[&(ns.to_owned(), n.to_owned(), r)].clone())
+            })
+            .unwrap();
+            let mut batches = Vec::new();
+            let mut got = BTreeMap::new();
+            reread
+                .histories(&targets, keep, false, 2, |b| {
+                    batches.push(b.len());
+                    got.extend(b);
+                    true
+                })
+                .unwrap();
+            assert!(batches.iter().all(|n| *n <= 2), "{batches:?}");
+            // Each release's key, restored revision, and every revision's
+            // number, status and record.
+            let flat = |m: &BTreeMap<(String, String), Wanted>| -> Vec<String> {
+                m.values()
+                    .flat_map(|w| {
+                        w.revisions.iter().map(|r| {
+                            let record = String::from_utf8_lossy(&r.record).into_owned();
+                            format!(
+                                "{} {} {} {} {record}",
+                                w.key(),
+                                w.deployed,
+                                r.revision,
+                                r.status
+                            )
+                        })
+                    })
+                    .collect()
+            };
+            assert_eq!(flat(&got), flat(&want), "{keep:?}");
+            assert_eq!(got.len(), 3);
+        }
+    }
+
+    #[test]
+    fn feed_delivers_a_pass_to_a_consumer_on_another_thread() {
+        let bytes = snapshot("2026-11-26T00:00:00Z", &ROWS);
+        let reread = rereader(&bytes, bytes.clone());
+        let order: Vec<Key> = [("a", "db-x", 1), ("a", "db", 2), ("b", "web", 2)]
+            .iter()
+            .map(|(ns, n, r)| (ns.to_string(), n.to_string(), *r))
+            .collect();
+        let (got, read) = reread.feed(&order, 1, |feed| {
+            order
+                .iter()
+                .map(|k| feed.take(k).is_some())
+                .collect::<Vec<_>>()
+        });
+        read.unwrap();
+        assert_eq!(got, [true, true, true]);
+        // A consumer that stops early releases the reader.
+        let (n, read) = reread.feed(&order, 1, |feed| feed.take(&order[0]).map(|r| r.len()));
+        read.unwrap();
+        assert!(n.is_some());
     }
 
     #[test]
