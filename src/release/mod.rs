@@ -5,7 +5,10 @@
 //! parsed view of the few fields helm-bulk itself needs.
 
 pub mod compare;
+pub mod key;
 pub mod storage;
+
+pub use key::{GroupKind, ReleaseId, ReleaseKey, RevisionId, RevisionKey};
 
 use serde::Deserialize;
 use zeroize::Zeroizing;

@@ -22,7 +22,7 @@ use super::execute::{HelmRunner, Outcome, Report, Stop};
 use super::history::{self, Keep};
 use super::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use super::preflight;
-use crate::release::Installed;
+use crate::release::{Installed, RevisionId, RevisionKey};
 use crate::select::Selection;
 use crate::snapshot::{Entry, Index, IndexCrd, Limits, SnapshotError};
 use crate::source::SourceError;
@@ -65,9 +65,9 @@ pub struct Snapshot {
     pub index: Index,
     /// The records of the `order:` releases' restorable revisions, by
     /// `(namespace, name, revision)`.
-    pub records: HashMap<(String, String, u32), Zeroizing<Vec<u8>>>,
+    pub records: HashMap<RevisionKey, Zeroizing<Vec<u8>>>,
     /// The API kinds and chart CRDs of each revision that may be restored.
-    pub uses: HashMap<(String, String, u32), Uses>,
+    pub uses: HashMap<RevisionKey, Uses>,
     /// Every stored CRD with its JSON.
     pub crds: StoredCrds,
 }
@@ -80,9 +80,7 @@ impl Snapshot {
 
     /// The record of a step, if this first pass kept it (an ordered step's).
     pub fn record(&self, step: &Step) -> Option<Zeroizing<Vec<u8>>> {
-        self.records
-            .get(&(step.namespace.clone(), step.name.clone(), step.revision))
-            .cloned()
+        self.records.get(step.revision_id()).cloned()
     }
 }
 
@@ -125,7 +123,7 @@ pub fn read(
     statuses: &[String],
     order: &[String],
 ) -> Result<Snapshot, SnapshotError> {
-    let mut wanted: Option<std::collections::HashSet<(String, String, u32)>> = None;
+    let mut wanted: Option<std::collections::HashSet<RevisionKey>> = None;
     let mut records = HashMap::new();
     let mut uses = HashMap::new();
     let mut crds: Vec<(IndexCrd, Vec<u8>)> = Vec::new();
@@ -133,12 +131,12 @@ pub fn read(
         let wanted = wanted.get_or_insert_with(|| {
             targets(index, statuses)
                 .values()
-                .map(|t| (t.row.namespace.clone(), t.row.name.clone(), t.row.revision))
+                .map(|t| t.row.revision_key())
                 .collect()
         });
         match entry {
             Entry::Release(row) => {
-                let key = (row.namespace.clone(), row.name.clone(), row.revision);
+                let key = row.revision_key();
                 if wanted.contains(&key) {
                     let helm2 = index.source.kind == crate::snapshot::SourceKind::Tiller;
                     uses.insert(key.clone(), Uses::of(&data, helm2));
@@ -173,7 +171,7 @@ pub fn run_order(steps: &[Step]) -> Vec<Step> {
 /// The record keys a pass must read for `steps` (in run order): those of
 /// the steps that change a release and whose record the first pass did not
 /// keep.
-pub fn keys_to_read(snapshot: &Snapshot, steps: &[Step]) -> Vec<(String, String, u32)> {
+pub fn keys_to_read(snapshot: &Snapshot, steps: &[Step]) -> Vec<RevisionKey> {
     steps
         .iter()
         .filter(|s| s.action.changes())
@@ -568,7 +566,7 @@ pub type StoredCrds = Vec<(IndexCrd, Vec<u8>)>;
 pub fn crds_to_create(
     mut crds: StoredCrds,
     steps: &[Step],
-    uses: &HashMap<(String, String, u32), Uses>,
+    uses: &HashMap<RevisionKey, Uses>,
 ) -> (StoredCrds, std::collections::BTreeMap<String, String>) {
     use std::collections::{BTreeMap, BTreeSet};
     let mut groups = BTreeSet::new();
@@ -577,7 +575,7 @@ pub fn crds_to_create(
     // CRD name → the releases whose frozen chart installs it.
     let mut installers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in steps.iter().filter(|s| s.action.changes()) {
-        let Some(u) = uses.get(&(s.namespace.clone(), s.name.clone(), s.revision)) else {
+        let Some(u) = uses.get(s.revision_id()) else {
             continue;
         };
         for gk in &u.kinds {
@@ -689,7 +687,7 @@ mod tests {
         ];
         let mut records = HashMap::new();
         let mut put = |name: &str, r| {
-            records.insert(("ns".to_owned(), name.to_owned(), 1), r);
+            records.insert(RevisionKey::new("ns", name, 1), r);
         };
         put(
             "op",
@@ -771,7 +769,7 @@ mod tests {
         let mut keys: Vec<String> = snapshot
             .uses
             .keys()
-            .map(|(ns, name, rev)| format!("{ns}/{name}.v{rev}"))
+            .map(|k| format!("{}/{}.v{}", k.namespace, k.name, k.revision))
             .collect();
         keys.sort();
         keys
@@ -784,7 +782,7 @@ mod tests {
         assert_eq!(deployed.index.releases.len(), 5);
         assert_eq!(kept(&deployed), ["a/db.v2", "b/web.v1"]);
         assert!(deployed.records.is_empty());
-        let db = &deployed.uses[&("a".to_owned(), "db".to_owned(), 2)];
+        let db = &deployed.uses[&RevisionKey::new("a", "db", 2)];
         assert_eq!(
             db.kinds,
             BTreeSet::from([("g.test".to_owned(), "K".to_owned())])
@@ -794,8 +792,8 @@ mod tests {
         // The record of a release in `order:` is kept: it is installed
         // first, before a second pass reaches it.
         let ordered = read(&bytes[..], &["deployed".to_owned()], &["b/web".to_owned()]).unwrap();
-        let records: Vec<&(String, String, u32)> = ordered.records.keys().collect();
-        assert_eq!(records, [&("b".to_owned(), "web".to_owned(), 1)]);
+        let records: Vec<&RevisionKey> = ordered.records.keys().collect();
+        assert_eq!(records, [&RevisionKey::new("b", "web", 1)]);
         let mut truncated = bytes.clone();
         truncated.truncate(bytes.len() / 2);
         assert!(read(&truncated[..], &["deployed".to_owned()], &[]).is_err());
@@ -829,14 +827,14 @@ mod tests {
                     extra: Default::default(),
                 },
             ),
-            records: HashMap::from([(("ns".to_owned(), "zz".to_owned(), 1), record(&[], None))]),
+            records: HashMap::from([(RevisionKey::new("ns", "zz", 1), record(&[], None))]),
             uses: HashMap::new(),
             crds: Vec::new(),
         };
         // A second pass reads the changing steps' records the first did not keep.
         let keys: Vec<String> = keys_to_read(&snapshot, &run_order(&steps))
             .into_iter()
-            .map(|k| k.1)
+            .map(|k| k.name)
             .collect();
         assert_eq!(keys, ["app-x", "app"]);
     }

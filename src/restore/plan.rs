@@ -80,6 +80,18 @@ impl Step {
     }
 }
 
+impl crate::release::ReleaseId for Step {
+    fn release_parts(&self) -> (&str, &str) {
+        (&self.namespace, &self.name)
+    }
+}
+
+impl crate::release::RevisionId for Step {
+    fn revision_parts(&self) -> (&str, &str, u32) {
+        (&self.namespace, &self.name, self.revision)
+    }
+}
+
 /// The revision of one release that load restores.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {

@@ -18,14 +18,15 @@ use zeroize::Zeroizing;
 
 use super::history::{self, Keep, Wanted};
 use super::plan::Step;
+use crate::release::{RevisionId as _, RevisionKey};
 use crate::snapshot::{Entry, Index, IndexRow, Limits, SnapshotError};
 
-/// A release revision: `(namespace, name, revision)`.
-pub type Key = (String, String, u32);
+/// A release revision.
+pub type Key = RevisionKey;
 
 /// The record key of a step.
 pub fn key(step: &Step) -> Key {
-    (step.namespace.clone(), step.name.clone(), step.revision)
+    step.revision_key()
 }
 
 /// How a [`Feed`] ended.
@@ -255,7 +256,7 @@ impl<'a> Rereader<'a> {
         C: FnOnce(&Feed) -> T + Send,
     {
         let feed = Feed::new(capacity);
-        let wanted: BTreeSet<&Key> = order.iter().collect();
+        let wanted: BTreeSet<Key> = order.iter().cloned().collect();
         std::thread::scope(|scope| {
             let feed = &feed;
             let consumer = scope.spawn(move || {
@@ -268,13 +269,8 @@ impl<'a> Rereader<'a> {
                 Ok(())
             } else {
                 self.pass(
-                    |row| wanted.contains(&(row.namespace.clone(), row.name.clone(), row.revision)),
-                    |row, data| {
-                        feed.put(
-                            (row.namespace.clone(), row.name.clone(), row.revision),
-                            data,
-                        )
-                    },
+                    |row| wanted.contains(row.revision_id()),
+                    |row, data| feed.put(row.revision_key(), data),
                 )
             };
             feed.finish(result.clone());
@@ -402,7 +398,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn k(i: u32) -> Key {
-        ("ns".to_owned(), format!("r{i:03}"), 1)
+        RevisionKey::new("ns", format!("r{i:03}"), 1)
     }
 
     fn rec(i: u32) -> Zeroizing<Vec<u8>> {
@@ -544,7 +540,7 @@ mod tests {
     fn histories_read_again_equal_those_built_from_records_in_memory() {
         let bytes = snapshot("2026-11-26T00:00:00Z", &ROWS);
         let reread = rereader(&bytes, bytes.clone());
-        let mut all: HashMap<Key, Zeroizing<Vec<u8>>> = HashMap::new();
+        let mut all: HashMap<(String, String, u32), Zeroizing<Vec<u8>>> = HashMap::new();
         crate::release::read_checked(&bytes[..], &Limits::default(), |_, e, data| {
             if let Entry::Release(r) = e {
                 all.insert((r.namespace.clone(), r.name.clone(), r.revision), data);
@@ -597,7 +593,7 @@ mod tests {
         let reread = rereader(&bytes, bytes.clone());
         let order: Vec<Key> = [("a", "db-x", 1), ("a", "db", 2), ("b", "web", 2)]
             .iter()
-            .map(|(ns, n, r)| (ns.to_string(), n.to_string(), *r))
+            .map(|(ns, n, r)| RevisionKey::new(*ns, *n, *r))
             .collect();
         let (got, read) = reread.feed(&order, 1, |feed| {
             order
