@@ -77,3 +77,27 @@ pub(crate) fn a_snapshot_changed_between_two_reads_is_refused(
     );
     assert_converged(env, helm, "load after the refused ones");
 }
+
+/// The snapshot loads from standard input, which load cannot read twice:
+/// it keeps the bytes as received (encrypted) in an unlinked temporary file
+/// and reads them again for the preflight, the installs and the history.
+pub(crate) fn a_snapshot_from_standard_input_loads(run: &Run, env: &TestEnv, snapshot: &Path) {
+    env.wipe();
+    let stderr = run.path("stdin.stderr");
+    let mut cmd = run.load_cmd(env, Path::new("-"), &[]);
+    cmd.stdin(std::fs::File::open(snapshot).expect("open the snapshot"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).expect("create a file"));
+    let mut load = Background {
+        child: cmd.spawn().expect("start helm-bulk load"),
+        stderr,
+    };
+    let status = load.wait(Duration::from_secs(300));
+    assert!(status.success(), "load from stdin: {}", load.stderr());
+    assert!(
+        load.stderr().contains(", failed 0 in "),
+        "{}",
+        load.stderr()
+    );
+    assert_converged(env, run.helm, "load from standard input");
+}

@@ -40,6 +40,9 @@ pub(crate) fn converge(helm: Helm) {
 
     a_snapshot_changed_between_two_reads_is_refused(&run, &env, &snapshot);
     run.step("snapshot replaced between two reads: refused, nothing installed");
+
+    a_snapshot_from_standard_input_loads(&run, &env, &snapshot);
+    run.step("loaded from standard input");
 }
 
 /// Save warns about the upgrade in flight; show says so. Returns the snapshot.

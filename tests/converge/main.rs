@@ -10,7 +10,7 @@
 //!   release `deployed` and its objects present. Then the snapshot file is
 //!   replaced by another valid one between load's first read (which
 //!   verifies it) and a later one (preflight, installs): refused with one
-//!   line, nothing installed (issue 17).
+//!   line, nothing installed; and it loads from standard input (issue 17).
 //! * `someone_elses_failed_release_*`: a release of someone else, `failed` in
 //!   the target cluster, is left alone, listed and counted (exit 3);
 //!   `--replace` restores it.
