@@ -52,8 +52,9 @@ records of `order:` releases) and reads it again for the records of the
 preflight, the installs and the history: a file is opened again, a bucket
 object fetched again (the same ETag), standard input kept, still encrypted,
 in an unlinked 0600 temporary file; a passphrase is asked once. If the
-snapshot changed in between, load stops at once with one line. Exit code 3 means some releases failed or are not
-deployed at the end (each is listed); the others were restored. Ctrl-C,
+snapshot changed in between, load stops at once with one line. Exit code 3
+means some releases failed or are not deployed at the end (each is listed);
+the others were restored. Ctrl-C,
 SIGTERM and SIGHUP stop starting installs, undo the installs they cut short and
 exit 128 + the signal number; a second Ctrl-C exits at once.
 
