@@ -1,6 +1,7 @@
 //! `helm bulk load`: decrypt, verify, plan and restore what the cluster lacks.
 
 use std::collections::HashMap;
+use std::io::Seek as _;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,8 +17,10 @@ use helm_bulk::restore::execute::{Outcome, Report, Stop, run_plan};
 use helm_bulk::restore::history::{self, Keep};
 use helm_bulk::restore::load::{self, LoadOptions, Preflight, Prepared};
 use helm_bulk::restore::plan::{Action, Mode, Step};
+use helm_bulk::restore::stream::{self, Rereader};
 use helm_bulk::restore::tiller::TillerTarget;
 use helm_bulk::source::helm::Driver;
+use helm_bulk::store::input::SnapshotSource;
 use helm_bulk::tiller::client::Tiller;
 
 /// Arguments of `load`.
@@ -45,8 +48,14 @@ partial failure, a Ctrl-C or a killed process, until it exits 0.
 
 The whole snapshot is decrypted and verified in memory, and every frozen chart
 to install is rendered with helm (client side) and its APIs checked, before
-anything is installed. Exit code 3 means some releases failed or are not
-deployed at the end (each is listed); the others were restored. Ctrl-C,
+anything is installed. Load keeps little of it (the index, the CRDs, the
+records of `order:` releases) and reads it again for the records of the
+preflight, the installs and the history: a file is opened again, a bucket
+object fetched again (the same ETag), standard input kept, still encrypted,
+in an unlinked 0600 temporary file; a passphrase is asked once. If the
+snapshot changed in between, load stops at once with one line. Exit code 3
+means some releases failed or are not deployed at the end (each is listed);
+the others were restored. Ctrl-C,
 SIGTERM and SIGHUP stop starting installs, undo the installs they cut short and
 exit 128 + the signal number; a second Ctrl-C exits at once.
 
@@ -137,6 +146,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     let selection = args.select.selection(config)?;
     let driver = Driver::parse(&args.driver)?;
     let order = effective_order(&config.config);
+    let ordered = order.clone();
     let mode = if args.upgrade {
         Mode::Upgrade
     } else if args.replace {
@@ -178,15 +188,52 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             "WARNING: the snapshot's origin is unverified (no trusted signers are configured); anyone who knows a recipient can write a snapshot. Set --trusted-signers or `trustedSigners:`."
         );
     }
-    let input = source.open()?;
-    let opened = helm_bulk::vault::open(input, &identities)?;
+    // Load reads the snapshot more than once (see restore::stream): standard
+    // input, which cannot be read again, is spooled as received (encrypted)
+    // to an unlinked 0600 file; a bucket object is read again pinned to the
+    // ETag of the first read.
+    let spooled = match &source {
+        SnapshotSource::File(p) if p.as_path() == std::path::Path::new("-") => Some(
+            helm_bulk::store::input::spool(std::io::stdin())
+                .map_err(|e| fail(format!("cannot read the snapshot from standard input: {e}")))?,
+        ),
+        _ => None,
+    };
+    let open_input = || -> Result<Box<dyn std::io::Read>, String> {
+        match &spooled {
+            Some(file) => {
+                let mut file = file.try_clone().map_err(|e| e.to_string())?;
+                file.seek(std::io::SeekFrom::Start(0))
+                    .map_err(|e| e.to_string())?;
+                Ok(Box::new(file))
+            }
+            None => source.open().map_err(|e| super::one_line(&e)),
+        }
+    };
+    let passphrase = helm_bulk::vault::Passphrase::default();
+    let input = match &spooled {
+        Some(_) => open_input().map_err(fail)?,
+        None => source.open()?,
+    };
+    let opened = helm_bulk::vault::open_again(input, &identities, &passphrase)?;
     // The history of each release (not into Tiller).
     let keep = match (args.no_history || args.to_tiller, args.history) {
         (true, _) => Keep::None,
         (false, Some(n)) => Keep::Newest(n),
         (false, None) => Keep::All,
     };
-    let mut snapshot = load::read_with_history(opened.reader, &args.status, keep)?;
+    // The first pass verifies all of it, keeping the index, the CRDs and the
+    // records of the `order:` releases; later passes read the records again.
+    let mut snapshot = load::read(opened.reader, &args.status, &ordered)?;
+    let reread = Rereader::new(
+        Box::new(|| {
+            let input = open_input()?;
+            helm_bulk::vault::open_again(input, &identities, &passphrase)
+                .map(|o| o.reader)
+                .map_err(|e| super::one_line(&e))
+        }),
+        snapshot.index.clone(),
+    );
     let index = &snapshot.index;
     args.open.verify.check_age(index)?;
     let helm2 = snapshot.is_helm2();
@@ -217,7 +264,8 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         }
         None => None,
     };
-    let histories = load::histories(&snapshot, &args.status, keep).map_err(fail)?;
+    let has_history =
+        keep != Keep::None && !load::restored(&snapshot.index, &args.status).is_empty();
     let storage = cluster.as_ref().map(|c| {
         history::Storage::new(
             c.client.clone(),
@@ -233,9 +281,15 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         (None, None) => Default::default(),
     };
     if let Some(storage) = &storage {
-        runtime
-            .block_on(history::recognize(storage, &histories, &mut existing))
-            .map_err(|e| fail(format!("cannot read the release storage: {e}")))?;
+        load::recognize(
+            &runtime,
+            storage,
+            &reread,
+            &args.status,
+            keep,
+            &mut existing,
+        )
+        .map_err(fail)?;
     }
     let options = LoadOptions {
         selection,
@@ -253,7 +307,9 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     let scope = options.scope;
     let index = &snapshot.index;
 
-    let fetch = |step: &Step| snapshot.record(step);
+    // Ordered steps first, then the others in the order a pass reads them.
+    let run_steps = load::run_order(&steps);
+    let to_read = load::keys_to_read(&snapshot, &run_steps);
     let stop = Arc::new(Stop::default());
     let runner = load::helm_runner(
         bin,
@@ -266,9 +322,22 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     // Every frozen chart about to be installed renders, and finds the APIs
     // it needs, before anything in the cluster changes.
     let preflight = match &cluster {
-        Some(cluster) => Some(load::run_preflight(
-            &runtime, cluster, &runner, &steps, &crds, args.jobs, &fetch,
-        )?),
+        Some(cluster) => {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let workers = args.jobs.max(cpus);
+            let (preflight, read) = reread.feed(&to_read, workers * 2, |feed| {
+                let fetch = |step: &Step| {
+                    snapshot
+                        .record(step)
+                        .or_else(|| feed.take(&stream::key(step)))
+                };
+                load::run_preflight(
+                    &runtime, cluster, &runner, &run_steps, &crds, args.jobs, &fetch,
+                )
+            });
+            read.map_err(|e| fail(format!("{e}; nothing was installed")))?;
+            Some(preflight?)
+        }
         None => None,
     };
     // Tiller installs into its own cluster, which helm-bulk does not reach.
@@ -281,15 +350,23 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
 
     // The history writes of each release (a dry run plans them).
     let history_run = |steps: &[Step], dry_run: bool, stopped: &dyn Fn() -> bool| match &storage {
-        Some(storage) => load::run_history(
-            &runtime, storage, &histories, steps, dry_run, args.jobs, stopped,
+        Some(storage) => load::run_history_read(
+            &runtime,
+            storage,
+            &reread,
+            &args.status,
+            keep,
+            steps,
+            dry_run,
+            args.jobs,
+            stopped,
         ),
-        None => Vec::new(),
+        None => Ok(Vec::new()),
     };
     if args.dry_run {
         // What the history writes would be, in each release's REASON.
         let mut shown = steps.clone();
-        for o in history_run(&steps, true, &|| false) {
+        for o in history_run(&steps, true, &|| false).map_err(fail)? {
             if let Some(s) = shown.iter_mut().find(|s| s.key() == o.key) {
                 let h = format!("history: {}", history::summary(&o, true));
                 s.note = Some(match s.note.take() {
@@ -363,7 +440,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 eprintln!("skipped   {}: {why}", s.key());
             }
         }
-        let outcomes = history_run(&steps, false, &|| false);
+        let outcomes = history_run(&steps, false, &|| false).map_err(fail)?;
         for o in &outcomes {
             eprintln!("{}", history::report_line(o, false));
         }
@@ -380,7 +457,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         eprintln!(
             "Nothing to install: every selected release in the snapshot is already installed{}.",
             match written {
-                0 if histories.is_empty() => String::new(),
+                0 if !has_history => String::new(),
                 0 => "; every restored history is complete".to_owned(),
                 n => format!("; completed the history of {n} release(s)"),
             }
@@ -398,26 +475,53 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             eprintln!("{}", report_line(r));
         }
     };
-    let reports = match (tiller, tiller_existing) {
-        (Some(tiller), Some(existing)) => {
-            let target = TillerTarget {
-                tiller,
-                runtime: runtime.handle().clone(),
-                existing,
-                description: runner.description.clone(),
-            };
-            run_plan(&target, &steps, args.jobs, &stop, fetch, print)
+    // The records come from another pass, read while the releases install;
+    // if it fails, no further step starts.
+    let (reports, read) = reread.feed(&to_read, args.jobs.max(1) * 4, |feed| {
+        let fetch = |step: &Step| {
+            snapshot.record(step).or_else(|| {
+                let record = feed.take(&stream::key(step));
+                if record.is_none() && feed.failure().is_some() {
+                    stop.stop();
+                }
+                record
+            })
+        };
+        match (tiller, tiller_existing) {
+            (Some(tiller), Some(existing)) => {
+                let target = TillerTarget {
+                    tiller,
+                    runtime: runtime.handle().clone(),
+                    existing,
+                    description: runner.description.clone(),
+                };
+                run_plan(&target, &run_steps, args.jobs, &stop, fetch, print)
+            }
+            _ => run_plan(&runner, &run_steps, args.jobs, &stop, fetch, print),
         }
-        _ => run_plan(&runner, &steps, args.jobs, &stop, fetch, print),
-    };
+    });
     drop(snapshot);
+    if let Err(e) = read {
+        let t = load::tally(&reports);
+        return Err(Failure {
+            message: format!(
+                "{e}; load stopped: restored {} release(s) from records read before that, failed {}, not started {}; no history was written. Run load again with an intact snapshot",
+                t.done, t.failed, t.not_started
+            ),
+            code: EXIT_PARTIAL,
+        });
+    }
     // The other saved revisions of the releases now installed.
     let done_steps: Vec<Step> = reports
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Done | Outcome::Skipped(_)))
         .map(|r| r.step.clone())
         .collect();
-    let history_outcomes = history_run(&done_steps, false, &stopped);
+    let history_outcomes = history_run(&done_steps, false, &stopped).unwrap_or_else(|e| {
+        eprintln!("FAILED    history: {e}");
+        other_failures += 1;
+        Vec::new()
+    });
     for o in &history_outcomes {
         if !stopped() {
             eprintln!("{}", history::report_line(o, false));
@@ -428,20 +532,20 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     // Every selected release must be deployed now, whatever helm said.
     let not_deployed: Vec<(String, String)> = match &cluster {
         Some(cluster) => {
-            match runtime.block_on(load::not_deployed(
-                &cluster.client,
-                driver,
-                scope.as_deref(),
-                &steps,
-                storage.as_ref().map(|s| (s, &histories)),
-            )) {
-                Ok(not_deployed) => not_deployed,
+            let now = runtime
+                .block_on(load::existing(&cluster.client, driver, scope.as_deref()))
+                .map_err(|e| super::one_line(&e))
+                .and_then(|mut now| {
+                    if let Some(storage) = &storage {
+                        load::recognize(&runtime, storage, &reread, &args.status, keep, &mut now)?;
+                    }
+                    Ok(now)
+                });
+            match now {
+                Ok(now) => load::not_deployed(&now, &steps),
                 Err(e) => {
                     // Not knowing is not success.
-                    eprintln!(
-                        "FAILED    cannot check that every release is deployed: {}",
-                        super::one_line(&e)
-                    );
+                    eprintln!("FAILED    cannot check that every release is deployed: {e}");
                     other_failures += 1;
                     Vec::new()
                 }

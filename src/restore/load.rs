@@ -57,13 +57,18 @@ pub struct LoadOptions {
     pub jobs: usize,
 }
 
-/// A decrypted, verified snapshot, reduced to what may be restored.
+/// A decrypted, verified snapshot, reduced to what load needs before it
+/// reads the records again ([`super::stream`]): the index, the stored CRDs,
+/// what each restorable record uses, and the records of the releases that
+/// go first (`order:`; few).
 pub struct Snapshot {
     /// The index.
     pub index: Index,
-    /// The records of the revisions that may be restored, by
+    /// The records of the `order:` releases' restorable revisions, by
     /// `(namespace, name, revision)`.
     pub records: HashMap<RevisionKey, Zeroizing<Vec<u8>>>,
+    /// The API kinds and chart CRDs of each revision that may be restored.
+    pub uses: HashMap<RevisionKey, Uses>,
     /// Every stored CRD with its JSON.
     pub crds: StoredCrds,
 }
@@ -74,45 +79,71 @@ impl Snapshot {
         self.index.source.kind == crate::snapshot::SourceKind::Tiller
     }
 
-    /// The record of a step.
+    /// The record of a step, if this first pass kept it (an ordered step's).
     pub fn record(&self, step: &Step) -> Option<Zeroizing<Vec<u8>>> {
         self.records.get(step.revision_id()).cloned()
     }
 }
 
-/// Reads the decrypted snapshot, checking every entry against the index,
-/// and keeps the records of the revisions `statuses` allow to restore.
-pub fn read(plain: impl std::io::Read, statuses: &[String]) -> Result<Snapshot, SnapshotError> {
-    read_with_history(plain, statuses, Keep::None)
+/// What a release record uses, for the choice of CRDs ([`crds_to_create`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uses {
+    /// The `(group, kind)` of each object in its manifest.
+    pub kinds: BTreeSet<(String, String)>,
+    /// The names of the CRDs in its chart's `crds/` (Helm 3 records).
+    pub chart_crds: BTreeSet<String>,
 }
 
-/// [`read`], keeping also the records of the history `keep` restores
-/// ([`super::history`]).
-pub fn read_with_history(
+impl Uses {
+    /// What `record` uses; `helm2`: a Helm 2 record.
+    pub fn of(record: &[u8], helm2: bool) -> Uses {
+        if helm2 {
+            return Uses {
+                kinds: crate::tiller::record::kinds_used_bytes(record)
+                    .into_iter()
+                    .collect(),
+                chart_crds: BTreeSet::new(),
+            };
+        }
+        Uses {
+            kinds: crate::release::kinds_used(record),
+            chart_crds: crate::release::chart_crd_files(record)
+                .into_iter()
+                .flat_map(|(_, text)| crate::release::crd_names(&text))
+                .collect(),
+        }
+    }
+}
+
+/// Reads the decrypted snapshot, checking every entry against the index
+/// (the first pass: nothing is restored before all of it verified), and
+/// keeps what [`Snapshot`] says: memory grows with the index, not with
+/// the records. `order`: the `order:` list.
+pub fn read(
     plain: impl std::io::Read,
     statuses: &[String],
-    keep: Keep,
+    order: &[String],
 ) -> Result<Snapshot, SnapshotError> {
     let mut wanted: Option<std::collections::HashSet<RevisionKey>> = None;
-    let mut records: HashMap<RevisionKey, Zeroizing<Vec<u8>>> = HashMap::new();
+    let mut records = HashMap::new();
+    let mut uses = HashMap::new();
     let mut crds: Vec<(IndexCrd, Vec<u8>)> = Vec::new();
     let index = crate::release::read_checked(plain, &Limits::default(), |index, entry, data| {
         let wanted = wanted.get_or_insert_with(|| {
-            let mut w: std::collections::HashSet<_> = targets(index, statuses)
+            targets(index, statuses)
                 .values()
                 .map(|t| t.row.revision_key())
-                .collect();
-            w.extend(
-                history::records_needed(index, &restored(index, statuses), keep)
-                    .into_iter()
-                    .map(|(ns, name, rev)| RevisionKey::new(ns, name, rev)),
-            );
-            w
+                .collect()
         });
         match entry {
             Entry::Release(row) => {
-                if wanted.contains(row.revision_id()) {
-                    records.insert(row.revision_key(), data);
+                let key = row.revision_key();
+                if wanted.contains(&key) {
+                    let helm2 = index.source.kind == crate::snapshot::SourceKind::Tiller;
+                    uses.insert(key.clone(), Uses::of(&data, helm2));
+                    if super::plan::order_position(order, &row.namespace, &row.name).is_some() {
+                        records.insert(key, data);
+                    }
                 }
             }
             Entry::Crd(c) => crds.push((c.clone(), data.to_vec())),
@@ -122,8 +153,32 @@ pub fn read_with_history(
     Ok(Snapshot {
         index,
         records,
+        uses,
         crds,
     })
+}
+
+/// The steps in the order load runs them: the ordered ones first, as
+/// planned, then the others in archive order ([`crate::snapshot::storage_order`]),
+/// the order a second pass reads their records in.
+pub fn run_order(steps: &[Step]) -> Vec<Step> {
+    let (mut ordered, mut rest): (Vec<Step>, Vec<Step>) =
+        steps.iter().cloned().partition(|s| s.ordered);
+    rest.sort_by_cached_key(|s| crate::snapshot::storage_order(&s.namespace, &s.name, s.revision));
+    ordered.append(&mut rest);
+    ordered
+}
+
+/// The record keys a pass must read for `steps` (in run order): those of
+/// the steps that change a release and whose record the first pass did not
+/// keep.
+pub fn keys_to_read(snapshot: &Snapshot, steps: &[Step]) -> Vec<RevisionKey> {
+    steps
+        .iter()
+        .filter(|s| s.action.changes())
+        .map(super::stream::key)
+        .filter(|k| !snapshot.records.contains_key(k))
+        .collect()
 }
 
 /// The releases a cluster's Helm storage has in `scope`.
@@ -182,13 +237,8 @@ pub fn prepare(
     // rule save captures them by), except those a release's frozen chart
     // installs from its `crds/`: helm does, so that Helm 4's server-side
     // apply of them never conflicts with a create by helm-bulk.
-    let helm2 = snapshot.is_helm2();
-    let (crds, left_to_helm) = crds_to_create(
-        std::mem::take(&mut snapshot.crds),
-        &steps,
-        &snapshot.records,
-        helm2,
-    );
+    let (crds, left_to_helm) =
+        crds_to_create(std::mem::take(&mut snapshot.crds), &steps, &snapshot.uses);
     Prepared {
         steps,
         crds,
@@ -196,28 +246,14 @@ pub fn prepare(
     }
 }
 
-/// Which releases selected by the plan are not deployed now, with their
-/// state (`failed (revision 2)`, `not installed`).
-///
-/// With `history`, a release whose restored history ends with a failed
-/// upgrade counts as deployed ([`history::recognize`]).
-pub async fn not_deployed(
-    client: &kube::Client,
-    driver: Driver,
-    scope: Option<&str>,
+/// Which releases selected by the plan are not deployed in `now` (what
+/// the target has, after [`recognize`]), with their state (`failed
+/// (revision 2)`, `not installed`).
+pub fn not_deployed(
+    now: &HashMap<(String, String), Installed>,
     steps: &[Step],
-    history: Option<(&history::Storage, &Histories)>,
-) -> Result<Vec<(String, String)>, SourceError> {
-    let mut now = installed_releases(client, driver, scope).await?;
-    if let Some((storage, histories)) = history {
-        history::recognize(storage, histories, &mut now)
-            .await
-            .map_err(|cause| SourceError::Api {
-                what: driver.what(),
-                cause,
-            })?;
-    }
-    Ok(steps
+) -> Vec<(String, String)> {
+    steps
         .iter()
         .filter(|s| s.selected)
         .filter_map(|s| match now.get(&(s.namespace.clone(), s.name.clone())) {
@@ -225,7 +261,41 @@ pub async fn not_deployed(
             Some(r) => Some((s.key(), format!("{} (revision {})", r.status, r.revision))),
             None => Some((s.key(), "not installed".to_owned())),
         })
-        .collect())
+        .collect()
+}
+
+/// Counts as deployed each release of `existing` whose restored history
+/// load wrote ([`history::recognize`]), reading the histories of those
+/// that are not deployed (and not frozen) from the snapshot again, a few
+/// at a time.
+pub fn recognize(
+    runtime: &tokio::runtime::Runtime,
+    storage: &history::Storage,
+    reread: &super::stream::Rereader,
+    statuses: &[String],
+    keep: Keep,
+    existing: &mut HashMap<(String, String), Installed>,
+) -> Result<(), String> {
+    let candidates: BTreeMap<(String, String), u32> = restored(reread.index(), statuses)
+        .into_iter()
+        .filter(|(k, _)| {
+            existing
+                .get(k)
+                .is_some_and(|e| e.status != "deployed" && !e.frozen)
+        })
+        .collect();
+    let helm2 = reread.index().source.kind == crate::snapshot::SourceKind::Tiller;
+    let mut error = None;
+    reread.histories(&candidates, keep, helm2, 16, |batch| {
+        match runtime.block_on(history::recognize(storage, &batch, existing)) {
+            Ok(()) => true,
+            Err(e) => {
+                error = Some(format!("cannot read the release storage: {e}"));
+                false
+            }
+        }
+    })?;
+    error.map_or(Ok(()), Err)
 }
 
 pub use super::helm::helm_bin;
@@ -413,35 +483,11 @@ pub fn restore_description(index: &Index) -> String {
 }
 
 /// The restored revision of each release: `(namespace, name)` → revision.
-fn restored(index: &Index, statuses: &[String]) -> BTreeMap<(String, String), u32> {
+pub fn restored(index: &Index, statuses: &[String]) -> BTreeMap<(String, String), u32> {
     targets(index, statuses)
         .into_iter()
         .map(|(k, t)| (k, t.row.revision))
         .collect()
-}
-
-/// The release histories of a snapshot to restore ([`super::history`]),
-/// its records read with [`read_with_history`]; Helm 2 records are
-/// converted to Helm 3 records as `helm 2to3` does.
-pub fn histories(
-    snapshot: &Snapshot,
-    statuses: &[String],
-    keep: Keep,
-) -> Result<Histories, String> {
-    let helm2 = snapshot.is_helm2();
-    let index = &snapshot.index;
-    history::wanted_all(index, &restored(index, statuses), keep, |ns, n, r| {
-        let data = snapshot
-            .records
-            .get((ns, n, r).revision_id())
-            .ok_or("the snapshot has no record of it")?;
-        if helm2 {
-            super::helm2to3::record_to_helm3(data)
-        } else {
-            Ok(data.clone())
-        }
-    })
-    .map_err(|e| format!("cannot restore the history of {e}"))
 }
 
 /// The history of each release to restore, by `(namespace, name)`.
@@ -476,6 +522,40 @@ pub fn run_history(
     ))
 }
 
+/// [`run_history`], the histories read from the snapshot again a few
+/// releases at a time: only those of the releases [`run_history`] writes.
+#[allow(clippy::too_many_arguments)]
+pub fn run_history_read(
+    runtime: &tokio::runtime::Runtime,
+    storage: &history::Storage,
+    reread: &super::stream::Rereader,
+    statuses: &[String],
+    keep: Keep,
+    steps: &[Step],
+    dry_run: bool,
+    jobs: usize,
+    stopped: &dyn Fn() -> bool,
+) -> Result<Vec<history::Outcome>, String> {
+    let written: BTreeSet<(String, String)> = steps
+        .iter()
+        .filter(|s| s.selected && !matches!(s.action, Action::Upgrade | Action::Refuse(_)))
+        .map(|s| (s.namespace.clone(), s.name.clone()))
+        .collect();
+    let targets: BTreeMap<(String, String), u32> = restored(reread.index(), statuses)
+        .into_iter()
+        .filter(|(k, _)| written.contains(k))
+        .collect();
+    let helm2 = reread.index().source.kind == crate::snapshot::SourceKind::Tiller;
+    let mut outcomes = Vec::new();
+    reread.histories(&targets, keep, helm2, jobs.max(1) * 4, |batch| {
+        outcomes.extend(run_history(
+            runtime, storage, &batch, steps, dry_run, jobs, stopped,
+        ));
+        !stopped()
+    })?;
+    Ok(outcomes)
+}
+
 /// The snapshot's CRD rows with their JSON.
 pub type StoredCrds = Vec<(IndexCrd, Vec<u8>)>;
 
@@ -487,8 +567,7 @@ pub type StoredCrds = Vec<(IndexCrd, Vec<u8>)>;
 pub fn crds_to_create(
     mut crds: StoredCrds,
     steps: &[Step],
-    records: &HashMap<RevisionKey, Zeroizing<Vec<u8>>>,
-    helm2: bool,
+    uses: &HashMap<RevisionKey, Uses>,
 ) -> (StoredCrds, std::collections::BTreeMap<String, String>) {
     use std::collections::{BTreeMap, BTreeSet};
     let mut groups = BTreeSet::new();
@@ -497,23 +576,16 @@ pub fn crds_to_create(
     // CRD name → the releases whose frozen chart installs it.
     let mut installers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in steps.iter().filter(|s| s.action.changes()) {
-        let Some(r) = records.get(s.revision_id()) else {
+        let Some(u) = uses.get(s.revision_id()) else {
             continue;
         };
-        let kinds = if helm2 {
-            crate::tiller::record::kinds_used_bytes(r)
-        } else {
-            crate::release::kinds_used(r)
-        };
-        for gk in kinds {
+        for gk in &u.kinds {
             groups.insert(gk.0.clone());
-            users.entry(gk).or_default().insert(s.key());
+            users.entry(gk.clone()).or_default().insert(s.key());
         }
-        if !helm2 && matches!(s.action, Action::Install | Action::Replace) {
-            for (_, text) in crate::release::chart_crd_files(r) {
-                for name in crate::release::crd_names(&text) {
-                    installers.entry(name).or_default().insert(s.key());
-                }
+        if matches!(s.action, Action::Install | Action::Replace) {
+            for name in &u.chart_crds {
+                installers.entry(name.clone()).or_default().insert(s.key());
             }
         }
     }
@@ -628,7 +700,11 @@ mod tests {
         put("user", record(&[("m.test/v1", "M")], None));
         put("up", record(&[], Some(("ms.m.test", "m.test", "M"))));
         put("skipped", record(&[("other.test/v1", "C")], None));
-        let (kept, left) = crds_to_create(crds, &steps, &records, false);
+        let uses: HashMap<_, _> = records
+            .iter()
+            .map(|(k, r)| (k.clone(), Uses::of(r, false)))
+            .collect();
+        let (kept, left) = crds_to_create(crds, &steps, &uses);
         let names: Vec<&str> = kept.iter().map(|(c, _)| c.name.as_str()).collect();
         // bs.g.test for its group; cs.other.test only a skipped release uses.
         assert_eq!(names, ["as.g.test", "bs.g.test", "ls.l.test", "ms.m.test"]);
@@ -692,7 +768,7 @@ mod tests {
 
     fn kept(snapshot: &Snapshot) -> Vec<String> {
         let mut keys: Vec<String> = snapshot
-            .records
+            .uses
             .keys()
             .map(|k| format!("{}/{}.v{}", k.namespace, k.name, k.revision))
             .collect();
@@ -701,21 +777,72 @@ mod tests {
     }
 
     #[test]
-    fn read_keeps_only_the_records_that_may_be_restored() {
+    fn read_keeps_what_restorable_records_use_and_only_the_ordered_records() {
         let bytes = snapshot_bytes();
-        let deployed = read(&bytes[..], &["deployed".to_owned()]).unwrap();
+        let deployed = read(&bytes[..], &["deployed".to_owned()], &[]).unwrap();
         assert_eq!(deployed.index.releases.len(), 5);
         assert_eq!(kept(&deployed), ["a/db.v2", "b/web.v1"]);
-        let failed = read(&bytes[..], &["failed".to_owned()]).unwrap();
+        assert!(deployed.records.is_empty());
+        let db = &deployed.uses[&RevisionKey::new("a", "db", 2)];
+        assert_eq!(
+            db.kinds,
+            BTreeSet::from([("g.test".to_owned(), "K".to_owned())])
+        );
+        let failed = read(&bytes[..], &["failed".to_owned()], &[]).unwrap();
         assert_eq!(kept(&failed), ["a/db.v3"]);
+        // The record of a release in `order:` is kept: it is installed
+        // first, before a second pass reaches it.
+        let ordered = read(&bytes[..], &["deployed".to_owned()], &["b/web".to_owned()]).unwrap();
+        let records: Vec<&RevisionKey> = ordered.records.keys().collect();
+        assert_eq!(records, [&RevisionKey::new("b", "web", 1)]);
         let mut truncated = bytes.clone();
         truncated.truncate(bytes.len() / 2);
-        assert!(read(&truncated[..], &["deployed".to_owned()]).is_err());
+        assert!(read(&truncated[..], &["deployed".to_owned()], &[]).is_err());
+    }
+
+    #[test]
+    fn run_order_puts_ordered_steps_first_then_the_others_in_archive_order() {
+        // Plan order sorts (namespace, name): `app` before `app-x`; the
+        // archive sorts `ns/app-x.v1` before `ns/app.v1` ('-' < '.').
+        let mut first = step("zz", Action::Install);
+        first.ordered = true;
+        let steps = vec![
+            first,
+            step("app", Action::Install),
+            step("app-x", Action::Install),
+            step("b", Action::Skip("x".into())),
+        ];
+        let names: Vec<String> = run_order(&steps).into_iter().map(|s| s.name).collect();
+        assert_eq!(names, ["zz", "app-x", "app", "b"]);
+        let snapshot = Snapshot {
+            index: Index::new(
+                String::new(),
+                crate::snapshot::Source {
+                    kind: crate::snapshot::SourceKind::Helm3,
+                    driver: "secret".to_owned(),
+                    extra: Default::default(),
+                },
+                crate::snapshot::Cluster {
+                    server: String::new(),
+                    context: String::new(),
+                    extra: Default::default(),
+                },
+            ),
+            records: HashMap::from([(RevisionKey::new("ns", "zz", 1), record(&[], None))]),
+            uses: HashMap::new(),
+            crds: Vec::new(),
+        };
+        // A second pass reads the changing steps' records the first did not keep.
+        let keys: Vec<String> = keys_to_read(&snapshot, &run_order(&steps))
+            .into_iter()
+            .map(|k| k.name)
+            .collect();
+        assert_eq!(keys, ["app-x", "app"]);
     }
 
     #[test]
     fn prepare_plans_against_what_the_target_has_and_picks_the_crds() {
-        let mut snapshot = read(&snapshot_bytes()[..], &["deployed".to_owned()]).unwrap();
+        let mut snapshot = read(&snapshot_bytes()[..], &["deployed".to_owned()], &[]).unwrap();
         snapshot.crds = vec![
             crd("ks.g.test", "g.test", "K"),
             crd("ks.other.test", "other.test", "K"),
@@ -746,7 +873,7 @@ mod tests {
         assert!(prepared.left_to_helm.is_empty());
 
         // What the target has deployed is skipped, and then no CRD is needed.
-        let mut snapshot = read(&snapshot_bytes()[..], &["deployed".to_owned()]).unwrap();
+        let mut snapshot = read(&snapshot_bytes()[..], &["deployed".to_owned()], &[]).unwrap();
         snapshot.crds = vec![crd("ks.g.test", "g.test", "K")];
         let existing = HashMap::from([(
             ("a".to_owned(), "db".to_owned()),

@@ -10,7 +10,8 @@
 //! stopped when told to) over a [`execute::Target`]: the helm binary
 //! ([`helm`]) or a Tiller ([`tiller`], `load --to-tiller`). [`history`]
 //! writes the other saved revisions of each release back to Helm's
-//! storage, Helm 2 ones converted by [`helm2to3`].
+//! storage, Helm 2 ones converted by [`helm2to3`]. [`stream`] reads a
+//! verified snapshot's records again with bounded memory.
 
 pub mod crds;
 pub mod execute;
@@ -22,6 +23,7 @@ pub mod history;
 pub mod load;
 pub mod plan;
 pub mod preflight;
+pub mod stream;
 pub mod tiller;
 
 /// Errors preparing a restore.

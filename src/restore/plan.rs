@@ -159,7 +159,7 @@ pub fn targets<'a>(
     out
 }
 
-fn order_position(order: &[String], namespace: &str, name: &str) -> Option<usize> {
+pub(crate) fn order_position(order: &[String], namespace: &str, name: &str) -> Option<usize> {
     order.iter().position(|o| match o.split_once('/') {
         Some((ns, n)) => ns == namespace && n == name,
         None => o == name,

@@ -72,6 +72,18 @@ pub enum SnapshotSource {
     },
 }
 
+/// Copies `input` (a snapshot as received, still encrypted) to an unlinked
+/// temporary file readable only by this user (0600), so that load can read
+/// standard input more than once. Only ciphertext is written: nothing
+/// decrypted touches the disk.
+pub fn spool(mut input: impl Read) -> std::io::Result<std::fs::File> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = tempfile::tempfile()?;
+    std::io::copy(&mut input, &mut file)?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(file)
+}
+
 /// A runtime for the async parts (cluster and object storage).
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

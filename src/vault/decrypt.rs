@@ -44,6 +44,22 @@ impl<R: Read> Read for Authenticated<R> {
 /// * `identities`: identity files; only read when the input is encrypted to
 ///   recipients. A passphrase-encrypted input prompts on the terminal instead.
 pub fn open<R: Read + 'static>(input: R, identities: &[PathBuf]) -> Result<Opened, VaultError> {
+    open_again(input, identities, &Passphrase::default())
+}
+
+/// The passphrase of a snapshot that is decrypted more than once (load
+/// reads it again for the records): asked the first time, then kept in
+/// memory only, wiped when dropped.
+#[derive(Default)]
+pub struct Passphrase(std::sync::Mutex<Option<secrecy::SecretString>>);
+
+/// [`open`], asking for the passphrase only if `passphrase` does not hold
+/// the one that opened it before.
+pub fn open_again<R: Read + 'static>(
+    input: R,
+    identities: &[PathBuf],
+    passphrase: &Passphrase,
+) -> Result<Opened, VaultError> {
     let mut input = BufReader::with_capacity(64 * 1024, input);
     let head = input.fill_buf()?;
     if head.is_empty() {
@@ -65,16 +81,24 @@ pub fn open<R: Read + 'static>(input: R, identities: &[PathBuf]) -> Result<Opene
     let decryptor =
         age::Decryptor::new_buffered(ArmoredReader::new(input)).map_err(header_error)?;
     let reader = if decryptor.is_scrypt() {
-        let passphrase = super::prompt_passphrase("Enter the snapshot's passphrase: ")?;
-        let identity = age::scrypt::Identity::new(passphrase);
-        decryptor
+        let known = passphrase.0.lock().ok().and_then(|p| p.clone());
+        let secret = match known {
+            Some(p) => p,
+            None => super::prompt_passphrase("Enter the snapshot's passphrase: ")?,
+        };
+        let identity = age::scrypt::Identity::new(secret.clone());
+        let reader = decryptor
             .decrypt(std::iter::once(&identity as &dyn age::Identity))
             .map_err(|e| match e {
                 age::DecryptError::NoMatchingKeys | age::DecryptError::DecryptionFailed => {
                     VaultError::WrongPassphrase
                 }
                 other => header_error(other),
-            })?
+            })?;
+        if let Ok(mut p) = passphrase.0.lock() {
+            *p = Some(secret);
+        }
+        reader
     } else {
         if identities.is_empty() {
             return Err(VaultError::NoIdentities);

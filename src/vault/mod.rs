@@ -13,7 +13,7 @@ mod keys;
 mod rekey;
 pub mod sign;
 
-pub use decrypt::{Opened, open};
+pub use decrypt::{Opened, Passphrase, open, open_again};
 pub use encrypt::{EncryptingWriter, Protection, encrypt};
 pub use keys::{
     default_identity_path, generate_identity, prompt_new_passphrase, prompt_passphrase,

@@ -37,6 +37,12 @@ pub(crate) fn converge(helm: Helm) {
 
     api_server_restart_during_a_load(&run, &env, &snapshot);
     run.step("API server restarted mid-load; rerun converged");
+
+    a_snapshot_changed_between_two_reads_is_refused(&run, &env, &snapshot);
+    run.step("snapshot replaced between two reads: refused, nothing installed");
+
+    a_snapshot_from_standard_input_loads(&run, &env, &snapshot);
+    run.step("loaded from standard input");
 }
 
 /// Save warns about the upgrade in flight; show says so. Returns the snapshot.

@@ -7,7 +7,10 @@
 //!   alone, which passes SIGTERM on to helm) while helm waits on a
 //!   pre-install Job hook, and the
 //!   API server restarted during a load: each time a rerun ends with every
-//!   release `deployed` and its objects present.
+//!   release `deployed` and its objects present. Then the snapshot file is
+//!   replaced by another valid one between load's first read (which
+//!   verifies it) and a later one (preflight, installs): refused with one
+//!   line, nothing installed; and it loads from standard input (issue 17).
 //! * `someone_elses_failed_release_*`: a release of someone else, `failed` in
 //!   the target cluster, is left alone, listed and counted (exit 3);
 //!   `--replace` restores it.
@@ -34,6 +37,7 @@ mod cluster;
 #[path = "../no_cluster/mod.rs"]
 mod no_cluster;
 
+mod changed;
 mod fixtures;
 mod interrupts;
 mod refusals;
@@ -48,6 +52,7 @@ use cluster::{Helm, Run, TestEnv, chart};
 use no_cluster::{lines_with, ok_as, show, signal, text};
 use serde_json::{Value, json};
 
+use changed::*;
 use fixtures::*;
 use interrupts::*;
 use refusals::*;
