@@ -190,7 +190,7 @@ pub struct Saved {
     /// Storage objects that could not be decoded: `namespace/object: reason`.
     pub problems: Vec<String>,
     /// Releases saved with an upgrade in flight, and what load does about it.
-    pub in_flight: Vec<(String, String, String)>,
+    pub in_flight: Vec<(crate::release::ReleaseKey, String)>,
     /// A signature of an earlier snapshot at the output path, removed since
     /// this snapshot is not signed.
     pub removed_stale_signature: Option<PathBuf>,

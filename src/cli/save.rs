@@ -262,11 +262,11 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
                     stale.display()
                 );
             }
-            for (ns, name, what) in &stats.in_flight {
+            for (release, what) in &stats.in_flight {
                 eprintln!(
                     "warning: {}/{}: {what}; save again once helm has finished to capture the new revision",
-                    super::printable(ns),
-                    super::printable(name)
+                    super::printable(&release.namespace),
+                    super::printable(&release.name)
                 );
             }
             let where_ = &stats.destination;

@@ -195,6 +195,12 @@ impl RevisionId for (&str, &str, u32) {
     }
 }
 
+impl RevisionId for super::Summary {
+    fn revision_parts(&self) -> (&str, &str, u32) {
+        (&self.namespace, &self.name, self.revision)
+    }
+}
+
 impl RevisionId for IndexRow {
     fn revision_parts(&self) -> (&str, &str, u32) {
         (&self.namespace, &self.name, self.revision)
@@ -257,6 +263,12 @@ macro_rules! keyed_by_parts {
 
 keyed_by_parts!(ReleaseKey, ReleaseId, release_parts);
 keyed_by_parts!(RevisionKey, RevisionId, revision_parts);
+
+impl From<(String, String)> for ReleaseKey {
+    fn from((namespace, name): (String, String)) -> ReleaseKey {
+        ReleaseKey { namespace, name }
+    }
+}
 
 impl From<&IndexRow> for ReleaseKey {
     fn from(row: &IndexRow) -> ReleaseKey {

@@ -232,14 +232,34 @@ pub fn current_revision(revisions: &[(u32, &str)]) -> Option<Current> {
 /// The newest revision of each release among index rows, by
 /// `(namespace, name)`.
 pub fn newest_rows(rows: &[IndexRow]) -> std::collections::BTreeMap<(&str, &str), &IndexRow> {
-    let mut newest: std::collections::BTreeMap<(&str, &str), &IndexRow> = Default::default();
-    for row in rows {
-        let e = newest.entry((&row.namespace, &row.name)).or_insert(row);
-        if row.revision > e.revision {
-            *e = row;
+    newest_per_release(rows, |r| {
+        ((r.namespace.as_str(), r.name.as_str()), r.revision)
+    })
+}
+
+/// Of `items` that each stand for one revision of a release (`id`: the
+/// release's key and the revision), the item of each release's newest
+/// revision; of equal revisions, the last one.
+pub fn newest_per_release<K: Ord, T>(
+    items: impl IntoIterator<Item = T>,
+    id: impl Fn(&T) -> (K, u32),
+) -> std::collections::BTreeMap<K, T> {
+    use std::collections::btree_map::Entry;
+    let mut newest: std::collections::BTreeMap<K, (u32, T)> = Default::default();
+    for item in items {
+        let (key, revision) = id(&item);
+        match newest.entry(key) {
+            Entry::Vacant(e) => {
+                e.insert((revision, item));
+            }
+            Entry::Occupied(mut e) => {
+                if revision >= e.get().0 {
+                    e.insert((revision, item));
+                }
+            }
         }
     }
-    newest
+    newest.into_iter().map(|(k, (_, item))| (k, item)).collect()
 }
 
 /// How many distinct releases index rows in archive order hold (the
@@ -256,7 +276,7 @@ pub fn distinct_releases(rows: &[IndexRow]) -> usize {
 /// The releases of `rows` (index rows, any order) that were saved with an
 /// upgrade or rollback in flight (see [`current_revision`]), sorted, each
 /// with the message that says so.
-pub fn caught_in_flight(rows: &[IndexRow]) -> Vec<(String, String, String)> {
+pub fn caught_in_flight(rows: &[IndexRow]) -> Vec<(ReleaseKey, String)> {
     let mut by_release: std::collections::BTreeMap<(&str, &str), Vec<(u32, &str)>> =
         Default::default();
     for r in rows {
@@ -271,8 +291,7 @@ pub fn caught_in_flight(rows: &[IndexRow]) -> Vec<(String, String, String)> {
             let c = current_revision(&revs)?;
             let (pending, status) = c.in_flight?;
             Some((
-                ns.to_owned(),
-                name.to_owned(),
+                ReleaseKey::new(ns, name),
                 format!(
                     "an upgrade was in flight when it was saved (revision {pending} is {status}); load restores revision {}, the last good one",
                     c.revision
@@ -445,11 +464,11 @@ fn unquote(v: &str) -> String {
     v.trim_matches(|c| c == '"' || c == '\'').to_owned()
 }
 
-/// The `(group, kind)` of every object in a Helm 3/4 record's manifest and
+/// The group and kind of every object in a Helm 3/4 record's manifest and
 /// hooks (the core group is `""`), and of every custom kind defined by a CRD
 /// among them or in the chart's `crds/`. Documents that are not YAML objects
 /// are ignored.
-pub fn kinds_used(data: &[u8]) -> std::collections::BTreeSet<(String, String)> {
+pub fn kinds_used(data: &[u8]) -> std::collections::BTreeSet<GroupKind> {
     #[derive(Deserialize)]
     struct Record {
         #[serde(default)]
@@ -537,7 +556,7 @@ pub fn crd_names(text: &str) -> Vec<String> {
 }
 
 /// Adds the kinds of the documents of `text` (see [`kinds_used`]).
-fn kinds_in(text: &str, out: &mut std::collections::BTreeSet<(String, String)>) {
+fn kinds_in(text: &str, out: &mut std::collections::BTreeSet<GroupKind>) {
     #[derive(Deserialize)]
     struct TypeMeta {
         #[serde(default, rename = "apiVersion")]
@@ -581,9 +600,9 @@ fn kinds_in(text: &str, out: &mut std::collections::BTreeSet<(String, String)>) 
             if kind == "CustomResourceDefinition"
                 && let Ok(crd) = serde_norway::from_str::<Crd>(doc)
             {
-                out.insert((crd.spec.group, crd.spec.names.kind));
+                out.insert(GroupKind::new(crd.spec.group, crd.spec.names.kind));
             }
-            out.insert((group.to_owned(), kind));
+            out.insert(GroupKind::new(group, kind));
         }
     }
 }
@@ -598,7 +617,7 @@ mod kinds_tests {
             "chart": {"files": [{"name": "crds/g.yaml", "data": "YXBpVmVyc2lvbjogYXBpZXh0ZW5zaW9ucy5rOHMuaW8vdjEKa2luZDogQ3VzdG9tUmVzb3VyY2VEZWZpbml0aW9uCm1ldGFkYXRhOgogIG5hbWU6IGdzLmV4YW1wbGUuY29tCnNwZWM6CiAgZ3JvdXA6IGV4YW1wbGUuY29tCiAgbmFtZXM6CiAgICBraW5kOiBHYWRnZXQK"}]}
         });
         let kinds = super::kinds_used(rec.to_string().as_bytes());
-        let v: Vec<(String, String)> = kinds.into_iter().collect();
+        let v: Vec<(String, String)> = kinds.into_iter().map(|g| (g.group, g.kind)).collect();
         assert_eq!(
             v,
             [

@@ -22,7 +22,7 @@ use super::execute::{HelmRunner, Outcome, Report, Stop};
 use super::history::{self, Keep};
 use super::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use super::preflight;
-use crate::release::{Installed, RevisionId, RevisionKey};
+use crate::release::{Installed, ReleaseId, ReleaseKey, RevisionId, RevisionKey};
 use crate::select::Selection;
 use crate::snapshot::{Entry, Index, IndexCrd, Limits, SnapshotError};
 use crate::source::SourceError;
@@ -101,11 +101,11 @@ pub fn read_with_history(
                 .values()
                 .map(|t| t.row.revision_key())
                 .collect();
-            w.extend(
-                history::records_needed(index, &restored(index, statuses), keep)
-                    .into_iter()
-                    .map(|(ns, name, rev)| RevisionKey::new(ns, name, rev)),
-            );
+            w.extend(history::records_needed(
+                index,
+                &restored(index, statuses),
+                keep,
+            ));
             w
         });
         match entry {
@@ -130,14 +130,14 @@ pub async fn existing(
     client: &kube::Client,
     driver: Driver,
     scope: Option<&str>,
-) -> Result<HashMap<(String, String), Installed>, SourceError> {
+) -> Result<HashMap<ReleaseKey, Installed>, SourceError> {
     installed_releases(client, driver, scope).await
 }
 
 /// The releases a Tiller has: a release that is not deleted counts as installed.
 pub fn existing_in_tiller(
     tiller: &crate::tiller::restore::Existing,
-) -> HashMap<(String, String), Installed> {
+) -> HashMap<ReleaseKey, Installed> {
     tiller
         .installed
         .iter()
@@ -147,7 +147,7 @@ pub fn existing_in_tiller(
                 status: "deployed".to_owned(),
                 frozen: false,
             };
-            (k.clone(), release)
+            (k.clone().into(), release)
         })
         .collect()
 }
@@ -165,7 +165,7 @@ pub struct Prepared {
 /// Plans the restore of `snapshot` onto a target that has `existing`.
 pub fn prepare(
     snapshot: &mut Snapshot,
-    existing: &HashMap<(String, String), Installed>,
+    existing: &HashMap<ReleaseKey, Installed>,
     opts: &LoadOptions,
 ) -> Prepared {
     let steps = plan(&PlanInput {
@@ -206,7 +206,7 @@ pub async fn not_deployed(
     scope: Option<&str>,
     steps: &[Step],
     history: Option<(&history::Storage, &Histories)>,
-) -> Result<Vec<(String, String)>, SourceError> {
+) -> Result<Vec<(ReleaseKey, String)>, SourceError> {
     let mut now = installed_releases(client, driver, scope).await?;
     if let Some((storage, histories)) = history {
         history::recognize(storage, histories, &mut now)
@@ -219,10 +219,13 @@ pub async fn not_deployed(
     Ok(steps
         .iter()
         .filter(|s| s.selected)
-        .filter_map(|s| match now.get(&(s.namespace.clone(), s.name.clone())) {
+        .filter_map(|s| match now.get(s.release_id()) {
             Some(r) if r.status == "deployed" => None,
-            Some(r) => Some((s.key(), format!("{} (revision {})", r.status, r.revision))),
-            None => Some((s.key(), "not installed".to_owned())),
+            Some(r) => Some((
+                s.release_key(),
+                format!("{} (revision {})", r.status, r.revision),
+            )),
+            None => Some((s.release_key(), "not installed".to_owned())),
         })
         .collect())
 }
@@ -266,20 +269,20 @@ pub fn tally(reports: &[Report]) -> Tally {
 /// left unstarted.
 pub fn unexplained<'a>(
     reports: &[Report],
-    not_deployed: &'a [(String, String)],
-) -> Vec<&'a (String, String)> {
-    let failed_keys: std::collections::HashSet<String> = reports
+    not_deployed: &'a [(ReleaseKey, String)],
+) -> Vec<&'a (ReleaseKey, String)> {
+    let failed_keys: std::collections::HashSet<ReleaseKey> = reports
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_)))
-        .map(|r| r.step.key())
+        .map(|r| r.step.release_key())
         .collect();
     not_deployed
         .iter()
         .filter(|(k, _)| !failed_keys.contains(k))
         .filter(|(k, _)| {
-            !reports
-                .iter()
-                .any(|r| r.outcome == Outcome::NotStarted && r.step.key() == *k)
+            !reports.iter().any(|r| {
+                r.outcome == Outcome::NotStarted && r.step.release_parts() == k.release_parts()
+            })
         })
         .collect()
 }
@@ -300,8 +303,8 @@ pub fn check_helm(bin: &std::path::Path) -> Result<(), LoadError> {
 pub struct Preflight {
     /// Releases checked.
     pub checked: usize,
-    /// `(namespace/name, reason)` of each release that would fail.
-    pub problems: Vec<(String, String)>,
+    /// Each release that would fail, with the reason.
+    pub problems: Vec<(ReleaseKey, String)>,
     /// How many of them fail because of a helm-bulk defect.
     pub defects: usize,
     /// How long it took.
@@ -346,20 +349,20 @@ where
     let mut problems = Vec::new();
     let mut defects = 0;
     for step in &changing {
-        match rendered.get(&step.key()) {
+        match rendered.get(step.release_id()) {
             Some(Ok(r)) => {
                 let missing = preflight::missing(r, |g| served.contains(g), &provided);
                 if !missing.is_empty() {
-                    problems.push((step.key(), preflight::describe_missing(&missing)));
+                    problems.push((step.release_key(), preflight::describe_missing(&missing)));
                 }
             }
             Some(Err(e)) => {
                 if matches!(e, preflight::Problem::Defect(_)) {
                     defects += 1;
                 }
-                problems.push((step.key(), e.to_string()))
+                problems.push((step.release_key(), e.to_string()))
             }
-            None => problems.push((step.key(), "was not rendered".to_owned())),
+            None => problems.push((step.release_key(), "was not rendered".to_owned())),
         }
     }
     let elapsed = started.elapsed();
@@ -412,7 +415,7 @@ pub fn restore_description(index: &Index) -> String {
 }
 
 /// The restored revision of each release: `(namespace, name)` → revision.
-fn restored(index: &Index, statuses: &[String]) -> BTreeMap<(String, String), u32> {
+fn restored(index: &Index, statuses: &[String]) -> BTreeMap<ReleaseKey, u32> {
     targets(index, statuses)
         .into_iter()
         .map(|(k, t)| (k, t.row.revision))
@@ -444,7 +447,7 @@ pub fn histories(
 }
 
 /// The history of each release to restore, by `(namespace, name)`.
-pub type Histories = BTreeMap<(String, String), history::Wanted>;
+pub type Histories = BTreeMap<ReleaseKey, history::Wanted>;
 
 /// Restores the history of the steps' releases that this load installed or
 /// that were already installed (not of upgraded or refused ones); in a dry
@@ -462,7 +465,7 @@ pub fn run_history(
         .iter()
         .filter(|s| s.selected && !matches!(s.action, Action::Upgrade | Action::Refuse(_)))
         .filter_map(|s| {
-            let w = histories.get(&(s.namespace.clone(), s.name.clone()))?;
+            let w = histories.get(s.release_id())?;
             let fresh = matches!(
                 s.action,
                 Action::Install | Action::Complete | Action::Replace
@@ -492,7 +495,7 @@ pub fn crds_to_create(
     use std::collections::{BTreeMap, BTreeSet};
     let mut groups = BTreeSet::new();
     // (group, kind) → the changing releases that use it.
-    let mut users: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut users: BTreeMap<crate::release::GroupKind, BTreeSet<String>> = BTreeMap::new();
     // CRD name → the releases whose frozen chart installs it.
     let mut installers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in steps.iter().filter(|s| s.action.changes()) {
@@ -505,7 +508,7 @@ pub fn crds_to_create(
             crate::release::kinds_used(r)
         };
         for gk in kinds {
-            groups.insert(gk.0.clone());
+            groups.insert(gk.group.clone());
             users.entry(gk).or_default().insert(s.key());
         }
         if !helm2 && matches!(s.action, Action::Install | Action::Replace) {
@@ -523,7 +526,10 @@ pub fn crds_to_create(
             continue;
         };
         let used_by = users
-            .get(&(c.group.clone(), c.kind.clone()))
+            .get(&crate::release::GroupKind::new(
+                c.group.clone(),
+                c.kind.clone(),
+            ))
             .cloned()
             .unwrap_or_default();
         if used_by.is_subset(by)
@@ -748,7 +754,7 @@ mod tests {
         let mut snapshot = read(&snapshot_bytes()[..], &["deployed".to_owned()]).unwrap();
         snapshot.crds = vec![crd("ks.g.test", "g.test", "K")];
         let existing = HashMap::from([(
-            ("a".to_owned(), "db".to_owned()),
+            ReleaseKey::new("a", "db"),
             Installed {
                 revision: 2,
                 status: "deployed".to_owned(),
@@ -801,13 +807,13 @@ mod tests {
                 stopped: 2,
             }
         );
-        let not_deployed: Vec<(String, String)> = ["a", "c", "f"]
+        let not_deployed: Vec<(ReleaseKey, String)> = ["a", "c", "f"]
             .iter()
-            .map(|n| (format!("ns/{n}"), "failed (revision 1)".to_owned()))
+            .map(|n| (ReleaseKey::new("ns", *n), "failed (revision 1)".to_owned()))
             .collect();
-        let left: Vec<&str> = unexplained(&reports, &not_deployed)
+        let left: Vec<String> = unexplained(&reports, &not_deployed)
             .into_iter()
-            .map(|(k, _)| k.as_str())
+            .map(|(k, _)| k.to_string())
             .collect();
         assert_eq!(left, ["ns/a"]);
     }

@@ -21,7 +21,9 @@ use zeroize::Zeroizing;
 
 use super::list::{Lister, ObjectKind, RawObject};
 use super::{RecordSender, SourceError};
-use crate::release::{Installed, ReleaseRecord, Summary};
+use crate::release::{
+    GroupKind, Installed, ReleaseId, ReleaseKey, ReleaseRecord, RevisionId, RevisionKey, Summary,
+};
 use crate::select::Selection;
 use crate::snapshot::{IndexRow, SourceKind};
 
@@ -103,24 +105,22 @@ pub struct Plan {
     pub resource_version: String,
     /// Objects that could not be decoded: `namespace/object: reason`.
     pub problems: Vec<String>,
-    /// The `(group, kind)` of every object in the kept records' manifests and
+    /// The group and kind of every object in the kept records' manifests and
     /// hooks, and of every custom kind their CRDs define, each with the first
-    /// release (`namespace/name`) that uses it.
-    pub kinds: BTreeMap<(String, String), String>,
+    /// release that uses it.
+    pub kinds: BTreeMap<GroupKind, ReleaseKey>,
 }
 
 /// The kinds of the kept rows, each with the first release that uses it.
 pub fn kinds_by_release(
     rows: &[IndexRow],
-    mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>>,
-) -> BTreeMap<(String, String), String> {
+    mut kinds_of: HashMap<RevisionKey, BTreeSet<GroupKind>>,
+) -> BTreeMap<GroupKind, ReleaseKey> {
     let mut kinds = BTreeMap::new();
     for r in rows {
-        if let Some(k) = kinds_of.remove(&(r.namespace.clone(), r.name.clone(), r.revision)) {
+        if let Some(k) = kinds_of.remove(r.revision_id()) {
             for gk in k {
-                kinds
-                    .entry(gk)
-                    .or_insert_with(|| format!("{}/{}", r.namespace, r.name));
+                kinds.entry(gk).or_insert_with(|| r.release_key());
             }
         }
     }
@@ -233,8 +233,7 @@ impl HelmSource {
     pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
         let mut rows: Vec<IndexRow> = Vec::new();
         let mut problems = Vec::new();
-        let mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>> =
-            HashMap::new();
+        let mut kinds_of: HashMap<RevisionKey, BTreeSet<GroupKind>> = HashMap::new();
         let mut lifetimes = self
             .blob_lifetimes
             .then(crate::snapshot::v2::Lifetimes::default);
@@ -249,10 +248,8 @@ impl HelmSource {
                                 .index_row(self.kind)
                                 .map_err(|e| SourceError::Write(e.to_string()))?;
                             row.labels = release_labels(s.labels);
-                            kinds_of.insert(
-                                (row.namespace.clone(), row.name.clone(), row.revision),
-                                crate::release::kinds_used(&r.data),
-                            );
+                            kinds_of
+                                .insert(row.revision_key(), crate::release::kinds_used(&r.data));
                             if let Some(l) = &mut lifetimes {
                                 l.add(row.sort_key(), &r.data);
                             }
@@ -301,11 +298,11 @@ pub(crate) async fn send_in_index_order<F>(
 where
     F: Fn(&RawObject) -> Option<ReleaseRecord>,
 {
-    let wanted: HashMap<(String, String, u32), usize> = plan
+    let wanted: HashMap<RevisionKey, usize> = plan
         .rows
         .iter()
         .enumerate()
-        .map(|(i, r)| ((r.namespace.clone(), r.name.clone(), r.revision), i))
+        .map(|(i, r)| (r.revision_key(), i))
         .collect();
     let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
     let mut next = 0usize;
@@ -313,12 +310,7 @@ where
         for s in items {
             let Some(r) = decode(&s) else { continue };
             drop(s);
-            let key = (
-                r.summary.namespace.clone(),
-                r.summary.name.clone(),
-                r.summary.revision,
-            );
-            if let Some(&pos) = wanted.get(&key) {
+            if let Some(&pos) = wanted.get(r.summary.revision_id()) {
                 early.insert(pos, r.data);
             }
             while let Some(data) = early.remove(&next) {
@@ -335,12 +327,9 @@ where
 
 /// Applies `--status` and `--history` per release, and sorts into archive order.
 pub fn apply_filter(rows: Vec<IndexRow>, filter: &SaveFilter) -> Vec<IndexRow> {
-    let mut by_release: BTreeMap<(String, String), Vec<IndexRow>> = BTreeMap::new();
+    let mut by_release: BTreeMap<ReleaseKey, Vec<IndexRow>> = BTreeMap::new();
     for r in rows {
-        by_release
-            .entry((r.namespace.clone(), r.name.clone()))
-            .or_default()
-            .push(r);
+        by_release.entry(r.release_key()).or_default().push(r);
     }
     let mut out = Vec::new();
     for (_, mut revs) in by_release {
@@ -375,14 +364,14 @@ pub async fn installed_releases(
     client: &kube::Client,
     driver: Driver,
     namespace: Option<&str>,
-) -> Result<HashMap<(String, String), Installed>, SourceError> {
+) -> Result<HashMap<ReleaseKey, Installed>, SourceError> {
     use kube::core::PartialObjectMeta;
     let api_error = |e: kube::Error| SourceError::Api {
         what: driver.what(),
         cause: crate::cluster::describe(&e),
     };
-    // (namespace, release) -> (revision, status, storage object name)
-    let mut latest: HashMap<(String, String), (u32, String, String)> = HashMap::new();
+    // Every revision's (release, revision, status, storage object name).
+    let mut revisions: Vec<(ReleaseKey, u32, String, String)> = Vec::new();
     let base = ListParams::default().labels("owner=helm").limit(500);
     let mut lp = base.clone();
     loop {
@@ -427,20 +416,19 @@ pub async fn installed_releases(
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             let status = labels.get("status").cloned().unwrap_or_default();
-            let e = latest
-                .entry((ns, name.clone()))
-                .or_insert((0, String::new(), String::new()));
-            if version >= e.0 {
-                *e = (version, status, object);
-            }
+            revisions.push((ReleaseKey::new(ns, name.clone()), version, status, object));
         }
         match token.filter(|t| !t.is_empty()) {
             Some(t) => lp = base.clone().continue_token(&t),
             None => break,
         }
     }
+    let latest = crate::release::newest_per_release(revisions, |(key, revision, ..)| {
+        (key.clone(), *revision)
+    });
     let mut out = HashMap::new();
-    for ((ns, name), (revision, status, object)) in latest {
+    for (key, (_, revision, status, object)) in latest {
+        let ns = &key.namespace;
         if status == "uninstalled" {
             continue;
         }
@@ -448,13 +436,13 @@ pub async fn installed_releases(
             false
         } else {
             let payload = match driver {
-                Driver::Secret => Api::<Secret>::namespaced(client.clone(), &ns)
+                Driver::Secret => Api::<Secret>::namespaced(client.clone(), ns)
                     .get_opt(&object)
                     .await
                     .map_err(api_error)?
                     .and_then(|s| s.data?.remove("release"))
                     .map(|b| b.0),
-                Driver::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), &ns)
+                Driver::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), ns)
                     .get_opt(&object)
                     .await
                     .map_err(api_error)?
@@ -471,7 +459,7 @@ pub async fn installed_releases(
                 })
         };
         out.insert(
-            (ns, name),
+            key,
             Installed {
                 revision,
                 status,

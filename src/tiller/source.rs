@@ -57,12 +57,12 @@ fn select(rows: Vec<IndexRow>, statuses: &[Code], filter: &SaveFilter) -> Vec<In
 }
 
 /// The kinds used by each planned revision, by `(namespace, name, revision)`.
-type KindsOf = HashMap<(String, String, u32), BTreeSet<(String, String)>>;
+type KindsOf = HashMap<crate::release::RevisionKey, BTreeSet<crate::release::GroupKind>>;
 
 /// Adds a decoded record to the first-pass state.
 fn note(
     record: ReleaseRecord,
-    kinds: BTreeSet<(String, String)>,
+    kinds: BTreeSet<crate::release::GroupKind>,
     filter: &SaveFilter,
     scope: Option<&str>,
     rows: &mut Vec<IndexRow>,
@@ -76,10 +76,7 @@ fn note(
     let row = record
         .index_row(SourceKind::Tiller)
         .map_err(|e| SourceError::Write(e.to_string()))?;
-    kinds_of.insert(
-        (row.namespace.clone(), row.name.clone(), row.revision),
-        kinds,
-    );
+    kinds_of.insert((&row).into(), kinds);
     rows.push(row);
     Ok(())
 }
