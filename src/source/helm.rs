@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams};
 use zeroize::Zeroizing;
 
-use super::list::{Lister, ObjectKind, RawObject};
+use super::list::{Lister, RawObject};
 use super::{RecordSender, SourceError};
 use crate::release::{
     GroupKind, Installed, ReleaseId, ReleaseKey, ReleaseRecord, RevisionId, RevisionKey, Summary,
@@ -33,49 +33,7 @@ const RELEASE_TYPE: &str = "helm.sh/release.v1";
 /// The largest decoded record accepted (the snapshot reader's limit).
 const MAX_RECORD: u64 = 64 << 20;
 
-/// Helm's storage drivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    /// Secrets (Helm's default).
-    Secret,
-    /// ConfigMaps.
-    ConfigMap,
-}
-
-impl Driver {
-    /// Parses HELM_DRIVER's value, as Helm does.
-    pub fn parse(s: &str) -> Result<Driver, SourceError> {
-        match s {
-            "" | "secret" | "secrets" => Ok(Driver::Secret),
-            "configmap" | "configmaps" => Ok(Driver::ConfigMap),
-            "sql" => Err(SourceError::Driver(
-                "HELM_DRIVER=sql is not supported yet; helm-bulk reads the secret and configmap drivers".to_owned(),
-            )),
-            "memory" => Err(SourceError::Driver(
-                "HELM_DRIVER=memory keeps releases in helm's own process; there is nothing to save".to_owned(),
-            )),
-            other => Err(SourceError::Driver(format!(
-                "unknown HELM_DRIVER `{other}`; use secret (the default) or configmap"
-            ))),
-        }
-    }
-
-    /// The name stored in the snapshot index.
-    pub fn name(self) -> &'static str {
-        match self {
-            Driver::Secret => "secret",
-            Driver::ConfigMap => "configmap",
-        }
-    }
-
-    /// What the driver keeps releases in, for messages.
-    pub fn what(self) -> &'static str {
-        match self {
-            Driver::Secret => "release Secrets",
-            Driver::ConfigMap => "release ConfigMaps",
-        }
-    }
-}
+pub use super::Driver;
 
 /// Which records to save.
 #[derive(Debug, Clone)]
@@ -207,19 +165,16 @@ impl HelmSource {
     }
 
     fn lister(&self, at: Option<&str>) -> Lister {
-        let kind = match self.driver {
-            Driver::Secret => ObjectKind::Secret(Some(RELEASE_TYPE)),
-            Driver::ConfigMap => ObjectKind::ConfigMap,
-        };
         Lister::new(
             self.driver.what(),
             self.client.clone(),
-            kind,
+            self.driver,
             self.namespace.clone(),
             "owner=helm",
             self.page_size,
             at,
         )
+        .secret_type(RELEASE_TYPE)
     }
 
     fn decode(&self, s: &RawObject) -> Result<ReleaseRecord, String> {

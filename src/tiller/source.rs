@@ -26,7 +26,7 @@ use super::record::{record_from_bytes, status_name};
 use crate::release::ReleaseRecord;
 use crate::snapshot::{IndexRow, SourceKind};
 use crate::source::helm::{Plan, SaveFilter, apply_filter, decode_payload, send_in_index_order};
-use crate::source::list::{Lister, ObjectKind, RawObject};
+use crate::source::list::{Lister, RawObject};
 use crate::source::{RecordSender, SourceError};
 
 /// The label selector of Tiller's storage objects.
@@ -231,31 +231,9 @@ impl GrpcSource {
     }
 }
 
-/// Where Tiller kept its records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    /// ConfigMaps (Tiller's default, `--storage=configmap`).
-    ConfigMap,
-    /// Secrets (`tiller --storage=secret`).
-    Secret,
-}
-
-impl Storage {
-    /// The driver name stored in the snapshot index.
-    pub fn name(self) -> &'static str {
-        match self {
-            Storage::ConfigMap => "configmap",
-            Storage::Secret => "secret",
-        }
-    }
-
-    fn what(self) -> &'static str {
-        match self {
-            Storage::ConfigMap => "Tiller's release ConfigMaps",
-            Storage::Secret => "Tiller's release Secrets",
-        }
-    }
-}
+/// Where Tiller kept its records: ConfigMaps (Tiller's default,
+/// `--storage=configmap`) or Secrets (`tiller --storage=secret`).
+pub use crate::source::Driver as Storage;
 
 /// Releases read from Tiller's ConfigMaps or Secrets.
 pub struct StorageSource {
@@ -308,14 +286,10 @@ impl StorageSource {
     }
 
     fn lister(&self, at: Option<&str>) -> Lister {
-        let kind = match self.storage {
-            Storage::ConfigMap => ObjectKind::ConfigMap,
-            Storage::Secret => ObjectKind::Secret(None),
-        };
         Lister::new(
-            self.storage.what(),
+            self.storage.tiller_what(),
             self.client.clone(),
-            kind,
+            self.storage,
             Some(self.tiller_namespace.clone()),
             OWNER_SELECTOR,
             self.page_size,
