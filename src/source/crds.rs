@@ -183,11 +183,13 @@ pub async fn capture(
                 (None, None) => continue,
             };
             let name = crd.metadata.name.clone();
-            let json = clean(&crd)
-                .map_err(|e| SourceError::Write(format!("cannot encode CRD {name}: {e}")))?;
+            let json = clean(&crd).map_err(|source| SourceError::EncodeCrd {
+                name: name.clone(),
+                source,
+            })?;
             out.push(CapturedCrd {
                 row: IndexCrd {
-                    path: crd_path(&name).map_err(|e| SourceError::Write(e.to_string()))?,
+                    path: crd_path(&name)?,
                     name,
                     group: names.group,
                     kind: names.names.kind,

@@ -199,9 +199,7 @@ impl HelmSource {
                     Ok(r) => {
                         let sm = &r.summary;
                         if filter.selection.matches(&sm.namespace, &sm.name) {
-                            let mut row = r
-                                .index_row(self.kind)
-                                .map_err(|e| SourceError::Write(e.to_string()))?;
+                            let mut row = r.index_row(self.kind)?;
                             row.labels = release_labels(s.labels);
                             kinds_of
                                 .insert(row.revision_key(), crate::release::kinds_used(&r.data));

@@ -202,4 +202,15 @@ pub enum SourceError {
     /// Writing to the snapshot failed.
     #[error("{0}")]
     Write(String),
+    /// A record or CRD cannot be placed in the snapshot (its path).
+    #[error("{0}")]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// A CRD cannot be encoded as JSON.
+    #[error("cannot encode CRD {name}: {source}")]
+    EncodeCrd {
+        /// The CRD's name.
+        name: String,
+        /// Why.
+        source: serde_json::Error,
+    },
 }
