@@ -663,10 +663,7 @@ impl ChartHandle {
             })?;
             let mut file = std::fs::File::from(fd);
             file.write_all(archive)
-                .map_err(|source| RestoreError::Place {
-                    what: "cannot write the chart",
-                    source,
-                })?;
+                .map_err(RestoreError::placing("cannot write the chart"))?;
             Ok(ChartHandle { file })
         }
         #[cfg(not(target_os = "linux"))]
@@ -674,16 +671,10 @@ impl ChartHandle {
             // Without memfd the chart (no values: those go through stdin) is a
             // 0600 temp file, removed when the handle is dropped.
             let dir = std::env::temp_dir();
-            let mut file =
-                crate::store::private_temp_file(&dir).map_err(|source| RestoreError::Place {
-                    what: "cannot create a temp file",
-                    source,
-                })?;
+            let mut file = crate::store::private_temp_file(&dir)
+                .map_err(RestoreError::placing("cannot create a temp file"))?;
             file.write_all(archive)
-                .map_err(|source| RestoreError::Place {
-                    what: "cannot write the chart",
-                    source,
-                })?;
+                .map_err(RestoreError::placing("cannot write the chart"))?;
             Ok(ChartHandle { file })
         }
     }

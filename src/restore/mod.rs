@@ -52,3 +52,10 @@ pub enum RestoreError {
         source: std::io::Error,
     },
 }
+
+impl RestoreError {
+    /// [`RestoreError::Place`] of an I/O error, saying `what` failed.
+    pub(crate) fn placing(what: &'static str) -> impl FnOnce(std::io::Error) -> RestoreError {
+        move |source| RestoreError::Place { what, source }
+    }
+}
