@@ -3,17 +3,20 @@
 //!
 //! **Start here.** Saving is [`save::save`] over [`save::SaveOptions`];
 //! loading is [`restore::load`] (read, prepare, preflight), then
-//! [`restore::execute::run_plan`]. The `helm-bulk` binary (its `cli`
-//! module, not part of this library) only turns flags into those options
-//! and prints. `docs/ARCHITECTURE.md` has the module map.
+//! [`restore::execute::run_plan`] over a restore target (the helm binary or
+//! a Tiller). The `helm-bulk` binary (its `cli` module, not part of this
+//! library) only turns flags into those options and prints.
+//! `docs/ARCHITECTURE.md` has the module map.
 //!
 //! ```text
 //! save: source::Source ──records──▶ snapshot writer ─▶ vault (age) ─▶ store sink ─▶ signature
-//! load: store::input ─▶ signature check ─▶ vault ─▶ snapshot reader ─▶ restore::plan ─▶ helm │ Tiller
+//! load: store::input ─▶ signature check ─▶ vault ─▶ snapshot reader ─▶ restore::plan ─▶ run_plan ─▶ helm │ Tiller
 //! ```
 //!
-//! Helm 3/4 records come from [`source::helm`]; Helm 2 releases come from
-//! and go back to [`tiller`].
+//! Helm 3/4 records come from [`source::helm`] and go back through
+//! [`restore::helm`]; Helm 2 releases come from [`source::tiller`] and go
+//! back through [`restore::tiller`] (or are migrated to Helm 3/4 by
+//! [`restore::helm`]). [`tiller`] is Helm 2's protocol only.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -107,13 +107,13 @@ impl SourceChoice {
     }
 
     /// The Helm generation recorded in the snapshot; `Auto` asks the helm
-    /// binary ([`crate::restore::execute::helm_generation`]).
+    /// binary ([`crate::restore::helm::helm_generation`]).
     pub fn kind(self) -> SourceKind {
         match self {
             SourceChoice::Helm3 => SourceKind::Helm3,
             SourceChoice::Helm4 => SourceKind::Helm4,
             SourceChoice::Tiller | SourceChoice::TillerStorage => SourceKind::Tiller,
-            SourceChoice::Auto => crate::restore::execute::helm_generation(),
+            SourceChoice::Auto => crate::restore::helm::helm_generation(),
         }
     }
 }

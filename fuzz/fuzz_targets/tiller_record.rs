@@ -8,5 +8,5 @@ fuzz_target!(|data: &[u8]| {
         let _ = helm_bulk::tiller::record::summary(&release);
         let _ = helm_bulk::tiller::record::user_values_json(&release);
     }
-    let _ = helm_bulk::tiller::freeze::freeze_record(data);
+    let _ = helm_bulk::restore::frozen_helm2::freeze_record(data);
 });

@@ -16,6 +16,7 @@ use helm_bulk::restore::execute::{Outcome, Report, Stop, run_plan};
 use helm_bulk::restore::history::{self, Keep};
 use helm_bulk::restore::load::{self, LoadOptions, Preflight, Prepared};
 use helm_bulk::restore::plan::{Action, Mode, Step};
+use helm_bulk::restore::tiller::TillerTarget;
 use helm_bulk::source::helm::Driver;
 use helm_bulk::tiller::client::Tiller;
 
@@ -212,7 +213,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     );
     let tiller_existing = match &tiller {
         Some(t) => {
-            Some(runtime.block_on(helm_bulk::tiller::restore::existing(t, scope.as_deref()))?)
+            Some(runtime.block_on(helm_bulk::restore::tiller::existing(t, scope.as_deref()))?)
         }
         None => None,
     };
@@ -397,17 +398,17 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             eprintln!("{}", report_line(r));
         }
     };
-    let reports = match (&tiller, &tiller_existing) {
-        (Some(t), Some(existing)) => runtime.block_on(helm_bulk::tiller::restore::run_plan(
-            t,
-            &steps,
-            args.jobs,
-            existing,
-            &runner.description,
-            fetch,
-            print,
-        )),
-        _ => run_plan(&runner, &steps, args.jobs, fetch, print),
+    let reports = match (tiller, tiller_existing) {
+        (Some(tiller), Some(existing)) => {
+            let target = TillerTarget {
+                tiller,
+                runtime: runtime.handle().clone(),
+                existing,
+                description: runner.description.clone(),
+            };
+            run_plan(&target, &steps, args.jobs, &stop, fetch, print)
+        }
+        _ => run_plan(&runner, &steps, args.jobs, &stop, fetch, print),
     };
     drop(snapshot);
     // The other saved revisions of the releases now installed.
@@ -495,12 +496,12 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         let message = if defects == failed {
             format!(
                 "{failed} release(s) failed because helm refused the chart helm-bulk generated (listed above): a helm-bulk defect, please report it at {}",
-                helm_bulk::restore::execute::REPORT_URL
+                helm_bulk::restore::helm::REPORT_URL
             )
         } else if defects > 0 {
             format!(
                 "{failed} release(s) or CRD(s) failed to restore (listed above); {defects} of them because of a helm-bulk defect (report those at {}); fix the cause of the others and run load again to complete",
-                helm_bulk::restore::execute::REPORT_URL
+                helm_bulk::restore::helm::REPORT_URL
             )
         } else {
             format!(
@@ -537,7 +538,7 @@ fn preflight_advice(p: &Preflight) -> String {
         0 => exclude.to_owned(),
         n => format!(
             "{n} of them because of a helm-bulk defect, please report it at {}; {exclude}",
-            helm_bulk::restore::execute::REPORT_URL
+            helm_bulk::restore::helm::REPORT_URL
         ),
     }
 }

@@ -12,8 +12,8 @@ use super::{DEFAULT_SNAPSHOT, EncryptArgs, Failure, fail};
 use helm_bulk::config::Loaded;
 use helm_bulk::save::{Destination, Progress, SaveOptions, SourceChoice};
 use helm_bulk::source::helm::{Driver, HelmSource, SaveFilter};
+use helm_bulk::source::tiller::{GrpcSource, StorageSource};
 use helm_bulk::tiller::client::Tiller;
-use helm_bulk::tiller::source::{GrpcSource, StorageSource};
 
 /// `--source`: the library's [`SourceChoice`], with each value's help.
 fn source_values() -> impl clap::builder::TypedValueParser<Value = SourceChoice> {

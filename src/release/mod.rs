@@ -232,34 +232,29 @@ pub fn current_revision(revisions: &[(u32, &str)]) -> Option<Current> {
 /// The newest revision of each release among index rows, by
 /// `(namespace, name)`.
 pub fn newest_rows(rows: &[IndexRow]) -> std::collections::BTreeMap<(&str, &str), &IndexRow> {
-    newest_per_release(rows, |r| {
-        ((r.namespace.as_str(), r.name.as_str()), r.revision)
-    })
+    newest_by(
+        rows,
+        |row| (row.namespace.as_str(), row.name.as_str()),
+        |row| row.revision,
+    )
 }
 
-/// Of `items` that each stand for one revision of a release (`id`: the
-/// release's key and the revision), the item of each release's newest
-/// revision; of equal revisions, the last one.
-pub fn newest_per_release<K: Ord, T>(
-    items: impl IntoIterator<Item = T>,
-    id: impl Fn(&T) -> (K, u32),
-) -> std::collections::BTreeMap<K, T> {
-    use std::collections::btree_map::Entry;
-    let mut newest: std::collections::BTreeMap<K, (u32, T)> = Default::default();
+/// The newest revision of each release among `items`: `release` says which
+/// release an item is a revision of, `revision` which revision (of equal
+/// ones, the first).
+pub fn newest_by<'a, T, K: Ord, R: Ord>(
+    items: &'a [T],
+    release: impl Fn(&'a T) -> K,
+    revision: impl Fn(&T) -> R,
+) -> std::collections::BTreeMap<K, &'a T> {
+    let mut newest: std::collections::BTreeMap<K, &'a T> = Default::default();
     for item in items {
-        let (key, revision) = id(&item);
-        match newest.entry(key) {
-            Entry::Vacant(e) => {
-                e.insert((revision, item));
-            }
-            Entry::Occupied(mut e) => {
-                if revision >= e.get().0 {
-                    e.insert((revision, item));
-                }
-            }
+        let e = newest.entry(release(item)).or_insert(item);
+        if revision(item) > revision(e) {
+            *e = item;
         }
     }
-    newest.into_iter().map(|(k, (_, item))| (k, item)).collect()
+    newest
 }
 
 /// How many distinct releases index rows in archive order hold (the

@@ -1,82 +1,31 @@
-//! Restore execution: each step runs the real `helm` binary with a frozen
-//! chart. Ordered steps run one by one first, the rest on `jobs` threads. A
-//! failing release never stops the others; a failed install is uninstalled
-//! again so that nothing is left half-applied and a rerun can complete it.
+//! The restore scheduler: runs a plan's steps against a [`Target`], the
+//! helm binary ([`super::helm::HelmRunner`]) or a Tiller
+//! ([`super::tiller::TillerTarget`]). Ordered steps run one by one first,
+//! the rest on `jobs` threads; the reports come back in plan order. A
+//! failing release never stops the others.
 //!
-//! A [`Stop`] ends a run early (the CLI's Ctrl-C): no step starts after it,
-//! the helm processes running are listed so the caller can pass the signal
-//! on, and their failed installs are still uninstalled.
+//! A [`Stop`] ends a run early (the CLI's Ctrl-C): no step starts after it
+//! (its report says [`Outcome::NotStarted`]), and a target that runs
+//! processes registers them with it so the caller can pass the signal on.
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use super::RestoreError;
-use super::frozen::{ChartHandle, FrozenChart};
 use super::plan::{Action, Step};
-use crate::source::helm::Driver;
 
-/// The helm binary: HELM_BIN (unless empty), else `helm` on PATH.
-pub fn helm_bin() -> PathBuf {
-    std::env::var_os("HELM_BIN")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("helm"))
+/// Where a plan's releases are restored: it installs, upgrades, replaces or
+/// completes one release from the stored record of its revision, and leaves
+/// nothing half-applied when that fails.
+pub trait Target: Sync {
+    /// Restores `step`, whose action changes the target ([`Action::changes`]),
+    /// from `record`, the stored record of its revision.
+    fn restore(&self, step: &Step, record: &[u8]) -> Outcome;
 }
-
-/// The Helm generation of the helm binary: Helm 4 when `helm version` says
-/// v4, else Helm 3 (also when it does not run).
-pub fn helm_generation() -> crate::snapshot::SourceKind {
-    let out = std::process::Command::new(helm_bin())
-        .args(["version", "--template", "{{.Version}}"])
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output();
-    match out {
-        Ok(o) if o.status.success() && o.stdout.starts_with(b"v4.") => {
-            crate::snapshot::SourceKind::Helm4
-        }
-        _ => crate::snapshot::SourceKind::Helm3,
-    }
-}
-
-/// How to run helm.
-#[derive(Debug, Clone)]
-pub struct HelmRunner {
-    /// The helm binary (HELM_BIN, else `helm`).
-    pub bin: PathBuf,
-    /// Arguments added to every call (`--kube-context`, `--kubeconfig`).
-    pub global_args: Vec<String>,
-    /// Helm's storage driver, given to every call as HELM_DRIVER (helm has
-    /// no flag for it), so that helm installs where `--driver` says.
-    pub driver: Driver,
-    /// The release description recorded by helm.
-    pub description: String,
-    /// Builds the frozen chart of a record: [`super::frozen::freeze`] for
-    /// Helm 3/4 records, `crate::tiller::freeze::freeze_record` for Helm 2 ones.
-    pub freezer: Freezer,
-    /// Stops the run; the helm processes started are registered with it.
-    pub stop: std::sync::Arc<Stop>,
-}
-
-/// What was left of a release whose install did not finish.
-enum Partial {
-    /// Nothing: the release does not exist.
-    None,
-    /// It existed and was uninstalled.
-    Removed,
-    /// It exists, and uninstalling it failed.
-    Left,
-}
-
-/// Turns a stored record into a frozen chart.
-pub type Freezer = fn(&[u8]) -> Result<FrozenChart, RestoreError>;
 
 /// How one step ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +34,7 @@ pub enum Outcome {
     Done,
     /// Not touched.
     Skipped(String),
-    /// Failed, with helm's message.
+    /// Failed, with the target's message.
     Failed(String),
     /// Not started: the run was stopped first.
     NotStarted,
@@ -93,81 +42,6 @@ pub enum Outcome {
     /// of helm-bulk, which a rerun does not fix. The message names the
     /// stored document and says how to report it.
     Defect(String),
-}
-
-/// Stops a running plan: no step starts once [`Stop::stop`] was called.
-#[derive(Debug, Default)]
-pub struct Stop {
-    stopped: AtomicBool,
-    running: Mutex<BTreeSet<u32>>,
-}
-
-impl Stop {
-    /// No further step starts.
-    pub fn stop(&self) {
-        self.stopped.store(true, Ordering::SeqCst);
-    }
-
-    /// Whether [`Stop::stop`] was called.
-    pub fn is_stopped(&self) -> bool {
-        self.stopped.load(Ordering::SeqCst)
-    }
-
-    /// The process IDs of the helm processes running now.
-    pub fn running(&self) -> Vec<u32> {
-        self.running
-            .lock()
-            .map(|r| r.iter().copied().collect())
-            .unwrap_or_default()
-    }
-
-    fn ended(&self, pid: u32) {
-        if let Ok(mut r) = self.running.lock() {
-            r.remove(&pid);
-        }
-    }
-}
-
-/// Where helm-bulk defects are reported.
-pub const REPORT_URL: &str = concat!(env!("CARGO_PKG_REPOSITORY"), "/issues");
-
-/// The one-line explanation of a helm error about a frozen chart, and, with
-/// `--debug`, the stored document and its frozen form on stderr (they may
-/// hold secrets, so only on request and never on disk).
-pub(crate) fn defect(frozen: &FrozenChart, error: &str) -> Option<String> {
-    let at = frozen.locate(error)?;
-    let place = match (at.doc, at.line) {
-        (Some(doc), Some(line)) => format!("{}, line {line}", doc.what),
-        (Some(doc), None) => doc.what.clone(),
-        (None, _) => format!(
-            "a stored document of template {} ({} in all)",
-            at.file.path,
-            at.file.docs.len()
-        ),
-    };
-    if crate::debug::enabled() {
-        let docs: Vec<&super::frozen::FrozenDoc> = match at.doc {
-            Some(d) => vec![d],
-            None => at.file.docs.iter().collect(),
-        };
-        for doc in docs {
-            eprintln!(
-                "debug: {} as stored (may hold secrets):\n{}\ndebug: end of the stored document\n\
-                 debug: the same document escaped in the frozen template {} (from line {}):\n{}\ndebug: end of the frozen document",
-                doc.what,
-                doc.text.as_str(),
-                at.file.path,
-                doc.first_line,
-                super::frozen::escape_template(&doc.text)
-            );
-        }
-    }
-    Some(format!(
-        "helm cannot read the chart helm-bulk generated from the stored release ({place}): {error}. \
-         This is a defect of helm-bulk, not of your chart or cluster, and running load again will not fix it: \
-         please report it at {REPORT_URL}, with what `helm bulk --debug load` prints about this release \
-         (the document itself: check it for secrets before sharing)"
-    ))
 }
 
 /// A finished step.
@@ -181,248 +55,104 @@ pub struct Report {
     pub elapsed: Duration,
 }
 
-/// helm's error in one line: from its last `Error: …` line to the end (Helm
-/// 3 lists multiple errors on the lines after it), without hints such as
-/// "Use --debug flag to render out invalid YAML"; else its last line.
-fn last_error_line(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text.lines().map(str::trim).collect();
-    let Some(start) = lines.iter().rposition(|l| l.starts_with("Error: ")) else {
-        return lines
-            .iter()
-            .rev()
-            .find(|l| !l.is_empty())
-            .unwrap_or(&"helm failed without a message")
-            .to_string();
-    };
-    let message: Vec<&str> = lines[start..]
-        .iter()
-        .copied()
-        .filter(|l| !l.is_empty() && !l.starts_with("Use --debug"))
-        .collect();
-    let message = message.join(" ");
-    message
-        .strip_prefix("Error: ")
-        .unwrap_or(&message)
-        .to_owned()
+/// Stops a running plan: no step starts once [`Stop::stop`] was called.
+#[derive(Debug, Default)]
+pub struct Stop {
+    stopped: AtomicBool,
+    running: Mutex<BTreeSet<u32>>,
 }
 
-/// `--labels k=v,…` for a release that had labels.
-fn labels_arg(step: &Step) -> Option<String> {
-    if step.labels.is_empty() {
-        return None;
-    }
-    Some(
-        step.labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(","),
-    )
+/// Why [`Stop::spawn`] did not start a process.
+#[derive(Debug)]
+pub(crate) enum NotSpawned {
+    /// The run was stopped, and the process would start new work.
+    Stopped,
+    /// The list of running processes is poisoned.
+    Poisoned,
+    /// The process did not start.
+    Io(std::io::Error),
 }
 
-impl HelmRunner {
-    fn command(&self) -> Command {
-        let mut c = Command::new(&self.bin);
-        c.args(&self.global_args)
-            .env("HELM_DRIVER", self.driver.name());
-        c
+impl Stop {
+    /// No further step starts.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
     }
 
-    /// Runs helm with `stdin` as its standard input; Err is helm's message.
-    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<(), String> {
-        self.output(args, stdin).map(drop)
+    /// Whether [`Stop::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 
-    /// Runs helm with `stdin` as its standard input and returns its standard
-    /// output; Err is helm's message.
-    pub(crate) fn output(
-        &self,
-        args: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<Zeroizing<Vec<u8>>, String> {
-        let mut c = self.command();
-        c.args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // Checked and registered under the lock the caller's signal
-        // forwarding takes: an install either starts before the stop (and
-        // gets the signal) or not at all. Clean-up commands still run.
-        let mut child = {
-            let mut running = self
-                .stop
-                .running
-                .lock()
-                .map_err(|_| "helm-bulk's process list is poisoned".to_owned())?;
-            if self.stop.is_stopped() && matches!(args.first(), Some(&"install" | &"upgrade")) {
-                return Err("stopped before it started".to_owned());
-            }
-            let child = c
-                .spawn()
-                .map_err(|e| format!("cannot run {}: {e}", self.bin.display()))?;
-            running.insert(child.id());
-            child
-        };
-        let pid = child.id();
-        if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            // helm reads the whole of stdin before doing anything, so this does not deadlock.
-            let _ = pipe.write_all(data);
-        }
-        let out = child.wait_with_output();
-        self.stop.ended(pid);
-        let out = out.map_err(|e| format!("helm did not finish: {e}"))?;
-        let stdout = Zeroizing::new(out.stdout);
-        if out.status.success() {
-            Ok(stdout)
-        } else {
-            Err(last_error_line(&out.stderr))
-        }
+    /// The process IDs of the processes running now.
+    pub fn running(&self) -> Vec<u32> {
+        self.running
+            .lock()
+            .map(|r| r.iter().copied().collect())
+            .unwrap_or_default()
     }
 
-    /// Uninstalls what an install that did not finish left, without its
-    /// hooks (the release never ran as a whole; its pre-delete hooks would
-    /// act on a half-made release).
-    fn remove_partial(&self, step: &Step) -> Partial {
-        if !self.exists(step) {
-            return Partial::None;
+    /// Starts `command` and registers it as running, unless it starts new
+    /// work (`new_work`, an install or upgrade) and the run is stopped.
+    /// Checked and registered under the lock the caller's signal forwarding
+    /// takes ([`Stop::running`]): such a process either starts before the
+    /// stop (and gets the signal) or not at all. Clean-up commands still run.
+    pub(crate) fn spawn(&self, command: &mut Command, new_work: bool) -> Result<Child, NotSpawned> {
+        let mut running = self.running.lock().map_err(|_| NotSpawned::Poisoned)?;
+        if new_work && self.is_stopped() {
+            return Err(NotSpawned::Stopped);
         }
-        let args = ["uninstall", &step.name, "-n", &step.namespace, "--no-hooks"];
-        match self.run(&args, None) {
-            Ok(()) => Partial::Removed,
-            Err(_) => Partial::Left,
-        }
+        let child = command.spawn().map_err(NotSpawned::Io)?;
+        running.insert(child.id());
+        Ok(child)
     }
 
-    /// Whether the release exists now (any status).
-    fn exists(&self, step: &Step) -> bool {
-        self.run(&["status", &step.name, "-n", &step.namespace], None)
-            .is_ok()
-    }
-
-    fn install(&self, step: &Step, chart: &str, values: &[u8]) -> Result<(), String> {
-        self.apply("install", "--create-namespace", step, chart, values)
-    }
-
-    /// `helm VERB NAME CHART --namespace NS FLAG --values - --description …
-    /// [--labels …]`, the values on standard input.
-    fn apply(
-        &self,
-        verb: &str,
-        flag: &str,
-        step: &Step,
-        chart: &str,
-        values: &[u8],
-    ) -> Result<(), String> {
-        let labels = labels_arg(step);
-        let mut args = vec![
-            verb,
-            &step.name,
-            chart,
-            "--namespace",
-            &step.namespace,
-            flag,
-            "--values",
-            "-",
-            "--description",
-            &self.description,
-        ];
-        if let Some(l) = &labels {
-            args.extend(["--labels", l]);
-        }
-        self.run(&args, Some(values))
-    }
-
-    /// Runs one step with the record of its revision.
-    pub fn execute(&self, step: &Step, record: Option<&[u8]>) -> Outcome {
-        match &step.action {
-            Action::Skip(why) => return Outcome::Skipped(why.clone()),
-            Action::Refuse(why) => return Outcome::Failed(why.clone()),
-            _ => {}
-        }
-        if self.stop.is_stopped() {
-            return Outcome::NotStarted;
-        }
-        let Some(record) = record else {
-            return Outcome::Failed("the snapshot has no record for this revision".to_owned());
-        };
-        let frozen = match (self.freezer)(record) {
-            Ok(f) => f,
-            Err(e) => return Outcome::Failed(e.to_string()),
-        };
-        let handle = match ChartHandle::new(&frozen.archive) {
-            Ok(h) => h,
-            Err(e) => return Outcome::Failed(e.to_string()),
-        };
-        let chart = handle.path();
-        // Leave nothing half-applied: a failed install is removed again.
-        let install = || {
-            self.install(step, &chart, &frozen.values).map_err(|e| {
-                match self.remove_partial(step) {
-                    Partial::None => e,
-                    Partial::Removed => format!("{e} (the partial release was uninstalled)"),
-                    Partial::Left => format!(
-                        "{e} (the partial release could not be uninstalled; run load again)"
-                    ),
-                }
-            })
-        };
-        let result = match step.action {
-            Action::Install => install(),
-            Action::Complete => match self.remove_partial(step) {
-                Partial::Left => Err(
-                    "cannot uninstall what the interrupted restore left; run load again".to_owned(),
-                ),
-                Partial::None | Partial::Removed => install(),
-            },
-            Action::Upgrade => {
-                self.apply("upgrade", "--reset-values", step, &chart, &frozen.values)
-            }
-            Action::Replace => self
-                .run(&["uninstall", &step.name, "-n", &step.namespace], None)
-                .map_err(|e| format!("uninstall before reinstalling failed: {e}"))
-                .and_then(|()| {
-                    install().map_err(|e| format!("uninstalled, but reinstalling failed: {e}"))
-                }),
-            Action::Skip(_) | Action::Refuse(_) => Ok(()),
-        };
-        drop(handle);
-        match result {
-            Ok(()) => Outcome::Done,
-            Err(e) => match defect(&frozen, &e) {
-                Some(d) => Outcome::Defect(d),
-                None => Outcome::Failed(e),
-            },
+    /// The process `pid` of [`Stop::spawn`] has ended.
+    pub(crate) fn ended(&self, pid: u32) {
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(&pid);
         }
     }
 }
 
-/// Runs the plan: ordered steps sequentially, then the rest on `jobs`
-/// threads. `record` fetches the record of a step's revision; `done` is
-/// called as each step finishes (for live output).
-pub fn run_plan<R, D>(
-    runner: &HelmRunner,
+/// Runs the plan on `target`: ordered steps one by one, then the rest on
+/// `jobs` threads. `record` fetches the record of a step's revision; it is
+/// called by the thread that runs the step, for the steps that change the
+/// target, in plan order. `done` is called as each step finishes (for live
+/// output). The reports are in plan order, ordered steps first.
+pub fn run_plan<T, R, D>(
+    target: &T,
     steps: &[Step],
     jobs: usize,
+    stop: &Stop,
     record: R,
     done: D,
 ) -> Vec<Report>
 where
+    T: Target + ?Sized,
     R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>> + Sync,
     D: Fn(&Report) + Sync,
 {
-    let one = |step: &Step| {
-        let start = Instant::now();
-        let data = if step.action.changes() {
-            record(step)
-        } else {
-            None
+    // The record of a step that changes the target, unless the run is
+    // stopped: Err is the step's outcome without running it.
+    let fetch = |step: &Step| -> Result<Zeroizing<Vec<u8>>, Outcome> {
+        match &step.action {
+            Action::Skip(why) => return Err(Outcome::Skipped(why.clone())),
+            Action::Refuse(why) => return Err(Outcome::Failed(why.clone())),
+            _ => {}
+        }
+        if stop.is_stopped() {
+            return Err(Outcome::NotStarted);
+        }
+        record(step).ok_or_else(|| {
+            Outcome::Failed("the snapshot has no record for this revision".to_owned())
+        })
+    };
+    let run = |step: &Step, fetched: Result<Zeroizing<Vec<u8>>, Outcome>, start: Instant| {
+        let outcome = match fetched {
+            Ok(data) => target.restore(step, &data),
+            Err(outcome) => outcome,
         };
-        let outcome = runner.execute(step, data.as_deref().map(|d| d.as_slice()));
         let report = Report {
             step: step.clone(),
             outcome,
@@ -431,22 +161,32 @@ where
         done(&report);
         report
     };
-    let mut reports: Vec<Report> = Vec::with_capacity(steps.len());
     let (ordered, rest): (Vec<&Step>, Vec<&Step>) = steps.iter().partition(|s| s.ordered);
-    for s in ordered {
-        reports.push(one(s));
+    let mut reports: Vec<Report> = Vec::with_capacity(steps.len());
+    for step in ordered {
+        let start = Instant::now();
+        reports.push(run(step, fetch(step), start));
     }
+    // The next step and its record are taken under one lock, so that the
+    // records are fetched in plan order whichever thread is free first.
+    let workers = jobs.max(1).min(rest.len());
     let queue = Mutex::new(rest.into_iter().enumerate());
     let results = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1) {
+        for _ in 0..workers {
             scope.spawn(|| {
                 loop {
-                    let next = queue.lock().map(|mut q| q.next()).ok().flatten();
-                    let Some((i, step)) = next else { break };
-                    let r = one(step);
+                    let next = queue.lock().ok().and_then(|mut q| {
+                        let (i, step) = q.next()?;
+                        let start = Instant::now();
+                        Some((i, step, fetch(step), start))
+                    });
+                    let Some((i, step, fetched, start)) = next else {
+                        break;
+                    };
+                    let report = run(step, fetched, start);
                     if let Ok(mut res) = results.lock() {
-                        res.push((i, r));
+                        res.push((i, report));
                     }
                 }
             });
@@ -461,62 +201,298 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    use std::thread::ThreadId;
 
-    #[test]
-    fn helm_errors_become_one_line() {
-        assert_eq!(
-            last_error_line(b"Error: YAML parse error on x.yaml: bad\nUse --debug flag to render out invalid YAML\n"),
-            "YAML parse error on x.yaml: bad"
-        );
-        assert_eq!(
-            last_error_line(
-                b"W warn\nError: INSTALLATION FAILED: 1 error occurred:\n\t* it broke\n\n"
-            ),
-            "INSTALLATION FAILED: 1 error occurred: * it broke"
-        );
-        assert_eq!(last_error_line(b"no prefix\n\n"), "no prefix");
-        assert_eq!(last_error_line(b""), "helm failed without a message");
+    /// A target that records what the scheduler asks of it: the steps it
+    /// restores, with the thread and the record, and how many run at once.
+    #[derive(Default)]
+    struct Recording {
+        restored: Mutex<Vec<(String, ThreadId, Vec<u8>)>>,
+        now: AtomicUsize,
+        most: AtomicUsize,
+        /// Each restore waits (at most 5 s) until this many ran at once.
+        want: usize,
+        /// Steps whose restore fails.
+        fail: Vec<&'static str>,
+        /// A step whose restore stops the run (as Ctrl-C would meanwhile).
+        stop_at: Option<(&'static str, Arc<Stop>)>,
+    }
+
+    impl Target for Recording {
+        fn restore(&self, step: &Step, record: &[u8]) -> Outcome {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+            let waiting = Instant::now();
+            while self.most.load(Ordering::SeqCst) < self.want
+                && waiting.elapsed() < Duration::from_secs(5)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+            self.restored.lock().unwrap().push((
+                step.name.clone(),
+                std::thread::current().id(),
+                record.to_vec(),
+            ));
+            if let Some((name, stop)) = &self.stop_at
+                && step.name == *name
+            {
+                stop.stop();
+            }
+            self.now.fetch_sub(1, Ordering::SeqCst);
+            if self.fail.contains(&step.name.as_str()) {
+                Outcome::Failed(format!("{} broke", step.name))
+            } else {
+                Outcome::Done
+            }
+        }
+    }
+
+    fn step(name: &str, action: Action, ordered: bool) -> Step {
+        Step {
+            namespace: "ns".to_owned(),
+            name: name.to_owned(),
+            revision: 1,
+            chart: "c-1".to_owned(),
+            action,
+            ordered,
+            labels: Default::default(),
+            note: None,
+            selected: true,
+        }
+    }
+
+    fn installs(names: &[&str]) -> Vec<Step> {
+        names
+            .iter()
+            .map(|n| step(n, Action::Install, false))
+            .collect()
+    }
+
+    /// The record fetcher: the step's name as its record, each call noted
+    /// with its thread.
+    fn fetcher(
+        calls: &Mutex<Vec<(String, ThreadId)>>,
+    ) -> impl Fn(&Step) -> Option<Zeroizing<Vec<u8>>> + Sync + '_ {
+        move |s: &Step| {
+            calls
+                .lock()
+                .unwrap()
+                .push((s.name.clone(), std::thread::current().id()));
+            (s.name != "missing").then(|| Zeroizing::new(s.name.clone().into_bytes()))
+        }
+    }
+
+    fn names(reports: &[Report]) -> Vec<&str> {
+        reports.iter().map(|r| r.step.name.as_str()).collect()
     }
 
     #[test]
-    fn a_helm_error_about_a_frozen_chart_is_reported_as_a_defect() {
-        let rec = serde_json::json!({
-            "name": "r", "namespace": "n", "version": 2,
-            "chart": {"metadata": {"name": "app", "version": "1.0.0"}},
-            "manifest": "---\n# Source: app/templates/cm.yaml\nkind: ConfigMap\n---\n# Source: app/templates/cm.yaml\nkind: Secret\nx: 1\n",
+    fn ordered_steps_run_first_one_by_one_and_reports_come_in_plan_order() {
+        let mut steps = installs(&["a", "b", "c", "d", "e", "f"]);
+        steps.insert(2, step("first", Action::Install, true));
+        steps.insert(5, step("second", Action::Install, true));
+        let target = Recording::default();
+        let calls = Mutex::new(Vec::new());
+        let done = Mutex::new(Vec::new());
+        let reports = run_plan(&target, &steps, 3, &Stop::default(), fetcher(&calls), |r| {
+            done.lock().unwrap().push(r.step.name.clone())
         });
-        let frozen = super::super::frozen::freeze(rec.to_string().as_bytes()).unwrap();
-        let error = r#"INSTALLATION FAILED: parse error at (app/templates/cm.yaml:4): unexpected "{" in command"#;
-        let line = defect(&frozen, error).unwrap();
-        assert!(!line.contains('\n'), "one line: {line}");
-        for part in [
-            "the chart helm-bulk generated from the stored release",
-            "(manifest document 2 of 2 (# Source: app/templates/cm.yaml), line 2)",
-            error,
-            "defect of helm-bulk",
-            "will not fix it",
-            REPORT_URL,
-            "--debug",
-        ] {
-            assert!(line.contains(part), "{part:?} in {line}");
-        }
-        assert!(REPORT_URL.starts_with("https://github.com/"));
-        assert_eq!(defect(&frozen, "Service \"x\" is invalid: port"), None);
-        // A YAML error names no document: the one that is not YAML.
-        let rec = serde_json::json!({
-            "name": "r", "namespace": "n", "version": 2,
-            "chart": {"metadata": {"name": "app", "version": "1.0.0"}},
-            "manifest": "---\n# Source: app/templates/cm.yaml\nkind: ConfigMap\n---\n# Source: app/templates/cm.yaml\nkind: Secret\nx: [1\n",
-        });
-        let frozen = super::super::frozen::freeze(rec.to_string().as_bytes()).unwrap();
-        let line = defect(
-            &frozen,
-            "YAML parse error on app/templates/cm.yaml: error converting YAML to JSON: yaml: line 2: did not find expected ',' or ']'",
-        )
-        .unwrap();
-        assert!(
-            line.contains("(manifest document 2 of 2 (# Source: app/templates/cm.yaml), line 2)"),
-            "{line}"
+        assert_eq!(
+            names(&reports),
+            ["first", "second", "a", "b", "c", "d", "e", "f"]
         );
+        assert!(reports.iter().all(|r| r.outcome == Outcome::Done));
+        let restored = target.restored.into_inner().unwrap();
+        // The ordered steps ran first, in order, before any other started.
+        let order: Vec<&str> = restored.iter().map(|(n, _, _)| n.as_str()).collect();
+        assert_eq!(order[..2], ["first", "second"]);
+        // Each restore got its step's record, fetched by the thread that ran it.
+        let calls = calls.into_inner().unwrap();
+        for (name, thread, record) in &restored {
+            assert_eq!(record, name.as_bytes());
+            assert!(calls.contains(&(name.clone(), *thread)), "{name}");
+        }
+        // The records were fetched in plan order, once each.
+        let fetched: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(fetched, names(&reports));
+        // `done` saw every step once.
+        let mut done = done.into_inner().unwrap();
+        done.sort();
+        let mut all: Vec<String> = steps.iter().map(|s| s.name.clone()).collect();
+        all.sort();
+        assert_eq!(done, all);
+    }
+
+    #[test]
+    fn at_most_jobs_steps_run_at_once() {
+        let steps = installs(&["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]);
+        for jobs in [1, 3] {
+            let target = Recording {
+                want: jobs,
+                ..Default::default()
+            };
+            let calls = Mutex::new(Vec::new());
+            let reports = run_plan(
+                &target,
+                &steps,
+                jobs,
+                &Stop::default(),
+                fetcher(&calls),
+                |_| {},
+            );
+            assert_eq!(reports.len(), steps.len());
+            assert_eq!(target.most.load(Ordering::SeqCst), jobs, "jobs {jobs}");
+        }
+        // 0 jobs still runs one at a time.
+        let target = Recording::default();
+        let calls = Mutex::new(Vec::new());
+        let reports = run_plan(
+            &target,
+            &steps,
+            0,
+            &Stop::default(),
+            fetcher(&calls),
+            |_| {},
+        );
+        assert!(reports.iter().all(|r| r.outcome == Outcome::Done));
+        assert_eq!(target.most.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn skipped_refused_and_recordless_steps_never_reach_the_target_and_failures_stop_nothing() {
+        let steps = vec![
+            step("skip", Action::Skip("exists".to_owned()), true),
+            step("refuse", Action::Refuse("not ours".to_owned()), false),
+            step("missing", Action::Install, false),
+            step("broken", Action::Upgrade, false),
+            step("fine", Action::Replace, false),
+        ];
+        let target = Recording {
+            fail: vec!["broken"],
+            ..Default::default()
+        };
+        let calls = Mutex::new(Vec::new());
+        let reports = run_plan(
+            &target,
+            &steps,
+            2,
+            &Stop::default(),
+            fetcher(&calls),
+            |_| {},
+        );
+        let outcomes: Vec<(&str, &Outcome)> = reports
+            .iter()
+            .map(|r| (r.step.name.as_str(), &r.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("skip", &Outcome::Skipped("exists".to_owned())),
+                ("refuse", &Outcome::Failed("not ours".to_owned())),
+                (
+                    "missing",
+                    &Outcome::Failed("the snapshot has no record for this revision".to_owned())
+                ),
+                ("broken", &Outcome::Failed("broken broke".to_owned())),
+                ("fine", &Outcome::Done),
+            ]
+        );
+        // Records are fetched only for the steps that change the target.
+        let fetched: Vec<String> = calls
+            .into_inner()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(fetched, ["missing", "broken", "fine"]);
+        let mut restored: Vec<String> = target
+            .restored
+            .into_inner()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        restored.sort();
+        assert_eq!(restored, ["broken", "fine"]);
+    }
+
+    #[test]
+    fn no_step_starts_after_a_stop() {
+        let stop = Arc::new(Stop::default());
+        let mut steps = installs(&["a", "b", "c", "d"]);
+        steps.insert(0, step("first", Action::Install, true));
+        steps.insert(1, step("second", Action::Install, true));
+        steps.push(step("skip", Action::Skip("exists".to_owned()), false));
+        let target = Recording {
+            stop_at: Some(("first", stop.clone())),
+            ..Default::default()
+        };
+        let calls = Mutex::new(Vec::new());
+        let reports = run_plan(&target, &steps, 2, &stop, fetcher(&calls), |_| {});
+        let outcomes: Vec<(&str, &Outcome)> = reports
+            .iter()
+            .map(|r| (r.step.name.as_str(), &r.outcome))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("first", &Outcome::Done),
+                ("second", &Outcome::NotStarted),
+                ("a", &Outcome::NotStarted),
+                ("b", &Outcome::NotStarted),
+                ("c", &Outcome::NotStarted),
+                ("d", &Outcome::NotStarted),
+                ("skip", &Outcome::Skipped("exists".to_owned())),
+            ]
+        );
+        // Nothing after the stop was fetched or restored.
+        let fetched: Vec<String> = calls
+            .into_inner()
+            .unwrap()
+            .into_iter()
+            .map(|c| c.0)
+            .collect();
+        assert_eq!(fetched, ["first"]);
+        assert_eq!(target.restored.into_inner().unwrap().len(), 1);
+
+        // Stopped before the run: nothing starts at all.
+        let stop = Stop::default();
+        stop.stop();
+        let target = Recording::default();
+        let calls = Mutex::new(Vec::new());
+        let reports = run_plan(
+            &target,
+            &installs(&["a", "b"]),
+            4,
+            &stop,
+            fetcher(&calls),
+            |_| {},
+        );
+        assert!(reports.iter().all(|r| r.outcome == Outcome::NotStarted));
+        assert!(calls.into_inner().unwrap().is_empty());
+        assert!(target.restored.into_inner().unwrap().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_stopped_run_spawns_no_new_work_but_still_cleans_up() {
+        let stop = Stop::default();
+        let mut child = stop.spawn(&mut Command::new("true"), true).unwrap();
+        assert_eq!(stop.running(), [child.id()]);
+        child.wait().unwrap();
+        stop.ended(child.id());
+        assert!(stop.running().is_empty());
+        stop.stop();
+        assert!(matches!(
+            stop.spawn(&mut Command::new("true"), true),
+            Err(NotSpawned::Stopped)
+        ));
+        let mut cleanup = stop.spawn(&mut Command::new("true"), false).unwrap();
+        cleanup.wait().unwrap();
+        stop.ended(cleanup.id());
+        assert!(stop.running().is_empty());
     }
 }

@@ -272,7 +272,7 @@ fn add(tar: &mut tar::Builder<GzEncoder<Vec<u8>>>, path: &str, data: &[u8]) -> s
 
 /// What a frozen chart is made of, whichever Helm generation stored the
 /// release: [`freeze`] reads it from a Helm 3/4 record, and
-/// `crate::tiller::freeze` from a Helm 2 one.
+/// [`super::frozen_helm2`] from a Helm 2 one.
 pub struct Parts {
     /// The Chart.yaml fields (camelCase, as Helm 3 writes them). `name` is
     /// required; `dependencies` and `kubeVersion` are dropped.

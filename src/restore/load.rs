@@ -8,7 +8,7 @@
 //! ```text
 //! store input ─▶ signing::verify ─▶ vault::open ─▶ read (records to restore)
 //!   ─▶ existing ─▶ prepare (plan, CRDs) ─▶ run_preflight ─▶ crds::ensure
-//!   ─▶ execute::run_plan (helm) │ tiller::restore::run_plan ─▶ not_deployed
+//!   ─▶ execute::run_plan (helm │ Tiller target) ─▶ not_deployed
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use zeroize::Zeroizing;
 
-use super::execute::{HelmRunner, Outcome, Report, Stop};
+use super::execute::{Outcome, Report, Stop};
+use super::helm::HelmRunner;
 use super::history::{self, Keep};
 use super::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use super::preflight;
@@ -135,9 +136,7 @@ pub async fn existing(
 }
 
 /// The releases a Tiller has: a release that is not deleted counts as installed.
-pub fn existing_in_tiller(
-    tiller: &crate::tiller::restore::Existing,
-) -> HashMap<ReleaseKey, Installed> {
+pub fn existing_in_tiller(tiller: &super::tiller::Existing) -> HashMap<ReleaseKey, Installed> {
     tiller
         .installed
         .iter()
@@ -147,7 +146,7 @@ pub fn existing_in_tiller(
                 status: "deployed".to_owned(),
                 frozen: false,
             };
-            (k.clone().into(), release)
+            (k.clone(), release)
         })
         .collect()
 }
@@ -230,7 +229,7 @@ pub async fn not_deployed(
         .collect())
 }
 
-pub use super::execute::helm_bin;
+pub use super::helm::helm_bin;
 
 /// How the steps of a run ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -398,7 +397,7 @@ pub fn helm_runner(
         driver,
         description: restore_description(index),
         freezer: if helm2 {
-            crate::tiller::freeze::freeze_record
+            super::frozen_helm2::freeze_record
         } else {
             super::frozen::freeze
         },
@@ -438,7 +437,7 @@ pub fn histories(
             .get((ns, n, r).revision_id())
             .ok_or("the snapshot has no record of it")?;
         if helm2 {
-            crate::tiller::convert::record_to_helm3(data)
+            super::helm2to3::record_to_helm3(data)
         } else {
             Ok(data.clone())
         }

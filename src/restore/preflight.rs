@@ -12,8 +12,8 @@ use std::sync::Mutex;
 
 use zeroize::Zeroizing;
 
-use super::execute::HelmRunner;
 use super::frozen::ChartHandle;
+use super::helm::HelmRunner;
 use super::plan::Step;
 use crate::release::{ReleaseId as _, ReleaseKey};
 
@@ -125,7 +125,7 @@ pub fn render(runner: &HelmRunner, step: &Step, record: &[u8]) -> Result<Rendere
             ],
             Some(&frozen.values),
         )
-        .map_err(|e| match super::execute::defect(&frozen, &e) {
+        .map_err(|e| match super::helm::defect(&frozen, &e) {
             Some(d) => Problem::Defect(d),
             None => Problem::Render(e),
         })?;

@@ -376,11 +376,11 @@ pub async fn installed_releases(
             None => break,
         }
     }
-    let latest = crate::release::newest_per_release(revisions, |(key, revision, ..)| {
-        (key.clone(), *revision)
-    });
+    let latest =
+        crate::release::newest_by(&revisions, |(key, ..)| key, |(_, revision, ..)| *revision);
     let mut out = HashMap::new();
     for (key, (_, revision, status, object)) in latest {
+        let (revision, status) = (*revision, status.clone());
         let ns = &key.namespace;
         if status == "uninstalled" {
             continue;
@@ -390,13 +390,13 @@ pub async fn installed_releases(
         } else {
             let payload = match driver {
                 Driver::Secret => Api::<Secret>::namespaced(client.clone(), ns)
-                    .get_opt(&object)
+                    .get_opt(object)
                     .await
                     .map_err(api_error)?
                     .and_then(|s| s.data?.remove("release"))
                     .map(|b| b.0),
                 Driver::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), ns)
-                    .get_opt(&object)
+                    .get_opt(object)
                     .await
                     .map_err(api_error)?
                     .and_then(|c| c.data?.remove("release"))
@@ -412,7 +412,7 @@ pub async fn installed_releases(
                 })
         };
         out.insert(
-            key,
+            key.clone(),
             Installed {
                 revision,
                 status,

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 pub mod crds;
 pub mod helm;
 pub mod list;
+pub mod tiller;
 
 /// Which kind of Kubernetes object holds release records, one per revision:
 /// Helm 3/4's storage driver (`HELM_DRIVER`) and Tiller's `--storage`.

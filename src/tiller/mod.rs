@@ -1,5 +1,4 @@
-//! Helm 2: Tiller's gRPC API, Tiller's release storage, and the conversion of
-//! Helm 2 releases for Helm 3/4.
+//! Helm 2's protocol: Tiller's gRPC API and its release records.
 //!
 //! * [`hapi`]: the Rust code generated (by `build.rs`) from helm-bulk's own
 //!   `proto/hapi` files, which are wire-compatible with Helm v2.17's protos.
@@ -8,18 +7,15 @@
 //! * [`record`]: what helm-bulk reads from a `hapi.release.Release`: the index
 //!   row (Tiller's upper-case statuses mapped to Helm 3's lower-case ones),
 //!   the user values, the kinds used.
-//! * [`source`]: `save --source tiller` (gRPC) and `save --source
-//!   tiller-storage` (Tiller's ConfigMaps or Secrets, for when Tiller is gone).
-//! * [`freeze`]: frozen charts made from a Helm 2 release, for `helm install`
-//!   (migration to Helm 3/4) or for Tiller's InstallRelease.
-//! * [`restore`]: `load --to-tiller`.
+//!
+//! What helm-bulk does with Helm 2 lives with the same work for Helm 3/4:
+//! saving from Tiller or its storage in [`crate::source::tiller`], frozen
+//! charts from Helm 2 records in [`crate::restore::frozen_helm2`], their
+//! conversion to Helm 3 records in [`crate::restore::helm2to3`], and
+//! restoring into Tiller (`load --to-tiller`) in [`crate::restore::tiller`].
 
 pub mod client;
-pub mod convert;
-pub mod freeze;
 pub mod record;
-pub mod restore;
-pub mod source;
 
 /// The Helm 2 version helm-bulk speaks as, in the `x-helm-api-client`
 /// metadata, unless Tiller reports another 2.x version (Tiller accepts only

@@ -20,33 +20,33 @@ use std::collections::{BTreeSet, HashMap};
 
 use zeroize::Zeroizing;
 
-use super::client::Tiller;
-use super::hapi::release::status::Code;
-use super::record::{record_from_bytes, status_name};
-use crate::release::ReleaseRecord;
+use super::helm::{Plan, SaveFilter, apply_filter, decode_payload, send_in_index_order};
+use super::list::{Lister, RawObject};
+use super::{Driver, RecordSender, Source, SourceError};
+use crate::release::{ReleaseId, ReleaseKey, ReleaseRecord};
 use crate::snapshot::{IndexRow, SourceKind};
-use crate::source::helm::{Plan, SaveFilter, apply_filter, decode_payload, send_in_index_order};
-use crate::source::list::{Lister, RawObject};
-use crate::source::{RecordSender, SourceError};
+use crate::tiller::client::Tiller;
+use crate::tiller::hapi::release::status::Code;
+use crate::tiller::record::{record_from_bytes, status_name};
 
 /// The label selector of Tiller's storage objects.
 pub const OWNER_SELECTOR: &str = "OWNER=TILLER";
 
-fn tiller_err(e: super::TillerError) -> SourceError {
+fn tiller_err(e: crate::tiller::TillerError) -> SourceError {
     SourceError::Driver(e.to_string())
 }
 
 /// Keeps the releases with a revision in `statuses`, then applies `--history`.
 fn select(rows: Vec<IndexRow>, statuses: &[Code], filter: &SaveFilter) -> Vec<IndexRow> {
     let wanted: Vec<&str> = statuses.iter().map(|c| status_name(*c as i32)).collect();
-    let keep: BTreeSet<(String, String)> = rows
+    let keep: BTreeSet<ReleaseKey> = rows
         .iter()
         .filter(|r| wanted.contains(&r.status.as_str()))
-        .map(|r| (r.namespace.clone(), r.name.clone()))
+        .map(|r| r.release_key())
         .collect();
     let rows = rows
         .into_iter()
-        .filter(|r| keep.contains(&(r.namespace.clone(), r.name.clone())))
+        .filter(|r| keep.contains(r.release_id()))
         .collect();
     let history_only = SaveFilter {
         selection: filter.selection.clone(),
@@ -107,24 +107,6 @@ pub struct GrpcSource {
     page_size: u32,
 }
 
-impl crate::source::Source for GrpcSource {
-    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
-        GrpcSource::plan(self, filter).await
-    }
-
-    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
-        GrpcSource::fetch(self, plan, tx).await
-    }
-
-    fn driver_name(&self) -> &'static str {
-        "tiller"
-    }
-
-    fn server(&self) -> Option<String> {
-        Some(self.tiller().url())
-    }
-}
-
 impl GrpcSource {
     /// A source over a connected Tiller; `scope` limits it to one namespace.
     pub fn new(tiller: Tiller, scope: Option<String>, statuses: Vec<Code>, page_size: u32) -> Self {
@@ -134,11 +116,6 @@ impl GrpcSource {
             statuses,
             page_size: page_size.max(1),
         }
-    }
-
-    /// The Tiller.
-    pub fn tiller(&self) -> &Tiller {
-        &self.tiller
     }
 
     /// The names of the releases ListReleases selects, sorted.
@@ -154,9 +131,11 @@ impl GrpcSource {
             .map(|l| l.name)
             .collect())
     }
+}
 
+impl Source for GrpcSource {
     /// First pass: ListReleases, then GetHistory of each release.
-    pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
         let mut rows = Vec::new();
         let mut problems = Vec::new();
         let mut kinds_of = HashMap::new();
@@ -166,7 +145,7 @@ impl GrpcSource {
                 match record_from_bytes(data) {
                     Ok((record, release)) => note(
                         record,
-                        super::record::kinds_used(&release),
+                        crate::tiller::record::kinds_used(&release),
                         filter,
                         self.scope.as_deref(),
                         &mut rows,
@@ -189,7 +168,7 @@ impl GrpcSource {
     /// Second pass: GetHistory again, sending each planned revision in index
     /// order. A revision that changed since the first pass makes the attempt
     /// start again ([`SourceError::Expired`]); one that is gone fails it.
-    pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
+    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
         let mut remaining: HashMap<String, usize> = HashMap::new();
         for r in &plan.rows {
             *remaining.entry(r.name.clone()).or_default() += 1;
@@ -204,7 +183,7 @@ impl GrpcSource {
                     .await
                     .map_err(tiller_err)?
                 {
-                    if let Ok(release) = super::record::decode(&data)
+                    if let Ok(release) = crate::tiller::record::decode(&data)
                         && let Ok(rev) = u32::try_from(release.version)
                     {
                         revisions.insert(rev, data);
@@ -229,34 +208,24 @@ impl GrpcSource {
         }
         Ok(())
     }
-}
 
-/// Where Tiller kept its records: ConfigMaps (Tiller's default,
-/// `--storage=configmap`) or Secrets (`tiller --storage=secret`).
-pub use crate::source::Driver as Storage;
+    fn driver_name(&self) -> &'static str {
+        "tiller"
+    }
+
+    fn server(&self) -> Option<String> {
+        Some(self.tiller.url())
+    }
+}
 
 /// Releases read from Tiller's ConfigMaps or Secrets.
 pub struct StorageSource {
     client: kube::Client,
-    storage: Storage,
+    storage: Driver,
     tiller_namespace: String,
     scope: Option<String>,
     statuses: Vec<Code>,
     page_size: u32,
-}
-
-impl crate::source::Source for StorageSource {
-    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
-        StorageSource::plan(self, filter).await
-    }
-
-    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
-        StorageSource::fetch(self, plan, tx).await
-    }
-
-    fn driver_name(&self) -> &'static str {
-        self.storage().name()
-    }
 }
 
 impl StorageSource {
@@ -264,7 +233,7 @@ impl StorageSource {
     /// to releases of one namespace.
     pub fn new(
         client: kube::Client,
-        storage: Storage,
+        storage: Driver,
         tiller_namespace: String,
         scope: Option<String>,
         statuses: Vec<Code>,
@@ -280,11 +249,6 @@ impl StorageSource {
         }
     }
 
-    /// Where the records are read from.
-    pub fn storage(&self) -> Storage {
-        self.storage
-    }
-
     fn lister(&self, at: Option<&str>) -> Lister {
         Lister::new(
             self.storage.tiller_what(),
@@ -297,13 +261,17 @@ impl StorageSource {
         )
     }
 
-    fn decode(s: &RawObject) -> Result<(ReleaseRecord, super::hapi::release::Release), String> {
+    fn decode(
+        s: &RawObject,
+    ) -> Result<(ReleaseRecord, crate::tiller::hapi::release::Release), String> {
         let payload = s.payload.as_deref().ok_or("it has no `release` key")?;
         record_from_bytes(decode_payload(payload)?)
     }
+}
 
+impl Source for StorageSource {
     /// First pass: the index rows of everything selected.
-    pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
         let mut rows = Vec::new();
         let mut problems = Vec::new();
         let mut kinds_of = HashMap::new();
@@ -313,7 +281,7 @@ impl StorageSource {
                 match Self::decode(&s) {
                     Ok((record, release)) => note(
                         record,
-                        super::record::kinds_used(&release),
+                        crate::tiller::record::kinds_used(&release),
                         filter,
                         self.scope.as_deref(),
                         &mut rows,
@@ -331,9 +299,13 @@ impl StorageSource {
 
     /// Second pass: lists again at the first pass's resourceVersion and sends
     /// the planned records in index order.
-    pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
+    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
         let lister = self.lister(Some(&plan.resource_version));
         send_in_index_order(lister, plan, tx, |s| Self::decode(s).ok().map(|(r, _)| r)).await
+    }
+
+    fn driver_name(&self) -> &'static str {
+        self.storage.name()
     }
 }
 
@@ -364,7 +336,7 @@ mod tests {
             .map(|r| (r.name, r.revision))
             .collect();
         assert_eq!(kept, [("a".to_owned(), 1), ("a".to_owned(), 2)]);
-        let all = select(rows, &super::super::record::ALL_CODES, &f);
+        let all = select(rows, &crate::tiller::record::ALL_CODES, &f);
         assert_eq!(all.len(), 4);
     }
 }

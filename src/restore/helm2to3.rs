@@ -24,10 +24,10 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::hapi::chart::{Chart, Config};
-use super::hapi::release::hook::{DeletePolicy, Event};
-use super::hapi::release::{Hook, Release};
-use super::record::{code, rfc3339, status_name};
+use crate::tiller::hapi::chart::{Chart, Config};
+use crate::tiller::hapi::release::hook::{DeletePolicy, Event};
+use crate::tiller::hapi::release::{Hook, Release};
+use crate::tiller::record::{code, rfc3339, status_name};
 
 fn time(ts: Option<&prost_types::Timestamp>) -> Value {
     Value::from(rfc3339(ts).unwrap_or_default())
@@ -50,7 +50,7 @@ fn b64(data: &[u8]) -> Value {
 fn chart(c: &Chart) -> Result<Value, String> {
     let metadata = match &c.metadata {
         Some(m) => {
-            let mut out = super::freeze::chart_yaml(m);
+            let mut out = super::frozen_helm2::chart_yaml(m);
             if !m.kube_version.is_empty() {
                 out.insert(
                     "kubeVersion".to_owned(),
@@ -206,15 +206,15 @@ pub fn to_helm3(r: &Release) -> Result<Zeroizing<Vec<u8>>, String> {
 
 /// [`to_helm3`] of a Helm 2 record's protobuf bytes.
 pub fn record_to_helm3(data: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
-    let r = super::record::decode_wiped(data)?;
+    let r = crate::tiller::record::decode_wiped(data)?;
     to_helm3(&r.0)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::hapi::chart::{Metadata, Template};
-    use super::super::hapi::release::{Info, Status};
     use super::*;
+    use crate::tiller::hapi::chart::{Metadata, Template};
+    use crate::tiller::hapi::release::{Info, Status};
 
     #[test]
     fn a_helm2_release_as_helm3_reads_it() {

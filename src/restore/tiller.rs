@@ -1,7 +1,7 @@
 //! `load --to-tiller`: restore a Helm 2 snapshot into a Tiller.
 //!
 //! The plan is the same as for Helm 3/4 ([`crate::restore::plan`]); each step
-//! sends Tiller the frozen chart of [`super::freeze::tiller_chart`]:
+//! sends Tiller the frozen chart of [`super::frozen_helm2::tiller_chart`]:
 //! InstallRelease (with `reuse_name` when the name belongs to a deleted, not
 //! purged, release), UpdateRelease with `reset_values` for `--upgrade`, and
 //! UninstallRelease with `purge` followed by InstallRelease for `--replace`.
@@ -14,20 +14,18 @@
 //! later no longer serve), the install fails before anything else is done,
 //! and is sent again without those hooks, as Helm 2's `--no-crd-hook`.
 
-use std::collections::{HashMap, HashSet};
-use std::time::Instant;
+use std::collections::HashSet;
 
-use zeroize::Zeroizing;
-
-use super::TillerError;
-use super::client::Tiller;
-use super::hapi::release::hook::Event;
-use super::hapi::release::status::Code;
-use super::hapi::services::tiller::{
+use super::execute::{Outcome, Target};
+use super::plan::{Action, Step};
+use crate::release::ReleaseKey;
+use crate::tiller::TillerError;
+use crate::tiller::client::Tiller;
+use crate::tiller::hapi::release::hook::Event;
+use crate::tiller::hapi::release::status::Code;
+use crate::tiller::hapi::services::tiller::{
     InstallReleaseRequest, UninstallReleaseRequest, UpdateReleaseRequest,
 };
-use crate::restore::execute::{Outcome, Report};
-use crate::restore::plan::{Action, Step};
 
 /// How long Tiller may take for one operation (Helm 2's default), in seconds.
 const TIMEOUT_SECONDS: i64 = 300;
@@ -35,8 +33,8 @@ const TIMEOUT_SECONDS: i64 = 300;
 /// The releases a Tiller has.
 #[derive(Debug, Default, Clone)]
 pub struct Existing {
-    /// `(namespace, name)` of releases whose latest revision is not deleted.
-    pub installed: HashSet<(String, String)>,
+    /// The releases whose latest revision is not deleted.
+    pub installed: HashSet<ReleaseKey>,
     /// Names of deleted releases whose history Tiller keeps (the name is
     /// taken until purged, so installing reuses it).
     pub deleted: HashSet<String>,
@@ -45,49 +43,61 @@ pub struct Existing {
 /// Lists every release of the Tiller (in `scope`, when given).
 pub async fn existing(tiller: &Tiller, scope: Option<&str>) -> Result<Existing, TillerError> {
     let listed = tiller
-        .list_all(&super::record::ALL_CODES, scope, 256)
+        .list_all(&crate::tiller::record::ALL_CODES, scope, 256)
         .await?;
-    let mut latest: HashMap<String, (i32, i32, String)> = HashMap::new();
-    for l in listed {
-        let e = latest
-            .entry(l.name.clone())
-            .or_insert((l.version, l.code, l.namespace.clone()));
-        if l.version >= e.0 {
-            *e = (l.version, l.code, l.namespace);
-        }
-    }
     let mut out = Existing::default();
-    for (name, (_, code, namespace)) in latest {
-        if code == Code::Deleted as i32 {
-            out.deleted.insert(name);
+    // A Helm 2 release name is unique in the cluster: its newest revision
+    // says whether it is installed, and in which namespace.
+    for (name, l) in crate::release::newest_by(&listed, |l| l.name.as_str(), |l| l.version) {
+        if l.code == Code::Deleted as i32 {
+            out.deleted.insert(name.to_owned());
         } else {
-            out.installed.insert((namespace, name));
+            out.installed.insert(ReleaseKey::new(&l.namespace, &l.name));
         }
     }
     Ok(out)
 }
 
-/// Runs one step with the record of its revision.
-pub async fn execute(
+/// Tiller as a restore [`Target`]: each step is sent as gRPC calls on
+/// `runtime`, from the scheduler's threads (which are not the runtime's).
+pub struct TillerTarget {
+    /// The connected Tiller.
+    pub tiller: Tiller,
+    /// The runtime the calls run on (a multi-threaded one, whose own threads
+    /// drive the connection).
+    pub runtime: tokio::runtime::Handle,
+    /// What the Tiller had before the restore.
+    pub existing: Existing,
+    /// The release description recorded by Tiller.
+    pub description: String,
+}
+
+impl Target for TillerTarget {
+    fn restore(&self, step: &Step, record: &[u8]) -> Outcome {
+        let reuse_name = self.existing.deleted.contains(&step.name);
+        self.runtime.block_on(execute(
+            &self.tiller,
+            step,
+            record,
+            reuse_name,
+            &self.description,
+        ))
+    }
+}
+
+/// Restores one step from the record of its revision.
+async fn execute(
     tiller: &Tiller,
     step: &Step,
-    record: Option<&[u8]>,
+    record: &[u8],
     reuse_name: bool,
     description: &str,
 ) -> Outcome {
-    match &step.action {
-        Action::Skip(why) => return Outcome::Skipped(why.clone()),
-        Action::Refuse(why) => return Outcome::Failed(why.clone()),
-        _ => {}
-    }
-    let Some(record) = record else {
-        return Outcome::Failed("the snapshot has no record for this revision".to_owned());
-    };
-    let release = match super::record::decode_wiped(record) {
+    let release = match crate::tiller::record::decode_wiped(record) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(e),
     };
-    let (chart, values) = match super::freeze::tiller_chart(&release) {
+    let (chart, values) = match super::frozen_helm2::tiller_chart(&release) {
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
@@ -156,6 +166,7 @@ pub async fn execute(
                 .await
                 .map_err(|e| format!("uninstalled, but reinstalling failed: {e}")),
         },
+        // Not restored: the scheduler reports these without a target.
         Action::Skip(_) | Action::Refuse(_) => Ok(()),
     };
     match result {
@@ -204,7 +215,7 @@ where
 }
 
 /// Wipes the user's values when dropped.
-struct ValuesGuard(super::hapi::chart::Config);
+struct ValuesGuard(crate::tiller::hapi::chart::Config);
 
 impl Drop for ValuesGuard {
     fn drop(&mut self) {
@@ -218,97 +229,4 @@ fn cause(e: TillerError) -> String {
         TillerError::Call { cause, .. } => cause,
         other => other.to_string(),
     }
-}
-
-/// Runs the plan against Tiller: ordered steps one by one, then the rest
-/// `jobs` at a time. `record` fetches the record of a step's revision;
-/// `done` is called as each step finishes.
-pub async fn run_plan<R, D>(
-    tiller: &Tiller,
-    steps: &[Step],
-    jobs: usize,
-    existing: &Existing,
-    description: &str,
-    record: R,
-    done: D,
-) -> Vec<Report>
-where
-    R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>>,
-    D: Fn(&Report),
-{
-    let mut reports = Vec::with_capacity(steps.len());
-    let (ordered, rest): (Vec<&Step>, Vec<&Step>) = steps.iter().partition(|s| s.ordered);
-    for step in ordered {
-        let start = Instant::now();
-        let data = if step.action.changes() {
-            record(step)
-        } else {
-            None
-        };
-        let outcome = execute(
-            tiller,
-            step,
-            data.as_deref().map(|d| d.as_slice()),
-            existing.deleted.contains(&step.name),
-            description,
-        )
-        .await;
-        let report = Report {
-            step: step.clone(),
-            outcome,
-            elapsed: start.elapsed(),
-        };
-        done(&report);
-        reports.push(report);
-    }
-    let mut set = tokio::task::JoinSet::new();
-    let mut results: Vec<(usize, Report)> = Vec::new();
-    let mut queue = rest.into_iter().enumerate();
-    loop {
-        while set.len() < jobs.max(1) {
-            let Some((i, step)) = queue.next() else { break };
-            let data = if step.action.changes() {
-                record(step)
-            } else {
-                None
-            };
-            let tiller = tiller.clone();
-            let step = step.clone();
-            let reuse = existing.deleted.contains(&step.name);
-            let description = description.to_owned();
-            set.spawn(async move {
-                let start = Instant::now();
-                let outcome = execute(
-                    &tiller,
-                    &step,
-                    data.as_deref().map(|d| d.as_slice()),
-                    reuse,
-                    &description,
-                )
-                .await;
-                (
-                    i,
-                    Report {
-                        step,
-                        outcome,
-                        elapsed: start.elapsed(),
-                    },
-                )
-            });
-        }
-        match set.join_next().await {
-            Some(Ok((i, report))) => {
-                done(&report);
-                results.push((i, report));
-            }
-            Some(Err(e)) => {
-                // A panicking step is a bug; report it rather than lose it.
-                eprintln!("a restore task failed: {e}");
-            }
-            None => break,
-        }
-    }
-    results.sort_by_key(|(i, _)| *i);
-    reports.extend(results.into_iter().map(|(_, r)| r));
-    reports
 }

@@ -15,12 +15,12 @@
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::hapi::chart::{Chart, Config, Metadata, Template};
-use super::hapi::release::{Release, hook::Event};
 use crate::restore::RestoreError;
 use crate::restore::frozen::{
     FROZEN_ANNOTATION, FrozenChart, FrozenHook, Parts, assemble, escape_template,
 };
+use crate::tiller::hapi::chart::{Chart, Config, Metadata, Template};
+use crate::tiller::hapi::release::{Release, hook::Event};
 
 fn record_error(e: String) -> RestoreError {
     RestoreError::Record(e)
@@ -146,13 +146,13 @@ pub fn parts(r: &Release) -> Result<Parts, RestoreError> {
             .map(|s| s.notes.clone())
             .unwrap_or_default(),
         crds,
-        values: Zeroizing::new(super::record::user_values(r).as_bytes().to_vec()),
+        values: Zeroizing::new(crate::tiller::record::user_values(r).as_bytes().to_vec()),
     })
 }
 
 /// The frozen chart of a Helm 2 record (protobuf bytes), for `helm install`.
 pub fn freeze_record(data: &[u8]) -> Result<FrozenChart, RestoreError> {
-    let r = super::record::decode_wiped(data).map_err(record_error)?;
+    let r = crate::tiller::record::decode_wiped(data).map_err(record_error)?;
     assemble(parts(&r)?)
 }
 
@@ -214,7 +214,7 @@ pub fn tiller_chart(r: &Release) -> Result<(Chart, Config), RestoreError> {
         files: Vec::new(),
     };
     let values = Config {
-        raw: super::record::user_values(r).to_owned(),
+        raw: crate::tiller::record::user_values(r).to_owned(),
         values: Default::default(),
     };
     Ok((frozen, values))
