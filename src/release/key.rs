@@ -264,12 +264,6 @@ macro_rules! keyed_by_parts {
 keyed_by_parts!(ReleaseKey, ReleaseId, release_parts);
 keyed_by_parts!(RevisionKey, RevisionId, revision_parts);
 
-impl From<(String, String)> for ReleaseKey {
-    fn from((namespace, name): (String, String)) -> ReleaseKey {
-        ReleaseKey { namespace, name }
-    }
-}
-
 impl From<&IndexRow> for ReleaseKey {
     fn from(row: &IndexRow) -> ReleaseKey {
         row.release_key()
