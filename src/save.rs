@@ -18,9 +18,8 @@ use std::sync::Arc;
 use crate::cluster::Cluster;
 use crate::snapshot::SourceKind;
 use crate::snapshot::{Cluster as IndexCluster, Index, SnapshotError, SnapshotWriter};
-use crate::source::helm::{HelmSource, Plan, SaveFilter};
-use crate::source::tiller::{GrpcSource, StorageSource};
-use crate::source::{RecordSender, Source, SourceError};
+use crate::source::helm::SaveFilter;
+use crate::source::{Source, SourceError};
 use crate::store::Sink;
 use crate::store::bucket::{Bucket, BucketError, timestamp_of};
 use crate::vault::sign::{HashingWriter, SigningKey, signature_path};
@@ -64,47 +63,81 @@ impl SaveError {
     }
 }
 
-/// The source of one save, chosen at run time.
-pub enum SaveSource {
-    /// Helm 3/4 storage.
-    Helm(HelmSource),
-    /// Tiller over gRPC.
-    Grpc(GrpcSource),
-    /// Tiller's storage objects.
-    Storage(StorageSource),
+/// Which records a save reads (`save --source`): Helm 3/4 storage (its
+/// generation detected from the helm binary, or given), Tiller over gRPC,
+/// or Tiller's storage objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceChoice {
+    /// Helm 3/4 storage, recorded as Helm 4 when helm is Helm 4, else Helm 3.
+    Auto,
+    /// Helm 3 release storage.
+    Helm3,
+    /// Helm 4 release storage.
+    Helm4,
+    /// Helm 2: Tiller over gRPC.
+    Tiller,
+    /// Helm 2: Tiller's ConfigMaps or Secrets, through the Kubernetes API.
+    TillerStorage,
 }
 
-impl Source for SaveSource {
-    async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
+impl SourceChoice {
+    /// Every choice, in the order `--help` lists them.
+    pub const ALL: [SourceChoice; 5] = [
+        SourceChoice::Auto,
+        SourceChoice::Helm3,
+        SourceChoice::Helm4,
+        SourceChoice::Tiller,
+        SourceChoice::TillerStorage,
+    ];
+
+    /// The name `--source` takes.
+    pub fn name(self) -> &'static str {
         match self {
-            SaveSource::Helm(s) => Source::plan(s, filter).await,
-            SaveSource::Grpc(s) => Source::plan(s, filter).await,
-            SaveSource::Storage(s) => Source::plan(s, filter).await,
+            SourceChoice::Auto => "auto",
+            SourceChoice::Helm3 => "helm3",
+            SourceChoice::Helm4 => "helm4",
+            SourceChoice::Tiller => "tiller",
+            SourceChoice::TillerStorage => "tiller-storage",
         }
     }
 
-    async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
-        match self {
-            SaveSource::Helm(s) => Source::fetch(s, plan, tx).await,
-            SaveSource::Grpc(s) => Source::fetch(s, plan, tx).await,
-            SaveSource::Storage(s) => Source::fetch(s, plan, tx).await,
-        }
+    /// Whether it reads Helm 2 records.
+    pub fn is_helm2(self) -> bool {
+        matches!(self, SourceChoice::Tiller | SourceChoice::TillerStorage)
     }
 
-    fn driver_name(&self) -> &'static str {
+    /// The Helm generation recorded in the snapshot; `Auto` asks the helm
+    /// binary ([`crate::restore::helm::helm_generation`]).
+    pub fn kind(self) -> SourceKind {
         match self {
-            SaveSource::Helm(s) => s.driver_name(),
-            SaveSource::Grpc(s) => s.driver_name(),
-            SaveSource::Storage(s) => s.driver_name(),
+            SourceChoice::Helm3 => SourceKind::Helm3,
+            SourceChoice::Helm4 => SourceKind::Helm4,
+            SourceChoice::Tiller | SourceChoice::TillerStorage => SourceKind::Tiller,
+            SourceChoice::Auto => crate::restore::helm::helm_generation(),
         }
     }
+}
 
-    fn server(&self) -> Option<String> {
-        match self {
-            SaveSource::Helm(s) => s.server(),
-            SaveSource::Grpc(s) => s.server(),
-            SaveSource::Storage(s) => s.server(),
-        }
+/// A `--source` name that is none of [`SourceChoice::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown source `{0}`; use auto, helm3, helm4, tiller or tiller-storage")]
+pub struct UnknownSource(String);
+
+impl std::str::FromStr for SourceChoice {
+    type Err = UnknownSource;
+
+    fn from_str(s: &str) -> Result<SourceChoice, UnknownSource> {
+        SourceChoice::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| UnknownSource(s.to_owned()))
+    }
+}
+
+/// [`SourceChoice::name`].
+impl std::fmt::Display for SourceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -190,7 +223,7 @@ pub struct Saved {
     /// Storage objects that could not be decoded: `namespace/object: reason`.
     pub problems: Vec<String>,
     /// Releases saved with an upgrade in flight, and what load does about it.
-    pub in_flight: Vec<(String, String, String)>,
+    pub in_flight: Vec<(crate::release::ReleaseKey, String)>,
     /// A signature of an earlier snapshot at the output path, removed since
     /// this snapshot is not signed.
     pub removed_stale_signature: Option<PathBuf>,
@@ -465,6 +498,25 @@ mod tests {
     use age::secrecy::ExposeSecret;
 
     use super::*;
+    use crate::source::RecordSender;
+    use crate::source::helm::Plan;
+
+    #[test]
+    fn source_choices_parse_from_their_names() {
+        for c in SourceChoice::ALL {
+            assert_eq!(c.to_string().parse::<SourceChoice>().unwrap(), c);
+        }
+        assert_eq!(SourceChoice::TillerStorage.to_string(), "tiller-storage");
+        assert!(SourceChoice::TillerStorage.is_helm2() && !SourceChoice::Helm4.is_helm2());
+        assert_eq!(SourceChoice::Tiller.kind(), SourceKind::Tiller);
+        assert!("helm2".parse::<SourceChoice>().is_err());
+        for d in [
+            crate::source::Driver::Secret,
+            crate::source::Driver::ConfigMap,
+        ] {
+            assert_eq!(d.to_string().parse::<crate::source::Driver>().unwrap(), d);
+        }
+    }
     use crate::release::ReleaseRecord;
     use crate::snapshot::{Entry, Limits, read_snapshot};
 

@@ -379,3 +379,22 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     helm_bulk::store::input::runtime()
         .map_err(|e| fail(format!("cannot start the async runtime: {e}")))
 }
+
+/// A clap value parser for a library type that parses from its name
+/// (`FromStr`): the possible values are `values`, each `(name, help)`, as
+/// `--help` lists them.
+pub fn library_values<T>(
+    values: &[(&'static str, &'static str)],
+) -> impl clap::builder::TypedValueParser<Value = T> + use<T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new(
+        values
+            .iter()
+            .map(|(name, help)| PossibleValue::new(*name).help(*help)),
+    )
+    .try_map(|name| name.parse::<T>())
+}

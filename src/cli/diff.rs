@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 use super::args::{ClusterArgs, OpenArgs};
 use super::{DEFAULT_SNAPSHOT, EXIT_USAGE, Failure, OutputFormat, print_stdout, printable};
 use helm_bulk::config::Loaded;
-use helm_bulk::snapshot::{Entry, Limits, SourceKind};
+use helm_bulk::release::{ReleaseId as _, ReleaseKey};
+use helm_bulk::snapshot::{Entry, IndexRow, Limits, SourceKind};
 use helm_bulk::source::helm::{Driver, HelmSource, SaveFilter};
 
 /// Arguments of `diff`.
@@ -91,15 +92,26 @@ struct Row {
 
 type TextOf = fn(&[u8], bool) -> Result<String, serde_json::Error>;
 
-type Latest = BTreeMap<(String, String), (u32, Zeroizing<Vec<u8>>)>;
+/// The record of each release's newest revision, with its number.
+type Latest = BTreeMap<ReleaseKey, (u32, Zeroizing<Vec<u8>>)>;
 
-fn keep_latest(map: &mut Latest, ns: &str, name: &str, revision: u32, data: Zeroizing<Vec<u8>>) {
-    let key = (ns.to_owned(), name.to_owned());
-    match map.get(&key) {
-        Some((r, _)) if *r >= revision => {}
-        _ => {
-            map.insert(key, (revision, data));
-        }
+/// The newest revision of each release among `rows`.
+fn newest_revisions(rows: &[IndexRow]) -> BTreeMap<ReleaseKey, u32> {
+    helm_bulk::release::newest_rows(rows)
+        .into_iter()
+        .map(|((ns, name), r)| (ReleaseKey::new(ns, name), r.revision))
+        .collect()
+}
+
+/// Keeps the record of `row` when it is its release's newest revision.
+fn keep_newest(
+    map: &mut Latest,
+    newest: &BTreeMap<ReleaseKey, u32>,
+    row: &IndexRow,
+    data: Zeroizing<Vec<u8>>,
+) {
+    if newest.get(row.release_id()) == Some(&row.revision) {
+        map.insert(row.release_key(), (row.revision, data));
     }
 }
 
@@ -138,21 +150,14 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
     let driver = Driver::parse(&args.driver)?;
     let (_, _, opened) = args.open.open(&args.file, config)?;
     let mut snapshot = Latest::new();
-    let mut latest_of: BTreeMap<(String, String), u32> = BTreeMap::new();
+    let mut newest: Option<BTreeMap<ReleaseKey, u32>> = None;
     let index = helm_bulk::release::read_checked(
         opened.reader,
         &Limits::default(),
         |index, entry, data| {
-            if latest_of.is_empty() {
-                latest_of = helm_bulk::release::newest_rows(&index.releases)
-                    .into_iter()
-                    .map(|((ns, name), r)| ((ns.to_owned(), name.to_owned()), r.revision))
-                    .collect();
-            }
-            if let Entry::Release(row) = entry
-                && latest_of.get(&(row.namespace.clone(), row.name.clone())) == Some(&row.revision)
-            {
-                keep_latest(&mut snapshot, &row.namespace, &row.name, row.revision, data);
+            let newest = newest.get_or_insert_with(|| newest_revisions(&index.releases));
+            if let Entry::Release(row) = entry {
+                keep_newest(&mut snapshot, newest, row, data);
             }
             Ok(())
         },
@@ -184,10 +189,10 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
         let rows = plan.rows.clone();
         let (tx, mut rx) = helm_bulk::source::record_channel();
         let collect = std::thread::spawn(move || {
+            let newest = newest_revisions(&rows);
             let mut out = Latest::new();
             while let Some(rec) = rx.blocking_recv() {
-                let r = &rows[rec.pos];
-                keep_latest(&mut out, &r.namespace, &r.name, r.revision, rec.data);
+                keep_newest(&mut out, &newest, &rows[rec.pos], rec.data);
             }
             out
         });
@@ -203,11 +208,12 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
     // With -n, releases of other namespaces in the snapshot are not compared.
     let scope = args.cluster.namespace.clone();
     let mut rows = Vec::new();
-    for ((ns, name), (rev, data)) in &snapshot {
+    for (key, (rev, data)) in &snapshot {
+        let (ns, name) = (&key.namespace, &key.name);
         if scope.as_ref().is_some_and(|s| s != ns) {
             continue;
         }
-        let row = match live.get(&(ns.clone(), name.clone())) {
+        let row = match live.get(key) {
             None => Row {
                 namespace: ns.clone(),
                 name: name.clone(),
@@ -270,8 +276,9 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
         };
         rows.push(row);
     }
-    for ((ns, name), (live_rev, _)) in &live {
-        if !snapshot.contains_key(&(ns.clone(), name.clone())) {
+    for (key, (live_rev, _)) in &live {
+        let (ns, name) = (&key.namespace, &key.name);
+        if !snapshot.contains_key(key) {
             rows.push(Row {
                 namespace: ns.clone(),
                 name: name.clone(),

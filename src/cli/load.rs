@@ -11,7 +11,7 @@ use super::args::TillerArgs;
 use super::args::{ClusterArgs, OpenArgs, Origin, SelectArgs};
 use super::{DEFAULT_SNAPSHOT, EXIT_PARTIAL, Failure, fail, print_stdout};
 use helm_bulk::config::{Loaded, effective_order};
-use helm_bulk::release::Installed;
+use helm_bulk::release::{Installed, ReleaseId as _, ReleaseKey};
 use helm_bulk::restore::crds::{CrdOutcome, ensure};
 use helm_bulk::restore::execute::{Outcome, Report, Stop, run_plan};
 use helm_bulk::restore::history::{self, Keep};
@@ -273,7 +273,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             load::restore_description(&snapshot.index),
         )
     });
-    let mut existing: HashMap<(String, String), Installed> = match (&cluster, &tiller_existing) {
+    let mut existing: HashMap<ReleaseKey, Installed> = match (&cluster, &tiller_existing) {
         (Some(cluster), _) => {
             runtime.block_on(load::existing(&cluster.client, driver, scope.as_deref()))?
         }
@@ -530,7 +530,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     other_failures += history_outcomes.iter().filter(|o| o.failed()).count();
 
     // Every selected release must be deployed now, whatever helm said.
-    let not_deployed: Vec<(String, String)> = match &cluster {
+    let not_deployed: Vec<(ReleaseKey, String)> = match &cluster {
         Some(cluster) => {
             let now = runtime
                 .block_on(load::existing(&cluster.client, driver, scope.as_deref()))
@@ -723,7 +723,11 @@ fn plan_table(steps: &[Step], preflight: Option<&Preflight>) -> String {
             if let Some(p) = preflight {
                 let check = if !s.action.changes() {
                     "-"
-                } else if p.problems.iter().any(|(k, _)| *k == s.key()) {
+                } else if p
+                    .problems
+                    .iter()
+                    .any(|(k, _)| k.release_parts() == s.release_parts())
+                {
                     "FAILED"
                 } else {
                     "ok"

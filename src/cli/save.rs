@@ -4,40 +4,43 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::args::TillerArgs;
 use super::args::{ClusterArgs, SelectArgs, StoreArgs};
 use super::{DEFAULT_SNAPSHOT, EncryptArgs, Failure, fail};
 use helm_bulk::config::Loaded;
-use helm_bulk::save::{Destination, Progress, SaveOptions, SaveSource};
-use helm_bulk::snapshot::SourceKind;
+use helm_bulk::save::{Destination, Progress, SaveOptions, SourceChoice};
 use helm_bulk::source::helm::{Driver, HelmSource, SaveFilter};
-use helm_bulk::source::tiller::{GrpcSource, Storage, StorageSource};
+use helm_bulk::source::tiller::{GrpcSource, StorageSource};
 use helm_bulk::tiller::client::Tiller;
 
-/// Which Helm generation the cluster's records belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SourceArg {
-    /// Helm 4 if $HELM_BIN (or `helm` on PATH) is Helm 4, else Helm 3
-    Auto,
-    /// Helm 3 release storage
-    Helm3,
-    /// Helm 4 release storage
-    Helm4,
-    /// Helm 2: ask Tiller over gRPC (--tiller-host)
-    Tiller,
-    /// Helm 2: read Tiller's ConfigMaps or Secrets through the Kubernetes API (Tiller may be gone)
-    TillerStorage,
+/// `--source`: the library's [`SourceChoice`], with each value's help.
+fn source_values() -> impl clap::builder::TypedValueParser<Value = SourceChoice> {
+    super::args::library_values(&[
+        (
+            SourceChoice::Auto.name(),
+            "Helm 4 if $HELM_BIN (or `helm` on PATH) is Helm 4, else Helm 3",
+        ),
+        (SourceChoice::Helm3.name(), "Helm 3 release storage"),
+        (SourceChoice::Helm4.name(), "Helm 4 release storage"),
+        (
+            SourceChoice::Tiller.name(),
+            "Helm 2: ask Tiller over gRPC (--tiller-host)",
+        ),
+        (
+            SourceChoice::TillerStorage.name(),
+            "Helm 2: read Tiller's ConfigMaps or Secrets through the Kubernetes API (Tiller may be gone)",
+        ),
+    ])
 }
 
-/// Where Tiller kept its release records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TillerStorageArg {
-    /// ConfigMaps (Tiller's default)
-    Configmap,
-    /// Secrets (tiller --storage=secret)
-    Secret,
+/// `--tiller-storage`: where Tiller kept its release records, a [`Driver`].
+fn tiller_storage_values() -> impl clap::builder::TypedValueParser<Value = Driver> {
+    super::args::library_values(&[
+        (Driver::ConfigMap.name(), "ConfigMaps (Tiller's default)"),
+        (Driver::Secret.name(), "Secrets (tiller --storage=secret)"),
+    ])
 }
 
 /// Arguments of `save`.
@@ -100,8 +103,8 @@ pub struct SaveArgs {
     pub status: Vec<String>,
 
     /// The Helm generation recorded in the snapshot
-    #[arg(long, value_enum, default_value_t = SourceArg::Auto)]
-    pub source: SourceArg,
+    #[arg(long, value_parser = source_values(), default_value = "auto")]
+    pub source: SourceChoice,
 
     /// Helm's storage driver
     #[arg(
@@ -132,23 +135,14 @@ pub struct SaveArgs {
     pub tiller: TillerArgs,
 
     /// Where Tiller kept its records, for --source tiller-storage
-    #[arg(long, value_enum, value_name = "KIND", default_value_t = TillerStorageArg::Configmap, help_heading = "Helm 2 (Tiller)")]
-    pub tiller_storage: TillerStorageArg,
-}
-
-fn detect_kind(arg: SourceArg) -> SourceKind {
-    match arg {
-        SourceArg::Helm3 => SourceKind::Helm3,
-        SourceArg::Helm4 => SourceKind::Helm4,
-        SourceArg::Tiller | SourceArg::TillerStorage => SourceKind::Tiller,
-        SourceArg::Auto => helm_bulk::restore::helm::helm_generation(),
-    }
+    #[arg(long, value_name = "KIND", value_parser = tiller_storage_values(), default_value = "configmap", help_heading = "Helm 2 (Tiller)")]
+    pub tiller_storage: Driver,
 }
 
 pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
     let start = Instant::now();
     // Everything that can be checked locally is checked before the cluster is touched.
-    let helm2 = matches!(args.source, SourceArg::Tiller | SourceArg::TillerStorage);
+    let helm2 = args.source.is_helm2();
     // HELM_DRIVER names Helm 3/4's storage; Helm 2 sources have their own.
     let driver = if helm2 {
         Driver::Secret
@@ -184,7 +178,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         },
         None => Destination::File(args.output.clone()),
     };
-    let kind = detect_kind(args.source);
+    let kind = args.source.kind();
     let options = SaveOptions {
         filter: SaveFilter {
             selection,
@@ -210,8 +204,9 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
     super::exit_cleanly_on_interrupt(&runtime);
     runtime
         .block_on(async {
-            let (source, cluster) = match args.source {
-                SourceArg::Tiller => {
+            use helm_bulk::save::save;
+            let saved = match args.source {
+                SourceChoice::Tiller => {
                     // Tiller alone is enough: no Kubernetes access is needed.
                     let tiller = Tiller::connect(&args.tiller.options()).await?;
                     let scope = args
@@ -221,39 +216,35 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
                         .filter(|_| !args.cluster.all_namespaces);
                     let source =
                         GrpcSource::new(tiller, scope, tiller_statuses.clone(), args.page_size);
-                    (SaveSource::Grpc(source), None)
+                    save(&source, None, &options).await?
                 }
                 _ => {
                     let cluster = helm_bulk::cluster::connect(&args.cluster.options()).await?;
                     let scope = args.cluster.scope(&cluster.default_namespace);
-                    let source = if args.source == SourceArg::TillerStorage {
-                        SaveSource::Storage(StorageSource::new(
+                    if args.source == SourceChoice::TillerStorage {
+                        let source = StorageSource::new(
                             cluster.client.clone(),
-                            match args.tiller_storage {
-                                TillerStorageArg::Configmap => Storage::ConfigMap,
-                                TillerStorageArg::Secret => Storage::Secret,
-                            },
+                            args.tiller_storage,
                             args.tiller.tiller_namespace.clone(),
                             scope,
                             tiller_statuses.clone(),
                             args.page_size,
-                        ))
+                        );
+                        save(&source, Some(&cluster), &options).await?
                     } else {
-                        SaveSource::Helm(
-                            HelmSource::new(
-                                cluster.client.clone(),
-                                driver,
-                                scope,
-                                kind,
-                                args.page_size,
-                            )
-                            .with_blob_lifetimes(args.format == helm_bulk::snapshot::FORMAT_V2),
+                        let source = HelmSource::new(
+                            cluster.client.clone(),
+                            driver,
+                            scope,
+                            kind,
+                            args.page_size,
                         )
-                    };
-                    (source, Some(cluster))
+                        .with_blob_lifetimes(args.format == helm_bulk::snapshot::FORMAT_V2);
+                        save(&source, Some(&cluster), &options).await?
+                    }
                 }
             };
-            Ok::<_, Failure>(helm_bulk::save::save(&source, cluster.as_ref(), &options).await?)
+            Ok::<_, Failure>(saved)
         })
         .map(|stats| {
             if let Some(stale) = &stats.removed_stale_signature {
@@ -262,11 +253,11 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
                     stale.display()
                 );
             }
-            for (ns, name, what) in &stats.in_flight {
+            for (release, what) in &stats.in_flight {
                 eprintln!(
                     "warning: {}/{}: {what}; save again once helm has finished to capture the new revision",
-                    super::printable(ns),
-                    super::printable(name)
+                    super::printable(&release.namespace),
+                    super::printable(&release.name)
                 );
             }
             let where_ = &stats.destination;

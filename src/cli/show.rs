@@ -185,11 +185,11 @@ fn table(index: &Index, rows: &[&IndexRow]) -> String {
     if !notes.is_empty() {
         out.push('\n');
     }
-    for (ns, name, what) in notes {
+    for (release, what) in notes {
         out.push_str(&format!(
             "Note: {}/{}: {what}.\n",
-            printable(&ns),
-            printable(&name)
+            printable(&release.namespace),
+            printable(&release.name)
         ));
     }
     if !index.crds.is_empty() {

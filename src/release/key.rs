@@ -195,6 +195,12 @@ impl RevisionId for (&str, &str, u32) {
     }
 }
 
+impl RevisionId for super::Summary {
+    fn revision_parts(&self) -> (&str, &str, u32) {
+        (&self.namespace, &self.name, self.revision)
+    }
+}
+
 impl RevisionId for IndexRow {
     fn revision_parts(&self) -> (&str, &str, u32) {
         (&self.namespace, &self.name, self.revision)

@@ -271,7 +271,7 @@ pub fn distinct_releases(rows: &[IndexRow]) -> usize {
 /// The releases of `rows` (index rows, any order) that were saved with an
 /// upgrade or rollback in flight (see [`current_revision`]), sorted, each
 /// with the message that says so.
-pub fn caught_in_flight(rows: &[IndexRow]) -> Vec<(String, String, String)> {
+pub fn caught_in_flight(rows: &[IndexRow]) -> Vec<(ReleaseKey, String)> {
     let mut by_release: std::collections::BTreeMap<(&str, &str), Vec<(u32, &str)>> =
         Default::default();
     for r in rows {
@@ -286,8 +286,7 @@ pub fn caught_in_flight(rows: &[IndexRow]) -> Vec<(String, String, String)> {
             let c = current_revision(&revs)?;
             let (pending, status) = c.in_flight?;
             Some((
-                ns.to_owned(),
-                name.to_owned(),
+                ReleaseKey::new(ns, name),
                 format!(
                     "an upgrade was in flight when it was saved (revision {pending} is {status}); load restores revision {}, the last good one",
                     c.revision
@@ -460,11 +459,11 @@ fn unquote(v: &str) -> String {
     v.trim_matches(|c| c == '"' || c == '\'').to_owned()
 }
 
-/// The `(group, kind)` of every object in a Helm 3/4 record's manifest and
+/// The group and kind of every object in a Helm 3/4 record's manifest and
 /// hooks (the core group is `""`), and of every custom kind defined by a CRD
 /// among them or in the chart's `crds/`. Documents that are not YAML objects
 /// are ignored.
-pub fn kinds_used(data: &[u8]) -> std::collections::BTreeSet<(String, String)> {
+pub fn kinds_used(data: &[u8]) -> std::collections::BTreeSet<GroupKind> {
     #[derive(Deserialize)]
     struct Record {
         #[serde(default)]
@@ -552,7 +551,7 @@ pub fn crd_names(text: &str) -> Vec<String> {
 }
 
 /// Adds the kinds of the documents of `text` (see [`kinds_used`]).
-fn kinds_in(text: &str, out: &mut std::collections::BTreeSet<(String, String)>) {
+fn kinds_in(text: &str, out: &mut std::collections::BTreeSet<GroupKind>) {
     #[derive(Deserialize)]
     struct TypeMeta {
         #[serde(default, rename = "apiVersion")]
@@ -596,9 +595,9 @@ fn kinds_in(text: &str, out: &mut std::collections::BTreeSet<(String, String)>) 
             if kind == "CustomResourceDefinition"
                 && let Ok(crd) = serde_norway::from_str::<Crd>(doc)
             {
-                out.insert((crd.spec.group, crd.spec.names.kind));
+                out.insert(GroupKind::new(crd.spec.group, crd.spec.names.kind));
             }
-            out.insert((group.to_owned(), kind));
+            out.insert(GroupKind::new(group, kind));
         }
     }
 }
@@ -613,7 +612,7 @@ mod kinds_tests {
             "chart": {"files": [{"name": "crds/g.yaml", "data": "YXBpVmVyc2lvbjogYXBpZXh0ZW5zaW9ucy5rOHMuaW8vdjEKa2luZDogQ3VzdG9tUmVzb3VyY2VEZWZpbml0aW9uCm1ldGFkYXRhOgogIG5hbWU6IGdzLmV4YW1wbGUuY29tCnNwZWM6CiAgZ3JvdXA6IGV4YW1wbGUuY29tCiAgbmFtZXM6CiAgICBraW5kOiBHYWRnZXQK"}]}
         });
         let kinds = super::kinds_used(rec.to_string().as_bytes());
-        let v: Vec<(String, String)> = kinds.into_iter().collect();
+        let v: Vec<(String, String)> = kinds.into_iter().map(|g| (g.group, g.kind)).collect();
         assert_eq!(
             v,
             [

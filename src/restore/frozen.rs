@@ -306,13 +306,11 @@ pub struct FrozenHook {
 
 /// Builds the frozen chart of a Helm 3/4 release record.
 pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
-    let r: Record = serde_json::from_slice(record)
-        .map_err(|e| RestoreError::Record(format!("not a Helm release record: {e}")))?;
+    let r: Record = serde_json::from_slice(record).map_err(RestoreError::NotARecord)?;
     let chart = r
         .chart
         .ok_or_else(|| RestoreError::Record("the record has no chart".to_owned()))?;
-    let json =
-        |v: &Value| serde_json::to_vec_pretty(v).map_err(|e| RestoreError::Record(e.to_string()));
+    let json = |v: &Value| serde_json::to_vec_pretty(v).map_err(RestoreError::Json);
     let mut crds = Vec::new();
     for f in chart.files.iter() {
         let Some(path) = f.name.strip_prefix("crds/") else {
@@ -321,8 +319,9 @@ pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
         let data = Zeroizing::new(
             base64::engine::general_purpose::STANDARD
                 .decode(&f.data)
-                .map_err(|e| {
-                    RestoreError::Record(format!("chart file {} is not base64: {e}", f.name))
+                .map_err(|source| RestoreError::ChartFile {
+                    name: f.name.clone(),
+                    source,
                 })?,
         );
         crds.push((path.to_owned(), data));
@@ -388,10 +387,8 @@ pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
             Value::from(parts.revision.to_string()),
         );
     }
-    let io =
-        |e: std::io::Error| RestoreError::Record(format!("cannot build the frozen chart: {e}"));
-    let json =
-        |v: &Value| serde_json::to_vec_pretty(v).map_err(|e| RestoreError::Record(e.to_string()));
+    let io = RestoreError::Build;
+    let json = |v: &Value| serde_json::to_vec_pretty(v).map_err(RestoreError::Json);
 
     let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
     add(
@@ -666,7 +663,7 @@ impl ChartHandle {
             })?;
             let mut file = std::fs::File::from(fd);
             file.write_all(archive)
-                .map_err(|e| RestoreError::Helm(format!("cannot write the chart: {e}")))?;
+                .map_err(RestoreError::placing("cannot write the chart"))?;
             Ok(ChartHandle { file })
         }
         #[cfg(not(target_os = "linux"))]
@@ -675,9 +672,9 @@ impl ChartHandle {
             // 0600 temp file, removed when the handle is dropped.
             let dir = std::env::temp_dir();
             let mut file = crate::store::private_temp_file(&dir)
-                .map_err(|e| RestoreError::Helm(format!("cannot create a temp file: {e}")))?;
+                .map_err(RestoreError::placing("cannot create a temp file"))?;
             file.write_all(archive)
-                .map_err(|e| RestoreError::Helm(format!("cannot write the chart: {e}")))?;
+                .map_err(RestoreError::placing("cannot write the chart"))?;
             Ok(ChartHandle { file })
         }
     }

@@ -33,6 +33,7 @@ use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::release::storage::{self, Write};
+use crate::release::{ReleaseId, ReleaseKey, RevisionKey};
 use crate::snapshot::{Index, IndexRow};
 use crate::source::helm::{Driver, decode_payload};
 
@@ -93,30 +94,28 @@ pub fn select(deployed: u32, rows: &[&IndexRow], keep: Keep) -> (Vec<u32>, Vec<(
 }
 
 /// The record numbers to read from the snapshot for the history of each
-/// release in `targets`: `(namespace, name, revision)`.
+/// release in `targets`.
 pub fn records_needed(
     index: &Index,
-    targets: &BTreeMap<(String, String), u32>,
+    targets: &BTreeMap<ReleaseKey, u32>,
     keep: Keep,
-) -> BTreeSet<(String, String, u32)> {
+) -> BTreeSet<RevisionKey> {
     let mut out = BTreeSet::new();
-    for ((ns, name), rows) in rows_by_release(index) {
-        let Some(&deployed) = targets.get(&(ns.clone(), name.clone())) else {
+    for (key, rows) in rows_by_release(index) {
+        let Some(&deployed) = targets.get(key.release_id()) else {
             continue;
         };
         for r in select(deployed, &rows, keep).0 {
-            out.insert((ns.clone(), name.clone(), r));
+            out.insert(key.revision(r));
         }
     }
     out
 }
 
-fn rows_by_release(index: &Index) -> BTreeMap<(String, String), Vec<&IndexRow>> {
-    let mut by: BTreeMap<(String, String), Vec<&IndexRow>> = BTreeMap::new();
+fn rows_by_release(index: &Index) -> BTreeMap<ReleaseKey, Vec<&IndexRow>> {
+    let mut by: BTreeMap<ReleaseKey, Vec<&IndexRow>> = BTreeMap::new();
     for r in &index.releases {
-        by.entry((r.namespace.clone(), r.name.clone()))
-            .or_default()
-            .push(r);
+        by.entry(r.release_key()).or_default().push(r);
     }
     by
 }
@@ -176,7 +175,7 @@ where
 {
     let by = rows_by_release(index);
     let rows = by
-        .get(&(namespace.to_owned(), name.to_owned()))
+        .get((namespace, name).release_id())
         .cloned()
         .unwrap_or_default();
     let (kept, left_out) = select(deployed, &rows, keep);
@@ -695,8 +694,8 @@ where
 /// whose saved history ends with a failed upgrade.
 pub async fn recognize(
     storage: &Storage,
-    wanted: &BTreeMap<(String, String), Wanted>,
-    existing: &mut std::collections::HashMap<(String, String), crate::release::Installed>,
+    wanted: &BTreeMap<ReleaseKey, Wanted>,
+    existing: &mut std::collections::HashMap<ReleaseKey, crate::release::Installed>,
 ) -> Result<(), String> {
     for (key, e) in existing.iter_mut() {
         if e.status == "deployed" || e.frozen {
@@ -716,10 +715,10 @@ pub async fn recognize(
 /// name)` → restored revision), the records read with `record`.
 pub fn wanted_all<F>(
     index: &Index,
-    targets: &BTreeMap<(String, String), u32>,
+    targets: &BTreeMap<ReleaseKey, u32>,
     keep: Keep,
     record: F,
-) -> Result<BTreeMap<(String, String), Wanted>, String>
+) -> Result<BTreeMap<ReleaseKey, Wanted>, String>
 where
     F: Fn(&str, &str, u32) -> Result<Zeroizing<Vec<u8>>, String>,
 {
@@ -727,10 +726,11 @@ where
     if keep == Keep::None {
         return Ok(out);
     }
-    for ((ns, name), &d) in targets {
+    for (key, &d) in targets {
+        let (ns, name) = (&key.namespace, &key.name);
         let w = wanted(index, ns, name, d, keep, |n| record(ns, name, n))
             .map_err(|e| format!("{ns}/{name}: {e}"))?;
-        out.insert((ns.clone(), name.clone()), w);
+        out.insert(key.clone(), w);
     }
     Ok(out)
 }

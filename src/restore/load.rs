@@ -23,7 +23,7 @@ use super::helm::HelmRunner;
 use super::history::{self, Keep};
 use super::plan::{Action, Mode, PlanInput, Step, plan, targets};
 use super::preflight;
-use crate::release::{Installed, RevisionId, RevisionKey};
+use crate::release::{GroupKind, Installed, ReleaseId, ReleaseKey, RevisionId, RevisionKey};
 use crate::select::Selection;
 use crate::snapshot::{Entry, Index, IndexCrd, Limits, SnapshotError};
 use crate::source::SourceError;
@@ -89,7 +89,7 @@ impl Snapshot {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Uses {
     /// The `(group, kind)` of each object in its manifest.
-    pub kinds: BTreeSet<(String, String)>,
+    pub kinds: BTreeSet<GroupKind>,
     /// The names of the CRDs in its chart's `crds/` (Helm 3 records).
     pub chart_crds: BTreeSet<String>,
 }
@@ -186,14 +186,12 @@ pub async fn existing(
     client: &kube::Client,
     driver: Driver,
     scope: Option<&str>,
-) -> Result<HashMap<(String, String), Installed>, SourceError> {
+) -> Result<HashMap<ReleaseKey, Installed>, SourceError> {
     installed_releases(client, driver, scope).await
 }
 
 /// The releases a Tiller has: a release that is not deleted counts as installed.
-pub fn existing_in_tiller(
-    tiller: &super::tiller::Existing,
-) -> HashMap<(String, String), Installed> {
+pub fn existing_in_tiller(tiller: &super::tiller::Existing) -> HashMap<ReleaseKey, Installed> {
     tiller
         .installed
         .iter()
@@ -203,7 +201,7 @@ pub fn existing_in_tiller(
                 status: "deployed".to_owned(),
                 frozen: false,
             };
-            ((k.namespace.clone(), k.name.clone()), release)
+            (k.clone(), release)
         })
         .collect()
 }
@@ -221,7 +219,7 @@ pub struct Prepared {
 /// Plans the restore of `snapshot` onto a target that has `existing`.
 pub fn prepare(
     snapshot: &mut Snapshot,
-    existing: &HashMap<(String, String), Installed>,
+    existing: &HashMap<ReleaseKey, Installed>,
     opts: &LoadOptions,
 ) -> Prepared {
     let steps = plan(&PlanInput {
@@ -250,16 +248,19 @@ pub fn prepare(
 /// the target has, after [`recognize`]), with their state (`failed
 /// (revision 2)`, `not installed`).
 pub fn not_deployed(
-    now: &HashMap<(String, String), Installed>,
+    now: &HashMap<ReleaseKey, Installed>,
     steps: &[Step],
-) -> Vec<(String, String)> {
+) -> Vec<(ReleaseKey, String)> {
     steps
         .iter()
         .filter(|s| s.selected)
-        .filter_map(|s| match now.get(&(s.namespace.clone(), s.name.clone())) {
+        .filter_map(|s| match now.get(s.release_id()) {
             Some(r) if r.status == "deployed" => None,
-            Some(r) => Some((s.key(), format!("{} (revision {})", r.status, r.revision))),
-            None => Some((s.key(), "not installed".to_owned())),
+            Some(r) => Some((
+                s.release_key(),
+                format!("{} (revision {})", r.status, r.revision),
+            )),
+            None => Some((s.release_key(), "not installed".to_owned())),
         })
         .collect()
 }
@@ -274,9 +275,9 @@ pub fn recognize(
     reread: &super::stream::Rereader,
     statuses: &[String],
     keep: Keep,
-    existing: &mut HashMap<(String, String), Installed>,
+    existing: &mut HashMap<ReleaseKey, Installed>,
 ) -> Result<(), String> {
-    let candidates: BTreeMap<(String, String), u32> = restored(reread.index(), statuses)
+    let candidates: BTreeMap<ReleaseKey, u32> = restored(reread.index(), statuses)
         .into_iter()
         .filter(|(k, _)| {
             existing
@@ -337,20 +338,20 @@ pub fn tally(reports: &[Report]) -> Tally {
 /// left unstarted.
 pub fn unexplained<'a>(
     reports: &[Report],
-    not_deployed: &'a [(String, String)],
-) -> Vec<&'a (String, String)> {
-    let failed_keys: std::collections::HashSet<String> = reports
+    not_deployed: &'a [(ReleaseKey, String)],
+) -> Vec<&'a (ReleaseKey, String)> {
+    let failed_keys: std::collections::HashSet<ReleaseKey> = reports
         .iter()
         .filter(|r| matches!(r.outcome, Outcome::Failed(_) | Outcome::Defect(_)))
-        .map(|r| r.step.key())
+        .map(|r| r.step.release_key())
         .collect();
     not_deployed
         .iter()
         .filter(|(k, _)| !failed_keys.contains(k))
         .filter(|(k, _)| {
-            !reports
-                .iter()
-                .any(|r| r.outcome == Outcome::NotStarted && r.step.key() == *k)
+            !reports.iter().any(|r| {
+                r.outcome == Outcome::NotStarted && r.step.release_parts() == k.release_parts()
+            })
         })
         .collect()
 }
@@ -371,8 +372,8 @@ pub fn check_helm(bin: &std::path::Path) -> Result<(), LoadError> {
 pub struct Preflight {
     /// Releases checked.
     pub checked: usize,
-    /// `(namespace/name, reason)` of each release that would fail.
-    pub problems: Vec<(String, String)>,
+    /// Each release that would fail, with the reason.
+    pub problems: Vec<(ReleaseKey, String)>,
     /// How many of them fail because of a helm-bulk defect.
     pub defects: usize,
     /// How long it took.
@@ -417,20 +418,20 @@ where
     let mut problems = Vec::new();
     let mut defects = 0;
     for step in &changing {
-        match rendered.get(&step.key()) {
+        match rendered.get(step.release_id()) {
             Some(Ok(r)) => {
                 let missing = preflight::missing(r, |g| served.contains(g), &provided);
                 if !missing.is_empty() {
-                    problems.push((step.key(), preflight::describe_missing(&missing)));
+                    problems.push((step.release_key(), preflight::describe_missing(&missing)));
                 }
             }
             Some(Err(e)) => {
                 if matches!(e, preflight::Problem::Defect(_)) {
                     defects += 1;
                 }
-                problems.push((step.key(), e.to_string()))
+                problems.push((step.release_key(), e.to_string()))
             }
-            None => problems.push((step.key(), "was not rendered".to_owned())),
+            None => problems.push((step.release_key(), "was not rendered".to_owned())),
         }
     }
     let elapsed = started.elapsed();
@@ -483,7 +484,7 @@ pub fn restore_description(index: &Index) -> String {
 }
 
 /// The restored revision of each release: `(namespace, name)` → revision.
-pub fn restored(index: &Index, statuses: &[String]) -> BTreeMap<(String, String), u32> {
+pub fn restored(index: &Index, statuses: &[String]) -> BTreeMap<ReleaseKey, u32> {
     targets(index, statuses)
         .into_iter()
         .map(|(k, t)| (k, t.row.revision))
@@ -491,7 +492,7 @@ pub fn restored(index: &Index, statuses: &[String]) -> BTreeMap<(String, String)
 }
 
 /// The history of each release to restore, by `(namespace, name)`.
-pub type Histories = BTreeMap<(String, String), history::Wanted>;
+pub type Histories = BTreeMap<ReleaseKey, history::Wanted>;
 
 /// Restores the history of the steps' releases that this load installed or
 /// that were already installed (not of upgraded or refused ones); in a dry
@@ -509,7 +510,7 @@ pub fn run_history(
         .iter()
         .filter(|s| s.selected && !matches!(s.action, Action::Upgrade | Action::Refuse(_)))
         .filter_map(|s| {
-            let w = histories.get(&(s.namespace.clone(), s.name.clone()))?;
+            let w = histories.get(s.release_id())?;
             let fresh = matches!(
                 s.action,
                 Action::Install | Action::Complete | Action::Replace
@@ -536,12 +537,12 @@ pub fn run_history_read(
     jobs: usize,
     stopped: &dyn Fn() -> bool,
 ) -> Result<Vec<history::Outcome>, String> {
-    let written: BTreeSet<(String, String)> = steps
+    let written: BTreeSet<ReleaseKey> = steps
         .iter()
         .filter(|s| s.selected && !matches!(s.action, Action::Upgrade | Action::Refuse(_)))
-        .map(|s| (s.namespace.clone(), s.name.clone()))
+        .map(|s| s.release_key())
         .collect();
-    let targets: BTreeMap<(String, String), u32> = restored(reread.index(), statuses)
+    let targets: BTreeMap<ReleaseKey, u32> = restored(reread.index(), statuses)
         .into_iter()
         .filter(|(k, _)| written.contains(k))
         .collect();
@@ -572,7 +573,7 @@ pub fn crds_to_create(
     use std::collections::{BTreeMap, BTreeSet};
     let mut groups = BTreeSet::new();
     // (group, kind) → the changing releases that use it.
-    let mut users: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let mut users: BTreeMap<crate::release::GroupKind, BTreeSet<String>> = BTreeMap::new();
     // CRD name → the releases whose frozen chart installs it.
     let mut installers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for s in steps.iter().filter(|s| s.action.changes()) {
@@ -580,7 +581,7 @@ pub fn crds_to_create(
             continue;
         };
         for gk in &u.kinds {
-            groups.insert(gk.0.clone());
+            groups.insert(gk.group.clone());
             users.entry(gk.clone()).or_default().insert(s.key());
         }
         if matches!(s.action, Action::Install | Action::Replace) {
@@ -596,7 +597,10 @@ pub fn crds_to_create(
             continue;
         };
         let used_by = users
-            .get(&(c.group.clone(), c.kind.clone()))
+            .get(&crate::release::GroupKind::new(
+                c.group.clone(),
+                c.kind.clone(),
+            ))
             .cloned()
             .unwrap_or_default();
         if used_by.is_subset(by)
@@ -784,10 +788,7 @@ mod tests {
         assert_eq!(kept(&deployed), ["a/db.v2", "b/web.v1"]);
         assert!(deployed.records.is_empty());
         let db = &deployed.uses[&RevisionKey::new("a", "db", 2)];
-        assert_eq!(
-            db.kinds,
-            BTreeSet::from([("g.test".to_owned(), "K".to_owned())])
-        );
+        assert_eq!(db.kinds, BTreeSet::from([GroupKind::new("g.test", "K")]));
         let failed = read(&bytes[..], &["failed".to_owned()], &[]).unwrap();
         assert_eq!(kept(&failed), ["a/db.v3"]);
         // The record of a release in `order:` is kept: it is installed
@@ -876,7 +877,7 @@ mod tests {
         let mut snapshot = read(&snapshot_bytes()[..], &["deployed".to_owned()], &[]).unwrap();
         snapshot.crds = vec![crd("ks.g.test", "g.test", "K")];
         let existing = HashMap::from([(
-            ("a".to_owned(), "db".to_owned()),
+            ReleaseKey::new("a", "db"),
             Installed {
                 revision: 2,
                 status: "deployed".to_owned(),
@@ -929,13 +930,13 @@ mod tests {
                 stopped: 2,
             }
         );
-        let not_deployed: Vec<(String, String)> = ["a", "c", "f"]
+        let not_deployed: Vec<(ReleaseKey, String)> = ["a", "c", "f"]
             .iter()
-            .map(|n| (format!("ns/{n}"), "failed (revision 1)".to_owned()))
+            .map(|n| (ReleaseKey::new("ns", *n), "failed (revision 1)".to_owned()))
             .collect();
-        let left: Vec<&str> = unexplained(&reports, &not_deployed)
+        let left: Vec<String> = unexplained(&reports, &not_deployed)
             .into_iter()
-            .map(|(k, _)| k.as_str())
+            .map(|(k, _)| k.to_string())
             .collect();
         assert_eq!(left, ["ns/a"]);
     }

@@ -33,7 +33,39 @@ pub enum RestoreError {
     /// A stored record cannot be turned into a chart.
     #[error("{0}")]
     Record(String),
+    /// A Helm 3/4 record is not the JSON Helm writes.
+    #[error("not a Helm release record: {0}")]
+    NotARecord(#[source] serde_json::Error),
+    /// A file of the record's chart is not base64.
+    #[error("chart file {name} is not base64: {source}")]
+    ChartFile {
+        /// The file's name in the chart.
+        name: String,
+        /// Why it does not decode.
+        source: base64::DecodeError,
+    },
+    /// A part of the frozen chart cannot be serialized.
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+    /// Writing the frozen chart's archive failed.
+    #[error("cannot build the frozen chart: {0}")]
+    Build(#[source] std::io::Error),
     /// Running helm failed.
     #[error("{0}")]
     Helm(String),
+    /// The chart could not be placed for helm to read.
+    #[error("{what}: {source}")]
+    Place {
+        /// What failed (`cannot write the chart`).
+        what: &'static str,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl RestoreError {
+    /// [`RestoreError::Place`] of an I/O error, saying `what` failed.
+    pub(crate) fn placing(what: &'static str) -> impl FnOnce(std::io::Error) -> RestoreError {
+        move |source| RestoreError::Place { what, source }
+    }
 }

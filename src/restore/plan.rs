@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::release::Installed;
+use crate::release::{Installed, ReleaseId, ReleaseKey};
 
 use crate::select::Selection;
 use crate::snapshot::{Index, IndexRow};
@@ -108,16 +108,10 @@ pub struct Target<'a> {
 /// With `deployed` among `statuses`, a release saved in the middle of an
 /// upgrade (no `deployed` revision) restores its last good revision, as
 /// [`crate::release::current_revision`] finds it.
-pub fn targets<'a>(
-    index: &'a Index,
-    statuses: &[String],
-) -> BTreeMap<(String, String), Target<'a>> {
-    let mut by_release: BTreeMap<(String, String), Vec<&IndexRow>> = BTreeMap::new();
+pub fn targets<'a>(index: &'a Index, statuses: &[String]) -> BTreeMap<ReleaseKey, Target<'a>> {
+    let mut by_release: BTreeMap<ReleaseKey, Vec<&IndexRow>> = BTreeMap::new();
     for row in &index.releases {
-        by_release
-            .entry((row.namespace.clone(), row.name.clone()))
-            .or_default()
-            .push(row);
+        by_release.entry(row.release_key()).or_default().push(row);
     }
     let mut out = BTreeMap::new();
     for (key, rows) in by_release {
@@ -177,7 +171,7 @@ pub struct PlanInput<'a> {
     /// Statuses a restore target may have.
     pub statuses: &'a [String],
     /// Releases the cluster has, by `(namespace, name)`.
-    pub existing: &'a HashMap<(String, String), Installed>,
+    pub existing: &'a HashMap<ReleaseKey, Installed>,
     /// What to do with existing releases.
     pub mode: Mode,
     /// The `order:` list.
@@ -193,8 +187,8 @@ pub fn plan(input: &PlanInput) -> Vec<Step> {
         .iter()
         .filter(|((ns, _), _)| input.namespace.is_none_or(|n| n == *ns))
         .map(|(&(ns, name), last)| {
-            let key = (ns.to_owned(), name.to_owned());
-            let target = targets.get(&key);
+            let key = (ns, name);
+            let target = targets.get(key.release_id());
             let row = target.map(|t| t.row).unwrap_or(last);
             let mut note = target.and_then(|t| t.in_flight).map(|p| {
                 format!(
@@ -216,7 +210,7 @@ pub fn plan(input: &PlanInput) -> Vec<Step> {
                     last.status,
                     last.revision
                 ))
-            } else if let Some(e) = input.existing.get(&key) {
+            } else if let Some(e) = input.existing.get(key.release_id()) {
                 let (action, what) = existing_action(e, input.mode);
                 if let Some(what) = what {
                     note = Some(match note {
@@ -350,11 +344,11 @@ mod tests {
         order: &[&str],
         exclude: &[&str],
     ) -> Vec<Step> {
-        let existing: HashMap<(String, String), Installed> = existing
+        let existing: HashMap<ReleaseKey, Installed> = existing
             .iter()
             .map(|(a, b, status, frozen)| {
                 (
-                    (a.to_string(), b.to_string()),
+                    ReleaseKey::new(*a, *b),
                     Installed {
                         revision: 1,
                         status: status.to_string(),

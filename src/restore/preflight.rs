@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 use super::frozen::ChartHandle;
 use super::helm::HelmRunner;
 use super::plan::Step;
+use crate::release::{ReleaseId as _, ReleaseKey};
 
 /// An object's API: `(group, version, kind)`; the core group is `""`.
 pub type Gvk = (String, String, String);
@@ -160,13 +161,13 @@ pub fn describe_missing(missing: &[Gvk]) -> String {
 }
 
 /// Renders every step with `jobs` helm processes at a time; returns the
-/// result per step key (`namespace/name`).
+/// result per release.
 pub fn render_all<R>(
     runner: &HelmRunner,
     steps: &[&Step],
     jobs: usize,
     record: R,
-) -> BTreeMap<String, Result<Rendered, Problem>>
+) -> BTreeMap<ReleaseKey, Result<Rendered, Problem>>
 where
     R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>> + Sync,
 {
@@ -185,7 +186,7 @@ where
                         )),
                     };
                     if let Ok(mut res) = results.lock() {
-                        res.insert(step.key(), result);
+                        res.insert(step.release_key(), result);
                     }
                 }
             });

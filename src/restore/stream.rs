@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 
 use super::history::{self, Keep, Wanted};
 use super::plan::Step;
-use crate::release::{RevisionId as _, RevisionKey};
+use crate::release::{ReleaseId as _, ReleaseKey, RevisionId as _, RevisionKey};
 use crate::snapshot::{Entry, Index, IndexRow, Limits, SnapshotError};
 
 /// A release revision.
@@ -291,31 +291,31 @@ impl<'a> Rereader<'a> {
     /// stops reading.
     pub fn histories<F>(
         &self,
-        targets: &BTreeMap<(String, String), u32>,
+        targets: &BTreeMap<ReleaseKey, u32>,
         keep: Keep,
         helm2: bool,
         batch: usize,
         mut on: F,
     ) -> Result<(), String>
     where
-        F: FnMut(BTreeMap<(String, String), Wanted>) -> bool,
+        F: FnMut(BTreeMap<ReleaseKey, Wanted>) -> bool,
     {
         if keep == Keep::None || targets.is_empty() {
             return Ok(());
         }
         let needed = history::records_needed(&self.index, targets, keep);
-        let mut left: BTreeMap<(String, String), usize> = BTreeMap::new();
-        for (ns, name, _) in &needed {
-            *left.entry((ns.clone(), name.clone())).or_default() += 1;
+        let mut left: BTreeMap<ReleaseKey, usize> = BTreeMap::new();
+        for r in &needed {
+            *left.entry(r.release()).or_default() += 1;
         }
-        let mut partial: BTreeMap<(String, String), Records> = BTreeMap::new();
-        let mut ready: BTreeMap<(String, String), Wanted> = BTreeMap::new();
+        let mut partial: BTreeMap<ReleaseKey, Records> = BTreeMap::new();
+        let mut ready: BTreeMap<ReleaseKey, Wanted> = BTreeMap::new();
         let mut error: Option<String> = None;
         let mut go_on = true;
         let result = self.pass(
-            |row| needed.contains(&(row.namespace.clone(), row.name.clone(), row.revision)),
+            |row| needed.contains(row.revision_id()),
             |row, data| {
-                let release = (row.namespace.clone(), row.name.clone());
+                let release = row.release_key();
                 partial
                     .entry(release.clone())
                     .or_default()
@@ -329,23 +329,27 @@ impl<'a> Rereader<'a> {
                 }
                 let records = partial.remove(&release).unwrap_or_default();
                 let deployed = targets.get(&release).copied().unwrap_or(row.revision);
-                let w = history::wanted(&self.index, &release.0, &release.1, deployed, keep, |r| {
-                    let data = records.get(&r).ok_or("the snapshot has no record of it")?;
-                    if helm2 {
-                        super::helm2to3::record_to_helm3(data)
-                    } else {
-                        Ok(data.clone())
-                    }
-                });
+                let w = history::wanted(
+                    &self.index,
+                    &release.namespace,
+                    &release.name,
+                    deployed,
+                    keep,
+                    |r| {
+                        let data = records.get(&r).ok_or("the snapshot has no record of it")?;
+                        if helm2 {
+                            super::helm2to3::record_to_helm3(data)
+                        } else {
+                            Ok(data.clone())
+                        }
+                    },
+                );
                 match w {
                     Ok(w) => {
                         ready.insert(release, w);
                     }
                     Err(e) => {
-                        error = Some(format!(
-                            "cannot restore the history of {}/{}: {e}",
-                            release.0, release.1
-                        ));
+                        error = Some(format!("cannot restore the history of {release}: {e}"));
                         return false;
                     }
                 }
@@ -566,7 +570,7 @@ mod tests {
             assert!(batches.iter().all(|n| *n <= 2), "{batches:?}");
             // Each release's key, restored revision, and every revision's
             // number, status and record.
-            let flat = |m: &BTreeMap<(String, String), Wanted>| -> Vec<String> {
+            let flat = |m: &BTreeMap<ReleaseKey, Wanted>| -> Vec<String> {
                 m.values()
                     .flat_map(|w| {
                         w.revisions.iter().map(|r| {

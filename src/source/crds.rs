@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::SourceError;
+use crate::release::{GroupKind, ReleaseKey};
 use crate::snapshot::{IndexCrd, crd_path, sha256_hex};
 
 /// The annotation `kubectl apply` adds; never stored or restored.
@@ -133,11 +134,11 @@ pub fn clean(crd: &RawCrd<'_>) -> Result<Vec<u8>, serde_json::Error> {
     Ok(out)
 }
 
-/// Fetches the CRDs of every API group in `kinds` (`(group, kind)` → the
-/// first release using it), sorted by name, each with why it was taken.
+/// Fetches the CRDs of every API group in `kinds` (each kind → the first
+/// release using it), sorted by name, each with why it was taken.
 pub async fn capture(
     client: &kube::Client,
-    kinds: &BTreeMap<(String, String), String>,
+    kinds: &BTreeMap<GroupKind, ReleaseKey>,
 ) -> Result<Vec<CapturedCrd>, SourceError> {
     if kinds.is_empty() {
         return Ok(Vec::new());
@@ -146,9 +147,9 @@ pub async fn capture(
         what: "CustomResourceDefinitions",
         cause,
     };
-    let mut groups: BTreeMap<&str, &str> = BTreeMap::new();
-    for ((group, _), release) in kinds {
-        groups.entry(group.as_str()).or_insert(release.as_str());
+    let mut groups: BTreeMap<&str, &ReleaseKey> = BTreeMap::new();
+    for (gk, release) in kinds {
+        groups.entry(gk.group.as_str()).or_insert(release);
     }
     let mut out = Vec::new();
     let mut next: Option<String> = None;
@@ -175,20 +176,20 @@ pub async fn capture(
                     crd.metadata.name
                 ))
             })?;
-            let reason = match (
-                kinds.get(&(names.group.clone(), names.names.kind.clone())),
-                groups.get(names.group.as_str()),
-            ) {
+            let gk = GroupKind::new(names.group.clone(), names.names.kind.clone());
+            let reason = match (kinds.get(&gk), groups.get(names.group.as_str())) {
                 (Some(release), _) => format!("kind {} used by {release}", names.names.kind),
                 (None, Some(release)) => format!("API group {} used by {release}", names.group),
                 (None, None) => continue,
             };
             let name = crd.metadata.name.clone();
-            let json = clean(&crd)
-                .map_err(|e| SourceError::Write(format!("cannot encode CRD {name}: {e}")))?;
+            let json = clean(&crd).map_err(|source| SourceError::EncodeCrd {
+                name: name.clone(),
+                source,
+            })?;
             out.push(CapturedCrd {
                 row: IndexCrd {
-                    path: crd_path(&name).map_err(|e| SourceError::Write(e.to_string()))?,
+                    path: crd_path(&name)?,
                     name,
                     group: names.group,
                     kind: names.names.kind,

@@ -19,9 +19,11 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams};
 use zeroize::Zeroizing;
 
-use super::list::{Lister, ObjectKind, RawObject};
+use super::list::{Lister, RawObject};
 use super::{RecordSender, SourceError};
-use crate::release::{Installed, ReleaseRecord, Summary};
+use crate::release::{
+    GroupKind, Installed, ReleaseId, ReleaseKey, ReleaseRecord, RevisionId, RevisionKey, Summary,
+};
 use crate::select::Selection;
 use crate::snapshot::{IndexRow, SourceKind};
 
@@ -31,49 +33,7 @@ const RELEASE_TYPE: &str = "helm.sh/release.v1";
 /// The largest decoded record accepted (the snapshot reader's limit).
 const MAX_RECORD: u64 = 64 << 20;
 
-/// Helm's storage drivers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    /// Secrets (Helm's default).
-    Secret,
-    /// ConfigMaps.
-    ConfigMap,
-}
-
-impl Driver {
-    /// Parses HELM_DRIVER's value, as Helm does.
-    pub fn parse(s: &str) -> Result<Driver, SourceError> {
-        match s {
-            "" | "secret" | "secrets" => Ok(Driver::Secret),
-            "configmap" | "configmaps" => Ok(Driver::ConfigMap),
-            "sql" => Err(SourceError::Driver(
-                "HELM_DRIVER=sql is not supported yet; helm-bulk reads the secret and configmap drivers".to_owned(),
-            )),
-            "memory" => Err(SourceError::Driver(
-                "HELM_DRIVER=memory keeps releases in helm's own process; there is nothing to save".to_owned(),
-            )),
-            other => Err(SourceError::Driver(format!(
-                "unknown HELM_DRIVER `{other}`; use secret (the default) or configmap"
-            ))),
-        }
-    }
-
-    /// The name stored in the snapshot index.
-    pub fn name(self) -> &'static str {
-        match self {
-            Driver::Secret => "secret",
-            Driver::ConfigMap => "configmap",
-        }
-    }
-
-    /// What the driver keeps releases in, for messages.
-    pub fn what(self) -> &'static str {
-        match self {
-            Driver::Secret => "release Secrets",
-            Driver::ConfigMap => "release ConfigMaps",
-        }
-    }
-}
+pub use super::Driver;
 
 /// Which records to save.
 #[derive(Debug, Clone)]
@@ -103,24 +63,22 @@ pub struct Plan {
     pub resource_version: String,
     /// Objects that could not be decoded: `namespace/object: reason`.
     pub problems: Vec<String>,
-    /// The `(group, kind)` of every object in the kept records' manifests and
+    /// The group and kind of every object in the kept records' manifests and
     /// hooks, and of every custom kind their CRDs define, each with the first
-    /// release (`namespace/name`) that uses it.
-    pub kinds: BTreeMap<(String, String), String>,
+    /// release that uses it.
+    pub kinds: BTreeMap<GroupKind, ReleaseKey>,
 }
 
 /// The kinds of the kept rows, each with the first release that uses it.
 pub fn kinds_by_release(
     rows: &[IndexRow],
-    mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>>,
-) -> BTreeMap<(String, String), String> {
+    mut kinds_of: HashMap<RevisionKey, BTreeSet<GroupKind>>,
+) -> BTreeMap<GroupKind, ReleaseKey> {
     let mut kinds = BTreeMap::new();
     for r in rows {
-        if let Some(k) = kinds_of.remove(&(r.namespace.clone(), r.name.clone(), r.revision)) {
+        if let Some(k) = kinds_of.remove(r.revision_id()) {
             for gk in k {
-                kinds
-                    .entry(gk)
-                    .or_insert_with(|| format!("{}/{}", r.namespace, r.name));
+                kinds.entry(gk).or_insert_with(|| r.release_key());
             }
         }
     }
@@ -207,19 +165,16 @@ impl HelmSource {
     }
 
     fn lister(&self, at: Option<&str>) -> Lister {
-        let kind = match self.driver {
-            Driver::Secret => ObjectKind::Secret(Some(RELEASE_TYPE)),
-            Driver::ConfigMap => ObjectKind::ConfigMap,
-        };
         Lister::new(
             self.driver.what(),
             self.client.clone(),
-            kind,
+            self.driver,
             self.namespace.clone(),
             "owner=helm",
             self.page_size,
             at,
         )
+        .secret_type(RELEASE_TYPE)
     }
 
     fn decode(&self, s: &RawObject) -> Result<ReleaseRecord, String> {
@@ -233,8 +188,7 @@ impl HelmSource {
     pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
         let mut rows: Vec<IndexRow> = Vec::new();
         let mut problems = Vec::new();
-        let mut kinds_of: HashMap<(String, String, u32), BTreeSet<(String, String)>> =
-            HashMap::new();
+        let mut kinds_of: HashMap<RevisionKey, BTreeSet<GroupKind>> = HashMap::new();
         let mut lifetimes = self
             .blob_lifetimes
             .then(crate::snapshot::v2::Lifetimes::default);
@@ -245,14 +199,10 @@ impl HelmSource {
                     Ok(r) => {
                         let sm = &r.summary;
                         if filter.selection.matches(&sm.namespace, &sm.name) {
-                            let mut row = r
-                                .index_row(self.kind)
-                                .map_err(|e| SourceError::Write(e.to_string()))?;
+                            let mut row = r.index_row(self.kind)?;
                             row.labels = release_labels(s.labels);
-                            kinds_of.insert(
-                                (row.namespace.clone(), row.name.clone(), row.revision),
-                                crate::release::kinds_used(&r.data),
-                            );
+                            kinds_of
+                                .insert(row.revision_key(), crate::release::kinds_used(&r.data));
                             if let Some(l) = &mut lifetimes {
                                 l.add(row.sort_key(), &r.data);
                             }
@@ -301,11 +251,11 @@ pub(crate) async fn send_in_index_order<F>(
 where
     F: Fn(&RawObject) -> Option<ReleaseRecord>,
 {
-    let wanted: HashMap<(String, String, u32), usize> = plan
+    let wanted: HashMap<RevisionKey, usize> = plan
         .rows
         .iter()
         .enumerate()
-        .map(|(i, r)| ((r.namespace.clone(), r.name.clone(), r.revision), i))
+        .map(|(i, r)| (r.revision_key(), i))
         .collect();
     let mut early: BTreeMap<usize, Zeroizing<Vec<u8>>> = BTreeMap::new();
     let mut next = 0usize;
@@ -313,12 +263,7 @@ where
         for s in items {
             let Some(r) = decode(&s) else { continue };
             drop(s);
-            let key = (
-                r.summary.namespace.clone(),
-                r.summary.name.clone(),
-                r.summary.revision,
-            );
-            if let Some(&pos) = wanted.get(&key) {
+            if let Some(&pos) = wanted.get(r.summary.revision_id()) {
                 early.insert(pos, r.data);
             }
             while let Some(data) = early.remove(&next) {
@@ -335,12 +280,9 @@ where
 
 /// Applies `--status` and `--history` per release, and sorts into archive order.
 pub fn apply_filter(rows: Vec<IndexRow>, filter: &SaveFilter) -> Vec<IndexRow> {
-    let mut by_release: BTreeMap<(String, String), Vec<IndexRow>> = BTreeMap::new();
+    let mut by_release: BTreeMap<ReleaseKey, Vec<IndexRow>> = BTreeMap::new();
     for r in rows {
-        by_release
-            .entry((r.namespace.clone(), r.name.clone()))
-            .or_default()
-            .push(r);
+        by_release.entry(r.release_key()).or_default().push(r);
     }
     let mut out = Vec::new();
     for (_, mut revs) in by_release {
@@ -375,14 +317,14 @@ pub async fn installed_releases(
     client: &kube::Client,
     driver: Driver,
     namespace: Option<&str>,
-) -> Result<HashMap<(String, String), Installed>, SourceError> {
+) -> Result<HashMap<ReleaseKey, Installed>, SourceError> {
     use kube::core::PartialObjectMeta;
     let api_error = |e: kube::Error| SourceError::Api {
         what: driver.what(),
         cause: crate::cluster::describe(&e),
     };
-    // (namespace, release) -> (revision, status, storage object name)
-    let mut latest: HashMap<(String, String), (u32, String, String)> = HashMap::new();
+    // Every revision's (release, revision, status, storage object name).
+    let mut revisions: Vec<(ReleaseKey, u32, String, String)> = Vec::new();
     let base = ListParams::default().labels("owner=helm").limit(500);
     let mut lp = base.clone();
     loop {
@@ -427,20 +369,19 @@ pub async fn installed_releases(
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
             let status = labels.get("status").cloned().unwrap_or_default();
-            let e = latest
-                .entry((ns, name.clone()))
-                .or_insert((0, String::new(), String::new()));
-            if version >= e.0 {
-                *e = (version, status, object);
-            }
+            revisions.push((ReleaseKey::new(ns, name.clone()), version, status, object));
         }
         match token.filter(|t| !t.is_empty()) {
             Some(t) => lp = base.clone().continue_token(&t),
             None => break,
         }
     }
+    let latest =
+        crate::release::newest_by(&revisions, |(key, ..)| key, |(_, revision, ..)| *revision);
     let mut out = HashMap::new();
-    for ((ns, name), (revision, status, object)) in latest {
+    for (key, (_, revision, status, object)) in latest {
+        let (revision, status) = (*revision, status.clone());
+        let ns = &key.namespace;
         if status == "uninstalled" {
             continue;
         }
@@ -448,14 +389,14 @@ pub async fn installed_releases(
             false
         } else {
             let payload = match driver {
-                Driver::Secret => Api::<Secret>::namespaced(client.clone(), &ns)
-                    .get_opt(&object)
+                Driver::Secret => Api::<Secret>::namespaced(client.clone(), ns)
+                    .get_opt(object)
                     .await
                     .map_err(api_error)?
                     .and_then(|s| s.data?.remove("release"))
                     .map(|b| b.0),
-                Driver::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), &ns)
-                    .get_opt(&object)
+                Driver::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), ns)
+                    .get_opt(object)
                     .await
                     .map_err(api_error)?
                     .and_then(|c| c.data?.remove("release"))
@@ -471,7 +412,7 @@ pub async fn installed_releases(
                 })
         };
         out.insert(
-            (ns, name),
+            key.clone(),
             Installed {
                 revision,
                 status,

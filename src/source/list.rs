@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, ListParams, VersionMatch};
 use zeroize::Zeroizing;
 
-use super::SourceError;
+use super::{Driver, SourceError};
 
 /// Payload bytes one page should hold at most (except that a page always
 /// holds at least one object).
@@ -21,16 +21,6 @@ pub const PAGE_BYTES: u64 = 8 << 20;
 /// The first page's limit, before any payload size is known. Kubernetes
 /// caps an object at about 1.5 MiB, so this page holds at most ~12 MiB.
 const FIRST_PAGE: u32 = 8;
-
-/// Which kind of object holds the records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ObjectKind {
-    /// Secrets, whose data the API sends base64-encoded; only those of this
-    /// type, when one is given (Secrets without a type pass too).
-    Secret(Option<&'static str>),
-    /// ConfigMaps.
-    ConfigMap,
-}
 
 /// One listed object: where it is and its `release` key.
 pub struct RawObject {
@@ -51,7 +41,9 @@ pub struct RawObject {
 pub struct Lister {
     what: &'static str,
     client: kube::Client,
-    kind: ObjectKind,
+    driver: Driver,
+    /// Only Secrets of this type (and those without a type).
+    secret_type: Option<&'static str>,
     namespace: Option<String>,
     base: ListParams,
     next: Option<ListParams>,
@@ -61,14 +53,14 @@ pub struct Lister {
 }
 
 impl Lister {
-    /// A list of `kind` objects matching `selector` in `namespace` (all
+    /// A list of the `driver`'s objects matching `selector` in `namespace` (all
     /// namespaces when `None`), at most `max` per page. `at` pins the list to
     /// exactly that resourceVersion. `what` names the objects in errors
     /// ("release Secrets").
     pub fn new(
         what: &'static str,
         client: kube::Client,
-        kind: ObjectKind,
+        driver: Driver,
         namespace: Option<String>,
         selector: &str,
         max: u32,
@@ -82,7 +74,8 @@ impl Lister {
         Lister {
             what,
             client,
-            kind,
+            driver,
+            secret_type: None,
             namespace,
             base,
             next: Some(first),
@@ -90,6 +83,12 @@ impl Lister {
             largest: 0,
             resource_version: String::new(),
         }
+    }
+
+    /// Lists only the Secrets of type `type_` (and those without a type).
+    pub fn secret_type(mut self, type_: &'static str) -> Lister {
+        self.secret_type = Some(type_);
+        self
     }
 
     /// The resourceVersion the list is read at (known after the first page).
@@ -123,8 +122,8 @@ impl Lister {
     }
 
     async fn request(&mut self, lp: &ListParams) -> Result<Option<Vec<RawObject>>, kube::Error> {
-        let (mut items, rv, token) = match self.kind {
-            ObjectKind::Secret(_) => {
+        let (mut items, rv, token) = match self.driver {
+            Driver::Secret => {
                 let api: Api<Secret> = self.api();
                 let list = api.list(lp).await?;
                 let items: Vec<RawObject> = list
@@ -148,7 +147,7 @@ impl Lister {
                     list.metadata.continue_,
                 )
             }
-            ObjectKind::ConfigMap => {
+            Driver::ConfigMap => {
                 let api: Api<ConfigMap> = self.api();
                 let list = api.list(lp).await?;
                 let items: Vec<RawObject> = list
@@ -186,16 +185,13 @@ impl Lister {
             format!(
                 "listed {} {} (limit {}, {} KiB of records, largest so far {} KiB)",
                 items.len(),
-                match self.kind {
-                    ObjectKind::Secret(_) => "Secrets",
-                    ObjectKind::ConfigMap => "ConfigMaps",
-                },
+                self.driver.objects(),
                 lp.limit.unwrap_or(0),
                 bytes.div_ceil(1024),
                 self.largest.div_ceil(1024)
             )
         });
-        if let ObjectKind::Secret(Some(wanted)) = self.kind {
+        if let (Driver::Secret, Some(wanted)) = (self.driver, self.secret_type) {
             items.retain(|o| o.type_.as_deref().is_none_or(|t| t == wanted));
         }
         // The continue token carries the list's resourceVersion.

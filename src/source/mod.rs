@@ -12,6 +12,83 @@ pub mod helm;
 pub mod list;
 pub mod tiller;
 
+/// Which kind of Kubernetes object holds release records, one per revision:
+/// Helm 3/4's storage driver (`HELM_DRIVER`) and Tiller's `--storage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// Secrets (Helm 3/4's default).
+    Secret,
+    /// ConfigMaps (Tiller's default).
+    ConfigMap,
+}
+
+impl Driver {
+    /// Parses HELM_DRIVER's value, as Helm does.
+    pub fn parse(s: &str) -> Result<Driver, SourceError> {
+        match s {
+            "" | "secret" | "secrets" => Ok(Driver::Secret),
+            "configmap" | "configmaps" => Ok(Driver::ConfigMap),
+            "sql" => Err(SourceError::Driver(
+                "HELM_DRIVER=sql is not supported yet; helm-bulk reads the secret and configmap drivers".to_owned(),
+            )),
+            "memory" => Err(SourceError::Driver(
+                "HELM_DRIVER=memory keeps releases in helm's own process; there is nothing to save".to_owned(),
+            )),
+            other => Err(SourceError::Driver(format!(
+                "unknown HELM_DRIVER `{other}`; use secret (the default) or configmap"
+            ))),
+        }
+    }
+
+    /// The name stored in the snapshot index.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Secret => "secret",
+            Driver::ConfigMap => "configmap",
+        }
+    }
+
+    /// What Helm 3/4 keeps releases in with this driver, for messages.
+    pub fn what(self) -> &'static str {
+        match self {
+            Driver::Secret => "release Secrets",
+            Driver::ConfigMap => "release ConfigMaps",
+        }
+    }
+
+    /// What Tiller keeps releases in with this storage, for messages.
+    pub fn tiller_what(self) -> &'static str {
+        match self {
+            Driver::Secret => "Tiller's release Secrets",
+            Driver::ConfigMap => "Tiller's release ConfigMaps",
+        }
+    }
+
+    /// The objects' kind, plural (`Secrets`).
+    pub fn objects(self) -> &'static str {
+        match self {
+            Driver::Secret => "Secrets",
+            Driver::ConfigMap => "ConfigMaps",
+        }
+    }
+}
+
+/// [`Driver::parse`].
+impl std::str::FromStr for Driver {
+    type Err = SourceError;
+
+    fn from_str(s: &str) -> Result<Driver, SourceError> {
+        Driver::parse(s)
+    }
+}
+
+/// [`Driver::name`].
+impl std::fmt::Display for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A place release records are saved from, read in two passes: [`plan`]
 /// lists what the filter keeps (the index rows in archive order, at one
 /// consistent resource version), [`fetch`] then sends each planned record
@@ -126,4 +203,15 @@ pub enum SourceError {
     /// Writing to the snapshot failed.
     #[error("{0}")]
     Write(String),
+    /// A record or CRD cannot be placed in the snapshot (its path).
+    #[error("{0}")]
+    Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// A CRD cannot be encoded as JSON.
+    #[error("cannot encode CRD {name}: {source}")]
+    EncodeCrd {
+        /// The CRD's name.
+        name: String,
+        /// Why.
+        source: serde_json::Error,
+    },
 }

@@ -21,8 +21,8 @@ use std::collections::{BTreeSet, HashMap};
 use zeroize::Zeroizing;
 
 use super::helm::{Plan, SaveFilter, apply_filter, decode_payload, send_in_index_order};
-use super::list::{Lister, ObjectKind, RawObject};
-use super::{RecordSender, Source, SourceError};
+use super::list::{Lister, RawObject};
+use super::{Driver, RecordSender, Source, SourceError};
 use crate::release::{ReleaseId, ReleaseKey, ReleaseRecord};
 use crate::snapshot::{IndexRow, SourceKind};
 use crate::tiller::client::Tiller;
@@ -57,12 +57,12 @@ fn select(rows: Vec<IndexRow>, statuses: &[Code], filter: &SaveFilter) -> Vec<In
 }
 
 /// The kinds used by each planned revision, by `(namespace, name, revision)`.
-type KindsOf = HashMap<(String, String, u32), BTreeSet<(String, String)>>;
+type KindsOf = HashMap<crate::release::RevisionKey, BTreeSet<crate::release::GroupKind>>;
 
 /// Adds a decoded record to the first-pass state.
 fn note(
     record: ReleaseRecord,
-    kinds: BTreeSet<(String, String)>,
+    kinds: BTreeSet<crate::release::GroupKind>,
     filter: &SaveFilter,
     scope: Option<&str>,
     rows: &mut Vec<IndexRow>,
@@ -76,10 +76,7 @@ fn note(
     let row = record
         .index_row(SourceKind::Tiller)
         .map_err(|e| SourceError::Write(e.to_string()))?;
-    kinds_of.insert(
-        (row.namespace.clone(), row.name.clone(), row.revision),
-        kinds,
-    );
+    kinds_of.insert((&row).into(), kinds);
     rows.push(row);
     Ok(())
 }
@@ -221,36 +218,10 @@ impl Source for GrpcSource {
     }
 }
 
-/// Where Tiller kept its records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Storage {
-    /// ConfigMaps (Tiller's default, `--storage=configmap`).
-    ConfigMap,
-    /// Secrets (`tiller --storage=secret`).
-    Secret,
-}
-
-impl Storage {
-    /// The driver name stored in the snapshot index.
-    pub fn name(self) -> &'static str {
-        match self {
-            Storage::ConfigMap => "configmap",
-            Storage::Secret => "secret",
-        }
-    }
-
-    fn what(self) -> &'static str {
-        match self {
-            Storage::ConfigMap => "Tiller's release ConfigMaps",
-            Storage::Secret => "Tiller's release Secrets",
-        }
-    }
-}
-
 /// Releases read from Tiller's ConfigMaps or Secrets.
 pub struct StorageSource {
     client: kube::Client,
-    storage: Storage,
+    storage: Driver,
     tiller_namespace: String,
     scope: Option<String>,
     statuses: Vec<Code>,
@@ -262,7 +233,7 @@ impl StorageSource {
     /// to releases of one namespace.
     pub fn new(
         client: kube::Client,
-        storage: Storage,
+        storage: Driver,
         tiller_namespace: String,
         scope: Option<String>,
         statuses: Vec<Code>,
@@ -279,14 +250,10 @@ impl StorageSource {
     }
 
     fn lister(&self, at: Option<&str>) -> Lister {
-        let kind = match self.storage {
-            Storage::ConfigMap => ObjectKind::ConfigMap,
-            Storage::Secret => ObjectKind::Secret(None),
-        };
         Lister::new(
-            self.storage.what(),
+            self.storage.tiller_what(),
             self.client.clone(),
-            kind,
+            self.storage,
             Some(self.tiller_namespace.clone()),
             OWNER_SELECTOR,
             self.page_size,

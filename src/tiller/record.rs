@@ -199,7 +199,7 @@ pub fn user_values_json(r: &Release) -> Result<serde_json::Value, String> {
 }
 
 /// The `(group, kind)` of every object in the release's manifest and hooks.
-pub fn kinds_used(r: &Release) -> BTreeSet<(String, String)> {
+pub fn kinds_used(r: &Release) -> BTreeSet<crate::release::GroupKind> {
     let view = serde_json::json!({
         "manifest": r.manifest,
         "hooks": r.hooks.iter().map(|h| serde_json::json!({"manifest": h.manifest})).collect::<Vec<_>>(),
@@ -208,7 +208,7 @@ pub fn kinds_used(r: &Release) -> BTreeSet<(String, String)> {
 }
 
 /// The `(group, kind)` of every object of a record's bytes (empty when they do not decode).
-pub fn kinds_used_bytes(data: &[u8]) -> BTreeSet<(String, String)> {
+pub fn kinds_used_bytes(data: &[u8]) -> BTreeSet<crate::release::GroupKind> {
     decode(data).map(|r| kinds_used(&r)).unwrap_or_default()
 }
 
@@ -300,7 +300,10 @@ mod tests {
         let mut empty = r.clone();
         empty.config = None;
         assert_eq!(user_values_json(&empty).unwrap(), serde_json::json!({}));
-        let kinds: Vec<_> = kinds_used(&r).into_iter().collect();
+        let kinds: Vec<_> = kinds_used(&r)
+            .into_iter()
+            .map(|g| (g.group, g.kind))
+            .collect();
         assert_eq!(
             kinds,
             [

@@ -47,12 +47,56 @@ pub enum BucketError {
         /// Why.
         why: String,
     },
-    /// The store refused or failed a request.
+    /// The store refused or failed a request: what was being done, then why.
+    #[error("{what}{}{source}", if what.is_empty() { "" } else { ": " })]
+    Request {
+        /// What was being done (`cannot write <key>`); may be empty.
+        what: String,
+        /// The store's error.
+        source: StoreFailure,
+    },
+    /// The task uploading a snapshot panicked or was cancelled.
+    #[error("the upload task failed: {0}")]
+    UploadTask(#[source] tokio::task::JoinError),
+    /// The store failed in a way no store error says (an interrupted or
+    /// refused upload).
     #[error("{0}")]
     Store(String),
     /// No snapshot matched.
     #[error("no snapshot found at {0}")]
     NotFound(String),
+}
+
+/// An object store error. Its text is the store's error with its causes
+/// on one line, shortened (cloud error bodies can be long XML); the error
+/// itself is [`StoreFailure::cause`]. It reports no `source()`: its text
+/// already holds the chain.
+#[derive(Debug)]
+pub struct StoreFailure(object_store::Error);
+
+impl StoreFailure {
+    /// The store's error.
+    pub fn cause(&self) -> &object_store::Error {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(&self.0))
+    }
+}
+
+impl std::error::Error for StoreFailure {}
+
+impl BucketError {
+    /// A failed request: `what` was being done (may be empty).
+    fn request(what: impl Into<String>, e: object_store::Error) -> BucketError {
+        BucketError::Request {
+            what: what.into(),
+            source: StoreFailure(e),
+        }
+    }
 }
 
 fn describe(e: &object_store::Error) -> String {
@@ -172,11 +216,7 @@ impl Bucket {
     pub async fn upload(&self, key: &str) -> Result<Upload, BucketError> {
         let path = Path::from(key);
         let multipart = self.store.put_multipart(&path).await.map_err(|e| {
-            BucketError::Store(format!(
-                "cannot start uploading to {}: {}",
-                self.url,
-                describe(&e)
-            ))
+            BucketError::request(format!("cannot start uploading to {}", self.url), e)
         })?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(4);
         let url = self.url.clone();
@@ -203,10 +243,7 @@ impl Bucket {
                     Chunk::Data(b) => {
                         if let Err(e) = w.wait_for_capacity(PARTS_IN_FLIGHT).await {
                             let _ = w.abort().await;
-                            return Err(BucketError::Store(format!(
-                                "upload to {url} failed: {}",
-                                describe(&e)
-                            )));
+                            return Err(BucketError::request(format!("upload to {url} failed"), e));
                         }
                         total += b.len() as u64;
                         w.put(b);
@@ -223,9 +260,9 @@ impl Bucket {
                     "the upload was interrupted and aborted".to_owned(),
                 ));
             }
-            w.finish().await.map_err(|e| {
-                BucketError::Store(format!("upload to {url} failed: {}", describe(&e)))
-            })?;
+            w.finish()
+                .await
+                .map_err(|e| BucketError::request(format!("upload to {url} failed"), e))?;
             Ok(total)
         });
         Ok(Upload {
@@ -244,7 +281,7 @@ impl Bucket {
             .put(&Path::from(key), data.into())
             .await
             .map(|_| ())
-            .map_err(|e| BucketError::Store(format!("cannot write {key}: {}", describe(&e))))
+            .map_err(|e| BucketError::request(format!("cannot write {key}"), e))
     }
 
     /// Reads a small object whole (signatures); `None` when it does not exist.
@@ -254,9 +291,9 @@ impl Bucket {
                 .bytes()
                 .await
                 .map(|b| Some(b.to_vec()))
-                .map_err(|e| BucketError::Store(describe(&e))),
+                .map_err(|e| BucketError::request("", e)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(BucketError::Store(describe(&e))),
+            Err(e) => Err(BucketError::request("", e)),
         }
     }
 
@@ -283,7 +320,7 @@ impl Bucket {
                 object_store::Error::Precondition { .. } => BucketError::Store(format!(
                     "{key} changed after its signature was checked; refusing it"
                 )),
-                other => BucketError::Store(format!("cannot read {key}: {}", describe(&other))),
+                other => BucketError::request(format!("cannot read {key}"), other),
             })?;
         let etag = r.meta.e_tag.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<io::Result<Bytes>>(4);
@@ -316,9 +353,8 @@ impl Bucket {
         let mut objects = Vec::new();
         let mut stream = self.store.list(prefix);
         while let Some(item) = stream.next().await {
-            let meta = item.map_err(|e| {
-                BucketError::Store(format!("cannot list {}: {}", self.url, describe(&e)))
-            })?;
+            let meta =
+                item.map_err(|e| BucketError::request(format!("cannot list {}", self.url), e))?;
             objects.push(meta);
         }
         Ok(keys::snapshots(
@@ -363,19 +399,14 @@ impl Bucket {
         self.store
             .copy(&Path::from(from), &Path::from(to))
             .await
-            .map_err(|e| {
-                BucketError::Store(format!("cannot copy {from} to {to}: {}", describe(&e)))
-            })
+            .map_err(|e| BucketError::request(format!("cannot copy {from} to {to}"), e))
     }
 
     /// Deletes one object; a missing object is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), BucketError> {
         match self.store.delete(&Path::from(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(BucketError::Store(format!(
-                "cannot delete {key}: {}",
-                describe(&e)
-            ))),
+            Err(e) => Err(BucketError::request(format!("cannot delete {key}"), e)),
         }
     }
 
@@ -385,10 +416,7 @@ impl Bucket {
             match self.store.delete(&Path::from(k.as_str())).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => {
-                    return Err(BucketError::Store(format!(
-                        "cannot delete {k}: {}",
-                        describe(&e)
-                    )));
+                    return Err(BucketError::request(format!("cannot delete {k}"), e));
                 }
             }
         }

@@ -45,9 +45,7 @@ pub struct UploadHandle {
 impl UploadHandle {
     /// Waits for the upload; it completes only if the writer was committed.
     pub async fn wait(self) -> Result<u64, BucketError> {
-        self.task
-            .await
-            .map_err(|e| BucketError::Store(format!("the upload task failed: {e}")))?
+        self.task.await.map_err(BucketError::UploadTask)?
     }
 }
 
