@@ -130,6 +130,42 @@ impl Ctx<'_> {
 }
 
 pub(super) fn run(args: RekeyArgs, config: &Loaded) -> Result<(), Failure> {
+    let bucket_mode = check_mode(&args)?;
+    let identities = args.decrypt.identity_files(config);
+    if identities.is_empty() {
+        return Err(VaultError::NoIdentities.into());
+    }
+    let protection = args.encrypt.protection(config)?;
+    let signer = match args
+        .sign_key
+        .clone()
+        .or_else(|| config.config.sign_key.clone())
+    {
+        Some(p) => Some(helm_bulk::vault::sign::load_signer(&p)?),
+        None => None,
+    };
+    let ctx = Ctx {
+        args: &args,
+        config,
+        identities,
+        protection,
+        signer,
+    };
+    if !bucket_mode {
+        return rekey_file(&ctx, Path::new(&args.file));
+    }
+    let rt = Arc::new(runtime()?);
+    super::exit_cleanly_on_interrupt(&rt);
+    if args.all {
+        rekey_all(&ctx, &rt)
+    } else {
+        rekey_named(&ctx, &rt)
+    }
+}
+
+/// Refuses option combinations that do not fit the input: a file, or a
+/// bucket object (`true`) or prefix (`--all`).
+fn check_mode(args: &RekeyArgs) -> Result<bool, Failure> {
     if args.file == "-" {
         return Err(fail(
             "rekey replaces a file or a bucket object; it does not read standard input",
@@ -157,43 +193,26 @@ pub(super) fn run(args: RekeyArgs, config: &Loaded) -> Result<(), Failure> {
             "-p/--passphrase is not supported for bucket objects; rekey them to recipients",
         ));
     }
-    let identities = args.decrypt.identity_files(config);
-    if identities.is_empty() {
-        return Err(VaultError::NoIdentities.into());
-    }
-    let protection = args.encrypt.protection(config)?;
-    let signer = match args
-        .sign_key
-        .clone()
-        .or_else(|| config.config.sign_key.clone())
-    {
-        Some(p) => Some(helm_bulk::vault::sign::load_signer(&p)?),
-        None => None,
+    Ok(bucket_mode)
+}
+
+/// Rotates the one bucket object the URL names.
+fn rekey_named(ctx: &Ctx<'_>, rt: &Arc<tokio::runtime::Runtime>) -> Result<(), Failure> {
+    let SnapshotSource::Object { bucket, key, .. } =
+        super::args::resolve_input(&ctx.args.file, &ctx.args.store, ctx.config)?
+    else {
+        return Err(fail("not a bucket object"));
     };
-    let ctx = Ctx {
-        args: &args,
-        config,
-        identities,
-        protection,
-        signer,
-    };
-    if !bucket_mode {
-        return rekey_file(&ctx, Path::new(&args.file));
-    }
-    let rt = Arc::new(runtime()?);
-    super::exit_cleanly_on_interrupt(&rt);
-    if !args.all {
-        let SnapshotSource::Object { bucket, key, .. } =
-            super::args::resolve_input(&args.file, &args.store, config)?
-        else {
-            return Err(fail("not a bucket object"));
-        };
-        let outcome = rekey_object(&ctx, &bucket, &key, &rt)?;
-        eprintln!("{}: {}", key, outcome.describe());
-        return Ok(());
-    }
-    refuse_overlap(&ctx)?;
-    let bucket = args.store.open(&args.file, config)?;
+    let outcome = rekey_object(ctx, &bucket, &key, rt)?;
+    eprintln!("{}: {}", key, outcome.describe());
+    Ok(())
+}
+
+/// `--all`: rotates every snapshot under the prefix; one that fails is left
+/// as it was, and the run ends with EXIT_PARTIAL naming them.
+fn rekey_all(ctx: &Ctx<'_>, rt: &Arc<tokio::runtime::Runtime>) -> Result<(), Failure> {
+    refuse_overlap(ctx)?;
+    let bucket = ctx.args.store.open(&ctx.args.file, ctx.config)?;
     let listed = rt.block_on(bucket.list())?;
     if listed.is_empty() {
         return Err(fail(format!("no snapshot under {}", bucket.url())));
@@ -202,7 +221,7 @@ pub(super) fn run(args: RekeyArgs, config: &Loaded) -> Result<(), Failure> {
     let mut counts = [0usize; 3];
     let mut failed = Vec::new();
     for (i, item) in listed.iter().enumerate() {
-        match rekey_object(&ctx, &bucket, &item.key, &rt) {
+        match rekey_object(ctx, &bucket, &item.key, rt) {
             Ok(outcome) => {
                 counts[outcome as usize] += 1;
                 eprintln!("[{}/{total}] {}: {}", i + 1, item.key, outcome.describe());

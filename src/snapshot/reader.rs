@@ -154,16 +154,7 @@ where
     R: Read,
     F: FnMut(&Index, Entry<'_>, Zeroizing<Vec<u8>>) -> Result<(), SnapshotError>,
 {
-    let mut buffered = BufReader::with_capacity(64 * 1024, input);
-    let head = buffered.fill_buf()?;
-    if head.is_empty() {
-        return Err(SnapshotError::NotASnapshot("the input is empty".to_owned()));
-    }
-    if !head.starts_with(&[0x1f, 0x8b]) {
-        return Err(SnapshotError::NotASnapshot(
-            "the data is not gzip-compressed".to_owned(),
-        ));
-    }
+    let buffered = check_gzip(input)?;
     let budget = std::rc::Rc::new(std::cell::Cell::new(HEADER_BUDGET));
     let mut archive = tar::Archive::new(Budgeted {
         inner: GzDecoder::new(buffered),
@@ -171,32 +162,7 @@ where
     });
     let index = {
         let mut entries = archive.entries()?;
-        let index = match entries.next() {
-            None => {
-                return Err(SnapshotError::NotASnapshot(
-                    "the archive is empty".to_owned(),
-                ));
-            }
-            Some(entry) => {
-                let mut entry = entry?;
-                let raw = entry.path_bytes().into_owned();
-                check_type(entry.header().entry_type(), &raw)?;
-                let path = check_path(&raw)?;
-                if path != INDEX_PATH {
-                    return Err(SnapshotError::NotASnapshot(format!(
-                        "the first entry is `{}`, not {INDEX_PATH}",
-                        escaped(&raw)
-                    )));
-                }
-                let data = read_entry(&mut entry, path, limits.max_index, &budget)?;
-                budget.set(HEADER_BUDGET);
-                let index: Index = serde_json::from_slice(&data).map_err(|e| {
-                    SnapshotError::BadIndex(format!("{INDEX_PATH} is not valid: {e}"))
-                })?;
-                index.validate()?;
-                index
-            }
-        };
+        let index = read_index(&mut entries, limits, &budget)?;
         let mut rows = index.entries().peekable();
         // Format 2 (Helm 3/4 records): blobs come before the first record
         // that uses them, and records are rebuilt from them.
@@ -209,42 +175,8 @@ where
             check_type(entry.header().entry_type(), &raw)?;
             let path = check_path(&raw)?;
             if let Some(digest) = blob_digest(path).filter(|_| v2) {
-                let refuse = |reason: &str| SnapshotError::BadBlob {
-                    path: path.to_owned(),
-                    reason: reason.to_owned(),
-                };
-                let digest = digest.map_err(|()| {
-                    refuse("its name is not blobs/ and 64 lowercase hexadecimal digits")
-                })?;
-                if !matches!(rows.peek(), Some(Entry::Release(_))) {
-                    return Err(refuse("it comes after the last release record"));
-                }
-                if blobs.contains(&digest) {
-                    return Err(refuse("it is stored twice"));
-                }
-                let size = entry.header().size()?;
-                if size > limits.max_record {
-                    return Err(SnapshotError::EntryTooLarge {
-                        path: path.to_owned(),
-                        size,
-                        limit: limits.max_record,
-                    });
-                }
-                if blobs.bytes().saturating_add(size) > limits.max_blobs {
-                    return Err(refuse(&format!(
-                        "the snapshot's blobs are over the limit of {} bytes",
-                        limits.max_blobs
-                    )));
-                }
-                let data = read_entry(&mut entry, path, limits.max_record, &budget)?;
-                budget.set(HEADER_BUDGET);
-                if sha2::Sha256::digest(data.as_slice()).as_slice() != digest {
-                    return Err(SnapshotError::Mismatch {
-                        path: path.to_owned(),
-                        what: "sha256",
-                    });
-                }
-                blobs.insert(digest, data);
+                let next = rows.peek();
+                read_blob(&mut entry, path, digest, next, &mut blobs, limits, &budget)?;
                 continue;
             }
             let Some(row) = rows.next() else {
@@ -253,49 +185,7 @@ where
                     expected: "the end of the archive".to_owned(),
                 });
             };
-            if path != row.path() {
-                return Err(SnapshotError::UnexpectedEntry {
-                    path: escaped(&raw),
-                    expected: format!("`{}`", row.path()),
-                });
-            }
-            let size = entry.header().size()?;
-            if size > limits.max_record {
-                return Err(SnapshotError::EntryTooLarge {
-                    path: path.to_owned(),
-                    size,
-                    limit: limits.max_record,
-                });
-            }
-            let skeleton = v2 && matches!(row, Entry::Release(_));
-            if size != row.size() && !skeleton {
-                return Err(SnapshotError::Mismatch {
-                    path: path.to_owned(),
-                    what: "size",
-                });
-            }
-            let mut data = read_entry(&mut entry, path, limits.max_record, &budget)?;
-            budget.set(HEADER_BUDGET);
-            if skeleton {
-                data = blobs
-                    .rebuild(&data, row.size(), row.blobs_last_used())
-                    .map_err(|reason| SnapshotError::BadRecord {
-                        path: path.to_owned(),
-                        reason,
-                    })?;
-                if data.len() as u64 != row.size() {
-                    return Err(SnapshotError::Mismatch {
-                        path: path.to_owned(),
-                        what: "size",
-                    });
-                }
-            }
-            if super::sha256_hex(&data) != row.sha256() {
-                return Err(SnapshotError::Mismatch {
-                    path: path.to_owned(),
-                    what: "sha256",
-                });
-            }
+            let data = read_row(&mut entry, path, &row, v2, &mut blobs, limits, &budget)?;
             on_entry(&index, row, data)?;
         }
         let missing: Vec<Entry<'_>> = rows.collect();
@@ -307,9 +197,171 @@ where
         }
         index
     };
-    // After the tar end marker only zero padding may follow inside the gzip
-    // stream; reading it to the end also checks the gzip CRC and length.
-    let mut gz = archive.into_inner().inner;
+    check_end(archive.into_inner().inner, limits)?;
+    Ok(index)
+}
+
+/// The input must not be empty and must start with the gzip magic bytes.
+fn check_gzip<R: Read>(input: R) -> Result<BufReader<R>, SnapshotError> {
+    let mut buffered = BufReader::with_capacity(64 * 1024, input);
+    let head = buffered.fill_buf()?;
+    if head.is_empty() {
+        return Err(SnapshotError::NotASnapshot("the input is empty".to_owned()));
+    }
+    if !head.starts_with(&[0x1f, 0x8b]) {
+        return Err(SnapshotError::NotASnapshot(
+            "the data is not gzip-compressed".to_owned(),
+        ));
+    }
+    Ok(buffered)
+}
+
+/// The first entry must be a safe, regular `index.json` within
+/// `limits.max_index`, holding a valid index.
+fn read_index<R: Read>(
+    entries: &mut tar::Entries<'_, R>,
+    limits: &Limits,
+    budget: &std::cell::Cell<u64>,
+) -> Result<Index, SnapshotError> {
+    let Some(entry) = entries.next() else {
+        return Err(SnapshotError::NotASnapshot(
+            "the archive is empty".to_owned(),
+        ));
+    };
+    let mut entry = entry?;
+    let raw = entry.path_bytes().into_owned();
+    check_type(entry.header().entry_type(), &raw)?;
+    let path = check_path(&raw)?;
+    if path != INDEX_PATH {
+        return Err(SnapshotError::NotASnapshot(format!(
+            "the first entry is `{}`, not {INDEX_PATH}",
+            escaped(&raw)
+        )));
+    }
+    let data = read_entry(&mut entry, path, limits.max_index, budget)?;
+    budget.set(HEADER_BUDGET);
+    let index: Index = serde_json::from_slice(&data)
+        .map_err(|e| SnapshotError::BadIndex(format!("{INDEX_PATH} is not valid: {e}")))?;
+    index.validate()?;
+    Ok(index)
+}
+
+/// Format 2: a blob (`digest` parsed from its name) must be well named, come
+/// before a release record (`next`), be stored once, fit the record and
+/// total blob limits, and match its digest; it is then kept in `blobs`.
+fn read_blob<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    path: &str,
+    digest: Result<[u8; 32], ()>,
+    next: Option<&Entry<'_>>,
+    blobs: &mut BlobStore,
+    limits: &Limits,
+    budget: &std::cell::Cell<u64>,
+) -> Result<(), SnapshotError> {
+    let refuse = |reason: &str| SnapshotError::BadBlob {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let digest = digest
+        .map_err(|()| refuse("its name is not blobs/ and 64 lowercase hexadecimal digits"))?;
+    if !matches!(next, Some(Entry::Release(_))) {
+        return Err(refuse("it comes after the last release record"));
+    }
+    if blobs.contains(&digest) {
+        return Err(refuse("it is stored twice"));
+    }
+    let size = entry.header().size()?;
+    if size > limits.max_record {
+        return Err(SnapshotError::EntryTooLarge {
+            path: path.to_owned(),
+            size,
+            limit: limits.max_record,
+        });
+    }
+    if blobs.bytes().saturating_add(size) > limits.max_blobs {
+        return Err(refuse(&format!(
+            "the snapshot's blobs are over the limit of {} bytes",
+            limits.max_blobs
+        )));
+    }
+    let data = read_entry(entry, path, limits.max_record, budget)?;
+    budget.set(HEADER_BUDGET);
+    if sha2::Sha256::digest(data.as_slice()).as_slice() != digest {
+        return Err(SnapshotError::Mismatch {
+            path: path.to_owned(),
+            what: "sha256",
+        });
+    }
+    blobs.insert(digest, data);
+    Ok(())
+}
+
+/// A record or CRD entry must be the index's next `row`, within
+/// `limits.max_record`, of the size and sha256 the index gives; a format 2
+/// release record is rebuilt from its skeleton and `blobs` first.
+fn read_row<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    path: &str,
+    row: &Entry<'_>,
+    v2: bool,
+    blobs: &mut BlobStore,
+    limits: &Limits,
+    budget: &std::cell::Cell<u64>,
+) -> Result<Zeroizing<Vec<u8>>, SnapshotError> {
+    if path != row.path() {
+        return Err(SnapshotError::UnexpectedEntry {
+            // `path` is `raw` itself, checked to be UTF-8.
+            path: escaped(path.as_bytes()),
+            expected: format!("`{}`", row.path()),
+        });
+    }
+    let size = entry.header().size()?;
+    if size > limits.max_record {
+        return Err(SnapshotError::EntryTooLarge {
+            path: path.to_owned(),
+            size,
+            limit: limits.max_record,
+        });
+    }
+    let skeleton = v2 && matches!(row, Entry::Release(_));
+    if size != row.size() && !skeleton {
+        return Err(SnapshotError::Mismatch {
+            path: path.to_owned(),
+            what: "size",
+        });
+    }
+    let mut data = read_entry(entry, path, limits.max_record, budget)?;
+    budget.set(HEADER_BUDGET);
+    if skeleton {
+        data = blobs
+            .rebuild(&data, row.size(), row.blobs_last_used())
+            .map_err(|reason| SnapshotError::BadRecord {
+                path: path.to_owned(),
+                reason,
+            })?;
+        if data.len() as u64 != row.size() {
+            return Err(SnapshotError::Mismatch {
+                path: path.to_owned(),
+                what: "size",
+            });
+        }
+    }
+    if super::sha256_hex(&data) != row.sha256() {
+        return Err(SnapshotError::Mismatch {
+            path: path.to_owned(),
+            what: "sha256",
+        });
+    }
+    Ok(data)
+}
+
+/// After the tar end marker only zero padding (at most `limits.max_padding`
+/// bytes) may follow inside the gzip stream, and nothing after the stream.
+fn check_end<R: Read>(
+    mut gz: GzDecoder<BufReader<R>>,
+    limits: &Limits,
+) -> Result<(), SnapshotError> {
+    // Reading the padding to the end also checks the gzip CRC and length.
     let mut padding = [0u8; 8192];
     let mut seen = 0u64;
     loop {
@@ -327,7 +379,7 @@ where
     let mut rest = gz.into_inner();
     let mut extra = [0u8; 1];
     match rest.read(&mut extra) {
-        Ok(0) => Ok(index),
+        Ok(0) => Ok(()),
         Ok(_) => Err(SnapshotError::TrailingData),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(SnapshotError::Io(e)),
         Err(e) => Err(e.into()),

@@ -166,6 +166,17 @@ impl TillerOptions {
                 ca.display()
             )));
         }
+        let identity = self.tls_identity(home)?;
+        Ok(Transport::Tls {
+            ca,
+            identity,
+            server_name: self.tls_server_name.clone().filter(|s| !s.is_empty()),
+        })
+    }
+
+    /// The client certificate and key: both flags, or neither and then both
+    /// or neither of `cert.pem` and `key.pem` in `home`; each must exist.
+    fn tls_identity(&self, home: &Path) -> Result<Option<(PathBuf, PathBuf)>, TillerError> {
         let identity = match (&self.tls_cert, &self.tls_key) {
             (Some(c), Some(k)) => Some((c.clone(), k.clone())),
             (Some(_), None) | (None, Some(_)) => {
@@ -197,11 +208,7 @@ impl TillerOptions {
                 }
             }
         }
-        Ok(Transport::Tls {
-            ca,
-            identity,
-            server_name: self.tls_server_name.clone().filter(|s| !s.is_empty()),
-        })
+        Ok(identity)
     }
 }
 
