@@ -82,6 +82,34 @@ pub enum ClusterError {
     },
 }
 
+/// A Kubernetes API error. Its text is [`describe`]'s one line (the
+/// server's message and HTTP code, or the error with its causes); the error
+/// itself is [`KubeFailure::cause`]. It reports no `source()`: its text
+/// already holds the chain.
+#[derive(Debug)]
+pub struct KubeFailure(pub kube::Error);
+
+impl KubeFailure {
+    /// The API client's error.
+    pub fn cause(&self) -> &kube::Error {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KubeFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&describe(&self.0))
+    }
+}
+
+impl std::error::Error for KubeFailure {}
+
+impl From<kube::Error> for KubeFailure {
+    fn from(e: kube::Error) -> KubeFailure {
+        KubeFailure(e)
+    }
+}
+
 /// One line describing a kube error, with its causes.
 pub fn describe(e: &kube::Error) -> String {
     match e {

@@ -230,7 +230,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             let input = open_input()?;
             helm_bulk::vault::open_again(input, &identities, &passphrase)
                 .map(|o| o.reader)
-                .map_err(|e| super::one_line(&e))
+                .map_err(|e| super::one_line(&e).into())
         }),
         snapshot.index.clone(),
     );
@@ -289,7 +289,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             keep,
             &mut existing,
         )
-        .map_err(fail)?;
+        .map_err(|e| fail(e.to_string()))?;
     }
     let options = LoadOptions {
         selection,
@@ -366,7 +366,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     if args.dry_run {
         // What the history writes would be, in each release's REASON.
         let mut shown = steps.clone();
-        for o in history_run(&steps, true, &|| false).map_err(fail)? {
+        for o in history_run(&steps, true, &|| false).map_err(|e| fail(e.to_string()))? {
             if let Some(s) = shown.iter_mut().find(|s| s.key() == o.key) {
                 let h = format!("history: {}", history::summary(&o, true));
                 s.note = Some(match s.note.take() {
@@ -440,7 +440,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 eprintln!("skipped   {}: {why}", s.key());
             }
         }
-        let outcomes = history_run(&steps, false, &|| false).map_err(fail)?;
+        let outcomes = history_run(&steps, false, &|| false).map_err(|e| fail(e.to_string()))?;
         for o in &outcomes {
             eprintln!("{}", history::report_line(o, false));
         }
@@ -537,7 +537,8 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
                 .map_err(|e| super::one_line(&e))
                 .and_then(|mut now| {
                     if let Some(storage) = &storage {
-                        load::recognize(&runtime, storage, &reread, &args.status, keep, &mut now)?;
+                        load::recognize(&runtime, storage, &reread, &args.status, keep, &mut now)
+                            .map_err(|e| e.to_string())?;
                     }
                     Ok(now)
                 });

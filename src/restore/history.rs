@@ -32,10 +32,66 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
 use zeroize::{Zeroize as _, Zeroizing};
 
+use crate::cluster::KubeFailure;
 use crate::release::storage::{self, Write};
 use crate::release::{ReleaseId, ReleaseKey, RevisionKey};
 use crate::snapshot::{Index, IndexRow};
 use crate::source::helm::{Driver, decode_payload};
+
+/// Why the record of a revision could not be read (the caller's error).
+pub type RecordCause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a release's history cannot be built from the snapshot or written to
+/// its storage. The text of each holds its cause's.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The record of a revision could not be read.
+    #[error("revision {revision}: {source}")]
+    Record {
+        /// The revision.
+        revision: u32,
+        /// Why.
+        source: RecordCause,
+    },
+    /// The record of the restored revision is not JSON.
+    #[error("revision {revision} is not a release record: {source}")]
+    NotARecord {
+        /// The revision.
+        revision: u32,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+    /// A write planned a revision the history does not hold.
+    #[error("revision {0} is not in the snapshot")]
+    NotInSnapshot(u32),
+    /// The release's storage could not be listed.
+    #[error("{0}")]
+    List(#[source] KubeFailure),
+    /// A revision could not be written.
+    #[error("cannot write revision {revision}: {source}")]
+    Write {
+        /// The revision.
+        revision: u32,
+        /// The API server's error.
+        source: KubeFailure,
+    },
+    /// Helm's install record could not be deleted.
+    #[error("cannot delete revision {revision} (helm's install record): {source}")]
+    Delete {
+        /// The revision.
+        revision: u32,
+        /// The API server's error.
+        source: KubeFailure,
+    },
+    /// The history of one release (of several) failed.
+    #[error("{release}: {source}")]
+    Release {
+        /// The release.
+        release: ReleaseKey,
+        /// Why.
+        source: Box<HistoryError>,
+    },
+}
 
 /// How much history load restores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,9 +225,9 @@ pub fn wanted<F>(
     deployed: u32,
     keep: Keep,
     record: F,
-) -> Result<Wanted, String>
+) -> Result<Wanted, HistoryError>
 where
-    F: Fn(u32) -> Result<Zeroizing<Vec<u8>>, String>,
+    F: Fn(u32) -> Result<Zeroizing<Vec<u8>>, RecordCause>,
 {
     let by = rows_by_release(index);
     let rows = by
@@ -184,12 +240,17 @@ where
         let Some(row) = rows.iter().find(|r| r.revision == n) else {
             continue;
         };
-        let data = record(n).map_err(|e| format!("revision {n}: {e}"))?;
+        let data = record(n).map_err(|e| HistoryError::Record {
+            revision: n,
+            source: e,
+        })?;
         let (status, data) = if n == deployed && row.status != "deployed" {
             (
                 "deployed".to_owned(),
-                with_status(&data, "deployed")
-                    .map_err(|e| format!("revision {n} is not a release record: {e}"))?,
+                with_status(&data, "deployed").map_err(|source| HistoryError::NotARecord {
+                    revision: n,
+                    source,
+                })?,
             )
         } else {
             (row.status.clone(), data)
@@ -358,10 +419,6 @@ impl Outcome {
     }
 }
 
-fn api_error(e: kube::Error) -> String {
-    crate::cluster::describe(&e)
-}
-
 fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -413,7 +470,7 @@ impl Storage {
     }
 
     /// The stored revisions of one release.
-    async fn list(&self, ns: &str, name: &str) -> Result<BTreeMap<u32, Stored>, String> {
+    async fn list(&self, ns: &str, name: &str) -> Result<BTreeMap<u32, Stored>, HistoryError> {
         let lp = ListParams::default().labels(&format!("owner=helm,name={name}"));
         let mut out = BTreeMap::new();
         let mut add = |meta: ObjectMeta, payload: Option<Vec<u8>>| {
@@ -435,7 +492,12 @@ impl Storage {
         match self.driver {
             Driver::Secret => {
                 let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-                for s in api.list(&lp).await.map_err(api_error)?.items {
+                for s in api
+                    .list(&lp)
+                    .await
+                    .map_err(|e| HistoryError::List(KubeFailure(e)))?
+                    .items
+                {
                     if s.type_.as_deref() != Some(storage::SECRET_TYPE) {
                         continue;
                     }
@@ -445,7 +507,12 @@ impl Storage {
             }
             Driver::ConfigMap => {
                 let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
-                for c in api.list(&lp).await.map_err(api_error)?.items {
+                for c in api
+                    .list(&lp)
+                    .await
+                    .map_err(|e| HistoryError::List(KubeFailure(e)))?
+                    .items
+                {
                     let payload = c
                         .data
                         .and_then(|mut d| d.remove("release"))
@@ -486,7 +553,7 @@ impl Storage {
     /// `deployed`, and nothing that differs from the snapshot: a history this
     /// load (or an earlier one) restored, whose newest revision may be a
     /// failed upgrade. Load counts such a release as installed.
-    pub async fn restored(&self, want: &Wanted) -> Result<bool, String> {
+    pub async fn restored(&self, want: &Wanted) -> Result<bool, HistoryError> {
         let stored = self.list(&want.namespace, &want.name).await?;
         let seen = self.seen(want, &stored);
         let d = seen.get(&want.deployed);
@@ -542,7 +609,7 @@ impl Storage {
         }
         for op in w.ops {
             if let Err(e) = self.apply(want, op).await {
-                out.error = Some(e);
+                out.error = Some(e.to_string());
                 break;
             }
             out.ops.push(op);
@@ -554,13 +621,11 @@ impl Storage {
         out
     }
 
-    async fn apply(&self, want: &Wanted, op: Op) -> Result<(), String> {
+    async fn apply(&self, want: &Wanted, op: Op) -> Result<(), HistoryError> {
         let ns = &want.namespace;
         match op {
             Op::Create(n) | Op::Replace(n) => {
-                let rev = want
-                    .get(n)
-                    .ok_or_else(|| format!("revision {n} is not in the snapshot"))?;
+                let rev = want.get(n).ok_or(HistoryError::NotInSnapshot(n))?;
                 let write = if matches!(op, Op::Create(_)) {
                     Write::Create
                 } else {
@@ -587,7 +652,6 @@ impl Storage {
                     ..Default::default()
                 };
                 let payload = storage::encode_payload(&rev.record);
-                let what = format!("revision {n}");
                 let pp = PostParams::default();
                 let result = match self.driver {
                     Driver::Secret => {
@@ -632,7 +696,10 @@ impl Storage {
                         r
                     }
                 };
-                result.map_err(|e| format!("cannot write {what}: {}", api_error(e)))
+                result.map_err(|e| HistoryError::Write {
+                    revision: n,
+                    source: KubeFailure(e),
+                })
             }
             Op::Delete(n) => {
                 let stored = self.list(ns, &want.name).await?;
@@ -650,11 +717,9 @@ impl Storage {
                         .await
                         .map(drop),
                 };
-                result.map_err(|e| {
-                    format!(
-                        "cannot delete revision {n} (helm's install record): {}",
-                        api_error(e)
-                    )
+                result.map_err(|e| HistoryError::Delete {
+                    revision: n,
+                    source: KubeFailure(e),
                 })
             }
         }
@@ -696,7 +761,7 @@ pub async fn recognize(
     storage: &Storage,
     wanted: &BTreeMap<ReleaseKey, Wanted>,
     existing: &mut std::collections::HashMap<ReleaseKey, crate::release::Installed>,
-) -> Result<(), String> {
+) -> Result<(), HistoryError> {
     for (key, e) in existing.iter_mut() {
         if e.status == "deployed" || e.frozen {
             continue;
@@ -718,9 +783,9 @@ pub fn wanted_all<F>(
     targets: &BTreeMap<ReleaseKey, u32>,
     keep: Keep,
     record: F,
-) -> Result<BTreeMap<ReleaseKey, Wanted>, String>
+) -> Result<BTreeMap<ReleaseKey, Wanted>, HistoryError>
 where
-    F: Fn(&str, &str, u32) -> Result<Zeroizing<Vec<u8>>, String>,
+    F: Fn(&str, &str, u32) -> Result<Zeroizing<Vec<u8>>, RecordCause>,
 {
     let mut out = BTreeMap::new();
     if keep == Keep::None {
@@ -728,8 +793,12 @@ where
     }
     for (key, &d) in targets {
         let (ns, name) = (&key.namespace, &key.name);
-        let w = wanted(index, ns, name, d, keep, |n| record(ns, name, n))
-            .map_err(|e| format!("{ns}/{name}: {e}"))?;
+        let w = wanted(index, ns, name, d, keep, |n| record(ns, name, n)).map_err(|e| {
+            HistoryError::Release {
+                release: key.clone(),
+                source: Box::new(e),
+            }
+        })?;
         out.insert(key.clone(), w);
     }
     Ok(out)

@@ -38,7 +38,13 @@ pub enum LoadError {
     NoHelm(String),
     /// The preflight could not ask the cluster which APIs it serves.
     #[error("preflight: {0}")]
-    Preflight(String),
+    Preflight(#[source] super::preflight::PreflightError),
+    /// The snapshot could not be read again.
+    #[error(transparent)]
+    Reread(#[from] super::stream::StreamError),
+    /// The releases' storage could not be read.
+    #[error("cannot read the release storage: {0}")]
+    Storage(#[source] history::HistoryError),
 }
 
 /// What the plan needs besides the snapshot and the target's releases.
@@ -276,7 +282,7 @@ pub fn recognize(
     statuses: &[String],
     keep: Keep,
     existing: &mut HashMap<ReleaseKey, Installed>,
-) -> Result<(), String> {
+) -> Result<(), LoadError> {
     let candidates: BTreeMap<ReleaseKey, u32> = restored(reread.index(), statuses)
         .into_iter()
         .filter(|(k, _)| {
@@ -291,7 +297,7 @@ pub fn recognize(
         match runtime.block_on(history::recognize(storage, &batch, existing)) {
             Ok(()) => true,
             Err(e) => {
-                error = Some(format!("cannot read the release storage: {e}"));
+                error = Some(LoadError::Storage(e));
                 false
             }
         }
@@ -536,7 +542,7 @@ pub fn run_history_read(
     dry_run: bool,
     jobs: usize,
     stopped: &dyn Fn() -> bool,
-) -> Result<Vec<history::Outcome>, String> {
+) -> Result<Vec<history::Outcome>, LoadError> {
     let written: BTreeSet<ReleaseKey> = steps
         .iter()
         .filter(|s| s.selected && !matches!(s.action, Action::Upgrade | Action::Refuse(_)))

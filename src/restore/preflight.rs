@@ -38,12 +38,23 @@ pub fn api_version(gvk: &Gvk) -> String {
     }
 }
 
+/// Why the preflight could not read a rendered chart or the cluster's APIs.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    /// `helm template` printed a document that is not YAML.
+    #[error("helm rendered a document that is not YAML: {0}")]
+    NotYaml(#[source] serde_norway::Error),
+    /// The API server's discovery failed.
+    #[error("cannot read the cluster's API discovery: {0}")]
+    Discovery(#[source] crate::cluster::KubeFailure),
+}
+
 /// Reads the objects of `helm template --include-crds` output.
-pub fn parse_rendered(text: &str) -> Result<Rendered, String> {
+pub fn parse_rendered(text: &str) -> Result<Rendered, PreflightError> {
     let mut out = Rendered::default();
     for doc in crate::release::split_documents(text) {
-        let value: serde_json::Value = serde_norway::from_str(doc)
-            .map_err(|e| format!("helm rendered a document that is not YAML: {e}"))?;
+        let value: serde_json::Value =
+            serde_norway::from_str(doc).map_err(PreflightError::NotYaml)?;
         let (Some(av), Some(kind)) = (
             value.get("apiVersion").and_then(|v| v.as_str()),
             value.get("kind").and_then(|v| v.as_str()),
@@ -130,7 +141,7 @@ pub fn render(runner: &HelmRunner, step: &Step, record: &[u8]) -> Result<Rendere
             None => Problem::Render(e),
         })?;
     let text = Zeroizing::new(String::from_utf8_lossy(&out).into_owned());
-    parse_rendered(&text).map_err(Problem::Render)
+    parse_rendered(&text).map_err(|e| Problem::Render(e.to_string()))
 }
 
 /// The APIs an object of `rendered` needs that will not exist: neither
@@ -200,7 +211,7 @@ where
 pub async fn served(
     client: &kube::Client,
     wanted: &BTreeSet<Gvk>,
-) -> Result<BTreeSet<Gvk>, String> {
+) -> Result<BTreeSet<Gvk>, PreflightError> {
     let mut by_gv: BTreeMap<(String, String), Vec<&Gvk>> = BTreeMap::new();
     for g in wanted {
         by_gv.entry((g.0.clone(), g.1.clone())).or_default().push(g);
@@ -217,12 +228,7 @@ pub async fn served(
         let kinds: BTreeSet<String> = match list {
             Ok(l) => l.resources.into_iter().map(|r| r.kind).collect(),
             Err(kube::Error::Api(s)) if s.code == 404 => BTreeSet::new(),
-            Err(e) => {
-                return Err(format!(
-                    "cannot read the cluster's API discovery: {}",
-                    crate::cluster::describe(&e)
-                ));
-            }
+            Err(e) => return Err(PreflightError::Discovery(e.into())),
         };
         out.extend(gvks.into_iter().filter(|g| kinds.contains(&g.2)).cloned());
     }

@@ -16,10 +16,40 @@ use std::sync::{Condvar, Mutex};
 
 use zeroize::Zeroizing;
 
-use super::history::{self, Keep, Wanted};
+use super::history::{self, HistoryError, Keep, Wanted};
 use super::plan::Step;
 use crate::release::{ReleaseId as _, ReleaseKey, RevisionId as _, RevisionKey};
 use crate::snapshot::{Entry, Index, IndexRow, Limits, SnapshotError};
+
+/// Why reading the snapshot again failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The snapshot could not be opened and decrypted again.
+    #[error("{CHANGED} (reading it again: {0})")]
+    Open(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Its index is not the one the first pass read.
+    #[error("{CHANGED} (reading it again: its index is not the one read in the first pass)")]
+    OtherIndex,
+    /// An entry failed its checks, or the archive could not be read.
+    #[error("{CHANGED} (reading it again: {0})")]
+    Read(#[source] SnapshotError),
+    /// A release's history could not be built from its records.
+    #[error("cannot restore the history of {release}: {source}")]
+    History {
+        /// The release.
+        release: ReleaseKey,
+        /// Why.
+        source: HistoryError,
+    },
+}
+
+/// The start of the text of a pass that failed.
+const CHANGED: &str = "the snapshot changed after load verified it, or cannot be read again";
+
+/// A record the snapshot does not hold.
+#[derive(Debug, thiserror::Error)]
+#[error("the snapshot has no record of it")]
+pub struct NoRecord;
 
 /// A release revision.
 pub type Key = RevisionKey;
@@ -34,7 +64,8 @@ pub fn key(step: &Step) -> Key {
 enum End {
     /// Every record was delivered.
     Finished,
-    /// Reading failed: the snapshot changed, or could not be read again.
+    /// Reading failed: the snapshot changed, or could not be read again
+    /// (the error's text, for the consumers that ask).
     Failed(String),
     /// The consumers are done: no more records are wanted.
     Closed,
@@ -119,12 +150,12 @@ impl Feed {
     }
 
     /// Reading ended: every record was put (`Ok`), or it failed.
-    pub fn finish(&self, result: Result<(), String>) {
+    pub fn finish(&self, result: Result<(), &StreamError>) {
         let mut s = self.lock();
         if s.end.is_none() {
             s.end = Some(match result {
                 Ok(()) => End::Finished,
-                Err(e) => End::Failed(e),
+                Err(e) => End::Failed(e.to_string()),
             });
         }
         self.changed.notify_all();
@@ -173,7 +204,8 @@ impl Drop for CloseOnDrop<'_> {
 type Records = BTreeMap<u32, Zeroizing<Vec<u8>>>;
 
 /// Opens the decrypted snapshot again.
-pub type Open<'a> = dyn Fn() -> Result<Box<dyn Read>, String> + 'a;
+pub type Open<'a> =
+    dyn Fn() -> Result<Box<dyn Read>, Box<dyn std::error::Error + Send + Sync>> + 'a;
 
 /// Reads a snapshot again after a first pass verified it.
 pub struct Rereader<'a> {
@@ -205,7 +237,7 @@ impl<'a> Rereader<'a> {
     /// pass did and the index against the first pass's, and calls `on` with
     /// each release record `wanted` selects, in archive order, until `on`
     /// returns false. An error says the snapshot changed or cannot be read.
-    pub fn pass<W, F>(&self, wanted: W, mut on: F) -> Result<(), String>
+    pub fn pass<W, F>(&self, wanted: W, mut on: F) -> Result<(), StreamError>
     where
         W: Fn(&IndexRow) -> bool,
         F: FnMut(&IndexRow, Zeroizing<Vec<u8>>) -> bool,
@@ -216,7 +248,7 @@ impl<'a> Rereader<'a> {
             + 2;
         test_pause(n);
         crate::debug::note(|| format!("load: reading the snapshot again (pass {n})"));
-        let input = (self.open)().map_err(|e| changed(&e))?;
+        let input = (self.open)().map_err(StreamError::Open)?;
         let mut checked = false;
         let mut other_index = false;
         let result =
@@ -236,21 +268,25 @@ impl<'a> Rereader<'a> {
                 }
                 Ok(())
             });
-        let cause = match result {
-            _ if other_index => "its index is not the one read in the first pass".to_owned(),
-            Ok(index) if index == self.index => return Ok(()),
-            Ok(_) => "its index is not the one read in the first pass".to_owned(),
-            Err(SnapshotError::BadIndex(m)) if m == STOPPED => return Ok(()),
-            Err(e) => e.to_string(),
-        };
-        Err(changed(&cause))
+        match result {
+            _ if other_index => Err(StreamError::OtherIndex),
+            Ok(index) if index == self.index => Ok(()),
+            Ok(_) => Err(StreamError::OtherIndex),
+            Err(SnapshotError::BadIndex(m)) if m == STOPPED => Ok(()),
+            Err(e) => Err(StreamError::Read(e)),
+        }
     }
 
     /// Reads the records of `order` (in that order, which should be archive
     /// order) into a [`Feed`] of `capacity` on this thread, while `consume`
     /// runs on another and takes them. Returns what `consume` returned and
     /// how reading ended.
-    pub fn feed<T, C>(&self, order: &[Key], capacity: usize, consume: C) -> (T, Result<(), String>)
+    pub fn feed<T, C>(
+        &self,
+        order: &[Key],
+        capacity: usize,
+        consume: C,
+    ) -> (T, Result<(), StreamError>)
     where
         T: Send,
         C: FnOnce(&Feed) -> T + Send,
@@ -273,7 +309,7 @@ impl<'a> Rereader<'a> {
                     |row, data| feed.put(row.revision_key(), data),
                 )
             };
-            feed.finish(result.clone());
+            feed.finish(result.as_ref().map(|_| ()));
             let out = match consumer.join() {
                 Ok(out) => out,
                 Err(panic) => std::panic::resume_unwind(panic),
@@ -296,7 +332,7 @@ impl<'a> Rereader<'a> {
         helm2: bool,
         batch: usize,
         mut on: F,
-    ) -> Result<(), String>
+    ) -> Result<(), StreamError>
     where
         F: FnMut(BTreeMap<ReleaseKey, Wanted>) -> bool,
     {
@@ -310,7 +346,7 @@ impl<'a> Rereader<'a> {
         }
         let mut partial: BTreeMap<ReleaseKey, Records> = BTreeMap::new();
         let mut ready: BTreeMap<ReleaseKey, Wanted> = BTreeMap::new();
-        let mut error: Option<String> = None;
+        let mut error: Option<StreamError> = None;
         let mut go_on = true;
         let result = self.pass(
             |row| needed.contains(row.revision_id()),
@@ -336,9 +372,11 @@ impl<'a> Rereader<'a> {
                     deployed,
                     keep,
                     |r| {
-                        let data = records.get(&r).ok_or("the snapshot has no record of it")?;
+                        let data = records
+                            .get(&r)
+                            .ok_or_else(|| history::RecordCause::from(NoRecord))?;
                         if helm2 {
-                            super::helm2to3::record_to_helm3(data)
+                            super::helm2to3::record_to_helm3(data).map_err(Box::from)
                         } else {
                             Ok(data.clone())
                         }
@@ -349,7 +387,7 @@ impl<'a> Rereader<'a> {
                         ready.insert(release, w);
                     }
                     Err(e) => {
-                        error = Some(format!("cannot restore the history of {release}: {e}"));
+                        error = Some(StreamError::History { release, source: e });
                         return false;
                     }
                 }
@@ -368,13 +406,6 @@ impl<'a> Rereader<'a> {
         }
         Ok(())
     }
-}
-
-/// The error of a pass that failed: one line.
-fn changed(cause: &str) -> String {
-    format!(
-        "the snapshot changed after load verified it, or cannot be read again (reading it again: {cause})"
-    )
 }
 
 /// A pause before each pass after the first, for tests that change the
@@ -528,7 +559,8 @@ mod tests {
         let later = snapshot("2026-11-27T00:00:00Z", &ROWS);
         let err = rereader(&bytes, later)
             .pass(|_| true, |_, _| true)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("changed after load verified it"), "{err}");
         assert!(err.contains("not the one read in the first pass"), "{err}");
         assert!(!err.contains('\n'), "{err}");
@@ -536,7 +568,8 @@ mod tests {
         let cut = bytes[..bytes.len() - 40].to_vec();
         let err = rereader(&bytes, cut)
             .pass(|_| true, |_, _| true)
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("changed after load verified it"), "{err}");
     }
 
@@ -656,9 +689,12 @@ mod tests {
         };
         assert!(feed.put(k(0), rec(0)));
         std::thread::sleep(std::time::Duration::from_millis(50));
-        feed.finish(Err("changed".to_owned()));
+        feed.finish(Err(&StreamError::OtherIndex));
         assert_eq!(waiter.join().unwrap(), None);
-        assert_eq!(feed.failure().as_deref(), Some("changed"));
+        assert_eq!(
+            feed.failure().as_deref(),
+            Some(StreamError::OtherIndex.to_string().as_str())
+        );
         // A record put before the failure is still delivered (it was verified).
         assert_eq!(*feed.take(&k(0)).unwrap(), *rec(0));
         assert_eq!(feed.take(&k(1)), None);
