@@ -150,7 +150,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         Driver::parse(&args.driver)?
     };
     let tiller_statuses = if helm2 {
-        helm_bulk::tiller::record::parse_statuses(&args.status).map_err(fail)?
+        helm_bulk::tiller::record::parse_statuses(&args.status).map_err(|e| fail(e.to_string()))?
     } else {
         Vec::new()
     };

@@ -96,8 +96,9 @@ pub(super) fn run(args: ShowArgs, config: &Loaded) -> Result<(), Failure> {
         };
         let mut v = if index.source.kind == SourceKind::Tiller {
             // Helm 2 keeps the values as YAML text (Config.raw).
-            let r = helm_bulk::tiller::record::decode_wiped(&data).map_err(fail)?;
-            helm_bulk::tiller::record::user_values_json(&r).map_err(fail)?
+            let r =
+                helm_bulk::tiller::record::decode_wiped(&data).map_err(|e| fail(e.to_string()))?;
+            helm_bulk::tiller::record::user_values_json(&r).map_err(|e| fail(e.to_string()))?
         } else {
             helm_bulk::release::helm_user_values(&data)?
         };

@@ -642,8 +642,8 @@ pub fn check_record(kind: SourceKind, row: &IndexRow, data: &[u8]) -> Result<(),
     };
     let (namespace, name, revision) = match kind {
         SourceKind::Tiller => {
-            let release = crate::tiller::record::decode(data).map_err(bad)?;
-            let s = crate::tiller::record::summary(&release).map_err(bad)?;
+            let release = crate::tiller::record::decode(data).map_err(|e| bad(e.to_string()))?;
+            let s = crate::tiller::record::summary(&release).map_err(|e| bad(e.to_string()))?;
             (s.namespace, s.name, s.revision)
         }
         SourceKind::Helm3 | SourceKind::Helm4 => {

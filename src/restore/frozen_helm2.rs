@@ -152,7 +152,7 @@ pub fn parts(r: &Release) -> Result<Parts, RestoreError> {
 
 /// The frozen chart of a Helm 2 record (protobuf bytes), for `helm install`.
 pub fn freeze_record(data: &[u8]) -> Result<FrozenChart, RestoreError> {
-    let r = crate::tiller::record::decode_wiped(data).map_err(record_error)?;
+    let r = crate::tiller::record::decode_wiped(data)?;
     assemble(parts(&r)?)
 }
 

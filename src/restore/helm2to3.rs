@@ -27,16 +27,38 @@ use zeroize::Zeroizing;
 use crate::tiller::hapi::chart::{Chart, Config};
 use crate::tiller::hapi::release::hook::{DeletePolicy, Event};
 use crate::tiller::hapi::release::{Hook, Release};
-use crate::tiller::record::{code, rfc3339, status_name};
+use crate::tiller::record::{RecordError, code, rfc3339, status_name};
+
+/// Why a Helm 2 record cannot be converted.
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    /// The record does not decode.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// Its values (or its chart's) are not YAML.
+    #[error("{what} are not valid YAML: {source}")]
+    Values {
+        /// Which values.
+        what: &'static str,
+        /// The parser's error.
+        source: serde_norway::Error,
+    },
+    /// The release has no chart.
+    #[error("release {0} has no chart")]
+    NoChart(String),
+    /// The Helm 3 record could not be written as JSON.
+    #[error("{0}")]
+    Json(#[source] serde_json::Error),
+}
 
 fn time(ts: Option<&prost_types::Timestamp>) -> Value {
     Value::from(rfc3339(ts).unwrap_or_default())
 }
 
-fn yaml_map(c: Option<&Config>, what: &str) -> Result<Value, String> {
+fn yaml_map(c: Option<&Config>, what: &'static str) -> Result<Value, ConvertError> {
     let raw = c.map(|c| c.raw.as_str()).unwrap_or("");
     let v: Value =
-        serde_norway::from_str(raw).map_err(|e| format!("{what} are not valid YAML: {e}"))?;
+        serde_norway::from_str(raw).map_err(|source| ConvertError::Values { what, source })?;
     Ok(match v {
         Value::Null => Value::Object(Map::new()),
         other => other,
@@ -47,7 +69,7 @@ fn b64(data: &[u8]) -> Value {
     Value::from(base64::engine::general_purpose::STANDARD.encode(data))
 }
 
-fn chart(c: &Chart) -> Result<Value, String> {
+fn chart(c: &Chart) -> Result<Value, ConvertError> {
     let metadata = match &c.metadata {
         Some(m) => {
             let mut out = super::frozen_helm2::chart_yaml(m);
@@ -149,11 +171,11 @@ fn hook(h: &Hook) -> Value {
 }
 
 /// The Helm 3 record (JSON) of a Helm 2 release.
-pub fn to_helm3(r: &Release) -> Result<Zeroizing<Vec<u8>>, String> {
+pub fn to_helm3(r: &Release) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
     let c = r
         .chart
         .as_ref()
-        .ok_or_else(|| format!("release {} has no chart", r.name))?;
+        .ok_or_else(|| ConvertError::NoChart(r.name.clone()))?;
     let info = r.info.as_ref();
     let status = info.and_then(|i| i.status.as_ref());
     let mut i = Map::new();
@@ -199,13 +221,13 @@ pub fn to_helm3(r: &Release) -> Result<Zeroizing<Vec<u8>>, String> {
     out.insert("version".to_owned(), Value::from(r.version));
     out.insert("namespace".to_owned(), Value::from(r.namespace.as_str()));
     let mut v = Value::Object(out);
-    let bytes = serde_json::to_vec(&v).map_err(|e| e.to_string());
+    let bytes = serde_json::to_vec(&v).map_err(ConvertError::Json);
     crate::release::wipe_json(&mut v);
     Ok(Zeroizing::new(bytes?))
 }
 
 /// [`to_helm3`] of a Helm 2 record's protobuf bytes.
-pub fn record_to_helm3(data: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+pub fn record_to_helm3(data: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> {
     let r = crate::tiller::record::decode_wiped(data)?;
     to_helm3(&r.0)
 }

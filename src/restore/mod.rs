@@ -33,6 +33,9 @@ pub enum RestoreError {
     /// A stored record cannot be turned into a chart.
     #[error("{0}")]
     Record(String),
+    /// A Helm 2 record does not decode.
+    #[error(transparent)]
+    Helm2Record(#[from] crate::tiller::record::RecordError),
     /// A Helm 3/4 record is not the JSON Helm writes.
     #[error("not a Helm release record: {0}")]
     NotARecord(#[source] serde_json::Error),

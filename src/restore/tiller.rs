@@ -95,7 +95,7 @@ async fn execute(
 ) -> Outcome {
     let release = match crate::tiller::record::decode_wiped(record) {
         Ok(r) => r,
-        Err(e) => return Outcome::Failed(e),
+        Err(e) => return Outcome::Failed(e.to_string()),
     };
     let (chart, values) = match super::frozen_helm2::tiller_chart(&release) {
         Ok(c) => c,

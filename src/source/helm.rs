@@ -96,13 +96,36 @@ pub struct HelmSource {
     blob_lifetimes: bool,
 }
 
+/// Why a storage object holds no release record helm-bulk can read.
+#[derive(Debug, thiserror::Error)]
+pub enum StoredError {
+    /// The object has no `release` key.
+    #[error("it has no `release` key")]
+    NoPayload,
+    /// The payload is not base64.
+    #[error("payload is not base64: {0}")]
+    Base64(#[source] base64::DecodeError),
+    /// The payload says gzip but does not decompress.
+    #[error("payload is not valid gzip: {0}")]
+    Gzip(#[source] std::io::Error),
+    /// The payload decompresses to more than [`MAX_RECORD`] bytes.
+    #[error("record is over {MAX_RECORD} bytes decoded")]
+    TooLarge,
+    /// A Helm 3/4 record that is not Helm's JSON.
+    #[error(transparent)]
+    Helm(#[from] crate::release::ReleaseError),
+    /// A Helm 2 record that does not decode.
+    #[error(transparent)]
+    Helm2(#[from] crate::tiller::record::RecordError),
+}
+
 /// Decodes Helm's payload: base64, then gzip when the magic bytes say so
 /// (as Helm's decodeRelease does), bounded to [`MAX_RECORD`].
-pub fn decode_payload(payload: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+pub fn decode_payload(payload: &[u8]) -> Result<Zeroizing<Vec<u8>>, StoredError> {
     let raw = Zeroizing::new(
         base64::engine::general_purpose::STANDARD
             .decode(payload)
-            .map_err(|e| format!("payload is not base64: {e}"))?,
+            .map_err(StoredError::Base64)?,
     );
     if !raw.starts_with(&[0x1f, 0x8b, 0x08]) {
         return Ok(raw);
@@ -111,9 +134,9 @@ pub fn decode_payload(payload: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
     flate2::read::GzDecoder::new(raw.as_slice())
         .take(MAX_RECORD + 1)
         .read_to_end(&mut out)
-        .map_err(|e| format!("payload is not valid gzip: {e}"))?;
+        .map_err(StoredError::Gzip)?;
     if out.len() as u64 > MAX_RECORD {
-        return Err(format!("record is over {MAX_RECORD} bytes decoded"));
+        return Err(StoredError::TooLarge);
     }
     Ok(out)
 }
@@ -177,10 +200,10 @@ impl HelmSource {
         .secret_type(RELEASE_TYPE)
     }
 
-    fn decode(&self, s: &RawObject) -> Result<ReleaseRecord, String> {
-        let payload = s.payload.as_deref().ok_or("it has no `release` key")?;
+    fn decode(&self, s: &RawObject) -> Result<ReleaseRecord, StoredError> {
+        let payload = s.payload.as_deref().ok_or(StoredError::NoPayload)?;
         let data = decode_payload(payload)?;
-        let summary = Summary::from_helm_json(&data).map_err(|e| e.to_string())?;
+        let summary = Summary::from_helm_json(&data)?;
         Ok(ReleaseRecord { summary, data })
     }
 

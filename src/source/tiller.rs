@@ -20,7 +20,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use zeroize::Zeroizing;
 
-use super::helm::{Plan, SaveFilter, apply_filter, decode_payload, send_in_index_order};
+use super::helm::{
+    Plan, SaveFilter, StoredError, apply_filter, decode_payload, send_in_index_order,
+};
 use super::list::{Lister, RawObject};
 use super::{Driver, RecordSender, Source, SourceError};
 use crate::release::{ReleaseId, ReleaseKey, ReleaseRecord};
@@ -263,9 +265,9 @@ impl StorageSource {
 
     fn decode(
         s: &RawObject,
-    ) -> Result<(ReleaseRecord, crate::tiller::hapi::release::Release), String> {
-        let payload = s.payload.as_deref().ok_or("it has no `release` key")?;
-        record_from_bytes(decode_payload(payload)?)
+    ) -> Result<(ReleaseRecord, crate::tiller::hapi::release::Release), StoredError> {
+        let payload = s.payload.as_deref().ok_or(StoredError::NoPayload)?;
+        Ok(record_from_bytes(decode_payload(payload)?)?)
     }
 }
 

@@ -15,9 +15,40 @@ use zeroize::Zeroizing;
 use super::hapi::release::{Release, status::Code};
 use crate::release::{ReleaseRecord, Summary};
 
+/// What is wrong with a Helm 2 release record, or with a status given for one.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The bytes are not a `hapi.release.Release`.
+    #[error("not a Helm 2 release record (protobuf): {0}")]
+    Decode(#[source] prost::DecodeError),
+    /// The record has no release name.
+    #[error("the release record has no name")]
+    NoName,
+    /// The record (of this release) has no namespace.
+    #[error("release {0} has no namespace")]
+    NoNamespace(String),
+    /// The record's revision is not a positive number.
+    #[error("release {name} has revision {revision}")]
+    BadRevision {
+        /// The release.
+        name: String,
+        /// Its revision as stored.
+        revision: i32,
+    },
+    /// The user values are not YAML.
+    #[error("the release's values are not valid YAML: {0}")]
+    Values(#[source] serde_norway::Error),
+    /// A status the user gave is none of Helm's or Tiller's.
+    #[error(
+        "unknown release status `{}`; use deployed, failed, superseded, uninstalled (Tiller's DELETED), pending-install, pending-upgrade, pending-rollback, uninstalling, unknown or all",
+        .0.escape_debug()
+    )]
+    UnknownStatus(String),
+}
+
 /// Decodes a record.
-pub fn decode(data: &[u8]) -> Result<Release, String> {
-    Release::decode(data).map_err(|e| format!("not a Helm 2 release record (protobuf): {e}"))
+pub fn decode(data: &[u8]) -> Result<Release, RecordError> {
+    Release::decode(data).map_err(RecordError::Decode)
 }
 
 /// A decoded release whose values, manifests and chart files are wiped from
@@ -65,7 +96,7 @@ impl Drop for Wiped {
 }
 
 /// Decodes a record into a [`Wiped`] release.
-pub fn decode_wiped(data: &[u8]) -> Result<Wiped, String> {
+pub fn decode_wiped(data: &[u8]) -> Result<Wiped, RecordError> {
     decode(data).map(Wiped)
 }
 
@@ -100,7 +131,7 @@ pub const ALL_CODES: [Code; 9] = [
 /// Parses a status as a user gives it: Helm 3's names (`deployed`,
 /// `uninstalled`, `pending-install`) or Tiller's (`DEPLOYED`, `DELETED`,
 /// `PENDING_INSTALL`), in any case. `all` is every status.
-pub fn parse_statuses(given: &[String]) -> Result<Vec<Code>, String> {
+pub fn parse_statuses(given: &[String]) -> Result<Vec<Code>, RecordError> {
     if given.is_empty() {
         return Ok(vec![Code::Deployed]);
     }
@@ -117,12 +148,7 @@ pub fn parse_statuses(given: &[String]) -> Result<Vec<Code>, String> {
         match code {
             Some(c) if !out.contains(&c) => out.push(c),
             Some(_) => {}
-            None => {
-                return Err(format!(
-                    "unknown release status `{}`; use deployed, failed, superseded, uninstalled (Tiller's DELETED), pending-install, pending-upgrade, pending-rollback, uninstalling, unknown or all",
-                    s.escape_debug()
-                ));
-            }
+            None => return Err(RecordError::UnknownStatus(s.clone())),
         }
     }
     Ok(out)
@@ -150,17 +176,20 @@ pub fn rfc3339(ts: Option<&prost_types::Timestamp>) -> Option<String> {
 }
 
 /// The summary (index row fields) of a Helm 2 release.
-pub fn summary(r: &Release) -> Result<Summary, String> {
+pub fn summary(r: &Release) -> Result<Summary, RecordError> {
     if r.name.is_empty() {
-        return Err("the release record has no name".to_owned());
+        return Err(RecordError::NoName);
     }
     if r.namespace.is_empty() {
-        return Err(format!("release {} has no namespace", r.name));
+        return Err(RecordError::NoNamespace(r.name.clone()));
     }
     let revision = u32::try_from(r.version)
         .ok()
         .filter(|v| *v > 0)
-        .ok_or_else(|| format!("release {} has revision {}", r.name, r.version))?;
+        .ok_or_else(|| RecordError::BadRevision {
+            name: r.name.clone(),
+            revision: r.version,
+        })?;
     let meta = r.chart.as_ref().and_then(|c| c.metadata.as_ref());
     let info = r.info.as_ref();
     Ok(Summary {
@@ -176,7 +205,9 @@ pub fn summary(r: &Release) -> Result<Summary, String> {
 }
 
 /// A snapshot record from the exact bytes Tiller sent or stored.
-pub fn record_from_bytes(data: Zeroizing<Vec<u8>>) -> Result<(ReleaseRecord, Release), String> {
+pub fn record_from_bytes(
+    data: Zeroizing<Vec<u8>>,
+) -> Result<(ReleaseRecord, Release), RecordError> {
     let release = decode(&data)?;
     let summary = summary(&release)?;
     Ok((ReleaseRecord { summary, data }, release))
@@ -188,10 +219,9 @@ pub fn user_values(r: &Release) -> &str {
 }
 
 /// The user values as JSON, for `show --values` (an empty object when none).
-pub fn user_values_json(r: &Release) -> Result<serde_json::Value, String> {
+pub fn user_values_json(r: &Release) -> Result<serde_json::Value, RecordError> {
     let raw = user_values(r);
-    let v: serde_json::Value = serde_norway::from_str(raw)
-        .map_err(|e| format!("the release's values are not valid YAML: {e}"))?;
+    let v: serde_json::Value = serde_norway::from_str(raw).map_err(RecordError::Values)?;
     Ok(match v {
         serde_json::Value::Null => serde_json::Value::Object(Default::default()),
         other => other,
