@@ -155,6 +155,32 @@ fn labels_arg(step: &Step) -> Option<String> {
     )
 }
 
+/// Why a helm command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HelmError {
+    /// The list of running helm processes is poisoned (a thread panicked).
+    #[error("helm-bulk's process list is poisoned")]
+    Poisoned,
+    /// Load was stopped before the command started.
+    #[error("stopped before it started")]
+    Stopped,
+    /// The helm binary could not be started.
+    #[error("cannot run {}: {source}", bin.display())]
+    Spawn {
+        /// The binary.
+        bin: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Waiting for helm failed.
+    #[error("helm did not finish: {0}")]
+    Wait(#[source] std::io::Error),
+    /// helm ran and failed: the last error line it printed (helm's own
+    /// message, the text the defect check reads).
+    #[error("{0}")]
+    Helm(String),
+}
+
 impl HelmRunner {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.bin);
@@ -164,7 +190,7 @@ impl HelmRunner {
     }
 
     /// Runs helm with `stdin` as its standard input; Err is helm's message.
-    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<(), String> {
+    fn run(&self, args: &[&str], stdin: Option<&[u8]>) -> Result<(), HelmError> {
         self.output(args, stdin).map(drop)
     }
 
@@ -174,7 +200,7 @@ impl HelmRunner {
         &self,
         args: &[&str],
         stdin: Option<&[u8]>,
-    ) -> Result<Zeroizing<Vec<u8>>, String> {
+    ) -> Result<Zeroizing<Vec<u8>>, HelmError> {
         let mut c = self.command();
         c.args(args)
             .stdin(if stdin.is_some() {
@@ -188,9 +214,12 @@ impl HelmRunner {
         // not at all; clean-up commands still run.
         let new_work = matches!(args.first(), Some(&"install" | &"upgrade"));
         let mut child = self.stop.spawn(&mut c, new_work).map_err(|e| match e {
-            NotSpawned::Poisoned => "helm-bulk's process list is poisoned".to_owned(),
-            NotSpawned::Stopped => "stopped before it started".to_owned(),
-            NotSpawned::Io(e) => format!("cannot run {}: {e}", self.bin.display()),
+            NotSpawned::Poisoned => HelmError::Poisoned,
+            NotSpawned::Stopped => HelmError::Stopped,
+            NotSpawned::Io(source) => HelmError::Spawn {
+                bin: self.bin.clone(),
+                source,
+            },
         })?;
         let pid = child.id();
         if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
@@ -199,12 +228,12 @@ impl HelmRunner {
         }
         let out = child.wait_with_output();
         self.stop.ended(pid);
-        let out = out.map_err(|e| format!("helm did not finish: {e}"))?;
+        let out = out.map_err(HelmError::Wait)?;
         let stdout = Zeroizing::new(out.stdout);
         if out.status.success() {
             Ok(stdout)
         } else {
-            Err(last_error_line(&out.stderr))
+            Err(HelmError::Helm(last_error_line(&out.stderr)))
         }
     }
 
@@ -228,7 +257,7 @@ impl HelmRunner {
             .is_ok()
     }
 
-    fn install(&self, step: &Step, chart: &str, values: &[u8]) -> Result<(), String> {
+    fn install(&self, step: &Step, chart: &str, values: &[u8]) -> Result<(), HelmError> {
         self.apply("install", "--create-namespace", step, chart, values)
     }
 
@@ -241,7 +270,7 @@ impl HelmRunner {
         step: &Step,
         chart: &str,
         values: &[u8],
-    ) -> Result<(), String> {
+    ) -> Result<(), HelmError> {
         let labels = labels_arg(step);
         let mut args = vec![
             verb,
@@ -277,7 +306,7 @@ impl Target for HelmRunner {
         let install = || {
             self.install(step, &chart, &frozen.values).map_err(|e| {
                 match self.remove_partial(step) {
-                    Partial::None => e,
+                    Partial::None => e.to_string(),
                     Partial::Removed => format!("{e} (the partial release was uninstalled)"),
                     Partial::Left => format!(
                         "{e} (the partial release could not be uninstalled; run load again)"
@@ -293,9 +322,9 @@ impl Target for HelmRunner {
                 ),
                 Partial::None | Partial::Removed => install(),
             },
-            Action::Upgrade => {
-                self.apply("upgrade", "--reset-values", step, &chart, &frozen.values)
-            }
+            Action::Upgrade => self
+                .apply("upgrade", "--reset-values", step, &chart, &frozen.values)
+                .map_err(|e| e.to_string()),
             Action::Replace => self
                 .run(&["uninstall", &step.name, "-n", &step.namespace], None)
                 .map_err(|e| format!("uninstall before reinstalling failed: {e}"))

@@ -136,9 +136,12 @@ pub fn render(runner: &HelmRunner, step: &Step, record: &[u8]) -> Result<Rendere
             ],
             Some(&frozen.values),
         )
-        .map_err(|e| match super::helm::defect(&frozen, &e) {
-            Some(d) => Problem::Defect(d),
-            None => Problem::Render(e),
+        .map_err(|e| {
+            let e = e.to_string();
+            match super::helm::defect(&frozen, &e) {
+                Some(d) => Problem::Defect(d),
+                None => Problem::Render(e),
+            }
         })?;
     let text = Zeroizing::new(String::from_utf8_lossy(&out).into_owned());
     parse_rendered(&text).map_err(|e| Problem::Render(e.to_string()))

@@ -140,7 +140,7 @@ async fn execute(
                 if exists && tiller.uninstall(purge()).await.is_ok() {
                     Err(format!("{e} (the partial release was purged)"))
                 } else {
-                    Err(e)
+                    Err(e.to_string())
                 }
             }
         },
@@ -189,24 +189,24 @@ fn crd_hook_blocked(cause: &str) -> bool {
 /// without them. A CRD Tiller has just created may not be served yet when
 /// Tiller validates the custom resources of the manifest: that is retried
 /// for a few seconds.
-async fn install_release<F>(tiller: &Tiller, request: F, crd_hooks: bool) -> Result<(), String>
+async fn install_release<F>(tiller: &Tiller, request: F, crd_hooks: bool) -> Result<(), Refused>
 where
     F: Fn(bool) -> InstallReleaseRequest,
 {
     let first = match tiller.install(request(false)).await {
         Ok(_) => return Ok(()),
-        Err(e) => cause(e),
+        Err(e) => Refused(e),
     };
-    if !crd_hooks || !crd_hook_blocked(&first) {
+    if !crd_hooks || !crd_hook_blocked(&first.to_string()) {
         return Err(first);
     }
     let mut last = first;
     for _ in 0..10 {
         match tiller.install(request(true)).await {
             Ok(_) => return Ok(()),
-            Err(e) => last = cause(e),
+            Err(e) => last = Refused(e),
         }
-        if !last.contains("no matches for kind") {
+        if !last.to_string().contains("no matches for kind") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -223,10 +223,21 @@ impl Drop for ValuesGuard {
     }
 }
 
+/// A failed Tiller call, shown as Tiller's own message ([`cause`]). It
+/// reports no `source()`: its text is the error's.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", cause_of(.0))]
+struct Refused(TillerError);
+
 /// Tiller's own message, without helm-bulk's "Tiller X failed:" prefix.
 fn cause(e: TillerError) -> String {
+    cause_of(&e)
+}
+
+/// [`cause`] of a borrowed error.
+fn cause_of(e: &TillerError) -> String {
     match e {
-        TillerError::Call { cause, .. } => cause,
+        TillerError::Call { cause, .. } => cause.clone(),
         other => other.to_string(),
     }
 }
