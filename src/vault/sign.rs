@@ -111,7 +111,7 @@ pub fn load_signer(path: &Path) -> Result<SigningKey, VaultError> {
             socket.display(),
             path.display()
         ))),
-        Err(e) => Err(VaultError::Keys(e)),
+        Err(e) => Err(VaultError::Keys(e.to_string())),
     }
 }
 
