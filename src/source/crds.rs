@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::SourceError;
+use super::{ApiCause, SourceError};
 use crate::release::{GroupKind, ReleaseKey};
 use crate::snapshot::{IndexCrd, crd_path, sha256_hex};
 
@@ -143,7 +143,7 @@ pub async fn capture(
     if kinds.is_empty() {
         return Ok(Vec::new());
     }
-    let api_error = |cause: String| SourceError::Api {
+    let api_error = |cause: ApiCause| SourceError::Api {
         what: "CustomResourceDefinitions",
         cause,
     };
@@ -160,21 +160,21 @@ pub async fn capture(
         }
         let request = kube::core::Request::new(CRD_API)
             .list(&lp)
-            .map_err(|e| api_error(e.to_string()))?;
+            .map_err(|e| api_error(ApiCause::Request(e)))?;
         let text = client
             .request_text(request)
             .await
-            .map_err(|e| api_error(crate::cluster::describe(&e)))?;
-        let page: Page = serde_json::from_str(&text)
-            .map_err(|e| api_error(format!("the API server sent an invalid list: {e}")))?;
+            .map_err(|e| api_error(crate::cluster::KubeFailure(e).into()))?;
+        let page: Page =
+            serde_json::from_str(&text).map_err(|e| api_error(ApiCause::InvalidList(e)))?;
         for item in page.items {
-            let crd: RawCrd = serde_json::from_str(item.get())
-                .map_err(|e| api_error(format!("the API server sent an invalid CRD: {e}")))?;
-            let names = crd.names().map_err(|e| {
-                api_error(format!(
-                    "CRD {} has no group or kind: {e}",
-                    crd.metadata.name
-                ))
+            let crd: RawCrd =
+                serde_json::from_str(item.get()).map_err(|e| api_error(ApiCause::InvalidCrd(e)))?;
+            let names = crd.names().map_err(|source| {
+                api_error(ApiCause::CrdNames {
+                    name: crd.metadata.name.clone(),
+                    source,
+                })
             })?;
             let gk = GroupKind::new(names.group.clone(), names.names.kind.clone());
             let reason = match (kinds.get(&gk), groups.get(names.group.as_str())) {

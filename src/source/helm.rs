@@ -344,7 +344,7 @@ pub async fn installed_releases(
     use kube::core::PartialObjectMeta;
     let api_error = |e: kube::Error| SourceError::Api {
         what: driver.what(),
-        cause: crate::cluster::describe(&e),
+        cause: crate::cluster::KubeFailure(e).into(),
     };
     // Every revision's (release, revision, status, storage object name).
     let mut revisions: Vec<(ReleaseKey, u32, String, String)> = Vec::new();

@@ -115,7 +115,7 @@ impl Lister {
             } else {
                 SourceError::Api {
                     what: self.what,
-                    cause: crate::cluster::describe(&e),
+                    cause: crate::cluster::KubeFailure(e).into(),
                 }
             }
         })

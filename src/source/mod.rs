@@ -28,15 +28,9 @@ impl Driver {
         match s {
             "" | "secret" | "secrets" => Ok(Driver::Secret),
             "configmap" | "configmaps" => Ok(Driver::ConfigMap),
-            "sql" => Err(SourceError::Driver(
-                "HELM_DRIVER=sql is not supported yet; helm-bulk reads the secret and configmap drivers".to_owned(),
-            )),
-            "memory" => Err(SourceError::Driver(
-                "HELM_DRIVER=memory keeps releases in helm's own process; there is nothing to save".to_owned(),
-            )),
-            other => Err(SourceError::Driver(format!(
-                "unknown HELM_DRIVER `{other}`; use secret (the default) or configmap"
-            ))),
+            "sql" => Err(SourceError::SqlDriver),
+            "memory" => Err(SourceError::MemoryDriver),
+            other => Err(SourceError::UnknownDriver(other.to_owned())),
         }
     }
 
@@ -177,20 +171,57 @@ impl RecordReceiver {
     }
 }
 
+/// Why listing from the Kubernetes API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiCause {
+    /// The API server refused or did not answer.
+    #[error("{0}")]
+    Kube(#[from] crate::cluster::KubeFailure),
+    /// The list request could not be built.
+    #[error("{0}")]
+    Request(#[source] kube::core::request::Error),
+    /// The list is not JSON of the expected shape.
+    #[error("the API server sent an invalid list: {0}")]
+    InvalidList(#[source] serde_json::Error),
+    /// An item of a CRD list is not a CRD.
+    #[error("the API server sent an invalid CRD: {0}")]
+    InvalidCrd(#[source] serde_json::Error),
+    /// A CRD without `spec.group` or `spec.names.kind`.
+    #[error("CRD {name} has no group or kind: {source}")]
+    CrdNames {
+        /// The CRD's name.
+        name: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+}
+
 /// Errors from reading a source.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SourceError {
-    /// The storage driver is unknown or not supported.
+    /// HELM_DRIVER=sql.
+    #[error(
+        "HELM_DRIVER=sql is not supported yet; helm-bulk reads the secret and configmap drivers"
+    )]
+    SqlDriver,
+    /// HELM_DRIVER=memory.
+    #[error("HELM_DRIVER=memory keeps releases in helm's own process; there is nothing to save")]
+    MemoryDriver,
+    /// HELM_DRIVER names no driver.
+    #[error("unknown HELM_DRIVER `{0}`; use secret (the default) or configmap")]
+    UnknownDriver(String),
+    /// A Tiller call failed.
     #[error("{0}")]
-    Driver(String),
+    Tiller(#[source] crate::tiller::TillerError),
     /// The Kubernetes API failed.
     #[error("listing Helm {what} failed: {cause}")]
     Api {
         /// What was being listed.
         what: &'static str,
-        /// The API's message.
-        cause: String,
+        /// Why.
+        #[source]
+        cause: ApiCause,
     },
     /// The consistent list expired (etcd compaction) between the passes.
     #[error(

@@ -35,7 +35,7 @@ use crate::tiller::record::{record_from_bytes, status_name};
 pub const OWNER_SELECTOR: &str = "OWNER=TILLER";
 
 fn tiller_err(e: crate::tiller::TillerError) -> SourceError {
-    SourceError::Driver(e.to_string())
+    SourceError::Tiller(e)
 }
 
 /// Keeps the releases with a revision in `statuses`, then applies `--history`.
