@@ -56,14 +56,15 @@ struct Condition {
 }
 
 /// The CRD's live JSON, `None` if it does not exist.
-async fn get(client: &kube::Client, name: &str) -> Result<Option<String>, String> {
+async fn get(client: &kube::Client, name: &str) -> Result<Option<String>, crate::source::ApiCause> {
+    use crate::source::ApiCause;
     let request = kube::core::Request::new(CRD_API)
         .get(name, &GetParams::default())
-        .map_err(|e| e.to_string())?;
+        .map_err(ApiCause::Request)?;
     match client.request_text(request).await {
         Ok(text) => Ok(Some(text)),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
-        Err(e) => Err(crate::cluster::describe(&e)),
+        Err(e) => Err(crate::cluster::KubeFailure(e).into()),
     }
 }
 
@@ -96,7 +97,7 @@ pub async fn ensure(
                 None if dry_run => CrdOutcome::WouldCreate,
                 None => create(client, row, json).await,
             },
-            Err(e) => CrdOutcome::Failed(e),
+            Err(e) => CrdOutcome::Failed(e.to_string()),
         };
         out.push((row.name.clone(), outcome));
     }
@@ -141,7 +142,7 @@ async fn create(client: &kube::Client, row: &IndexCrd, json: &[u8]) -> CrdOutcom
             Ok(_) => {
                 return CrdOutcome::Failed("created, but not established within 60s".to_owned());
             }
-            Err(e) => return CrdOutcome::Failed(e),
+            Err(e) => return CrdOutcome::Failed(e.to_string()),
         }
     }
 }
