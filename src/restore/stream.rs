@@ -719,4 +719,23 @@ mod tests {
         assert!(feed.is_empty());
         assert!(!feed.put(k(2), rec(2)));
     }
+
+    #[test]
+    fn a_history_error_keeps_its_causes_and_reads_as_one_line() {
+        let e = StreamError::History {
+            release: ReleaseKey::new("a", "db"),
+            source: HistoryError::Record {
+                revision: 3,
+                source: history::RecordCause::from(NoRecord),
+            },
+        };
+        let line =
+            "cannot restore the history of a/db: revision 3: the snapshot has no record of it";
+        assert_eq!(e.to_string(), line);
+        // Each cause's text is already in its error's: nothing repeats.
+        assert_eq!(crate::errors::one_line(&e), line);
+        let history = std::error::Error::source(&e).unwrap();
+        assert!(history.is::<HistoryError>());
+        assert!(std::error::Error::source(history).unwrap().is::<NoRecord>());
+    }
 }
