@@ -636,18 +636,18 @@ mod kinds_tests {
 /// index row. Without this, a snapshot could list a release under one name
 /// while its record installs another (or overwrites another's history).
 pub fn check_record(kind: SourceKind, row: &IndexRow, data: &[u8]) -> Result<(), SnapshotError> {
-    let bad = |reason: String| SnapshotError::BadRecord {
+    let bad = |reason: Box<dyn std::error::Error + Send + Sync>| SnapshotError::BadRecord {
         path: row.path.escape_debug().to_string(),
-        reason,
+        reason: crate::snapshot::RecordFault::Content(reason),
     };
     let (namespace, name, revision) = match kind {
         SourceKind::Tiller => {
-            let release = crate::tiller::record::decode(data).map_err(|e| bad(e.to_string()))?;
-            let s = crate::tiller::record::summary(&release).map_err(|e| bad(e.to_string()))?;
+            let release = crate::tiller::record::decode(data).map_err(|e| bad(e.into()))?;
+            let s = crate::tiller::record::summary(&release).map_err(|e| bad(e.into()))?;
             (s.namespace, s.name, s.revision)
         }
         SourceKind::Helm3 | SourceKind::Helm4 => {
-            let s = Summary::from_helm_json(data).map_err(|e| bad(e.to_string()))?;
+            let s = Summary::from_helm_json(data).map_err(|e| bad(e.into()))?;
             (s.namespace, s.name, s.revision)
         }
     };

@@ -95,7 +95,8 @@ pub enum SnapshotError {
         /// The entry's path.
         path: String,
         /// Why.
-        reason: String,
+        #[source]
+        reason: RecordFault,
     },
     /// A release record whose own name, namespace or revision is not its index row's.
     #[error(
@@ -131,6 +132,19 @@ pub enum SnapshotError {
     /// An I/O error, from the underlying stream (including decryption).
     #[error("{0}")]
     Io(#[source] io::Error),
+}
+
+/// Why a release record in a snapshot is invalid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordFault {
+    /// A format 2 skeleton that does not rebuild into the record.
+    #[error(transparent)]
+    Skeleton(#[from] v2::CodecError),
+    /// The record is not what its source kind writes (a Helm 3/4 release
+    /// JSON, a Helm 2 `hapi.release.Release`).
+    #[error("{0}")]
+    Content(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<io::Error> for SnapshotError {

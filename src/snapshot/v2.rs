@@ -35,6 +35,48 @@ pub const BLOB_DIR: &str = "blobs/";
 const REF_JSON: &str = "\"sha256:";
 const REF_BASE64: &str = "\"base64:sha256:";
 
+/// Why a record cannot be split into skeleton and blobs, or rebuilt from them.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    /// The record (or skeleton) is not JSON.
+    #[error("not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// An encoded record that does not rebuild (a helm-bulk bug).
+    #[error("it does not decode: {0}")]
+    DoesNotDecode(#[source] Box<CodecError>),
+    /// An encoded record that rebuilds to other bytes (a helm-bulk bug).
+    #[error("it does not decode to the same bytes")]
+    NotTheSame,
+    /// The rebuilt record would be longer than its index row says.
+    #[error("it rebuilds to more than the {max_len} bytes of its index row")]
+    TooLong {
+        /// The record's size in its index row.
+        max_len: u64,
+    },
+    /// A reference to a blob not held.
+    #[error(
+        "it refers to blob {} that the snapshot does not hold at this point",
+        hex::encode(.0)
+    )]
+    MissingBlob([u8; 32]),
+    /// A base64 reference at a path whose value is never base64.
+    #[error("a base64 blob reference where the value is not base64")]
+    Base64Misplaced,
+    /// A blob that cannot be written back as base64.
+    #[error("{0}")]
+    Base64(#[source] base64::EncodeSliceError),
+    /// A blob read before the record that the record does not use.
+    #[error("blob {} comes before it but it does not use it", hex::encode(.0))]
+    Unused([u8; 32]),
+    /// A `blobsLastUsed` entry that is not a digest.
+    #[error("{0}")]
+    LastUsedDigest(#[source] hex::FromHexError),
+    /// A `blobsLastUsed` entry naming a blob the record does not use.
+    #[error("its index row lists blob {0} as last used by it, but it does not use it")]
+    LastUsedNotUsed(String),
+}
+
 /// How a blob stands for the value it replaces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobForm {
@@ -95,13 +137,13 @@ fn array(raw: &RawValue) -> Option<Vec<&RawValue>> {
 ///
 /// A member that is not where the table says (not an object, not an array)
 /// is simply not designated. `doc` must be valid JSON.
-fn designated_spans(doc: &[u8]) -> Result<Vec<Span>, String> {
+fn designated_spans(doc: &[u8]) -> Result<Vec<Span>, CodecError> {
     let top: RawObject<'_> = match serde_json::from_slice::<&RawValue>(doc) {
         Ok(raw) => match object(raw) {
             Some(o) => o,
             None => return Ok(Vec::new()),
         },
-        Err(e) => return Err(format!("not valid JSON: {e}")),
+        Err(e) => return Err(CodecError::NotJson(e)),
     };
     let base = doc.as_ptr() as usize;
     let mut spans = Vec::new();
@@ -207,7 +249,7 @@ fn is_blob(text: &[u8]) -> bool {
 
 /// The values of `record` to store as blobs, in document order: the span,
 /// the reference prefix and the blob.
-fn blob_values(record: &[u8]) -> Result<Vec<(Span, &'static str, Blob<'_>)>, String> {
+fn blob_values(record: &[u8]) -> Result<Vec<(Span, &'static str, Blob<'_>)>, CodecError> {
     let mut out = Vec::new();
     for span in designated_spans(record)? {
         let text = &record[span.start..span.end];
@@ -221,7 +263,7 @@ fn blob_values(record: &[u8]) -> Result<Vec<(Span, &'static str, Blob<'_>)>, Str
 
 /// The distinct blobs a record's skeleton refers to, in the order of their
 /// first reference: what [`encode`] would give, without building the skeleton.
-pub fn references(record: &[u8]) -> Result<Vec<[u8; 32]>, String> {
+pub fn references(record: &[u8]) -> Result<Vec<[u8; 32]>, CodecError> {
     let mut out: Vec<[u8; 32]> = Vec::new();
     for (_, _, blob) in blob_values(record)? {
         if !out.contains(&blob.digest) {
@@ -233,7 +275,7 @@ pub fn references(record: &[u8]) -> Result<Vec<[u8; 32]>, String> {
 
 /// Splits a Helm release JSON record into skeleton and blobs, and checks
 /// that [`decode`] gives the record back byte for byte.
-pub fn encode(record: &[u8]) -> Result<Encoded<'_>, String> {
+pub fn encode(record: &[u8]) -> Result<Encoded<'_>, CodecError> {
     let mut skeleton = Zeroizing::new(Vec::with_capacity(record.len().min(1 << 16)));
     let mut blobs: Vec<Blob<'_>> = Vec::new();
     let mut at = 0;
@@ -251,9 +293,9 @@ pub fn encode(record: &[u8]) -> Result<Encoded<'_>, String> {
     let back = decode(&skeleton, record.len() as u64, |d| {
         blobs.iter().find(|b| &b.digest == d).map(|b| &*b.data)
     })
-    .map_err(|e| format!("it does not decode: {e}"))?;
+    .map_err(|e| CodecError::DoesNotDecode(Box::new(e)))?;
     if back.as_slice() != record {
-        return Err("it does not decode to the same bytes".to_owned());
+        return Err(CodecError::NotTheSame);
     }
     Ok(Encoded { skeleton, blobs })
 }
@@ -371,26 +413,21 @@ pub fn decode<'b, F>(
     skeleton: &[u8],
     max_len: u64,
     mut blob: F,
-) -> Result<Zeroizing<Vec<u8>>, String>
+) -> Result<Zeroizing<Vec<u8>>, CodecError>
 where
     F: FnMut(&[u8; 32]) -> Option<&'b [u8]>,
 {
     let spans = designated_spans(skeleton)?;
     let cap = usize::try_from(max_len).unwrap_or(usize::MAX);
     let mut out = Zeroizing::new(Vec::with_capacity(cap.min(skeleton.len().max(1 << 16))));
-    let too_long = || format!("it rebuilds to more than the {max_len} bytes of its index row");
+    let too_long = || CodecError::TooLong { max_len };
     let mut at = 0;
     for span in spans {
         let text = &skeleton[span.start..span.end];
         let Some((form, digest)) = reference(text) else {
             continue;
         };
-        let data = blob(&digest).ok_or_else(|| {
-            format!(
-                "it refers to blob {} that the snapshot does not hold at this point",
-                hex::encode(digest)
-            )
-        })?;
+        let data = blob(&digest).ok_or(CodecError::MissingBlob(digest))?;
         let added = match form {
             BlobForm::Json => data.len(),
             BlobForm::Base64 => data.len().div_ceil(3) * 4 + 2,
@@ -403,14 +440,14 @@ where
             BlobForm::Json => out.extend_from_slice(data),
             BlobForm::Base64 => {
                 if !span.base64 {
-                    return Err("a base64 blob reference where the value is not base64".to_owned());
+                    return Err(CodecError::Base64Misplaced);
                 }
                 out.push(b'"');
                 let start = out.len();
                 out.resize(start + added - 2, 0);
                 base64::engine::general_purpose::STANDARD
                     .encode_slice(data, &mut out[start..])
-                    .map_err(|e| e.to_string())?;
+                    .map_err(CodecError::Base64)?;
                 out.push(b'"');
             }
         }
@@ -467,7 +504,8 @@ impl BlobStore {
         self.held.insert(digest, data);
     }
 
-    /// Rebuilds a record from its skeleton; fails when a reference is to a
+    /// Rebuilds a record from its skeleton; fails (with why the record is
+    /// invalid, a [`CodecError`]) when a reference is to a
     /// blob not held, or when a blob read just before it is not used by it.
     /// Then drops the blobs `last_used` names (its row's `blobsLastUsed`),
     /// each of which it must have used.
@@ -476,7 +514,7 @@ impl BlobStore {
         skeleton: &[u8],
         max_len: u64,
         last_used: &[String],
-    ) -> Result<Zeroizing<Vec<u8>>, String> {
+    ) -> Result<Zeroizing<Vec<u8>>, super::RecordFault> {
         let mut used: Vec<[u8; 32]> = Vec::new();
         let held = &self.held;
         let out = decode(skeleton, max_len, |d| {
@@ -485,19 +523,14 @@ impl BlobStore {
             Some(b.as_slice())
         })?;
         if let Some(unused) = self.pending.iter().find(|p| !used.contains(p)) {
-            return Err(format!(
-                "blob {} comes before it but it does not use it",
-                hex::encode(unused)
-            ));
+            return Err(CodecError::Unused(*unused).into());
         }
         self.pending.clear();
         for hex_digest in last_used {
             let mut digest = [0u8; 32];
-            hex::decode_to_slice(hex_digest, &mut digest).map_err(|e| e.to_string())?;
+            hex::decode_to_slice(hex_digest, &mut digest).map_err(CodecError::LastUsedDigest)?;
             if !used.contains(&digest) {
-                return Err(format!(
-                    "its index row lists blob {hex_digest} as last used by it, but it does not use it"
-                ));
+                return Err(CodecError::LastUsedNotUsed(hex_digest.clone()).into());
             }
             if let Some(data) = self.held.remove(&digest) {
                 self.bytes -= data.len() as u64;

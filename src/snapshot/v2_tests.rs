@@ -329,8 +329,11 @@ fn valid_v2() -> Vec<(String, Vec<u8>)> {
 }
 
 fn refused(entries: &[(String, Vec<u8>)], limits: &Limits, want: &str) {
-    let err = read_all(&archive(entries), limits).unwrap_err().to_string();
+    let e = read_all(&archive(entries), limits).unwrap_err();
+    let err = e.to_string();
     assert!(err.contains(want), "expected `{want}`, got: {err}");
+    // The causes kept below the error add nothing to its one line.
+    assert_eq!(crate::errors::one_line(&e), err.replace('\n', " "));
 }
 
 #[test]
@@ -443,6 +446,13 @@ fn hostile_v2_layouts_are_refused() {
     let mut e = valid.clone();
     e[first_record].1 = b"{\"manifest\":".to_vec();
     refused(&e, &limits, "not valid JSON");
+    // ... whose cause, the JSON parser's error, is kept.
+    let err = read_all(&archive(&e), &limits).unwrap_err();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(c) = cause.filter(|c| !c.is::<serde_json::Error>()) {
+        cause = c.source();
+    }
+    assert!(cause.is_some(), "no JSON error below: {err:?}");
 
     // A skeleton changed so that it rebuilds differently.
     let mut e = valid.clone();
