@@ -12,7 +12,25 @@ use super::VaultError;
 fn read_error(e: ReadError) -> VaultError {
     // age's messages already name the file (and, for recipients files, the
     // line number instead of the line's content).
-    VaultError::Keys(plain_message(&e.to_string()))
+    VaultError::KeyFile(AgeReadError(e))
+}
+
+/// age's error reading recipients or identities, shown as one plain line
+/// ([`plain_message`]). Its source is the age error's own (an I/O error):
+/// the age error itself is not, as its text is this one with marks.
+#[derive(Debug)]
+pub struct AgeReadError(pub ReadError);
+
+impl std::fmt::Display for AgeReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&plain_message(&self.0.to_string()))
+    }
+}
+
+impl std::error::Error for AgeReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.0)
+    }
 }
 
 /// age's localized messages wrap names in Unicode bidi isolation marks and may
@@ -56,8 +74,10 @@ pub fn recipient_strings(
     read_recipients(recipients, files)?;
     let mut out: Vec<String> = recipients.to_vec();
     for f in files {
-        let text = std::fs::read_to_string(f).map_err(|e| {
-            VaultError::Keys(format!("cannot read recipients file {}: {e}", f.display()))
+        let text = std::fs::read_to_string(f).map_err(|source| VaultError::File {
+            action: "read recipients file",
+            path: f.clone(),
+            source,
         })?;
         out.extend(
             text.lines()
@@ -82,11 +102,7 @@ pub fn read_identities(files: &[PathBuf]) -> Result<Vec<Box<dyn age::Identity>>,
 
 /// Asks for a passphrase once on the terminal.
 pub fn prompt_passphrase(prompt: &str) -> Result<SecretString, VaultError> {
-    let p = rpassword::prompt_password(prompt).map_err(|e| {
-        VaultError::Passphrase(format!(
-            "cannot read a passphrase from the terminal ({e}); run in a terminal"
-        ))
-    })?;
+    let p = rpassword::prompt_password(prompt).map_err(VaultError::PassphraseInput)?;
     Ok(SecretString::from(p))
 }
 
@@ -94,15 +110,11 @@ pub fn prompt_passphrase(prompt: &str) -> Result<SecretString, VaultError> {
 pub fn prompt_new_passphrase() -> Result<SecretString, VaultError> {
     let first = prompt_passphrase("Enter a passphrase for the snapshot: ")?;
     if first.expose_secret().is_empty() {
-        return Err(VaultError::Passphrase(
-            "an empty passphrase is not allowed".to_owned(),
-        ));
+        return Err(VaultError::EmptyPassphrase);
     }
     let second = prompt_passphrase("Confirm the passphrase: ")?;
     if first.expose_secret() != second.expose_secret() {
-        return Err(VaultError::Passphrase(
-            "the passphrases do not match".to_owned(),
-        ));
+        return Err(VaultError::PassphrasesDiffer);
     }
     Ok(first)
 }
@@ -122,13 +134,16 @@ pub fn generate_identity(path: &Path, created: &str) -> Result<String, VaultErro
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| VaultError::Keys(format!("cannot create directory {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|source| VaultError::File {
+        action: "create directory",
+        path: dir.clone(),
+        source,
+    })?;
     if path.exists() {
-        return Err(VaultError::Keys(format!(
-            "{} already exists; refusing to overwrite an identity (choose another path with -o)",
-            path.display()
-        )));
+        return Err(VaultError::IdentityExists {
+            path: path.to_owned(),
+            advice: " (choose another path with -o)",
+        });
     }
     let mut tmp = crate::store::private_temp_file(&dir)?;
     let secret = identity.to_string();
@@ -140,12 +155,16 @@ pub fn generate_identity(path: &Path, created: &str) -> Result<String, VaultErro
     tmp.as_file().sync_all()?;
     tmp.persist_noclobber(path).map_err(|e| {
         if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            VaultError::Keys(format!(
-                "{} already exists; refusing to overwrite an identity",
-                path.display()
-            ))
+            VaultError::IdentityExists {
+                path: path.to_owned(),
+                advice: "",
+            }
         } else {
-            VaultError::Keys(format!("cannot write {}: {}", path.display(), e.error))
+            VaultError::File {
+                action: "write",
+                path: path.to_owned(),
+                source: e.error,
+            }
         }
     })?;
     Ok(recipient)

@@ -16,8 +16,8 @@ pub mod sign;
 pub use decrypt::{Opened, Passphrase, open, open_again};
 pub use encrypt::{EncryptingWriter, Protection, encrypt};
 pub use keys::{
-    default_identity_path, generate_identity, prompt_new_passphrase, prompt_passphrase,
-    read_identities, read_recipients, recipient_strings,
+    AgeReadError, default_identity_path, generate_identity, prompt_new_passphrase,
+    prompt_passphrase, read_identities, read_recipients, recipient_strings,
 };
 pub use rekey::reencrypt;
 
@@ -53,12 +53,40 @@ pub enum VaultError {
     /// The age header could not be parsed or authenticated.
     #[error("the snapshot's encryption header is invalid or was modified ({0})")]
     BadHeader(String),
-    /// Reading keys failed (missing file, bad recipients file line, …).
+    /// age cannot use a recipient, recipients file or identity file
+    /// (missing file, bad recipients file line, …).
     #[error("{0}")]
-    Keys(String),
-    /// Passphrase entry failed or was refused.
-    #[error("{0}")]
-    Passphrase(String),
+    KeyFile(#[source] keys::AgeReadError),
+    /// A key file, or the directory for one, cannot be read or written.
+    #[error("cannot {action} {}: {source}", path.display())]
+    File {
+        /// What was being done (`read recipients file`, `write`, …).
+        action: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A new identity would overwrite an existing file.
+    #[error("{} already exists; refusing to overwrite an identity{advice}", path.display())]
+    IdentityExists {
+        /// The existing file.
+        path: std::path::PathBuf,
+        /// What to do instead (may be empty).
+        advice: &'static str,
+    },
+    /// The signing key, or the trusted signers, cannot be used.
+    #[error(transparent)]
+    Signing(#[from] sign::SigningError),
+    /// No passphrase could be read from the terminal.
+    #[error("cannot read a passphrase from the terminal ({0}); run in a terminal")]
+    PassphraseInput(#[source] std::io::Error),
+    /// An empty new passphrase.
+    #[error("an empty passphrase is not allowed")]
+    EmptyPassphrase,
+    /// The two entries of a new passphrase differ.
+    #[error("the passphrases do not match")]
+    PassphrasesDiffer,
     /// Encryption could not start (e.g. incompatible recipients).
     #[error("cannot encrypt: {0}")]
     Encrypt(String),

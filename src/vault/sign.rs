@@ -15,6 +15,95 @@ use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
 use super::VaultError;
 
+/// Why a signing key or a trusted signers file cannot be used, or signing failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SigningError {
+    /// The signing key file is not an OpenSSH private key.
+    #[error(
+        "cannot read the signing key {}: {source} (an OpenSSH private key is expected)",
+        path.display()
+    )]
+    Unreadable {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: ssh_key::Error,
+    },
+    /// The passphrase does not decrypt the signing key.
+    #[error("wrong passphrase for the signing key {}", path.display())]
+    WrongPassphrase {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// A key of an algorithm helm-bulk does not sign with.
+    #[error("signing key {} is {algorithm}; use an ed25519, ECDSA or RSA key", path.display())]
+    Algorithm {
+        /// The key file.
+        path: PathBuf,
+        /// Its algorithm.
+        algorithm: ssh_key::Algorithm,
+    },
+    /// A public key given, with no ssh-agent to hold its private key.
+    #[error(
+        "{} is a public key, so its private key must be in ssh-agent, but SSH_AUTH_SOCK is not set",
+        path.display()
+    )]
+    NoAgent {
+        /// The public key file.
+        path: PathBuf,
+    },
+    /// The ssh-agent does not hold the private key of the public key given.
+    #[error(
+        "ssh-agent ({}) does not hold the private key of {}; add it with ssh-add",
+        socket.display(),
+        path.display()
+    )]
+    NotInAgent {
+        /// The agent's socket.
+        socket: PathBuf,
+        /// The public key file.
+        path: PathBuf,
+    },
+    /// Asking ssh-agent failed.
+    #[error("{0}")]
+    Agent(#[source] super::agent::AgentError),
+    /// Making the signature failed.
+    #[error("signing failed: {0}")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// An RSA private key whose numbers do not make a key.
+    #[error("the RSA signing key is malformed")]
+    RsaMalformed,
+    /// An RSA key too short to sign with.
+    #[error("the RSA signing key is shorter than 2048 bits; use a stronger key")]
+    RsaTooShort,
+    /// The trusted signers file cannot be read.
+    #[error("cannot read trusted signers file {}: {source}", path.display())]
+    SignersFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A line of a trusted signers file that cannot be used (named by its
+    /// number, never its content).
+    #[error("trusted signers file {origin} line {line}: {why}")]
+    SignersLine {
+        /// The file.
+        origin: String,
+        /// The line number, from 1.
+        line: usize,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A trusted signers file without a key.
+    #[error("trusted signers file {origin} lists no keys")]
+    NoSigners {
+        /// The file.
+        origin: String,
+    },
+}
+
 /// The SSHSIG namespace of helm-bulk signatures.
 pub const NAMESPACE: &str = "helm-bulk";
 
@@ -28,22 +117,18 @@ pub fn signature_path(snapshot: &Path) -> PathBuf {
 /// Loads an SSH private key (ed25519, ECDSA P-256/P-384 or RSA), asking for
 /// its passphrase on the terminal when it is encrypted.
 pub fn load_signing_key(path: &Path) -> Result<PrivateKey, VaultError> {
-    let key = PrivateKey::read_openssh_file(path).map_err(|e| {
-        VaultError::Keys(format!(
-            "cannot read the signing key {}: {e} (an OpenSSH private key is expected)",
-            path.display()
-        ))
+    let key = PrivateKey::read_openssh_file(path).map_err(|source| SigningError::Unreadable {
+        path: path.to_owned(),
+        source,
     })?;
     let key = if key.is_encrypted() {
         let pass =
             super::prompt_passphrase(&format!("Enter the passphrase of {}: ", path.display()))?;
         use secrecy::ExposeSecret;
-        key.decrypt(pass.expose_secret().as_bytes()).map_err(|_| {
-            VaultError::Keys(format!(
-                "wrong passphrase for the signing key {}",
-                path.display()
-            ))
-        })?
+        key.decrypt(pass.expose_secret().as_bytes())
+            .map_err(|_| SigningError::WrongPassphrase {
+                path: path.to_owned(),
+            })?
     } else {
         key
     };
@@ -51,10 +136,11 @@ pub fn load_signing_key(path: &Path) -> Result<PrivateKey, VaultError> {
         ssh_key::Algorithm::Ed25519
         | ssh_key::Algorithm::Rsa { .. }
         | ssh_key::Algorithm::Ecdsa { .. } => Ok(key),
-        other => Err(VaultError::Keys(format!(
-            "signing key {} is {other}; use an ed25519, ECDSA or RSA key",
-            path.display()
-        ))),
+        other => Err(SigningError::Algorithm {
+            path: path.to_owned(),
+            algorithm: other,
+        }
+        .into()),
     }
 }
 
@@ -86,32 +172,29 @@ pub fn load_signer(path: &Path) -> Result<SigningKey, VaultError> {
             | ssh_key::Algorithm::Rsa { .. }
             | ssh_key::Algorithm::Ecdsa { .. }
     ) {
-        return Err(VaultError::Keys(format!(
-            "signing key {} is {}; use an ed25519, ECDSA or RSA key",
-            path.display(),
-            public.algorithm()
-        )));
+        return Err(SigningError::Algorithm {
+            path: path.to_owned(),
+            algorithm: public.algorithm(),
+        }
+        .into());
     }
     let socket = std::env::var_os("SSH_AUTH_SOCK")
         .filter(|s| !s.is_empty())
         .map(PathBuf::from)
-        .ok_or_else(|| {
-            VaultError::Keys(format!(
-                "{} is a public key, so its private key must be in ssh-agent, but SSH_AUTH_SOCK is not set",
-                path.display()
-            ))
+        .ok_or_else(|| SigningError::NoAgent {
+            path: path.to_owned(),
         })?;
     match super::agent::holds(&socket, &public) {
         Ok(true) => Ok(SigningKey::Agent {
             public: Box::new(public),
             socket,
         }),
-        Ok(false) => Err(VaultError::Keys(format!(
-            "ssh-agent ({}) does not hold the private key of {}; add it with ssh-add",
-            socket.display(),
-            path.display()
-        ))),
-        Err(e) => Err(VaultError::Keys(e.to_string())),
+        Ok(false) => Err(SigningError::NotInAgent {
+            socket,
+            path: path.to_owned(),
+        }
+        .into()),
+        Err(e) => Err(SigningError::Agent(e).into()),
     }
 }
 
@@ -171,21 +254,21 @@ pub fn sign_digest(signer: &SigningKey, sha512: &[u8]) -> Result<String, VaultEr
             let sig = match key.key_data() {
                 ssh_key::private::KeypairData::Rsa(rsa) => sign_rsa(rsa, &data)?,
                 _ => signature::Signer::try_sign(key.as_ref(), &data)
-                    .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?,
+                    .map_err(|e| SigningError::Failed(e.into()))?,
             };
             (key.public_key().key_data().clone(), sig)
         }
         SigningKey::Agent { public, socket } => {
             let sig = super::agent::sign(socket, public, &data)
-                .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+                .map_err(|e| SigningError::Failed(e.into()))?;
             (public.key_data().clone(), sig)
         }
     };
     let sshsig = SshSig::new(public, NAMESPACE, HashAlg::Sha512, sig)
-        .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+        .map_err(|e| SigningError::Failed(e.into()))?;
     let mut pem = sshsig
         .to_pem(LineEnding::LF)
-        .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+        .map_err(|e| SigningError::Failed(e.into()))?;
     if !pem.ends_with('\n') {
         pem.push('\n');
     }
@@ -197,8 +280,8 @@ pub fn sign_digest(signer: &SigningKey, sha512: &[u8]) -> Result<String, VaultEr
 fn sign_rsa(
     key: &ssh_key::private::RsaKeypair,
     data: &[u8],
-) -> Result<ssh_key::Signature, VaultError> {
-    let err = || VaultError::Keys("the RSA signing key is malformed".to_owned());
+) -> Result<ssh_key::Signature, SigningError> {
+    let err = || SigningError::RsaMalformed;
     let int = |m: &ssh_key::Mpint| {
         m.as_positive_bytes()
             .map(rsa::BigUint::from_bytes_be)
@@ -212,20 +295,18 @@ fn sign_rsa(
     )
     .map_err(|_| err())?;
     if rsa::traits::PublicKeyParts::size(&private) * 8 < 2048 {
-        return Err(VaultError::Keys(
-            "the RSA signing key is shorter than 2048 bits; use a stronger key".to_owned(),
-        ));
+        return Err(SigningError::RsaTooShort);
     }
     let signing = rsa::pkcs1v15::SigningKey::<Sha512>::new(private);
-    let sig: rsa::pkcs1v15::Signature = signature::Signer::try_sign(&signing, data)
-        .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))?;
+    let sig: rsa::pkcs1v15::Signature =
+        signature::Signer::try_sign(&signing, data).map_err(|e| SigningError::Failed(e.into()))?;
     ssh_key::Signature::new(
         ssh_key::Algorithm::Rsa {
             hash: Some(HashAlg::Sha512),
         },
         signature::SignatureEncoding::to_vec(&sig),
     )
-    .map_err(|e| VaultError::Keys(format!("signing failed: {e}")))
+    .map_err(|e| SigningError::Failed(e.into()))
 }
 
 /// One line of an `allowed_signers` file.
@@ -302,11 +383,9 @@ fn is_key_type(s: &str) -> bool {
 
 /// Parses an OpenSSH `allowed_signers` file. Errors name the line, never its content.
 pub fn read_allowed_signers(path: &Path) -> Result<Vec<AllowedSigner>, VaultError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        VaultError::Keys(format!(
-            "cannot read trusted signers file {}: {e}",
-            path.display()
-        ))
+    let text = std::fs::read_to_string(path).map_err(|source| SigningError::SignersFile {
+        path: path.to_owned(),
+        source,
     })?;
     parse_allowed_signers(&text, &path.display().to_string())
 }
@@ -316,12 +395,12 @@ pub fn read_allowed_signers(path: &Path) -> Result<Vec<AllowedSigner>, VaultErro
 pub fn parse_allowed_signers(text: &str, origin: &str) -> Result<Vec<AllowedSigner>, VaultError> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let bad = |why: &str| {
-            VaultError::Keys(format!(
-                "trusted signers file {} line {}: {why}",
-                origin,
-                i + 1
-            ))
+        let bad = |why: &'static str| {
+            VaultError::from(SigningError::SignersLine {
+                origin: origin.to_owned(),
+                line: i + 1,
+                why,
+            })
         };
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -372,10 +451,10 @@ pub fn parse_allowed_signers(text: &str, origin: &str) -> Result<Vec<AllowedSign
         out.push(signer);
     }
     if out.is_empty() {
-        return Err(VaultError::Keys(format!(
-            "trusted signers file {} lists no keys",
-            origin
-        )));
+        return Err(SigningError::NoSigners {
+            origin: origin.to_owned(),
+        }
+        .into());
     }
     Ok(out)
 }
@@ -546,6 +625,29 @@ mod tests {
         assert_eq!(
             split_options(opts),
             [r#"namespaces="x y""#, r#"valid-after="20200101""#]
+        );
+    }
+
+    #[test]
+    fn key_errors_keep_their_cause_and_read_as_one_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("allowed_signers");
+        let e = read_allowed_signers(&missing).unwrap_err();
+        let io = std::error::Error::source(&e)
+            .and_then(|c| c.downcast_ref::<io::Error>())
+            .expect("the I/O error is the cause");
+        assert_eq!(io.kind(), io::ErrorKind::NotFound);
+        assert_eq!(
+            crate::errors::one_line(&e),
+            format!(
+                "cannot read trusted signers file {}: {io}",
+                missing.display()
+            )
+        );
+        let e = parse_allowed_signers("a@b ssh-ed25519 AAAA\n", "f").unwrap_err();
+        assert_eq!(
+            crate::errors::one_line(&e),
+            "trusted signers file f line 1: not a valid public key"
         );
     }
 }
