@@ -161,10 +161,7 @@ impl TillerOptions {
         }
         let ca = self.tls_ca_cert.clone().unwrap_or(default_ca);
         if !ca.is_file() {
-            return Err(TillerError::Tls(format!(
-                "TLS to Tiller needs the CA certificate that signed Tiller's certificate, and {} does not exist; pass --tls-ca-cert FILE, or -t/--disable-tls for a Tiller without TLS",
-                ca.display()
-            )));
+            return Err(TillerError::NoCaCert(ca));
         }
         let identity = self.tls_identity(home)?;
         Ok(Transport::Tls {
@@ -180,9 +177,7 @@ impl TillerOptions {
         let identity = match (&self.tls_cert, &self.tls_key) {
             (Some(c), Some(k)) => Some((c.clone(), k.clone())),
             (Some(_), None) | (None, Some(_)) => {
-                return Err(TillerError::Tls(
-                    "--tls-cert and --tls-key go together: give both, or neither".to_owned(),
-                ));
+                return Err(TillerError::HalfIdentity);
             }
             (None, None) => {
                 let (c, k) = (home.join("cert.pem"), home.join("key.pem"));
@@ -190,10 +185,7 @@ impl TillerOptions {
                     (true, true) => Some((c, k)),
                     (false, false) => None,
                     _ => {
-                        return Err(TillerError::Tls(format!(
-                            "{} holds only one of cert.pem and key.pem; pass --tls-cert and --tls-key",
-                            home.display()
-                        )));
+                        return Err(TillerError::HalfDefaultIdentity(home.to_owned()));
                     }
                 }
             }
@@ -201,10 +193,7 @@ impl TillerOptions {
         if let Some((c, k)) = &identity {
             for f in [c, k] {
                 if !f.is_file() {
-                    return Err(TillerError::Tls(format!(
-                        "the TLS client certificate file {} does not exist",
-                        f.display()
-                    )));
+                    return Err(TillerError::NoClientFile(f.clone()));
                 }
             }
         }
@@ -243,10 +232,40 @@ pub struct Tiller {
     server_version: String,
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, TillerError> {
-    std::fs::read(path)
-        .map_err(|e| TillerError::Tls(format!("cannot read the {what} {}: {e}", path.display())))
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TillerError> {
+    std::fs::read(path).map_err(|source| TillerError::TlsFile {
+        what,
+        path: path.to_owned(),
+        source,
+    })
 }
+
+/// A transport or gRPC failure below a [`TillerError`], kept as it came.
+/// Its text is the failure with its causes on one line; it reports no
+/// `source()`: its text already holds the chain.
+#[derive(Debug)]
+pub enum GrpcFailure {
+    /// The address is not one a connection can be made to.
+    Address(tonic::transport::Error),
+    /// The transport (TCP, TLS) failed.
+    Transport(tonic::transport::Error),
+    /// Tiller answered with an error status.
+    Status(Status),
+}
+
+impl std::fmt::Display for GrpcFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GrpcFailure::Address(e) => {
+                write!(f, "invalid address: {}", crate::errors::one_line(e))
+            }
+            GrpcFailure::Transport(e) => f.write_str(&crate::errors::one_line(e)),
+            GrpcFailure::Status(s) => f.write_str(&describe(s)),
+        }
+    }
+}
+
+impl std::error::Error for GrpcFailure {}
 
 /// One line from a gRPC status: its message and the causes below it.
 pub fn describe(s: &Status) -> String {
@@ -265,9 +284,7 @@ pub fn client_version_for(server: &str) -> Result<String, TillerError> {
     match major {
         "2" if numeric.split('.').count() >= 3 => Ok(v.to_owned()),
         "" | "2" => Ok(CLIENT_VERSION.to_owned()),
-        _ => Err(TillerError::NotTiller(format!(
-            "the server reports version {v}, which is not a Helm 2 Tiller"
-        ))),
+        _ => Err(TillerError::NotTiller(v.to_owned())),
     }
 }
 
@@ -284,12 +301,16 @@ impl Tiller {
             Transport::Plain => format!("{address} (plaintext)"),
             Transport::Tls { .. } => format!("{address} (TLS)"),
         };
-        let connect_err = |cause: String| TillerError::Connect {
+        let connect_err = |cause: GrpcFailure, transport: &Transport| TillerError::Connect {
             target: target.clone(),
+            advice: match &cause {
+                GrpcFailure::Address(_) => String::new(),
+                _ => advice(&cause.to_string(), transport),
+            },
             cause,
         };
         let mut endpoint = Endpoint::from_shared(format!("{scheme}://{address}"))
-            .map_err(|e| connect_err(format!("invalid address: {}", crate::errors::one_line(&e))))?
+            .map_err(|e| connect_err(GrpcFailure::Address(e), &transport))?
             .connect_timeout(Duration::from_secs(30))
             .tcp_nodelay(true);
         if let Transport::Tls {
@@ -308,17 +329,14 @@ impl Tiller {
             if let Some(name) = server_name {
                 tls = tls.domain_name(name.clone());
             }
-            endpoint = endpoint.tls_config(tls).map_err(|e| {
-                TillerError::Tls(format!(
-                    "invalid TLS settings: {}",
-                    crate::errors::one_line(&e)
-                ))
-            })?;
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| TillerError::TlsSettings(GrpcFailure::Transport(e)))?;
         }
         let channel = endpoint
             .connect()
             .await
-            .map_err(|e| connect_err(hint(&crate::errors::one_line(&e), &transport)))?;
+            .map_err(|e| connect_err(GrpcFailure::Transport(e), &transport))?;
         let mut tiller = Tiller {
             channel,
             target: target.clone(),
@@ -330,7 +348,7 @@ impl Tiller {
             .client()
             .get_version(tiller.request(GetVersionRequest {}))
             .await
-            .map_err(|s| connect_err(hint(&describe(&s), &tiller.transport)))?
+            .map_err(|s| connect_err(GrpcFailure::Status(s), &tiller.transport))?
             .into_inner()
             .version
             .map(|v| v.sem_ver)
@@ -378,7 +396,11 @@ impl Tiller {
     fn call_err(&self, call: &'static str) -> impl Fn(Status) -> TillerError + '_ {
         move |s| TillerError::Call {
             call,
-            cause: hint(&describe(&s), &self.transport),
+            cause: {
+                let msg = describe(&s);
+                let advice = advice(&msg, &self.transport);
+                msg + &advice
+            },
         }
     }
 
@@ -511,10 +533,11 @@ impl Tiller {
     }
 }
 
-/// Adds what to do about common TLS failures to a message.
-fn hint(msg: &str, transport: &Transport) -> String {
+/// What to do about a common TLS failure, given its message: text to put
+/// right after it (empty when there is no advice).
+fn advice(msg: &str, transport: &Transport) -> String {
     let lower = msg.to_ascii_lowercase();
-    let extra = match transport {
+    match transport {
         Transport::Tls {
             ca,
             identity,
@@ -568,8 +591,7 @@ fn hint(msg: &str, transport: &Transport) -> String {
                 String::new()
             }
         }
-    };
-    format!("{msg}{extra}")
+    }
 }
 
 #[cfg(test)]
@@ -626,5 +648,40 @@ mod tests {
         assert_eq!(client_version_for("v2.16.12").unwrap(), "v2.16.12");
         assert_eq!(client_version_for("").unwrap(), CLIENT_VERSION);
         assert!(client_version_for("v3.1.0").is_err());
+    }
+
+    #[test]
+    fn a_refused_connection_keeps_its_cause_and_reads_as_one_line() {
+        // Port 1 on the loopback address: nothing listens there.
+        let mut a = args("127.0.0.1:1");
+        a.disable_tls = true;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let e = match rt.block_on(Tiller::connect(&a)) {
+            Ok(_) => panic!("connected to port 1"),
+            Err(e) => e,
+        };
+        let cause = std::error::Error::source(&e)
+            .and_then(|c| c.downcast_ref::<GrpcFailure>())
+            .expect("the transport failure is the cause");
+        assert!(matches!(cause, GrpcFailure::Transport(_)), "{cause:?}");
+        let line = crate::errors::one_line(&e);
+        assert_eq!(line, e.to_string());
+        assert!(
+            line.starts_with("cannot connect to Tiller at 127.0.0.1:1 (plaintext): "),
+            "{line}"
+        );
+        let missing = tempfile::tempdir().unwrap().path().join("ca.pem");
+        let e = read(&missing, "TLS CA certificate").unwrap_err();
+        assert_eq!(
+            crate::errors::one_line(&e),
+            format!(
+                "cannot read the TLS CA certificate {}: {}",
+                missing.display(),
+                std::fs::read(&missing).unwrap_err()
+            )
+        );
     }
 }

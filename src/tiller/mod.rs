@@ -14,6 +14,8 @@
 //! conversion to Helm 3 records in [`crate::restore::helm2to3`], and
 //! restoring into Tiller (`load --to-tiller`) in [`crate::restore::tiller`].
 
+use std::path::PathBuf;
+
 pub mod client;
 pub mod record;
 
@@ -56,16 +58,47 @@ pub enum TillerError {
     /// No Tiller address was given.
     #[error("no Tiller address")]
     NoHost,
-    /// The TLS settings cannot be used.
-    #[error("{0}")]
-    Tls(String),
+    /// TLS is to be used, and the CA certificate does not exist.
+    #[error(
+        "TLS to Tiller needs the CA certificate that signed Tiller's certificate, and {} does not exist; pass --tls-ca-cert FILE, or -t/--disable-tls for a Tiller without TLS",
+        .0.display()
+    )]
+    NoCaCert(PathBuf),
+    /// Only one of the client certificate and key was given.
+    #[error("--tls-cert and --tls-key go together: give both, or neither")]
+    HalfIdentity,
+    /// The Helm home holds only one of the client certificate and key.
+    #[error(
+        "{} holds only one of cert.pem and key.pem; pass --tls-cert and --tls-key",
+        .0.display()
+    )]
+    HalfDefaultIdentity(PathBuf),
+    /// A client certificate or key file that does not exist.
+    #[error("the TLS client certificate file {} does not exist", .0.display())]
+    NoClientFile(PathBuf),
+    /// A TLS file cannot be read.
+    #[error("cannot read the {what} {}: {source}", path.display())]
+    TlsFile {
+        /// Which file (`TLS CA certificate`, …).
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TLS settings are refused by the transport.
+    #[error("invalid TLS settings: {0}")]
+    TlsSettings(#[source] client::GrpcFailure),
     /// Tiller did not answer, or refused the connection.
-    #[error("cannot connect to Tiller at {target}: {cause}")]
+    #[error("cannot connect to Tiller at {target}: {cause}{advice}")]
     Connect {
         /// `host:port` and the transport.
         target: String,
         /// Why.
-        cause: String,
+        #[source]
+        cause: client::GrpcFailure,
+        /// What may help, for some causes (may be empty).
+        advice: String,
     },
     /// A call failed.
     #[error("Tiller {call} failed: {cause}")]
@@ -76,9 +109,6 @@ pub enum TillerError {
         cause: String,
     },
     /// The server is not a Helm 2 Tiller.
-    #[error("{0}")]
+    #[error("the server reports version {0}, which is not a Helm 2 Tiller")]
     NotTiller(String),
-    /// A record is not a valid `hapi.release.Release`.
-    #[error("{0}")]
-    Record(String),
 }
