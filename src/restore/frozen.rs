@@ -307,9 +307,7 @@ pub struct FrozenHook {
 /// Builds the frozen chart of a Helm 3/4 release record.
 pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
     let r: Record = serde_json::from_slice(record).map_err(RestoreError::NotARecord)?;
-    let chart = r
-        .chart
-        .ok_or_else(|| RestoreError::Record("the record has no chart".to_owned()))?;
+    let chart = r.chart.ok_or(RestoreError::NoChart)?;
     let json = |v: &Value| serde_json::to_vec_pretty(v).map_err(RestoreError::Json);
     let mut crds = Vec::new();
     for f in chart.files.iter() {
@@ -361,7 +359,7 @@ pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
         .get("name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty())
-        .ok_or_else(|| RestoreError::Record("the record's chart has no name".to_owned()))?
+        .ok_or(RestoreError::UnnamedChart)?
         .to_owned();
     let version = meta
         .get("version")
@@ -658,9 +656,7 @@ impl ChartHandle {
         {
             // Deliberately without MFD_CLOEXEC: the helm child must inherit it.
             let fd = rustix::fs::memfd_create("helm-bulk-chart", rustix::fs::MemfdFlags::empty())
-                .map_err(|e| {
-                RestoreError::Helm(format!("cannot create an in-memory file: {e}"))
-            })?;
+                .map_err(RestoreError::MemoryFile)?;
             let mut file = std::fs::File::from(fd);
             file.write_all(archive)
                 .map_err(RestoreError::placing("cannot write the chart"))?;

@@ -22,10 +22,6 @@ use crate::restore::frozen::{
 use crate::tiller::hapi::chart::{Chart, Config, Metadata, Template};
 use crate::tiller::hapi::release::{Release, hook::Event};
 
-fn record_error(e: String) -> RestoreError {
-    RestoreError::Record(e)
-}
-
 fn is_crd_install(events: &[i32]) -> bool {
     events.contains(&(Event::CrdInstall as i32))
 }
@@ -105,16 +101,23 @@ pub fn chart_yaml(m: &Metadata) -> Map<String, Value> {
     out
 }
 
-/// The parts of the frozen chart of a Helm 2 release, for Helm 3/4.
-pub fn parts(r: &Release) -> Result<Parts, RestoreError> {
+/// The chart of a Helm 2 release and its metadata, which every release
+/// record should have.
+fn chart_of(r: &Release) -> Result<(&Chart, &Metadata), RestoreError> {
     let chart = r
         .chart
         .as_ref()
-        .ok_or_else(|| record_error(format!("release {} has no chart", r.name)))?;
+        .ok_or_else(|| RestoreError::ReleaseWithoutChart(r.name.clone()))?;
     let meta = chart
         .metadata
         .as_ref()
-        .ok_or_else(|| record_error(format!("the chart of release {} has no metadata", r.name)))?;
+        .ok_or_else(|| RestoreError::ChartWithoutMetadata(r.name.clone()))?;
+    Ok((chart, meta))
+}
+
+/// The parts of the frozen chart of a Helm 2 release, for Helm 3/4.
+pub fn parts(r: &Release) -> Result<Parts, RestoreError> {
+    let (chart, meta) = chart_of(r)?;
     let mut hooks = Vec::new();
     let mut crds = Vec::new();
     for (i, h) in r.hooks.iter().enumerate() {
@@ -159,19 +162,10 @@ pub fn freeze_record(data: &[u8]) -> Result<FrozenChart, RestoreError> {
 /// The chart and values to send Tiller for a Helm 2 release: the frozen
 /// chart as a `hapi.chart.Chart`.
 pub fn tiller_chart(r: &Release) -> Result<(Chart, Config), RestoreError> {
-    let chart = r
-        .chart
-        .as_ref()
-        .ok_or_else(|| record_error(format!("release {} has no chart", r.name)))?;
-    let mut meta = chart
-        .metadata
-        .clone()
-        .ok_or_else(|| record_error(format!("the chart of release {} has no metadata", r.name)))?;
+    let (chart, meta) = chart_of(r)?;
+    let mut meta = meta.clone();
     if meta.name.is_empty() {
-        return Err(record_error(format!(
-            "the chart of release {} has no name",
-            r.name
-        )));
+        return Err(RestoreError::ReleaseChartUnnamed(r.name.clone()));
     }
     // The target Tiller and cluster may differ from the original ones.
     meta.kube_version.clear();

@@ -30,9 +30,21 @@ pub mod tiller;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RestoreError {
-    /// A stored record cannot be turned into a chart.
-    #[error("{0}")]
-    Record(String),
+    /// A Helm 3/4 record without a chart.
+    #[error("the record has no chart")]
+    NoChart,
+    /// A record whose chart has no name.
+    #[error("the record's chart has no name")]
+    UnnamedChart,
+    /// A Helm 2 release (named) without a chart.
+    #[error("release {0} has no chart")]
+    ReleaseWithoutChart(String),
+    /// A Helm 2 release (named) whose chart has no metadata.
+    #[error("the chart of release {0} has no metadata")]
+    ChartWithoutMetadata(String),
+    /// A Helm 2 release (named) whose chart has no name.
+    #[error("the chart of release {0} has no name")]
+    ReleaseChartUnnamed(String),
     /// A Helm 2 record does not decode.
     #[error(transparent)]
     Helm2Record(#[from] crate::tiller::record::RecordError),
@@ -53,9 +65,9 @@ pub enum RestoreError {
     /// Writing the frozen chart's archive failed.
     #[error("cannot build the frozen chart: {0}")]
     Build(#[source] std::io::Error),
-    /// Running helm failed.
-    #[error("{0}")]
-    Helm(String),
+    /// No in-memory file could be made to hand the chart to helm.
+    #[error("cannot create an in-memory file: {0}")]
+    MemoryFile(#[source] rustix::io::Errno),
     /// The chart could not be placed for helm to read.
     #[error("{what}: {source}")]
     Place {

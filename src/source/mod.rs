@@ -127,6 +127,12 @@ pub struct RecordSender {
     budget: Arc<Semaphore>,
 }
 
+/// The snapshot writer has stopped: the queue to it is closed. Its own
+/// error, reported by the writer, says why.
+#[derive(Debug, thiserror::Error)]
+#[error("the snapshot writer stopped")]
+pub struct WriterStopped;
+
 /// The receiving half of [`record_channel`].
 pub struct RecordReceiver {
     rx: mpsc::Receiver<Record>,
@@ -146,7 +152,7 @@ impl RecordSender {
     /// Queues a record, waiting while the queue is full. Fails when the
     /// writer has stopped.
     pub async fn send(&self, pos: usize, data: Zeroizing<Vec<u8>>) -> Result<(), SourceError> {
-        let stopped = || SourceError::Write("the snapshot writer stopped".to_owned());
+        let stopped = || SourceError::Write(WriterStopped);
         let kib = data.len().div_ceil(1024).clamp(1, IN_FLIGHT_BYTES >> 10);
         let permit = Arc::clone(&self.budget)
             .acquire_many_owned(u32::try_from(kib).unwrap_or(u32::MAX))
@@ -231,9 +237,9 @@ pub enum SourceError {
     /// A record present in the first pass was missing in the second.
     #[error("release record {0} disappeared while saving; run save again")]
     Vanished(String),
-    /// Writing to the snapshot failed.
+    /// The snapshot writer stopped taking records (its own error says why).
     #[error("{0}")]
-    Write(String),
+    Write(WriterStopped),
     /// A record or CRD cannot be placed in the snapshot (its path).
     #[error("{0}")]
     Snapshot(#[from] crate::snapshot::SnapshotError),

@@ -75,9 +75,7 @@ fn note(
     {
         return Ok(());
     }
-    let row = record
-        .index_row(SourceKind::Tiller)
-        .map_err(|e| SourceError::Write(e.to_string()))?;
+    let row = record.index_row(SourceKind::Tiller)?;
     kinds_of.insert((&row).into(), kinds);
     rows.push(row);
     Ok(())

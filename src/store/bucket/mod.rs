@@ -58,10 +58,20 @@ pub enum BucketError {
     /// The task uploading a snapshot panicked or was cancelled.
     #[error("the upload task failed: {0}")]
     UploadTask(#[source] tokio::task::JoinError),
-    /// The store failed in a way no store error says (an interrupted or
-    /// refused upload).
-    #[error("{0}")]
-    Store(String),
+    /// An upload stopped by an interruption (Ctrl-C, SIGTERM), and aborted.
+    #[error("interrupted; the upload was aborted")]
+    Interrupted,
+    /// An upload whose writer went away before the end of the snapshot,
+    /// and aborted.
+    #[error("the upload was interrupted and aborted")]
+    Unfinished,
+    /// An object that changed since its signature was checked (its ETag
+    /// no longer matches).
+    #[error("{key} changed after its signature was checked; refusing it")]
+    Changed {
+        /// The object's key.
+        key: String,
+    },
     /// No snapshot matched.
     #[error("no snapshot found at {0}")]
     NotFound(String),
@@ -234,9 +244,7 @@ impl Bucket {
                 };
                 let Some(chunk) = received else {
                     let _ = w.abort().await;
-                    return Err(BucketError::Store(
-                        "interrupted; the upload was aborted".to_owned(),
-                    ));
+                    return Err(BucketError::Interrupted);
                 };
                 let Some(chunk) = chunk else { break };
                 match chunk {
@@ -256,9 +264,7 @@ impl Bucket {
             }
             if !complete {
                 let _ = w.abort().await;
-                return Err(BucketError::Store(
-                    "the upload was interrupted and aborted".to_owned(),
-                ));
+                return Err(BucketError::Unfinished);
             }
             w.finish()
                 .await
@@ -317,9 +323,9 @@ impl Bucket {
                 object_store::Error::NotFound { .. } => {
                     BucketError::NotFound(format!("{}/{key}", self.url))
                 }
-                object_store::Error::Precondition { .. } => BucketError::Store(format!(
-                    "{key} changed after its signature was checked; refusing it"
-                )),
+                object_store::Error::Precondition { .. } => BucketError::Changed {
+                    key: key.to_owned(),
+                },
                 other => BucketError::request(format!("cannot read {key}"), other),
             })?;
         let etag = r.meta.e_tag.clone();
