@@ -28,6 +28,7 @@ use super::{Driver, RecordSender, Source, SourceError};
 use crate::release::{ReleaseId, ReleaseKey, ReleaseRecord};
 use crate::snapshot::{IndexRow, SourceKind};
 use crate::tiller::client::Tiller;
+use crate::tiller::hapi::release::Release;
 use crate::tiller::hapi::release::status::Code;
 use crate::tiller::record::{record_from_bytes, status_name};
 
@@ -61,41 +62,55 @@ fn select(rows: Vec<IndexRow>, statuses: &[Code], filter: &SaveFilter) -> Vec<In
 /// The kinds used by each planned revision, by `(namespace, name, revision)`.
 type KindsOf = HashMap<crate::release::RevisionKey, BTreeSet<crate::release::GroupKind>>;
 
-/// Adds a decoded record to the first-pass state.
-fn note(
-    record: ReleaseRecord,
-    kinds: BTreeSet<crate::release::GroupKind>,
-    filter: &SaveFilter,
-    scope: Option<&str>,
-    rows: &mut Vec<IndexRow>,
-    kinds_of: &mut KindsOf,
-) -> Result<(), SourceError> {
-    let s = &record.summary;
-    if scope.is_some_and(|ns| ns != s.namespace) || !filter.selection.matches(&s.namespace, &s.name)
-    {
-        return Ok(());
-    }
-    let row = record.index_row(SourceKind::Tiller)?;
-    kinds_of.insert((&row).into(), kinds);
-    rows.push(row);
-    Ok(())
+/// What the first pass gathers from the records it reads: the index rows
+/// of those selected, the kinds each uses, and what could not be read.
+#[derive(Default)]
+struct FirstPass {
+    rows: Vec<IndexRow>,
+    kinds_of: KindsOf,
+    problems: Vec<String>,
 }
 
-fn finish(
-    rows: Vec<IndexRow>,
-    statuses: &[Code],
-    filter: &SaveFilter,
-    kinds_of: KindsOf,
-    resource_version: String,
-    problems: Vec<String>,
-) -> Plan {
-    let rows = select(rows, statuses, filter);
-    let kinds = crate::source::helm::kinds_by_release(&rows, kinds_of);
-    Plan {
-        rows,
-        resource_version,
-        problems,
-        kinds,
+impl FirstPass {
+    /// Notes a record read in the first pass (with its release), or why it
+    /// could not be read, as a problem of `place()` (which names it).
+    fn read<E: std::fmt::Display>(
+        &mut self,
+        decoded: Result<(ReleaseRecord, Release), E>,
+        filter: &SaveFilter,
+        scope: Option<&str>,
+        place: impl FnOnce() -> String,
+    ) -> Result<(), SourceError> {
+        let (record, release) = match decoded {
+            Ok(decoded) => decoded,
+            Err(why) => {
+                self.problems.push(format!("{}: {why}", place()));
+                return Ok(());
+            }
+        };
+        let s = &record.summary;
+        if scope.is_some_and(|ns| ns != s.namespace)
+            || !filter.selection.matches(&s.namespace, &s.name)
+        {
+            return Ok(());
+        }
+        let row = record.index_row(SourceKind::Tiller)?;
+        self.kinds_of
+            .insert((&row).into(), crate::tiller::record::kinds_used(&release));
+        self.rows.push(row);
+        Ok(())
+    }
+
+    /// The plan: the selected rows ([`select`]) and their kinds.
+    fn finish(self, statuses: &[Code], filter: &SaveFilter, resource_version: String) -> Plan {
+        let rows = select(self.rows, statuses, filter);
+        let kinds = crate::source::helm::kinds_by_release(&rows, self.kinds_of);
+        Plan {
+            rows,
+            resource_version,
+            problems: self.problems,
+            kinds,
+        }
     }
 }
 
@@ -136,33 +151,19 @@ impl GrpcSource {
 impl Source for GrpcSource {
     /// First pass: ListReleases, then GetHistory of each release.
     async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
-        let mut rows = Vec::new();
-        let mut problems = Vec::new();
-        let mut kinds_of = HashMap::new();
+        let mut pass = FirstPass::default();
         for name in self.names(filter).await? {
             let history = self.tiller.history_raw(&name).await.map_err(tiller_err)?;
             for (i, data) in history.into_iter().enumerate() {
-                match record_from_bytes(data) {
-                    Ok((record, release)) => note(
-                        record,
-                        crate::tiller::record::kinds_used(&release),
-                        filter,
-                        self.scope.as_deref(),
-                        &mut rows,
-                        &mut kinds_of,
-                    )?,
-                    Err(why) => problems.push(format!("{name} (history entry {}): {why}", i + 1)),
-                }
+                pass.read(
+                    record_from_bytes(data),
+                    filter,
+                    self.scope.as_deref(),
+                    || format!("{name} (history entry {})", i + 1),
+                )?;
             }
         }
-        Ok(finish(
-            rows,
-            &self.statuses,
-            filter,
-            kinds_of,
-            String::new(),
-            problems,
-        ))
+        Ok(pass.finish(&self.statuses, filter, String::new()))
     }
 
     /// Second pass: GetHistory again, sending each planned revision in index
@@ -272,29 +273,17 @@ impl StorageSource {
 impl Source for StorageSource {
     /// First pass: the index rows of everything selected.
     async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
-        let mut rows = Vec::new();
-        let mut problems = Vec::new();
-        let mut kinds_of = HashMap::new();
+        let mut pass = FirstPass::default();
         let mut lister = self.lister(None);
         while let Some(items) = lister.next_page().await? {
             for s in items {
-                match Self::decode(&s) {
-                    Ok((record, release)) => note(
-                        record,
-                        crate::tiller::record::kinds_used(&release),
-                        filter,
-                        self.scope.as_deref(),
-                        &mut rows,
-                        &mut kinds_of,
-                    )?,
-                    Err(why) => {
-                        problems.push(format!("{}/{}: {why}", self.tiller_namespace, s.name))
-                    }
-                }
+                pass.read(Self::decode(&s), filter, self.scope.as_deref(), || {
+                    format!("{}/{}", self.tiller_namespace, s.name)
+                })?;
             }
         }
         let rv = lister.resource_version().to_owned();
-        Ok(finish(rows, &self.statuses, filter, kinds_of, rv, problems))
+        Ok(pass.finish(&self.statuses, filter, rv))
     }
 
     /// Second pass: lists again at the first pass's resourceVersion and sends
