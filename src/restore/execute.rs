@@ -289,6 +289,28 @@ mod tests {
         reports.iter().map(|r| r.step.name.as_str()).collect()
     }
 
+    /// Each report's step name and outcome.
+    fn outcomes(reports: &[Report]) -> Vec<(&str, &Outcome)> {
+        reports
+            .iter()
+            .map(|r| (r.step.name.as_str(), &r.outcome))
+            .collect()
+    }
+
+    /// Runs `steps` on `target`, `jobs` at once, until `stop`: the reports,
+    /// and the names of the steps whose record was fetched, in order.
+    fn run(
+        target: &Recording,
+        steps: &[Step],
+        jobs: usize,
+        stop: &Stop,
+    ) -> (Vec<Report>, Vec<String>) {
+        let calls = Mutex::new(Vec::new());
+        let reports = run_plan(target, steps, jobs, stop, fetcher(&calls), |_| {});
+        let fetched = calls.into_inner().unwrap().into_iter().map(|c| c.0);
+        (reports, fetched.collect())
+    }
+
     #[test]
     fn ordered_steps_run_first_one_by_one_and_reports_come_in_plan_order() {
         let mut steps = installs(&["a", "b", "c", "d", "e", "f"]);
@@ -334,29 +356,13 @@ mod tests {
                 want: jobs,
                 ..Default::default()
             };
-            let calls = Mutex::new(Vec::new());
-            let reports = run_plan(
-                &target,
-                &steps,
-                jobs,
-                &Stop::default(),
-                fetcher(&calls),
-                |_| {},
-            );
+            let (reports, _) = run(&target, &steps, jobs, &Stop::default());
             assert_eq!(reports.len(), steps.len());
             assert_eq!(target.most.load(Ordering::SeqCst), jobs, "jobs {jobs}");
         }
         // 0 jobs still runs one at a time.
         let target = Recording::default();
-        let calls = Mutex::new(Vec::new());
-        let reports = run_plan(
-            &target,
-            &steps,
-            0,
-            &Stop::default(),
-            fetcher(&calls),
-            |_| {},
-        );
+        let (reports, _) = run(&target, &steps, 0, &Stop::default());
         assert!(reports.iter().all(|r| r.outcome == Outcome::Done));
         assert_eq!(target.most.load(Ordering::SeqCst), 1);
     }
@@ -374,21 +380,9 @@ mod tests {
             fail: vec!["broken"],
             ..Default::default()
         };
-        let calls = Mutex::new(Vec::new());
-        let reports = run_plan(
-            &target,
-            &steps,
-            2,
-            &Stop::default(),
-            fetcher(&calls),
-            |_| {},
-        );
-        let outcomes: Vec<(&str, &Outcome)> = reports
-            .iter()
-            .map(|r| (r.step.name.as_str(), &r.outcome))
-            .collect();
+        let (reports, fetched) = run(&target, &steps, 2, &Stop::default());
         assert_eq!(
-            outcomes,
+            outcomes(&reports),
             [
                 ("skip", &Outcome::Skipped("exists".to_owned())),
                 ("refuse", &Outcome::Failed("not ours".to_owned())),
@@ -401,12 +395,6 @@ mod tests {
             ]
         );
         // Records are fetched only for the steps that change the target.
-        let fetched: Vec<String> = calls
-            .into_inner()
-            .unwrap()
-            .into_iter()
-            .map(|c| c.0)
-            .collect();
         assert_eq!(fetched, ["missing", "broken", "fine"]);
         let mut restored: Vec<String> = target
             .restored
@@ -430,14 +418,9 @@ mod tests {
             stop_at: Some(("first", stop.clone())),
             ..Default::default()
         };
-        let calls = Mutex::new(Vec::new());
-        let reports = run_plan(&target, &steps, 2, &stop, fetcher(&calls), |_| {});
-        let outcomes: Vec<(&str, &Outcome)> = reports
-            .iter()
-            .map(|r| (r.step.name.as_str(), &r.outcome))
-            .collect();
+        let (reports, fetched) = run(&target, &steps, 2, &stop);
         assert_eq!(
-            outcomes,
+            outcomes(&reports),
             [
                 ("first", &Outcome::Done),
                 ("second", &Outcome::NotStarted),
@@ -449,12 +432,6 @@ mod tests {
             ]
         );
         // Nothing after the stop was fetched or restored.
-        let fetched: Vec<String> = calls
-            .into_inner()
-            .unwrap()
-            .into_iter()
-            .map(|c| c.0)
-            .collect();
         assert_eq!(fetched, ["first"]);
         assert_eq!(target.restored.into_inner().unwrap().len(), 1);
 
@@ -462,17 +439,9 @@ mod tests {
         let stop = Stop::default();
         stop.stop();
         let target = Recording::default();
-        let calls = Mutex::new(Vec::new());
-        let reports = run_plan(
-            &target,
-            &installs(&["a", "b"]),
-            4,
-            &stop,
-            fetcher(&calls),
-            |_| {},
-        );
+        let (reports, fetched) = run(&target, &installs(&["a", "b"]), 4, &stop);
         assert!(reports.iter().all(|r| r.outcome == Outcome::NotStarted));
-        assert!(calls.into_inner().unwrap().is_empty());
+        assert!(fetched.is_empty());
         assert!(target.restored.into_inner().unwrap().is_empty());
     }
 
