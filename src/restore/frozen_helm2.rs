@@ -218,6 +218,7 @@ pub fn tiller_chart(r: &Release) -> Result<(Chart, Config), RestoreError> {
 mod tests {
     use super::*;
     use crate::tiller::hapi::release::{Hook, Info, Status};
+    use crate::tiller::record::samples::{chart, metadata, values};
 
     #[test]
     fn hook_piece_keeps_letters_digits_and_dashes() {
@@ -242,30 +243,17 @@ mod tests {
                 }),
                 ..Default::default()
             }),
-            chart: Some(Chart {
-                metadata: Some(Metadata {
-                    name: "nginx".into(),
-                    version: "1.2.3".into(),
-                    app_version: "1.27".into(),
+            chart: chart(
+                Metadata {
                     engine: "gotpl".into(),
                     tiller_version: ">=2.10".into(),
                     kube_version: ">=1.10".into(),
-                    ..Default::default()
-                }),
-                templates: vec![Template {
-                    name: "templates/cm.yaml".into(),
-                    data: b"{{ .Values.x }}".to_vec(),
-                }],
-                values: Some(Config {
-                    raw: "replicas: 1\n".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            config: Some(Config {
-                raw: "password: p\n".into(),
-                ..Default::default()
-            }),
+                    ..metadata("nginx", "1.2.3", "1.27")
+                },
+                ("templates/cm.yaml", b"{{ .Values.x }}"),
+                "replicas: 1\n",
+            ),
+            config: values("password: p\n"),
             manifest: "---\nkind: ConfigMap\ndata:\n  t: '{{ literal }}'\n".into(),
             hooks: vec![
                 Hook {
@@ -292,17 +280,8 @@ mod tests {
         assert_eq!(&f.values[..], b"password: p\n");
         let files = crate::restore::frozen::archive_files(&f.archive);
         let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "nginx/Chart.yaml",
-                "nginx/values.yaml",
-                "nginx/templates/helm-bulk-unsourced.yaml",
-                "nginx/templates/hook-000-pre.yaml",
-                "nginx/templates/NOTES.txt",
-                "nginx/crds/000-crd.yaml"
-            ]
-        );
+        assert_eq!(names[..5], crate::restore::frozen::NGINX_WITH_PRE_HOOK);
+        assert_eq!(names[5..], ["nginx/crds/000-crd.yaml"]);
         let chart: Value = serde_json::from_str(&files[0].1).unwrap();
         assert_eq!(chart["apiVersion"], "v1");
         assert_eq!(chart["appVersion"], "1.27");

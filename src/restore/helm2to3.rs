@@ -235,8 +235,8 @@ pub fn record_to_helm3(data: &[u8]) -> Result<Zeroizing<Vec<u8>>, ConvertError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tiller::hapi::chart::{Metadata, Template};
     use crate::tiller::hapi::release::{Info, Status};
+    use crate::tiller::record::samples::{chart, metadata, values};
 
     #[test]
     fn a_helm2_release_as_helm3_reads_it() {
@@ -262,27 +262,12 @@ mod tests {
                 deleted: None,
                 description: "Upgrade complete".into(),
             }),
-            chart: Some(Chart {
-                metadata: Some(Metadata {
-                    name: "legacy".into(),
-                    version: "1.0.0".into(),
-                    app_version: "2.0".into(),
-                    ..Default::default()
-                }),
-                templates: vec![Template {
-                    name: "templates/cm.yaml".into(),
-                    data: b"kind: ConfigMap".to_vec(),
-                }],
-                values: Some(Config {
-                    raw: "image: x\n".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            config: Some(Config {
-                raw: "password: hunter2\n".into(),
-                ..Default::default()
-            }),
+            chart: chart(
+                metadata("legacy", "1.0.0", "2.0"),
+                ("templates/cm.yaml", b"kind: ConfigMap"),
+                "image: x\n",
+            ),
+            config: values("password: hunter2\n"),
             hooks: vec![Hook {
                 name: "migrate".into(),
                 kind: "Job".into(),

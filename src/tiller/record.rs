@@ -242,10 +242,48 @@ pub fn kinds_used_bytes(data: &[u8]) -> BTreeSet<crate::release::GroupKind> {
     decode(data).map(|r| kinds_used(&r)).unwrap_or_default()
 }
 
+/// Parts of Helm 2 release records, for tests.
+#[cfg(test)]
+pub(crate) mod samples {
+    use crate::tiller::hapi::chart::{Chart, Config, Metadata, Template};
+
+    /// Chart metadata: its name, version and appVersion.
+    pub fn metadata(name: &str, version: &str, app_version: &str) -> Metadata {
+        Metadata {
+            name: name.into(),
+            version: version.into(),
+            app_version: app_version.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Values as Helm 2 stores them (user values, or a chart's defaults).
+    pub fn values(yaml: &str) -> Option<Config> {
+        Some(Config {
+            raw: yaml.into(),
+            ..Default::default()
+        })
+    }
+
+    /// A chart of `metadata` with one template and default values.
+    pub fn chart(metadata: Metadata, template: (&str, &[u8]), defaults: &str) -> Option<Chart> {
+        Some(Chart {
+            metadata: Some(metadata),
+            templates: vec![Template {
+                name: template.0.into(),
+                data: template.1.to_vec(),
+            }],
+            values: values(defaults),
+            ..Default::default()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::samples::{metadata, values};
     use super::*;
-    use crate::tiller::hapi::chart::{Chart, Config, Metadata};
+    use crate::tiller::hapi::chart::Chart;
     use crate::tiller::hapi::release::{Hook, Info, Status};
 
     fn release() -> Release {
@@ -265,18 +303,10 @@ mod tests {
                 ..Default::default()
             }),
             chart: Some(Chart {
-                metadata: Some(Metadata {
-                    name: "nginx".into(),
-                    version: "1.2.3".into(),
-                    app_version: "1.27".into(),
-                    ..Default::default()
-                }),
+                metadata: Some(metadata("nginx", "1.2.3", "1.27")),
                 ..Default::default()
             }),
-            config: Some(Config {
-                raw: "password: hunter2\n".into(),
-                ..Default::default()
-            }),
+            config: values("password: hunter2\n"),
             manifest: "---\napiVersion: v1\nkind: ConfigMap\n".into(),
             hooks: vec![Hook {
                 manifest: "apiVersion: example.com/v1\nkind: Widget\n".into(),
