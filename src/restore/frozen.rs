@@ -308,7 +308,6 @@ pub struct FrozenHook {
 pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
     let r: Record = serde_json::from_slice(record).map_err(RestoreError::NotARecord)?;
     let chart = r.chart.ok_or(RestoreError::NoChart)?;
-    let json = |v: &Value| serde_json::to_vec_pretty(v).map_err(RestoreError::Json);
     let mut crds = Vec::new();
     for f in chart.files.iter() {
         let Some(path) = f.name.strip_prefix("crds/") else {
@@ -354,129 +353,16 @@ pub fn freeze(record: &[u8]) -> Result<FrozenChart, RestoreError> {
 /// Builds the chart archive from its parts: Chart.yaml, values.yaml, the
 /// manifest, hooks and notes as escaped templates, and `crds/`.
 pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
-    let mut meta = parts.metadata;
-    let name = meta
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .ok_or(RestoreError::UnnamedChart)?
-        .to_owned();
-    let version = meta
-        .get("version")
-        .and_then(Value::as_str)
-        .filter(|v| !v.is_empty())
-        .unwrap_or("0.0.0")
-        .to_owned();
-    meta.remove("dependencies");
-    meta.remove("kubeVersion");
-    if !matches!(
-        meta.get("apiVersion").and_then(Value::as_str),
-        Some("v1" | "v2")
-    ) {
-        meta.insert("apiVersion".to_owned(), Value::from("v2"));
-    }
-    meta.insert("version".to_owned(), Value::from(version.clone()));
-    let annotations = meta
-        .entry("annotations")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if let Value::Object(a) = annotations {
-        a.insert(
-            FROZEN_ANNOTATION.to_owned(),
-            Value::from(parts.revision.to_string()),
-        );
-    }
+    let (name, version, meta) = frozen_metadata(parts.metadata, parts.revision)?;
     let io = RestoreError::Build;
-    let json = |v: &Value| serde_json::to_vec_pretty(v).map_err(RestoreError::Json);
-
     let mut tar = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
-    add(
-        &mut tar,
-        &format!("{name}/Chart.yaml"),
-        &json(&Value::Object(meta))?,
-    )
-    .map_err(io)?;
+    add(&mut tar, &format!("{name}/Chart.yaml"), &json(&meta)?).map_err(io)?;
     add(&mut tar, &format!("{name}/values.yaml"), &parts.defaults).map_err(io)?;
-    let mut templates = Templates::default();
-    let stored = split_manifest(&parts.manifest);
-    let count = stored.len();
-    for (i, (source, doc)) in stored.into_iter().enumerate() {
-        let what = format!(
-            "manifest document {} of {count} (# Source: {})",
-            i + 1,
-            source.unwrap_or("none")
-        );
-        match source.and_then(|p| template_path(&name, p)) {
-            Some(path) => templates.push(path, what, doc),
-            // No usable `# Source:` comment: the document keeps its own text.
-            None => templates.push(UNSOURCED.to_owned(), what, doc),
-        }
-    }
-    for (i, hook) in parts.hooks.iter().enumerate() {
-        let path = template_path(&name, &hook.path)
-            .unwrap_or_else(|| format!("templates/hook-{i:03}-{}.yaml", file_piece(&hook.name)));
-        let what = format!("hook {} (# Source: {})", hook.name, hook.path);
-        templates.push(path, what, &hook.manifest);
-    }
-    for dir in templates.subcharts() {
-        let sub = dir.rsplit('/').next().unwrap_or(&dir);
-        let chart_yaml = serde_json::json!({
-            "apiVersion": "v2",
-            "name": sub,
-            "version": "0.0.0",
-            "description": "A subchart's rendered output, frozen by helm-bulk",
-        });
-        add(
-            &mut tar,
-            &format!("{name}/{dir}/Chart.yaml"),
-            &json(&chart_yaml)?,
-        )
-        .map_err(io)?;
-    }
+    let templates = templates(&name, &parts.manifest, &parts.hooks);
+    add_subcharts(&mut tar, &name, &templates)?;
     let mut layout = Vec::new();
     for (path, docs) in templates.files {
-        // Helm 3 trims each document it splits from a template's output;
-        // Helm 4 splits at lines starting with `---` and trims only leading
-        // white space, so a document it stored ends without a newline only
-        // if it was the last of its template (`{{- end -}}`). Such a
-        // document goes last here too: joined to a `---` line it would gain
-        // a newline with Helm 4. Moving it keeps Helm's order, which is
-        // stable by kind: it came after every document of its kind from
-        // the same template. Documents joined by `---` lines come back out
-        // of either Helm exactly as they went in.
-        let (ended, open): (Vec<_>, Vec<_>) =
-            docs.into_iter().partition(|(_, d)| d.ends_with('\n'));
-        let mut text = Zeroizing::new(String::new());
-        let mut placed = Vec::new();
-        let mut line = 1;
-        // A Helm 3 document can start with a `---` line (see
-        // split_manifest). Helm 3 splits a `---` at the very start of a
-        // template away, so one first in its template gets a `---` before it.
-        if ended
-            .iter()
-            .chain(&open)
-            .next()
-            .is_some_and(|(_, d)| d.starts_with("---"))
-        {
-            text.push_str("---\n");
-            line += 1;
-        }
-        for (i, (what, doc)) in ended.into_iter().chain(open).enumerate() {
-            if i > 0 {
-                if !text.ends_with('\n') {
-                    text.push('\n');
-                    line += 1;
-                }
-                text.push_str("---\n");
-                line += 1;
-            }
-            placed.push(FrozenDoc {
-                what,
-                first_line: line,
-                text: doc.clone(),
-            });
-            line += doc.matches('\n').count();
-            text.push_str(&doc);
-        }
+        let (text, placed) = join_documents(docs);
         let body = Zeroizing::new(escape_template(&text));
         let file = format!("{name}/{path}");
         add(&mut tar, &file, body.as_bytes()).map_err(io)?;
@@ -515,6 +401,152 @@ pub fn assemble(parts: Parts) -> Result<FrozenChart, RestoreError> {
         values: parts.values,
         layout,
     })
+}
+
+/// A part of the frozen chart as its (pretty) JSON text.
+fn json(v: &Value) -> Result<Vec<u8>, RestoreError> {
+    serde_json::to_vec_pretty(v).map_err(RestoreError::Json)
+}
+
+/// The frozen chart's name, version and Chart.yaml: the stored metadata
+/// without `dependencies` and `kubeVersion`, with an `apiVersion` Helm 3/4
+/// reads, a version (`0.0.0` when there is none) and the frozen revision as
+/// [`FROZEN_ANNOTATION`].
+fn frozen_metadata(
+    mut meta: Map<String, Value>,
+    revision: u32,
+) -> Result<(String, String, Value), RestoreError> {
+    let name = meta
+        .get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or(RestoreError::UnnamedChart)?
+        .to_owned();
+    let version = meta
+        .get("version")
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .unwrap_or("0.0.0")
+        .to_owned();
+    meta.remove("dependencies");
+    meta.remove("kubeVersion");
+    if !matches!(
+        meta.get("apiVersion").and_then(Value::as_str),
+        Some("v1" | "v2")
+    ) {
+        meta.insert("apiVersion".to_owned(), Value::from("v2"));
+    }
+    meta.insert("version".to_owned(), Value::from(version.clone()));
+    let annotations = meta
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(a) = annotations {
+        a.insert(
+            FROZEN_ANNOTATION.to_owned(),
+            Value::from(revision.to_string()),
+        );
+    }
+    Ok((name, version, Value::Object(meta)))
+}
+
+/// The templates of the chart `name`: each manifest document in the
+/// template its `# Source:` comment names (or [`UNSOURCED`]), then each
+/// hook in its own (or `templates/hook-NNN-<name>.yaml`).
+fn templates(name: &str, manifest: &str, hooks: &[FrozenHook]) -> Templates {
+    let mut templates = Templates::default();
+    let stored = split_manifest(manifest);
+    let count = stored.len();
+    for (i, (source, doc)) in stored.into_iter().enumerate() {
+        let what = format!(
+            "manifest document {} of {count} (# Source: {})",
+            i + 1,
+            source.unwrap_or("none")
+        );
+        match source.and_then(|p| template_path(name, p)) {
+            Some(path) => templates.push(path, what, doc),
+            // No usable `# Source:` comment: the document keeps its own text.
+            None => templates.push(UNSOURCED.to_owned(), what, doc),
+        }
+    }
+    for (i, hook) in hooks.iter().enumerate() {
+        let path = template_path(name, &hook.path)
+            .unwrap_or_else(|| format!("templates/hook-{i:03}-{}.yaml", file_piece(&hook.name)));
+        let what = format!("hook {} (# Source: {})", hook.name, hook.path);
+        templates.push(path, what, &hook.manifest);
+    }
+    templates
+}
+
+/// A Chart.yaml for each subchart directory the templates need.
+fn add_subcharts(
+    tar: &mut tar::Builder<GzEncoder<Vec<u8>>>,
+    name: &str,
+    templates: &Templates,
+) -> Result<(), RestoreError> {
+    for dir in templates.subcharts() {
+        let sub = dir.rsplit('/').next().unwrap_or(&dir);
+        let chart_yaml = serde_json::json!({
+            "apiVersion": "v2",
+            "name": sub,
+            "version": "0.0.0",
+            "description": "A subchart's rendered output, frozen by helm-bulk",
+        });
+        add(
+            tar,
+            &format!("{name}/{dir}/Chart.yaml"),
+            &json(&chart_yaml)?,
+        )
+        .map_err(RestoreError::Build)?;
+    }
+    Ok(())
+}
+
+/// The text of one template from its documents, joined by `---` lines, and
+/// where each document starts in it.
+fn join_documents(docs: Vec<Doc>) -> (Zeroizing<String>, Vec<FrozenDoc>) {
+    // Helm 3 trims each document it splits from a template's output;
+    // Helm 4 splits at lines starting with `---` and trims only leading
+    // white space, so a document it stored ends without a newline only
+    // if it was the last of its template (`{{- end -}}`). Such a
+    // document goes last here too: joined to a `---` line it would gain
+    // a newline with Helm 4. Moving it keeps Helm's order, which is
+    // stable by kind: it came after every document of its kind from
+    // the same template. Documents joined by `---` lines come back out
+    // of either Helm exactly as they went in.
+    let (ended, open): (Vec<_>, Vec<_>) = docs.into_iter().partition(|(_, d)| d.ends_with('\n'));
+    let mut text = Zeroizing::new(String::new());
+    let mut placed = Vec::new();
+    let mut line = 1;
+    // A Helm 3 document can start with a `---` line (see
+    // split_manifest). Helm 3 splits a `---` at the very start of a
+    // template away, so one first in its template gets a `---` before it.
+    if ended
+        .iter()
+        .chain(&open)
+        .next()
+        .is_some_and(|(_, d)| d.starts_with("---"))
+    {
+        text.push_str("---\n");
+        line += 1;
+    }
+    for (i, (what, doc)) in ended.into_iter().chain(open).enumerate() {
+        if i > 0 {
+            if !text.ends_with('\n') {
+                text.push('\n');
+                line += 1;
+            }
+            text.push_str("---\n");
+            line += 1;
+        }
+        placed.push(FrozenDoc {
+            what,
+            first_line: line,
+            text: doc.clone(),
+        });
+        line += doc.matches('\n').count();
+        text.push_str(&doc);
+    }
+    (text, placed)
 }
 
 /// Where documents without a usable `# Source:` comment go.
