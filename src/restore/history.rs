@@ -622,107 +622,125 @@ impl Storage {
     }
 
     async fn apply(&self, want: &Wanted, op: Op) -> Result<(), HistoryError> {
-        let ns = &want.namespace;
         match op {
-            Op::Create(n) | Op::Replace(n) => {
-                let rev = want.get(n).ok_or(HistoryError::NotInSnapshot(n))?;
-                let write = if matches!(op, Op::Create(_)) {
-                    Write::Create
-                } else {
-                    Write::Update
-                };
-                let resource_version = if write == Write::Update {
-                    let stored = self.list(ns, &want.name).await?;
-                    stored.get(&n).and_then(|s| s.resource_version.clone())
-                } else {
-                    None
-                };
-                let meta = ObjectMeta {
-                    name: Some(storage::key(&want.name, n)),
-                    namespace: Some(ns.clone()),
-                    labels: Some(storage::labels(
-                        &want.name,
-                        n,
-                        &rev.status,
-                        &rev.labels,
-                        write,
-                        now_unix(),
-                    )),
-                    resource_version,
+            Op::Create(n) => self.write(want, n, Write::Create).await,
+            Op::Replace(n) => self.write(want, n, Write::Update).await,
+            Op::Delete(n) => self.delete(want, n).await,
+        }
+    }
+
+    /// Creates, or replaces, the storage object of revision `n` with its
+    /// record from the snapshot.
+    async fn write(&self, want: &Wanted, n: u32, write: Write) -> Result<(), HistoryError> {
+        let ns = &want.namespace;
+        let rev = want.get(n).ok_or(HistoryError::NotInSnapshot(n))?;
+        let resource_version = if write == Write::Update {
+            let stored = self.list(ns, &want.name).await?;
+            stored.get(&n).and_then(|s| s.resource_version.clone())
+        } else {
+            None
+        };
+        let name = storage::key(&want.name, n);
+        let meta = ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(ns.clone()),
+            labels: Some(storage::labels(
+                &want.name,
+                n,
+                &rev.status,
+                &rev.labels,
+                write,
+                now_unix(),
+            )),
+            resource_version,
+            ..Default::default()
+        };
+        let payload = storage::encode_payload(&rev.record);
+        let result = match self.driver {
+            Driver::Secret => {
+                let mut obj = Secret {
+                    metadata: meta,
+                    type_: Some(storage::SECRET_TYPE.to_owned()),
+                    data: Some(
+                        [(
+                            "release".to_owned(),
+                            ByteString(payload.as_bytes().to_vec()),
+                        )]
+                        .into(),
+                    ),
                     ..Default::default()
                 };
-                let payload = storage::encode_payload(&rev.record);
-                let pp = PostParams::default();
-                let result = match self.driver {
-                    Driver::Secret => {
-                        let api: Api<Secret> = Api::namespaced(self.client.clone(), ns);
-                        let mut obj = Secret {
-                            metadata: meta,
-                            type_: Some(storage::SECRET_TYPE.to_owned()),
-                            data: Some(
-                                [(
-                                    "release".to_owned(),
-                                    ByteString(payload.as_bytes().to_vec()),
-                                )]
-                                .into(),
-                            ),
-                            ..Default::default()
-                        };
-                        let name = storage::key(&want.name, n);
-                        let r = match write {
-                            Write::Create => api.create(&pp, &obj).await.map(drop),
-                            Write::Update => api.replace(&name, &pp, &obj).await.map(drop),
-                        };
-                        for v in obj.data.iter_mut().flat_map(|d| d.values_mut()) {
-                            v.0.zeroize();
-                        }
-                        r
-                    }
-                    Driver::ConfigMap => {
-                        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), ns);
-                        let mut obj = ConfigMap {
-                            metadata: meta,
-                            data: Some([("release".to_owned(), payload.to_string())].into()),
-                            ..Default::default()
-                        };
-                        let name = storage::key(&want.name, n);
-                        let r = match write {
-                            Write::Create => api.create(&pp, &obj).await.map(drop),
-                            Write::Update => api.replace(&name, &pp, &obj).await.map(drop),
-                        };
-                        for v in obj.data.iter_mut().flat_map(|d| d.values_mut()) {
-                            v.zeroize();
-                        }
-                        r
-                    }
-                };
-                result.map_err(|e| HistoryError::Write {
-                    revision: n,
-                    source: KubeFailure(e),
-                })
+                let r = put(
+                    &Api::namespaced(self.client.clone(), ns),
+                    write,
+                    &name,
+                    &obj,
+                )
+                .await;
+                for v in obj.data.iter_mut().flat_map(|d| d.values_mut()) {
+                    v.0.zeroize();
+                }
+                r
             }
-            Op::Delete(n) => {
-                let stored = self.list(ns, &want.name).await?;
-                let Some(s) = stored.get(&n) else {
-                    return Ok(());
+            Driver::ConfigMap => {
+                let mut obj = ConfigMap {
+                    metadata: meta,
+                    data: Some([("release".to_owned(), payload.to_string())].into()),
+                    ..Default::default()
                 };
-                let dp = DeleteParams::default();
-                let result = match self.driver {
-                    Driver::Secret => Api::<Secret>::namespaced(self.client.clone(), ns)
-                        .delete(&s.object, &dp)
-                        .await
-                        .map(drop),
-                    Driver::ConfigMap => Api::<ConfigMap>::namespaced(self.client.clone(), ns)
-                        .delete(&s.object, &dp)
-                        .await
-                        .map(drop),
-                };
-                result.map_err(|e| HistoryError::Delete {
-                    revision: n,
-                    source: KubeFailure(e),
-                })
+                let r = put(
+                    &Api::namespaced(self.client.clone(), ns),
+                    write,
+                    &name,
+                    &obj,
+                )
+                .await;
+                for v in obj.data.iter_mut().flat_map(|d| d.values_mut()) {
+                    v.zeroize();
+                }
+                r
             }
-        }
+        };
+        result.map_err(|e| HistoryError::Write {
+            revision: n,
+            source: KubeFailure(e),
+        })
+    }
+
+    /// Deletes the storage object of revision `n`, if there is one.
+    async fn delete(&self, want: &Wanted, n: u32) -> Result<(), HistoryError> {
+        let ns = &want.namespace;
+        let stored = self.list(ns, &want.name).await?;
+        let Some(s) = stored.get(&n) else {
+            return Ok(());
+        };
+        let dp = DeleteParams::default();
+        let result = match self.driver {
+            Driver::Secret => Api::<Secret>::namespaced(self.client.clone(), ns)
+                .delete(&s.object, &dp)
+                .await
+                .map(drop),
+            Driver::ConfigMap => Api::<ConfigMap>::namespaced(self.client.clone(), ns)
+                .delete(&s.object, &dp)
+                .await
+                .map(drop),
+        };
+        result.map_err(|e| HistoryError::Delete {
+            revision: n,
+            source: KubeFailure(e),
+        })
+    }
+}
+
+/// Creates (`Write::Create`) or replaces `obj`, named `name`, through `api`.
+async fn put<K>(api: &Api<K>, write: Write, name: &str, obj: &K) -> kube::Result<()>
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let pp = PostParams::default();
+    match write {
+        Write::Create => api.create(&pp, obj).await.map(drop),
+        Write::Update => api.replace(name, &pp, obj).await.map(drop),
     }
 }
 
