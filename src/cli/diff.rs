@@ -90,6 +90,22 @@ struct Row {
     manifest_diff: Option<String>,
 }
 
+impl Row {
+    /// The row of `key` with `status`, and nothing else known yet.
+    fn new(key: &ReleaseKey, status: &'static str) -> Row {
+        Row {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            status,
+            snapshot_revision: None,
+            live_revision: None,
+            differs: Vec::new(),
+            values_diff: None,
+            manifest_diff: None,
+        }
+    }
+}
+
 type TextOf = fn(&[u8], bool) -> Result<String, serde_json::Error>;
 
 /// The record of each release's newest revision, with its number.
@@ -148,6 +164,39 @@ pub(super) fn run(args: DiffArgs, config: &Loaded) -> Result<(), Failure> {
 
 fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
     let driver = Driver::parse(&args.driver)?;
+    let (kind, snapshot) = read_snapshot(args, config)?;
+    let live = read_live(args, driver, kind)?;
+    // With -n, releases of other namespaces in the snapshot are not compared.
+    let scope = args.cluster.namespace.clone();
+    let mut rows = Vec::new();
+    for (key, (rev, data)) in &snapshot {
+        if scope.as_ref().is_some_and(|s| *s != key.namespace) {
+            continue;
+        }
+        let row = match live.get(key) {
+            None => Row {
+                snapshot_revision: Some(*rev),
+                ..Row::new(key, "missing")
+            },
+            Some((live_rev, live_data)) => drift(args, key, (*rev, data), (*live_rev, live_data))?,
+        };
+        rows.push(row);
+    }
+    for (key, (live_rev, _)) in &live {
+        if !snapshot.contains_key(key) {
+            rows.push(Row {
+                live_revision: Some(*live_rev),
+                ..Row::new(key, "extra")
+            });
+        }
+    }
+    rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    Ok(rows)
+}
+
+/// The snapshot's source kind and newest record of each release, verified
+/// as `load` would; a Helm 2 snapshot is refused.
+fn read_snapshot(args: &DiffArgs, config: &Loaded) -> Result<(SourceKind, Latest), Failure> {
     let (_, _, opened) = args.open.open(&args.file, config)?;
     let mut snapshot = Latest::new();
     let mut newest: Option<BTreeMap<ReleaseKey, u32>> = None;
@@ -168,18 +217,17 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
             "diff compares Helm 3/4 snapshots; this one holds Helm 2 (Tiller) records",
         ));
     }
+    Ok((index.source.kind, snapshot))
+}
 
+/// The newest record of each release in the cluster (in `driver` storage,
+/// of the Helm generation `kind`), in the scope of `-n`.
+fn read_live(args: &DiffArgs, driver: Driver, kind: SourceKind) -> Result<Latest, Failure> {
     let rt = super::args::runtime()?;
-    let live: Latest = rt.block_on(async {
+    rt.block_on(async {
         let cluster = helm_bulk::cluster::connect(&args.cluster.options()).await?;
         let scope = args.cluster.scope(&cluster.default_namespace);
-        let helm = HelmSource::new(
-            cluster.client.clone(),
-            driver,
-            scope,
-            index.source.kind,
-            500,
-        );
+        let helm = HelmSource::new(cluster.client.clone(), driver, scope, kind, 500);
         let filter = SaveFilter {
             selection: helm_bulk::select::Selection::all(),
             history: Some(0),
@@ -203,96 +251,61 @@ fn compare(args: &DiffArgs, config: &Loaded) -> Result<Vec<Row>, Failure> {
             .map_err(|_| super::fail("the record collector panicked"))?;
         fetched?;
         Ok::<_, Failure>(out)
-    })?;
+    })
+}
 
-    // With -n, releases of other namespaces in the snapshot are not compared.
-    let scope = args.cluster.namespace.clone();
-    let mut rows = Vec::new();
-    for (key, (rev, data)) in &snapshot {
-        let (ns, name) = (&key.namespace, &key.name);
-        if scope.as_ref().is_some_and(|s| s != ns) {
-            continue;
+/// The row of a release both in the snapshot and in the cluster: which
+/// parts differ, and the diffs of values and manifest asked for.
+fn drift(
+    args: &DiffArgs,
+    key: &ReleaseKey,
+    (rev, data): (u32, &[u8]),
+    (live_rev, live_data): (u32, &[u8]),
+) -> Result<Row, Failure> {
+    let (ns, name) = (&key.namespace, &key.name);
+    let differs = helm_bulk::release::compare::differing_parts(data, live_data)?;
+    let show = args.show_secrets;
+    let label =
+        |side: &str, rev: u32, what: &str| format!("{side} {ns}/{name} revision {rev} ({what})");
+    let text_diff = |wanted: bool, part: &str, text: TextOf| -> Result<_, Failure> {
+        if !wanted || !differs.contains(&part) {
+            return Ok(None);
         }
-        let row = match live.get(key) {
-            None => Row {
-                namespace: ns.clone(),
-                name: name.clone(),
-                status: "missing",
-                snapshot_revision: Some(*rev),
-                live_revision: None,
-                differs: Vec::new(),
-                values_diff: None,
-                manifest_diff: None,
-            },
-            Some((live_rev, live_data)) => {
-                let differs = helm_bulk::release::compare::differing_parts(data, live_data)?;
-                let show = args.show_secrets;
-                let label = |side: &str, rev: u32, what: &str| {
-                    format!("{side} {ns}/{name} revision {rev} ({what})")
-                };
-                let text_diff = |wanted: bool, part: &str, text: TextOf| -> Result<_, Failure> {
-                    if !wanted || !differs.contains(&part) {
-                        return Ok(None);
-                    }
-                    let d = helm_bulk::release::compare::unified(
-                        &text(data, show)?,
-                        &text(live_data, show)?,
-                        &label("snapshot", *rev, part),
-                        &label("cluster", *live_rev, part),
-                    );
-                    Ok(Some(if d.is_empty() {
-                        format!(
-                            "{ns}/{name}: only redacted {part} differ (--show-secrets shows them)\n"
-                        )
-                    } else {
-                        d
-                    }))
-                };
-                let values_diff = text_diff(
-                    args.values,
-                    "values",
-                    helm_bulk::release::compare::values_text,
-                )?;
-                let manifest_diff = text_diff(
-                    args.manifest,
-                    "manifest",
-                    helm_bulk::release::compare::manifest_text,
-                )?;
-                Row {
-                    values_diff,
-                    manifest_diff,
-                    namespace: ns.clone(),
-                    name: name.clone(),
-                    status: if differs.is_empty() {
-                        "equal"
-                    } else {
-                        "drifted"
-                    },
-                    snapshot_revision: Some(*rev),
-                    live_revision: Some(*live_rev),
-                    differs,
-                }
-            }
-        };
-        rows.push(row);
-    }
-    for (key, (live_rev, _)) in &live {
-        let (ns, name) = (&key.namespace, &key.name);
-        if !snapshot.contains_key(key) {
-            rows.push(Row {
-                namespace: ns.clone(),
-                name: name.clone(),
-                status: "extra",
-                snapshot_revision: None,
-                live_revision: Some(*live_rev),
-                differs: Vec::new(),
-                values_diff: None,
-                manifest_diff: None,
-            });
-        }
-    }
-    rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    Ok(rows)
+        let d = helm_bulk::release::compare::unified(
+            &text(data, show)?,
+            &text(live_data, show)?,
+            &label("snapshot", rev, part),
+            &label("cluster", live_rev, part),
+        );
+        Ok(Some(if d.is_empty() {
+            format!("{ns}/{name}: only redacted {part} differ (--show-secrets shows them)\n")
+        } else {
+            d
+        }))
+    };
+    let values_diff = text_diff(
+        args.values,
+        "values",
+        helm_bulk::release::compare::values_text,
+    )?;
+    let manifest_diff = text_diff(
+        args.manifest,
+        "manifest",
+        helm_bulk::release::compare::manifest_text,
+    )?;
+    let status = if differs.is_empty() {
+        "equal"
+    } else {
+        "drifted"
+    };
+    Ok(Row {
+        values_diff,
+        manifest_diff,
+        snapshot_revision: Some(rev),
+        live_revision: Some(live_rev),
+        differs,
+        ..Row::new(key, status)
+    })
 }
 
 fn table(rows: &[Row]) -> String {
