@@ -10,10 +10,11 @@ use super::args::TillerArgs;
 use super::args::{ClusterArgs, SelectArgs, StoreArgs};
 use super::{DEFAULT_SNAPSHOT, EncryptArgs, Failure, fail};
 use helm_bulk::config::Loaded;
-use helm_bulk::save::{Destination, Progress, SaveOptions, SourceChoice};
+use helm_bulk::save::{Destination, Progress, SaveOptions, Saved, SourceChoice, save};
 use helm_bulk::source::helm::{Driver, HelmSource, SaveFilter};
 use helm_bulk::source::tiller::{GrpcSource, StorageSource};
 use helm_bulk::tiller::client::Tiller;
+use helm_bulk::tiller::hapi::release::status::Code;
 
 /// `--source`: the library's [`SourceChoice`], with each value's help.
 fn source_values() -> impl clap::builder::TypedValueParser<Value = SourceChoice> {
@@ -142,6 +143,25 @@ pub struct SaveArgs {
 pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
     let start = Instant::now();
     // Everything that can be checked locally is checked before the cluster is touched.
+    let resolved = resolve(&args, config)?;
+    let runtime = super::args::runtime()?;
+    super::exit_cleanly_on_interrupt(&runtime);
+    let stats = runtime.block_on(save_from_source(&args, &resolved))?;
+    report(stats, start)
+}
+
+/// What `save` does, from its flags, the config file and the environment.
+struct Resolved {
+    /// Helm 3/4's storage driver.
+    driver: Driver,
+    /// The statuses of a Helm 2 source (empty for Helm 3/4).
+    tiller_statuses: Vec<Code>,
+    options: SaveOptions,
+}
+
+/// Resolves and checks the flags, in order: the storage driver, the
+/// statuses, the selection, the signing key, the keys, the destination.
+fn resolve(args: &SaveArgs, config: &Loaded) -> Result<Resolved, Failure> {
     let helm2 = args.source.is_helm2();
     // HELM_DRIVER names Helm 3/4's storage; Helm 2 sources have their own.
     let driver = if helm2 {
@@ -178,7 +198,6 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
         },
         None => Destination::File(args.output.clone()),
     };
-    let kind = args.source.kind();
     let options = SaveOptions {
         filter: SaveFilter {
             selection,
@@ -190,7 +209,7 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
                 args.status.clone()
             },
         },
-        kind,
+        kind: args.source.kind(),
         format: args.format,
         destination,
         protection,
@@ -200,101 +219,106 @@ pub(super) fn run(args: SaveArgs, config: &Loaded) -> Result<(), Failure> {
             shown: std::io::stderr().is_terminal(),
         }),
     };
-    let runtime = super::args::runtime()?;
-    super::exit_cleanly_on_interrupt(&runtime);
-    runtime
-        .block_on(async {
-            use helm_bulk::save::save;
-            let saved = match args.source {
-                SourceChoice::Tiller => {
-                    // Tiller alone is enough: no Kubernetes access is needed.
-                    let tiller = Tiller::connect(&args.tiller.options()).await?;
-                    let scope = args
-                        .cluster
-                        .namespace
-                        .clone()
-                        .filter(|_| !args.cluster.all_namespaces);
-                    let source =
-                        GrpcSource::new(tiller, scope, tiller_statuses.clone(), args.page_size);
-                    save(&source, None, &options).await?
-                }
-                _ => {
-                    let cluster = helm_bulk::cluster::connect(&args.cluster.options()).await?;
-                    let scope = args.cluster.scope(&cluster.default_namespace);
-                    if args.source == SourceChoice::TillerStorage {
-                        let source = StorageSource::new(
-                            cluster.client.clone(),
-                            args.tiller_storage,
-                            args.tiller.tiller_namespace.clone(),
-                            scope,
-                            tiller_statuses.clone(),
-                            args.page_size,
-                        );
-                        save(&source, Some(&cluster), &options).await?
-                    } else {
-                        let source = HelmSource::new(
-                            cluster.client.clone(),
-                            driver,
-                            scope,
-                            kind,
-                            args.page_size,
-                        )
-                        .with_blob_lifetimes(args.format == helm_bulk::snapshot::FORMAT_V2);
-                        save(&source, Some(&cluster), &options).await?
-                    }
-                }
-            };
-            Ok::<_, Failure>(saved)
-        })
-        .map(|stats| {
-            if let Some(stale) = &stats.removed_stale_signature {
-                eprintln!(
-                    "Removed {}: it signed an earlier snapshot at this path.",
-                    stale.display()
+    Ok(Resolved {
+        driver,
+        tiller_statuses,
+        options,
+    })
+}
+
+/// Connects to the source `--source` names (Tiller, or the cluster) and
+/// saves from it.
+async fn save_from_source(args: &SaveArgs, resolved: &Resolved) -> Result<Saved, Failure> {
+    let options = &resolved.options;
+    let statuses = resolved.tiller_statuses.clone();
+    let saved = match args.source {
+        SourceChoice::Tiller => {
+            // Tiller alone is enough: no Kubernetes access is needed.
+            let tiller = Tiller::connect(&args.tiller.options()).await?;
+            let scope = args
+                .cluster
+                .namespace
+                .clone()
+                .filter(|_| !args.cluster.all_namespaces);
+            let source = GrpcSource::new(tiller, scope, statuses, args.page_size);
+            save(&source, None, options).await?
+        }
+        _ => {
+            let cluster = helm_bulk::cluster::connect(&args.cluster.options()).await?;
+            let scope = args.cluster.scope(&cluster.default_namespace);
+            if args.source == SourceChoice::TillerStorage {
+                let source = StorageSource::new(
+                    cluster.client.clone(),
+                    args.tiller_storage,
+                    args.tiller.tiller_namespace.clone(),
+                    scope,
+                    statuses,
+                    args.page_size,
                 );
-            }
-            for (release, what) in &stats.in_flight {
-                eprintln!(
-                    "warning: {}/{}: {what}; save again once helm has finished to capture the new revision",
-                    super::printable(&release.namespace),
-                    super::printable(&release.name)
-                );
-            }
-            let where_ = &stats.destination;
-            let crds = if stats.group_crds > 0 {
-                format!(
-                    "{} CRDs, {} of them for their API group only",
-                    stats.crds, stats.group_crds
+                save(&source, Some(&cluster), options).await?
+            } else {
+                let source = HelmSource::new(
+                    cluster.client.clone(),
+                    resolved.driver,
+                    scope,
+                    options.kind,
+                    args.page_size,
                 )
-            } else {
-                format!("{} CRDs", stats.crds)
-            };
-            eprintln!(
-                "Saved {} releases ({} revisions, {crds}, {} of records) from {} to {where_} in {:.1}s",
-                stats.releases,
-                stats.revisions,
-                super::human_bytes(stats.bytes),
-                stats.server,
-                start.elapsed().as_secs_f64()
-            );
-            stats.problems
-        })
-        .and_then(|problems| {
-            if problems.is_empty() {
-                Ok(())
-            } else {
-                for p in &problems {
-                    eprintln!("warning: skipped {p}");
-                }
-                Err(Failure {
-                    message: format!(
-                        "{} storage object(s) could not be decoded and are not in the snapshot (listed above)",
-                        problems.len()
-                    ),
-                    code: super::EXIT_PARTIAL,
-                })
+                .with_blob_lifetimes(args.format == helm_bulk::snapshot::FORMAT_V2);
+                save(&source, Some(&cluster), options).await?
             }
-        })
+        }
+    };
+    Ok(saved)
+}
+
+/// Prints what was saved (and any warnings); fails with
+/// [`super::EXIT_PARTIAL`] when storage objects could not be decoded.
+fn report(stats: Saved, start: Instant) -> Result<(), Failure> {
+    if let Some(stale) = &stats.removed_stale_signature {
+        eprintln!(
+            "Removed {}: it signed an earlier snapshot at this path.",
+            stale.display()
+        );
+    }
+    for (release, what) in &stats.in_flight {
+        eprintln!(
+            "warning: {}/{}: {what}; save again once helm has finished to capture the new revision",
+            super::printable(&release.namespace),
+            super::printable(&release.name)
+        );
+    }
+    let where_ = &stats.destination;
+    let crds = if stats.group_crds > 0 {
+        format!(
+            "{} CRDs, {} of them for their API group only",
+            stats.crds, stats.group_crds
+        )
+    } else {
+        format!("{} CRDs", stats.crds)
+    };
+    eprintln!(
+        "Saved {} releases ({} revisions, {crds}, {} of records) from {} to {where_} in {:.1}s",
+        stats.releases,
+        stats.revisions,
+        super::human_bytes(stats.bytes),
+        stats.server,
+        start.elapsed().as_secs_f64()
+    );
+    let problems = stats.problems;
+    if problems.is_empty() {
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("warning: skipped {p}");
+    }
+    Err(Failure {
+        message: format!(
+            "{} storage object(s) could not be decoded and are not in the snapshot (listed above)",
+            problems.len()
+        ),
+        code: super::EXIT_PARTIAL,
+    })
 }
 
 /// Restarts and a progress line on a terminal.
