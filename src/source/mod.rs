@@ -1,6 +1,6 @@
 //! Where release records come from. Each source produces an index in a first
 //! pass and then the records in index order, so the snapshot writer can put
-//! the index first while holding only one page of records at a time.
+//! the index first while holding only a page or two of records at a time.
 
 use std::sync::Arc;
 
