@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::cluster::Cluster;
 use crate::snapshot::SourceKind;
 use crate::snapshot::{Cluster as IndexCluster, Index, SnapshotError, SnapshotWriter};
-use crate::source::helm::SaveFilter;
+use crate::source::helm::{Plan, SaveFilter};
 use crate::source::{Source, SourceError};
 use crate::store::Sink;
 use crate::store::bucket::{Bucket, BucketError, timestamp_of};
@@ -317,13 +317,61 @@ enum Out<'a> {
     File(&'a Path),
 }
 
+/// One attempt: plan, index, write, commit.
 async fn save_once(
     source: &impl Source,
     cluster: Option<&Cluster>,
     opts: &SaveOptions,
 ) -> Result<Saved, Attempt> {
+    let started = std::time::Instant::now();
     let plan = source.plan(&opts.filter).await.map_err(from_source)?;
+    crate::debug::note(|| {
+        format!(
+            "save: first pass: {} records to save, in {:.2}s",
+            plan.rows.len(),
+            started.elapsed().as_secs_f64()
+        )
+    });
     let (server, context) = origin(source, cluster);
+    let (index, crds) = index_of(source, cluster, opts, &plan, &server, context).await?;
+    let (sink, out) = open_output(opts, cluster, &server, &index).await?;
+    let written = write_snapshot(source, &plan, &index, crds, sink, opts).await;
+    let (sink, digest) = match written {
+        Ok(done) => done,
+        Err(e) => {
+            // The writer was dropped without committing: the upload task
+            // aborts the multipart upload; wait for it to do so.
+            if let Out::Upload(_, h) = out {
+                let _ = h.wait().await;
+            }
+            return Err(e);
+        }
+    };
+    let (destination, removed_stale_signature) = commit(out, sink, &digest, opts).await?;
+    Ok(Saved {
+        releases: crate::release::distinct_releases(&index.releases),
+        crds: index.crds.len(),
+        group_crds: group_only(&index),
+        revisions: index.releases.len(),
+        bytes: index.releases.iter().map(|r| r.size).sum(),
+        server,
+        problems: plan.problems,
+        in_flight: crate::release::caught_in_flight(&index.releases),
+        destination,
+        removed_stale_signature,
+    })
+}
+
+/// The snapshot's index for `plan`, and the CRDs it holds (read from the
+/// Kubernetes API, which a Tiller-only save does not use).
+async fn index_of(
+    source: &impl Source,
+    cluster: Option<&Cluster>,
+    opts: &SaveOptions,
+    plan: &Plan,
+    server: &str,
+    context: String,
+) -> Result<(Index, Vec<crate::source::crds::CapturedCrd>), Attempt> {
     let mut index = Index::new(
         crate::timefmt::now_rfc3339(),
         crate::snapshot::Source {
@@ -332,14 +380,13 @@ async fn save_once(
             extra: Default::default(),
         },
         IndexCluster {
-            server: server.clone(),
+            server: server.to_owned(),
             context,
             extra: Default::default(),
         },
     );
     index.format_version = opts.format;
     index.releases = plan.rows.clone();
-    // CRDs are read from the Kubernetes API, which a Tiller-only save does not use.
     let crds = match cluster {
         Some(cluster) => crate::source::crds::capture(&cluster.client, &plan.kinds)
             .await
@@ -347,11 +394,18 @@ async fn save_once(
         None => Vec::new(),
     };
     index.crds = crds.iter().map(|c| c.row.clone()).collect();
-    let releases = crate::release::distinct_releases(&index.releases);
-    let revisions = index.releases.len();
-    let bytes: u64 = index.releases.iter().map(|r| r.size).sum();
+    Ok((index, crds))
+}
 
-    let (sink, out) = match &opts.destination {
+/// Where the snapshot goes: a private temp file (or stdout), or an upload
+/// to the bucket under the cluster's name and the snapshot's time.
+async fn open_output<'a>(
+    opts: &'a SaveOptions,
+    cluster: Option<&Cluster>,
+    server: &str,
+    index: &Index,
+) -> Result<(Sink, Out<'a>), Attempt> {
+    Ok(match &opts.destination {
         Destination::Bucket {
             bucket,
             cluster_name: explicit,
@@ -359,20 +413,31 @@ async fn save_once(
             // A Tiller-only save (--source tiller) has no Kubernetes
             // context: it is named after Tiller's host.
             let context = cluster.map(|c| c.context.as_str()).unwrap_or("");
-            let name = cluster_name(explicit.as_deref(), context, &server);
+            let name = cluster_name(explicit.as_deref(), context, server);
             let key = bucket.snapshot_key(&name, &timestamp_of(&index.created_at));
             let (w, h) = bucket.upload(&key).await?.split();
             (Sink::Remote(w), Out::Upload(bucket, h))
         }
         Destination::File(output) => (Sink::open(output, !opts.armor)?, Out::File(output)),
-    };
+    })
+}
+
+/// The second pass: records flow from the source to a writer thread (tar,
+/// gzip, age, into `sink`) through a channel bounded in bytes, so the
+/// network and the compression and encryption overlap, and memory holds
+/// one page plus that budget, however big the cluster. Returns the sink,
+/// not committed, and the SHA-256 of the bytes written to it.
+async fn write_snapshot(
+    source: &impl Source,
+    plan: &Plan,
+    index: &Index,
+    crds: Vec<crate::source::crds::CapturedCrd>,
+    sink: Sink,
+    opts: &SaveOptions,
+) -> Result<(Sink, Vec<u8>), Attempt> {
     let sink = HashingWriter::new(sink);
     let encrypted = crate::vault::encrypt(sink, &opts.protection, opts.armor)?;
-    let mut writer = SnapshotWriter::new(encrypted, &index)?;
-
-    // Records flow from the lister to a writer thread through a channel
-    // bounded in bytes: the network and the compression+encryption overlap,
-    // and memory holds one page plus that budget, however big the cluster.
+    let mut writer = SnapshotWriter::new(encrypted, index)?;
     let (tx, mut rx) = crate::source::record_channel();
     let paths: Vec<String> = index.releases.iter().map(|r| r.path.clone()).collect();
     let crd_entries: Vec<(String, Vec<u8>)> =
@@ -391,43 +456,40 @@ async fn save_once(
         let sink = writer.finish()?.finish()?;
         Ok(sink)
     });
-    let fetched = source.fetch(&plan, &tx).await;
+    let started = std::time::Instant::now();
+    let fetched = source.fetch(plan, &tx).await;
     drop(tx);
+    let fetch_time = started.elapsed();
     let written = write_thread
         .join()
         .map_err(|_| Attempt::Failed(SaveError::WriterPanicked))?;
+    crate::debug::note(|| {
+        format!(
+            "save: second pass: records read in {:.2}s, written in {:.2}s",
+            fetch_time.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        )
+    });
     // A write error explains a fetch that stopped; report it first.
     // The fetch error is the cause unless the fetch stopped because the
     // writer did (then the writer's error says why).
-    let finished = match (written, fetched) {
+    match (written, fetched) {
         (_, Err(e)) if !matches!(e, SourceError::Write(_)) => Err(from_source(e)),
         (Err(e), _) => Err(Attempt::Failed(e)),
         (Ok(_), Err(e)) => Err(from_source(e)),
         (Ok(w), Ok(())) => Ok(w.finish()),
-    };
-    let (sink, digest) = match finished {
-        Ok(done) => done,
-        Err(e) => {
-            // The writer was dropped without committing: the upload task
-            // aborts the multipart upload; wait for it to do so.
-            if let Out::Upload(_, h) = out {
-                let _ = h.wait().await;
-            }
-            return Err(e);
-        }
-    };
-    let saved = |destination: String, removed_stale_signature: Option<PathBuf>| Saved {
-        releases,
-        crds: index.crds.len(),
-        group_crds: group_only(&index),
-        revisions,
-        bytes,
-        server: server.clone(),
-        problems: plan.problems.clone(),
-        in_flight: crate::release::caught_in_flight(&index.releases),
-        destination,
-        removed_stale_signature,
-    };
+    }
+}
+
+/// Commits the snapshot, then its signature (a reader never sees a
+/// signature without the snapshot it covers). Returns where it went, and
+/// the stale signature removed beside an unsigned file, if any.
+async fn commit(
+    out: Out<'_>,
+    sink: Sink,
+    digest: &[u8],
+    opts: &SaveOptions,
+) -> Result<(String, Option<PathBuf>), Attempt> {
     let output = match out {
         Out::Upload(bucket, h) => {
             match sink {
@@ -436,12 +498,11 @@ async fn save_once(
             }
             let key = h.key.clone();
             h.wait().await?;
-            // The signature only after its snapshot is complete.
             if let Some(k) = &opts.sign_key {
-                let sig = crate::vault::sign::sign_digest(k, &digest)?;
+                let sig = crate::vault::sign::sign_digest(k, digest)?;
                 bucket.put(&format!("{key}.sig"), sig.into_bytes()).await?;
             }
-            return Ok(saved(format!("{} as {key}", bucket.url()), None));
+            return Ok((format!("{} as {key}", bucket.url()), None));
         }
         Out::File(output) => output,
     };
@@ -451,14 +512,12 @@ async fn save_once(
             let mut file = crate::store::AtomicFile::create(&sig_path)?;
             std::io::Write::write_all(
                 &mut file,
-                crate::vault::sign::sign_digest(key, &digest)?.as_bytes(),
+                crate::vault::sign::sign_digest(key, digest)?.as_bytes(),
             )?;
             Some(file)
         }
         None => None,
     };
-    // The snapshot first, its signature last: a reader never sees a signature
-    // without the snapshot it covers.
     sink.commit()?;
     let mut removed = None;
     match signature {
@@ -475,14 +534,12 @@ async fn save_once(
             }
         }
     }
-    Ok(saved(
-        if output == Path::new("-") {
-            "standard output".to_owned()
-        } else {
-            output.display().to_string()
-        },
-        removed,
-    ))
+    let destination = if output == Path::new("-") {
+        "standard output".to_owned()
+    } else {
+        output.display().to_string()
+    };
+    Ok((destination, removed))
 }
 
 #[cfg(test)]
@@ -566,6 +623,7 @@ mod tests {
                 resource_version: "1".to_owned(),
                 problems: Vec::new(),
                 kinds: Default::default(),
+                objects: None,
             })
         }
 

@@ -270,14 +270,7 @@ fn read_blob<R: Read>(
     if blobs.contains(&digest) {
         return Err(refuse("it is stored twice"));
     }
-    let size = entry.header().size()?;
-    if size > limits.max_record {
-        return Err(SnapshotError::EntryTooLarge {
-            path: path.to_owned(),
-            size,
-            limit: limits.max_record,
-        });
-    }
+    let size = entry_size(entry, path, limits)?;
     if blobs.bytes().saturating_add(size) > limits.max_blobs {
         return Err(refuse(&format!(
             "the snapshot's blobs are over the limit of {} bytes",
@@ -294,6 +287,24 @@ fn read_blob<R: Read>(
     }
     blobs.insert(digest, data);
     Ok(())
+}
+
+/// The size an entry's header gives, refused over `limits.max_record`
+/// before anything is read.
+fn entry_size<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    path: &str,
+    limits: &Limits,
+) -> Result<u64, SnapshotError> {
+    let size = entry.header().size()?;
+    if size > limits.max_record {
+        return Err(SnapshotError::EntryTooLarge {
+            path: path.to_owned(),
+            size,
+            limit: limits.max_record,
+        });
+    }
+    Ok(size)
 }
 
 /// A record or CRD entry must be the index's next `row`, within
@@ -315,14 +326,7 @@ fn read_row<R: Read>(
             expected: format!("`{}`", row.path()),
         });
     }
-    let size = entry.header().size()?;
-    if size > limits.max_record {
-        return Err(SnapshotError::EntryTooLarge {
-            path: path.to_owned(),
-            size,
-            limit: limits.max_record,
-        });
-    }
+    let size = entry_size(entry, path, limits)?;
     let skeleton = v2 && matches!(row, Entry::Release(_));
     if size != row.size() && !skeleton {
         return Err(SnapshotError::Mismatch {

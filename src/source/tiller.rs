@@ -110,6 +110,7 @@ impl FirstPass {
             resource_version,
             problems: self.problems,
             kinds,
+            objects: None,
         }
     }
 }
