@@ -658,7 +658,7 @@ impl Storage {
         let payload = storage::encode_payload(&rev.record);
         let result = match self.driver {
             Driver::Secret => {
-                let mut obj = Secret {
+                let obj = Secret {
                     metadata: meta,
                     type_: Some(storage::SECRET_TYPE.to_owned()),
                     data: Some(
@@ -670,35 +670,33 @@ impl Storage {
                     ),
                     ..Default::default()
                 };
-                let r = put(
+                let wipe =
+                    |s: &mut Secret| s.data.iter_mut().flatten().for_each(|v| v.1.0.zeroize());
+                put(
                     &Api::namespaced(self.client.clone(), ns),
                     write,
                     &name,
-                    &obj,
+                    obj,
+                    wipe,
                 )
-                .await;
-                for v in obj.data.iter_mut().flat_map(|d| d.values_mut()) {
-                    v.0.zeroize();
-                }
-                r
+                .await
             }
             Driver::ConfigMap => {
-                let mut obj = ConfigMap {
+                let obj = ConfigMap {
                     metadata: meta,
                     data: Some([("release".to_owned(), payload.to_string())].into()),
                     ..Default::default()
                 };
-                let r = put(
+                let wipe =
+                    |c: &mut ConfigMap| c.data.iter_mut().flatten().for_each(|v| v.1.zeroize());
+                put(
                     &Api::namespaced(self.client.clone(), ns),
                     write,
                     &name,
-                    &obj,
+                    obj,
+                    wipe,
                 )
-                .await;
-                for v in obj.data.iter_mut().flat_map(|d| d.values_mut()) {
-                    v.zeroize();
-                }
-                r
+                .await
             }
         };
         result.map_err(|e| HistoryError::Write {
@@ -732,16 +730,25 @@ impl Storage {
     }
 }
 
-/// Creates (`Write::Create`) or replaces `obj`, named `name`, through `api`.
-async fn put<K>(api: &Api<K>, write: Write, name: &str, obj: &K) -> kube::Result<()>
+/// Creates (`Write::Create`) or replaces `obj`, named `name`, through
+/// `api`; then `wipe`s the record out of it.
+async fn put<K>(
+    api: &Api<K>,
+    write: Write,
+    name: &str,
+    mut obj: K,
+    wipe: impl FnOnce(&mut K),
+) -> kube::Result<()>
 where
     K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let pp = PostParams::default();
-    match write {
-        Write::Create => api.create(&pp, obj).await.map(drop),
-        Write::Update => api.replace(name, &pp, obj).await.map(drop),
-    }
+    let result = match write {
+        Write::Create => api.create(&pp, &obj).await.map(drop),
+        Write::Update => api.replace(name, &pp, &obj).await.map(drop),
+    };
+    wipe(&mut obj);
+    result
 }
 
 /// Restores the history of each `(release, fresh)`, `jobs` releases at a
