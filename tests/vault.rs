@@ -188,20 +188,25 @@ fn age_cli_output_is_read_by_show() {
     passphrase_age_files_are_asked_for(d, &plain);
 }
 
+/// Encrypts `plain` into `out` with the reference age CLI, given the
+/// arguments that choose the recipients.
+fn age_encrypt<S: AsRef<OsStr>>(keys: impl IntoIterator<Item = S>, out: &Path, plain: &Path) {
+    ok(age()
+        .args(keys)
+        .arg("-o")
+        .arg(out)
+        .arg(plain)
+        .output()
+        .unwrap());
+}
+
 /// age -r, and age -a -r
 fn x25519_and_armored_age_files(d: &Path, plain: &Path) {
     let (id, recipient) = keygen(d, "id.txt");
     for (name, extra) in [("x25519.age", vec![]), ("armored.age", vec!["-a"])] {
         let out = d.join(name);
-        ok(age()
-            .args(&extra)
-            .arg("-r")
-            .arg(&recipient)
-            .arg("-o")
-            .arg(&out)
-            .arg(plain)
-            .output()
-            .unwrap());
+        let keys = extra.iter().copied().chain(["-r", recipient.as_str()]);
+        age_encrypt(keys, &out, plain);
         assert_eq!(names(&show_json(d, &id, &out)), EXPECTED, "{name}");
     }
 }
@@ -211,14 +216,11 @@ fn ssh_recipient_age_files(d: &Path, plain: &Path) {
     for kind in ["ed25519", "rsa"] {
         let key = ssh_keygen(d, &format!("id_{kind}"), kind, "");
         let out = d.join(format!("ssh-{kind}.age"));
-        ok(age()
-            .arg("-R")
-            .arg(key.with_extension("pub"))
-            .arg("-o")
-            .arg(&out)
-            .arg(plain)
-            .output()
-            .unwrap());
+        age_encrypt(
+            ["-R".as_ref(), key.with_extension("pub").as_os_str()],
+            &out,
+            plain,
+        );
         assert_eq!(names(&show_json(d, &key, &out)), EXPECTED, "{kind}");
     }
 }
@@ -227,14 +229,11 @@ fn ssh_recipient_age_files(d: &Path, plain: &Path) {
 fn a_passphrase_protected_ssh_key_is_asked_for(d: &Path, plain: &Path) {
     let key = ssh_keygen(d, "id_locked", "ed25519", "correct horse");
     let out = d.join("ssh-locked.age");
-    ok(age()
-        .arg("-R")
-        .arg(key.with_extension("pub"))
-        .arg("-o")
-        .arg(&out)
-        .arg(plain)
-        .output()
-        .unwrap());
+    age_encrypt(
+        ["-R".as_ref(), key.with_extension("pub").as_os_str()],
+        &out,
+        plain,
+    );
     let bin_path = Path::new(env!("CARGO_BIN_EXE_helm-bulk"));
     let run = on_pty(
         &["correct horse"],
