@@ -2,23 +2,11 @@
 //! into Rust with protox (a protobuf compiler in Rust, so no system protoc)
 //! and tonic-prost-build. The generated modules are included by src/tiller/mod.rs.
 
-const PROTOS: &[&str] = &[
-    "hapi/chart/chart.proto",
-    "hapi/chart/config.proto",
-    "hapi/chart/metadata.proto",
-    "hapi/chart/template.proto",
-    "hapi/release/hook.proto",
-    "hapi/release/info.proto",
-    "hapi/release/release.proto",
-    "hapi/release/status.proto",
-    "hapi/release/test_run.proto",
-    "hapi/release/test_suite.proto",
-    "hapi/services/tiller.proto",
-    "hapi/version/version.proto",
-];
+include!("proto/protos.rs");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/hapi");
+    println!("cargo:rerun-if-changed=proto/protos.rs");
     for p in PROTOS {
         println!("cargo:rerun-if-changed=proto/{p}");
     }

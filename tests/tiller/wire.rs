@@ -30,20 +30,7 @@ mod samples;
 
 use samples::*;
 
-const PROTOS: &[&str] = &[
-    "hapi/chart/chart.proto",
-    "hapi/chart/config.proto",
-    "hapi/chart/metadata.proto",
-    "hapi/chart/template.proto",
-    "hapi/release/hook.proto",
-    "hapi/release/info.proto",
-    "hapi/release/release.proto",
-    "hapi/release/status.proto",
-    "hapi/release/test_run.proto",
-    "hapi/release/test_suite.proto",
-    "hapi/services/tiller.proto",
-    "hapi/version/version.proto",
-];
+include!("../../proto/protos.rs");
 
 const PIP_HINT: &str = "this test needs Python 3 with the `protobuf` and `grpcio-tools` packages \
      (python3 -m pip install protobuf grpcio-tools; scripts/test installs them). \
