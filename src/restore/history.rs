@@ -672,14 +672,7 @@ impl Storage {
                 };
                 let wipe =
                     |s: &mut Secret| s.data.iter_mut().flatten().for_each(|v| v.1.0.zeroize());
-                put(
-                    &Api::namespaced(self.client.clone(), ns),
-                    write,
-                    &name,
-                    obj,
-                    wipe,
-                )
-                .await
+                self.put(ns, write, &name, obj, wipe).await
             }
             Driver::ConfigMap => {
                 let obj = ConfigMap {
@@ -689,20 +682,41 @@ impl Storage {
                 };
                 let wipe =
                     |c: &mut ConfigMap| c.data.iter_mut().flatten().for_each(|v| v.1.zeroize());
-                put(
-                    &Api::namespaced(self.client.clone(), ns),
-                    write,
-                    &name,
-                    obj,
-                    wipe,
-                )
-                .await
+                self.put(ns, write, &name, obj, wipe).await
             }
         };
         result.map_err(|e| HistoryError::Write {
             revision: n,
             source: KubeFailure(e),
         })
+    }
+
+    /// Creates (`Write::Create`) or replaces `obj`, named `name`, in `ns`;
+    /// then `wipe`s the record out of it.
+    async fn put<K>(
+        &self,
+        ns: &str,
+        write: Write,
+        name: &str,
+        mut obj: K,
+        wipe: impl FnOnce(&mut K),
+    ) -> kube::Result<()>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        let pp = PostParams::default();
+        let result = match write {
+            Write::Create => api.create(&pp, &obj).await.map(drop),
+            Write::Update => api.replace(name, &pp, &obj).await.map(drop),
+        };
+        wipe(&mut obj);
+        result
     }
 
     /// Deletes the storage object of revision `n`, if there is one.
@@ -728,27 +742,6 @@ impl Storage {
             source: KubeFailure(e),
         })
     }
-}
-
-/// Creates (`Write::Create`) or replaces `obj`, named `name`, through
-/// `api`; then `wipe`s the record out of it.
-async fn put<K>(
-    api: &Api<K>,
-    write: Write,
-    name: &str,
-    mut obj: K,
-    wipe: impl FnOnce(&mut K),
-) -> kube::Result<()>
-where
-    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let pp = PostParams::default();
-    let result = match write {
-        Write::Create => api.create(&pp, &obj).await.map(drop),
-        Write::Update => api.replace(name, &pp, &obj).await.map(drop),
-    };
-    wipe(&mut obj);
-    result
 }
 
 /// Restores the history of each `(release, fresh)`, `jobs` releases at a
