@@ -45,6 +45,40 @@ pub enum LoadError {
     /// The releases' storage could not be read.
     #[error("cannot read the release storage: {0}")]
     Storage(#[source] history::HistoryError),
+    /// The first pass: the snapshot does not verify, or cannot be read.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The caller refused the snapshot ([`super::pipeline::Progress::check`]).
+    #[error(transparent)]
+    Refused(super::pipeline::Veto),
+    /// A Tiller was given a snapshot of Helm 3/4 releases.
+    #[error("a Tiller restores Helm 2 snapshots, and this one holds {0} releases")]
+    NotHelm2(&'static str),
+    /// Tiller could not be asked what it has.
+    #[error(transparent)]
+    Tiller(#[from] crate::tiller::TillerError),
+    /// The cluster's Helm storage could not be listed.
+    #[error(transparent)]
+    Existing(SourceError),
+    /// The preflight's pass over the snapshot failed.
+    #[error("{0}; nothing was installed")]
+    PreflightRead(#[source] super::stream::StreamError),
+    /// The preflight found releases that would fail; nothing was installed.
+    #[error("preflight found problems with {} release(s); nothing was installed", .0.problems.len())]
+    Problems(Preflight),
+    /// The install pass's reading of the snapshot failed: no further
+    /// release was started, and no history written.
+    #[error(
+        "{error}; load stopped: restored {} release(s) from records read before that, failed {}, not started {}; no history was written. Run load again with an intact snapshot",
+        tally.done, tally.failed, tally.not_started
+    )]
+    Stopped {
+        /// Why reading failed.
+        #[source]
+        error: Box<super::stream::StreamError>,
+        /// How the steps ended.
+        tally: Tally,
+    },
 }
 
 /// What the plan needs besides the snapshot and the target's releases.
@@ -61,6 +95,16 @@ pub struct LoadOptions {
     pub order: Vec<String>,
     /// Releases installed at the same time.
     pub jobs: usize,
+    /// Plan only: change nothing.
+    pub dry_run: bool,
+    /// Which saved revisions of each release's history to restore.
+    pub keep: Keep,
+    /// Helm's storage driver.
+    pub driver: Driver,
+    /// The helm binary ([`helm_bin`]).
+    pub helm: PathBuf,
+    /// Arguments for every helm call (`--kubeconfig`, `--kube-context`).
+    pub helm_args: Vec<String>,
 }
 
 /// A decrypted, verified snapshot, reduced to what load needs before it
@@ -306,6 +350,7 @@ pub fn recognize(
 }
 
 pub use super::helm::helm_bin;
+pub use super::pipeline::load;
 
 /// How the steps of a run ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -375,6 +420,7 @@ pub fn check_helm(bin: &std::path::Path) -> Result<(), LoadError> {
 }
 
 /// What the preflight found.
+#[derive(Debug)]
 pub struct Preflight {
     /// Releases checked.
     pub checked: usize,
@@ -773,6 +819,11 @@ mod tests {
             mode,
             order: Vec::new(),
             jobs: 4,
+            dry_run: false,
+            keep: Keep::All,
+            driver: Driver::Secret,
+            helm: PathBuf::from("helm"),
+            helm_args: Vec::new(),
         }
     }
 

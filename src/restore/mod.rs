@@ -21,6 +21,7 @@ pub mod helm;
 pub mod helm2to3;
 pub mod history;
 pub mod load;
+pub mod pipeline;
 pub mod plan;
 pub mod preflight;
 pub mod stream;
