@@ -788,19 +788,7 @@ mod tests {
     }
 
     fn snapshot_bytes() -> Vec<u8> {
-        let index = Index::new(
-            "2026-11-26T00:00:00Z".to_owned(),
-            crate::snapshot::Source {
-                kind: crate::snapshot::SourceKind::Helm3,
-                driver: "secret".to_owned(),
-                extra: Default::default(),
-            },
-            crate::snapshot::Cluster {
-                server: "https://127.0.0.1:6443".to_owned(),
-                context: "test".to_owned(),
-                extra: Default::default(),
-            },
-        );
+        let index = crate::testing::helm3_index("https://127.0.0.1:6443", "test");
         let records = vec![
             helm_record("a", "db", 1, "superseded", "g.test"),
             helm_record("a", "db", 2, "deployed", "g.test"),
@@ -873,19 +861,7 @@ mod tests {
         let names: Vec<String> = run_order(&steps).into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["zz", "app-x", "app", "b"]);
         let snapshot = Snapshot {
-            index: Index::new(
-                String::new(),
-                crate::snapshot::Source {
-                    kind: crate::snapshot::SourceKind::Helm3,
-                    driver: "secret".to_owned(),
-                    extra: Default::default(),
-                },
-                crate::snapshot::Cluster {
-                    server: String::new(),
-                    context: String::new(),
-                    extra: Default::default(),
-                },
-            ),
+            index: crate::testing::helm3_index("", ""),
             records: HashMap::from([(RevisionKey::new("ns", "zz", 1), record(&[], None))]),
             uses: HashMap::new(),
             crds: Vec::new(),

@@ -478,19 +478,8 @@ mod tests {
     /// A Helm 3 snapshot: `(namespace, name, revision, status)` records,
     /// created at `created`.
     fn snapshot(created: &str, rows: &[(&str, &str, u32, &str)]) -> Vec<u8> {
-        let index = Index::new(
-            created.to_owned(),
-            crate::snapshot::Source {
-                kind: crate::snapshot::SourceKind::Helm3,
-                driver: "secret".to_owned(),
-                extra: Default::default(),
-            },
-            crate::snapshot::Cluster {
-                server: "https://127.0.0.1:6443".to_owned(),
-                context: "test".to_owned(),
-                extra: Default::default(),
-            },
-        );
+        let mut index = crate::testing::helm3_index("https://127.0.0.1:6443", "test");
+        index.created_at = created.to_owned();
         let records: Vec<crate::release::ReleaseRecord> = rows
             .iter()
             .map(|(ns, name, rev, status)| {
