@@ -15,11 +15,12 @@ use helm_bulk::release::ReleaseId as _;
 use helm_bulk::restore::crds::CrdOutcome;
 use helm_bulk::restore::execute::{Outcome, Report, Stop};
 use helm_bulk::restore::history::{self, Keep};
-use helm_bulk::restore::load::{self, LoadError, LoadOptions, Preflight};
+use helm_bulk::restore::load::{self, LoadError, LoadOptions};
 use helm_bulk::restore::pipeline::{
     self, Destination, Input, Planned, Progress, Ran, Unchanged, Veto,
 };
 use helm_bulk::restore::plan::{Action, Mode, Step};
+use helm_bulk::restore::preflight::Preflight;
 use helm_bulk::snapshot::Index;
 use helm_bulk::source::helm::Driver;
 use helm_bulk::store::input::SnapshotSource;

@@ -19,6 +19,7 @@ pub mod frozen;
 pub mod frozen_helm2;
 pub mod helm;
 pub mod helm2to3;
+pub mod histories;
 pub mod history;
 pub mod load;
 pub mod pipeline;

@@ -29,11 +29,11 @@ use zeroize::Zeroizing;
 
 use super::crds::{CrdOutcome, ensure};
 use super::execute::{Outcome, Report, Stop, Target, run_plan};
+use super::histories;
 use super::history::{self, Keep};
-use super::load::{
-    self as steps, LoadError, LoadOptions, Preflight, Prepared, Snapshot, Tally, read,
-};
+use super::load::{self as steps, LoadError, LoadOptions, Prepared, Snapshot, Tally, read};
 use super::plan::{Action, Step};
+use super::preflight::{Preflight, run_preflight};
 use super::stream::{self, Open, Rereader};
 use super::tiller::TillerTarget;
 use crate::release::{Installed, ReleaseKey};
@@ -178,7 +178,7 @@ pub fn load(
     };
     let (to, existing) = run.existing(to)?;
     let has_history = options.keep != Keep::None
-        && !steps::restored(&snapshot.index, &options.statuses).is_empty();
+        && !histories::restored(&snapshot.index, &options.statuses).is_empty();
     let prepared = steps::prepare(&mut snapshot, &existing, options);
     run.passes(to, snapshot, prepared, has_history)
 }
@@ -238,7 +238,7 @@ impl Run<'_> {
             ))
             .map_err(LoadError::Existing)?;
         if let Some(storage) = &self.storage {
-            steps::recognize(
+            histories::recognize(
                 self.runtime,
                 storage,
                 self.reread,
@@ -258,7 +258,7 @@ impl Run<'_> {
         stopped: &dyn Fn() -> bool,
     ) -> Result<Vec<history::Outcome>, LoadError> {
         match &self.storage {
-            Some(storage) => steps::run_history_read(
+            Some(storage) => histories::run_history_read(
                 self.runtime,
                 storage,
                 self.reread,
@@ -372,10 +372,10 @@ impl Run<'_> {
                     .record(step)
                     .or_else(|| feed.take(&stream::key(step)))
             };
-            steps::run_preflight(self.runtime, cluster, runner, run_steps, crds, jobs, &fetch)
+            run_preflight(self.runtime, cluster, runner, run_steps, crds, jobs, &fetch)
         });
         read.map_err(LoadError::PreflightRead)?;
-        preflight
+        preflight.map_err(LoadError::Preflight)
     }
 
     /// A dry run's result: the plan, with what the history writes would be

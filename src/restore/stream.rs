@@ -323,7 +323,7 @@ impl<'a> Rereader<'a> {
     /// `on` with the histories, at most `batch` releases at a time, in
     /// archive order. A release's revisions are contiguous in the archive,
     /// so about one release is held besides the batch. Helm 2 records are
-    /// converted as [`super::load::histories`] does. `on` returning false
+    /// converted as `helm 2to3` does ([`super::helm2to3`]). `on` returning false
     /// stops reading.
     pub fn histories<F>(
         &self,
@@ -574,7 +574,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let targets = super::super::load::restored(reread.index(), &["deployed".to_owned()]);
+        let targets = super::super::histories::restored(reread.index(), &["deployed".to_owned()]);
         for keep in [Keep::All, Keep::Newest(1), Keep::Newest(2)] {
             let want = history::wanted_all(reread.index(), &targets, keep, |ns, n, r| {
                 Ok(all[&(ns.to_owned(), n.to_owned(), r)].clone())
