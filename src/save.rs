@@ -566,6 +566,7 @@ mod tests {
                 resource_version: "1".to_owned(),
                 problems: Vec::new(),
                 kinds: Default::default(),
+                objects: None,
             })
         }
 

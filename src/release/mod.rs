@@ -593,13 +593,44 @@ fn kinds_in(text: &str, out: &mut std::collections::BTreeSet<GroupKind>) {
         if let (Some(av), Some(kind)) = (api_version, kind) {
             let group = av.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
             if kind == "CustomResourceDefinition"
-                && let Ok(crd) = serde_norway::from_str::<Crd>(doc)
+                && let Some(defined) = crd_kind(doc, |doc| {
+                    serde_norway::from_str::<Crd>(doc)
+                        .ok()
+                        .map(|crd| GroupKind::new(crd.spec.group, crd.spec.names.kind))
+                })
             {
-                out.insert(GroupKind::new(crd.spec.group, crd.spec.names.kind));
+                out.insert(defined);
             }
             out.insert(GroupKind::new(group, kind));
         }
     }
+}
+
+/// The kind a CRD document defines, by `parse`, remembered by the
+/// document's SHA-256: a chart's CRDs (often hundreds of KiB of YAML) are the
+/// same in every revision and every release of that chart, and parsing them
+/// again for each record was most of a save's first pass.
+fn crd_kind(doc: &str, parse: impl FnOnce(&str) -> Option<GroupKind>) -> Option<GroupKind> {
+    use sha2::Digest as _;
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex, MutexGuard};
+    /// Distinct CRDs remembered; the memory is forgotten when full.
+    const REMEMBERED: usize = 1024;
+    static DEFINED: LazyLock<Mutex<HashMap<[u8; 32], Option<GroupKind>>>> =
+        LazyLock::new(Mutex::default);
+    // A cache of pure results: a panic elsewhere cannot leave it wrong.
+    let defined = || -> MutexGuard<'_, _> { DEFINED.lock().unwrap_or_else(|p| p.into_inner()) };
+    let key: [u8; 32] = sha2::Sha256::digest(doc.as_bytes()).into();
+    if let Some(known) = defined().get(&key).cloned() {
+        return known;
+    }
+    let kind = parse(doc);
+    let mut d = defined();
+    if d.len() >= REMEMBERED {
+        d.clear();
+    }
+    d.insert(key, kind.clone());
+    kind
 }
 
 #[cfg(test)]
@@ -629,6 +660,59 @@ mod kinds_tests {
         let files = super::chart_crd_files(rec.to_string().as_bytes());
         assert_eq!(files.len(), 1);
         assert_eq!(super::crd_names(&files[0].1), ["gs.example.com"]);
+    }
+
+    /// A CRD's kind is remembered by its text: the same text again gives
+    /// the same kind without parsing, a changed text is parsed again, and a
+    /// text that defines nothing is remembered as defining nothing.
+    #[test]
+    fn crd_kinds_are_remembered_by_their_text() {
+        let crd = |group: &str| {
+            format!(
+                "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nspec:\n  group: {group}\n  names:\n    kind: Remembered\n"
+            )
+        };
+        let record = |text: &str| serde_json::json!({ "manifest": text }).to_string();
+        let kinds = |text: &str| -> Vec<String> {
+            super::kinds_used(record(text).as_bytes())
+                .into_iter()
+                .map(|g| g.to_string())
+                .collect()
+        };
+        let first = kinds(&crd("one.remembered.test"));
+        assert!(
+            first.iter().any(|k| k.contains("one.remembered.test")),
+            "{first:?}"
+        );
+        assert_eq!(kinds(&crd("one.remembered.test")), first);
+        let parsed = std::cell::Cell::new(0);
+        let again = super::crd_kind(&crd("one.remembered.test"), |_| {
+            parsed.set(parsed.get() + 1);
+            None
+        });
+        assert_eq!(parsed.get(), 0, "the same text is not parsed again");
+        assert_eq!(
+            again.map(|g| g.to_string()),
+            Some(
+                first
+                    .iter()
+                    .find(|k| k.contains("Remembered"))
+                    .unwrap()
+                    .clone()
+            )
+        );
+        let second = kinds(&crd("two.remembered.test"));
+        assert!(
+            second.iter().any(|k| k.contains("two.remembered.test")),
+            "{second:?}"
+        );
+        assert!(!second.iter().any(|k| k.contains("one.remembered.test")));
+        let broken = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nspec: [remembered-broken]\n";
+        assert_eq!(super::crd_kind(broken, |_| None), None);
+        assert_eq!(
+            super::crd_kind(broken, |_| unreachable!("remembered")),
+            None
+        );
     }
 }
 

@@ -273,44 +273,87 @@ pub struct Lifetimes {
     ids: HashMap<[u8; 32], u32>,
     digests: Vec<[u8; 32]>,
     refs: HashMap<String, Vec<u32>>,
-    seen: HashMap<(u64, u64, bool), u32>,
+    finder: std::sync::Arc<BlobFinder>,
+}
+
+/// Finds the blobs a record refers to. Shared by the threads of a save's
+/// first pass (it only caches each distinct text's digest), while
+/// [`Lifetimes`] itself is filled in archive order by one thread.
+#[derive(Default)]
+pub struct BlobFinder {
+    seen: std::sync::Mutex<HashMap<(u64, u64, bool), [u8; 32]>>,
     fingerprint: (RandomState, RandomState),
 }
 
-impl Lifetimes {
-    /// Notes the blobs of the record that will have the row whose
-    /// [`super::IndexRow::sort_key`] is `key`. A record that is not JSON the
-    /// codec understands is noted without blobs (the writer then refuses it).
-    pub fn add(&mut self, key: String, record: &[u8]) {
-        let mut ids: Vec<u32> = Vec::new();
+impl BlobFinder {
+    /// The digests of the blobs `record` refers to, each once, in the order
+    /// of first use. A record that is not JSON the codec understands has
+    /// none (the writer then refuses it).
+    pub fn blobs(&self, record: &[u8]) -> Vec<[u8; 32]> {
+        let mut out: Vec<[u8; 32]> = Vec::new();
         for span in designated_spans(record).unwrap_or_default() {
             let text = &record[span.start..span.end];
             if !is_blob(text) {
                 continue;
             }
-            // The same text gives the same blob: only its first occurrence is
-            // decoded and hashed (a chart's files repeat in every record).
+            // The same text gives the same blob: its digest is computed once
+            // (a chart's files repeat in every record). Two threads that meet
+            // a new text at once both compute it, and get the same digest.
             let seen = (
                 self.fingerprint.0.hash_one(text),
                 self.fingerprint.1.hash_one(text),
                 span.base64,
             );
-            let id = match self.seen.get(&seen) {
-                Some(id) => *id,
+            let known = self.lock().get(&seen).copied();
+            let digest = match known {
+                Some(d) => d,
                 None => {
-                    let digest = blob_of(text, span.base64).1.digest;
-                    let id = *self.ids.entry(digest).or_insert_with(|| {
-                        self.digests.push(digest);
-                        u32::try_from(self.digests.len() - 1).unwrap_or(u32::MAX)
-                    });
-                    self.seen.insert(seen, id);
-                    id
+                    let d = blob_of(text, span.base64).1.digest;
+                    self.lock().insert(seen, d);
+                    d
                 }
             };
-            if !ids.contains(&id) {
-                ids.push(id);
+            if !out.contains(&digest) {
+                out.push(digest);
             }
         }
+        out
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u64, u64, bool), [u8; 32]>> {
+        // The map is only a cache of pure results: a panic elsewhere cannot
+        // leave it wrong, so a poisoned lock is used as it is.
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Lifetimes {
+    /// Notes the blobs of the record that will have the row whose
+    /// [`super::IndexRow::sort_key`] is `key`.
+    pub fn add(&mut self, key: String, record: &[u8]) {
+        let blobs = self.finder.blobs(record);
+        self.add_blobs(key, blobs);
+    }
+
+    /// The finder [`Lifetimes::add`] uses, for threads that find the blobs
+    /// of several records at once; give each result to
+    /// [`Lifetimes::add_blobs`].
+    pub fn finder(&self) -> std::sync::Arc<BlobFinder> {
+        std::sync::Arc::clone(&self.finder)
+    }
+
+    /// Notes `blobs` (from [`BlobFinder::blobs`]) as those of the row whose
+    /// sort key is `key`.
+    pub fn add_blobs(&mut self, key: String, blobs: Vec<[u8; 32]>) {
+        let ids = blobs
+            .into_iter()
+            .map(|digest| {
+                *self.ids.entry(digest).or_insert_with(|| {
+                    self.digests.push(digest);
+                    u32::try_from(self.digests.len() - 1).unwrap_or(u32::MAX)
+                })
+            })
+            .collect();
         self.refs.insert(key, ids);
     }
 

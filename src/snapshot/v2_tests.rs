@@ -710,3 +710,54 @@ fn an_index_without_lifetimes_still_reads() {
     let (_, got) = read_all(&archive(&e), &Limits::default()).unwrap();
     assert_eq!(got.len(), 2);
 }
+
+/// A save's first pass finds blobs on several threads in any order, then
+/// adds them in archive order: the lifetimes are those of adding each
+/// record in turn.
+#[test]
+fn blobs_found_on_threads_give_the_same_lifetimes() {
+    let records = cluster();
+    let rows = || -> Vec<IndexRow> {
+        records
+            .iter()
+            .map(|r| r.index_row(SourceKind::Helm3).unwrap())
+            .collect()
+    };
+    let mut one = super::v2::Lifetimes::default();
+    for r in &records {
+        one.add(r.index_row(SourceKind::Helm3).unwrap().sort_key(), &r.data);
+    }
+    let mut want = rows();
+    one.assign(&mut want);
+    assert!(want.iter().any(|r| !r.blobs_last_used.is_empty()));
+
+    let mut many = super::v2::Lifetimes::default();
+    let finder = many.finder();
+    // Last record first, three records per thread, all threads at once.
+    let reversed: Vec<&ReleaseRecord> = records.iter().rev().collect();
+    let found: Vec<Vec<[u8; 32]>> = std::thread::scope(|s| {
+        let handles: Vec<_> = reversed
+            .chunks(3)
+            .map(|chunk| {
+                let finder = &finder;
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|r| finder.blobs(&r.data))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    for (r, blobs) in records.iter().rev().zip(found) {
+        assert_eq!(blobs, finder.blobs(&r.data), "the cache answers the same");
+        many.add_blobs(r.index_row(SourceKind::Helm3).unwrap().sort_key(), blobs);
+    }
+    let mut got = rows();
+    many.assign(&mut got);
+    assert_eq!(got, want);
+}

@@ -11,8 +11,9 @@
 //! again at exactly that resourceVersion and streams the records. Both see the
 //! same data, so the index matches even if releases change meanwhile.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
+use std::sync::Arc;
 
 use base64::Engine;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -67,6 +68,15 @@ pub struct Plan {
     /// hooks, and of every custom kind their CRDs define, each with the first
     /// release that uses it.
     pub kinds: BTreeMap<GroupKind, ReleaseKey>,
+    /// The storage objects (`namespace/name`, see [`object_id`]) that hold
+    /// the kept records, when the source knows them: the second pass then
+    /// decodes only these. `None`: it decodes every object it lists.
+    pub objects: Option<HashSet<String>>,
+}
+
+/// How [`Plan::objects`] names a storage object.
+pub fn object_id(namespace: &str, name: &str) -> String {
+    format!("{namespace}/{name}")
 }
 
 /// The kinds of the kept rows, each with the first release that uses it.
@@ -201,40 +211,61 @@ impl HelmSource {
     }
 
     fn decode(&self, s: &RawObject) -> Result<ReleaseRecord, StoredError> {
-        let payload = s.payload.as_deref().ok_or(StoredError::NoPayload)?;
-        let data = decode_payload(payload)?;
-        let summary = Summary::from_helm_json(&data)?;
-        Ok(ReleaseRecord { summary, data })
+        decode_object(s)
     }
 
     /// First pass: the index rows of everything `filter` selects.
+    ///
+    /// Decoding and examining the records (base64, gzip, JSON, the kinds in
+    /// the manifests, format 2's blobs) is most of a save's work, so each
+    /// page is examined on up to [`first_pass_threads`] threads while the
+    /// next page is listed; the results are merged in list order, so the
+    /// plan does not depend on which thread finished first.
     pub async fn plan(&self, filter: &SaveFilter) -> Result<Plan, SourceError> {
         let mut rows: Vec<IndexRow> = Vec::new();
         let mut problems = Vec::new();
         let mut kinds_of: HashMap<RevisionKey, BTreeSet<GroupKind>> = HashMap::new();
+        let mut objects: HashMap<RevisionKey, String> = HashMap::new();
         let mut lifetimes = self
             .blob_lifetimes
             .then(crate::snapshot::v2::Lifetimes::default);
+        let examine = Arc::new(Examine {
+            kind: self.kind,
+            selection: filter.selection.clone(),
+            blobs: lifetimes.as_ref().map(|l| l.finder()),
+        });
+        let threads = first_pass_threads();
         let mut lister = self.lister(None);
-        while let Some(items) = lister.next_page().await? {
-            for s in items {
-                match self.decode(&s) {
-                    Ok(r) => {
-                        let sm = &r.summary;
-                        if filter.selection.matches(&sm.namespace, &sm.name) {
-                            let mut row = r.index_row(self.kind)?;
-                            row.labels = release_labels(s.labels);
-                            kinds_of
-                                .insert(row.revision_key(), crate::release::kinds_used(&r.data));
+        let mut pending: Option<tokio::task::JoinHandle<Vec<Result<Examined, SourceError>>>> = None;
+        loop {
+            let page = lister.next_page().await;
+            if let Some(task) = pending.take() {
+                let examined = match task.await {
+                    Ok(e) => e,
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(e) => return Err(SourceError::Cancelled(e)),
+                };
+                for e in examined {
+                    match e? {
+                        Examined::Kept(k) => {
+                            let key = k.row.revision_key();
+                            kinds_of.insert(key.clone(), k.kinds);
                             if let Some(l) = &mut lifetimes {
-                                l.add(row.sort_key(), &r.data);
+                                l.add_blobs(k.row.sort_key(), k.blobs);
                             }
-                            rows.push(row);
+                            objects.insert(key, k.object);
+                            rows.push(k.row);
                         }
+                        Examined::NotSelected => {}
+                        Examined::Problem(p) => problems.push(p),
                     }
-                    Err(why) => problems.push(format!("{}/{}: {why}", s.namespace, s.name)),
                 }
             }
+            let Some(items) = page? else { break };
+            let examine = Arc::clone(&examine);
+            pending = Some(tokio::task::spawn_blocking(move || {
+                super::map_parallel(items, threads, |s| examine.object(s))
+            }));
         }
         let rv = lister.resource_version().to_owned();
         let mut rows = apply_filter(rows, filter);
@@ -242,11 +273,16 @@ impl HelmSource {
             l.assign(&mut rows);
         }
         let kinds = kinds_by_release(&rows, kinds_of);
+        let objects = rows
+            .iter()
+            .filter_map(|r| objects.remove(r.revision_id()))
+            .collect();
         Ok(Plan {
             rows,
             resource_version: rv,
             problems,
             kinds,
+            objects: Some(objects),
         })
     }
 
@@ -256,6 +292,79 @@ impl HelmSource {
     pub async fn fetch(&self, plan: &Plan, tx: &RecordSender) -> Result<(), SourceError> {
         let lister = self.lister(Some(&plan.resource_version));
         send_in_index_order(lister, plan, tx, |s| self.decode(s).ok()).await
+    }
+}
+
+/// Threads that examine the records of one page in a save's first pass:
+/// the machine's cores, at most 4 (each holds one decoded record).
+fn first_pass_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Decodes a storage object's record.
+fn decode_object(s: &RawObject) -> Result<ReleaseRecord, StoredError> {
+    let payload = s.payload.as_deref().ok_or(StoredError::NoPayload)?;
+    let data = decode_payload(payload)?;
+    let summary = Summary::from_helm_json(&data)?;
+    Ok(ReleaseRecord { summary, data })
+}
+
+/// What the first pass needs to examine one storage object, shared by its
+/// threads.
+struct Examine {
+    kind: SourceKind,
+    selection: Selection,
+    /// Format 2: finds the blobs each record uses.
+    blobs: Option<Arc<crate::snapshot::v2::BlobFinder>>,
+}
+
+/// What the first pass learned from one storage object.
+enum Examined {
+    /// A selected record.
+    Kept(Box<Kept>),
+    /// A record the include/exclude patterns leave out.
+    NotSelected,
+    /// An object that holds no readable record: `namespace/object: reason`.
+    Problem(String),
+}
+
+/// A selected record, reduced to what the plan keeps of it.
+struct Kept {
+    row: IndexRow,
+    /// [`object_id`] of the storage object.
+    object: String,
+    kinds: BTreeSet<GroupKind>,
+    /// Format 2: the blobs it uses (empty otherwise).
+    blobs: Vec<[u8; 32]>,
+}
+
+impl Examine {
+    fn object(&self, s: RawObject) -> Result<Examined, SourceError> {
+        let r = match decode_object(&s) {
+            Ok(r) => r,
+            Err(why) => {
+                return Ok(Examined::Problem(format!(
+                    "{}/{}: {why}",
+                    s.namespace, s.name
+                )));
+            }
+        };
+        let sm = &r.summary;
+        if !self.selection.matches(&sm.namespace, &sm.name) {
+            return Ok(Examined::NotSelected);
+        }
+        let mut row = r.index_row(self.kind)?;
+        row.labels = release_labels(s.labels);
+        Ok(Examined::Kept(Box::new(Kept {
+            row,
+            object: object_id(&s.namespace, &s.name),
+            kinds: crate::release::kinds_used(&r.data),
+            blobs: self
+                .blobs
+                .as_ref()
+                .map(|f| f.blobs(&r.data))
+                .unwrap_or_default(),
+        })))
     }
 }
 
@@ -284,6 +393,11 @@ where
     let mut next = 0usize;
     while let Some(items) = lister.next_page().await? {
         for s in items {
+            if let Some(objects) = &plan.objects
+                && !objects.contains(&object_id(&s.namespace, &s.name))
+            {
+                continue;
+            }
             let Some(r) = decode(&s) else { continue };
             drop(s);
             if let Some(&pos) = wanted.get(r.summary.revision_id()) {

@@ -107,6 +107,45 @@ pub trait Source {
     }
 }
 
+/// Applies `f` to every item on up to `threads` threads (the calling thread
+/// is one of them) and returns the results in the items' order. A panic in
+/// `f` is passed on.
+pub(crate) fn map_parallel<T: Send, U: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: impl Fn(T) -> U + Sync,
+) -> Vec<U> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            // Only `next` runs under the lock, and it cannot panic.
+            let next = queue.lock().unwrap_or_else(|p| p.into_inner()).next();
+            match next {
+                Some((i, item)) => done.push((i, f(item))),
+                None => break done,
+            }
+        }
+    };
+    let mut all = std::thread::scope(|s| {
+        let others: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut all = work();
+        for other in others {
+            match other.join() {
+                Ok(done) => all.extend(done),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        all
+    });
+    all.sort_unstable_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, u)| u).collect()
+}
+
 /// Record bytes queued between a source and the snapshot writer at most.
 pub const IN_FLIGHT_BYTES: usize = 8 << 20;
 
@@ -237,6 +276,10 @@ pub enum SourceError {
     /// A record or CRD cannot be placed in the snapshot (its path).
     #[error("{0}")]
     Snapshot(#[from] crate::snapshot::SnapshotError),
+    /// The threads examining the listed records were stopped (the runtime
+    /// is shutting down).
+    #[error("reading the release records was cancelled")]
+    Cancelled(#[source] tokio::task::JoinError),
     /// A CRD cannot be encoded as JSON.
     #[error("cannot encode CRD {name}: {source}")]
     EncodeCrd {
@@ -245,4 +288,51 @@ pub enum SourceError {
         /// Why.
         source: serde_json::Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    use super::map_parallel;
+
+    #[test]
+    fn map_parallel_keeps_the_items_order_with_any_number_of_threads() {
+        let items: Vec<u32> = (0..500).collect();
+        let want: Vec<u64> = items.iter().map(|i| u64::from(*i) * 3).collect();
+        for threads in [0, 1, 2, 3, 8, 1000] {
+            let got = map_parallel(items.clone(), threads, |i| u64::from(i) * 3);
+            assert_eq!(got, want, "{threads} threads");
+        }
+        assert!(map_parallel(Vec::<u32>::new(), 4, |i| i).is_empty());
+    }
+
+    #[test]
+    fn map_parallel_uses_several_threads_and_each_item_once() {
+        let seen = Mutex::new(Vec::new());
+        let threads = Mutex::new(HashSet::new());
+        let items: Vec<u32> = (0..64).collect();
+        map_parallel(items, 2, |i| {
+            threads.lock().unwrap().insert(std::thread::current().id());
+            seen.lock().unwrap().push(i);
+            // Long enough that one thread cannot take every item first.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        });
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..64).collect::<Vec<_>>());
+        assert_eq!(threads.into_inner().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn map_parallel_passes_a_panic_on() {
+        let result = std::panic::catch_unwind(|| {
+            map_parallel((0..10).collect::<Vec<u32>>(), 2, |i| {
+                assert_ne!(i, 7, "item seven");
+                i
+            })
+        });
+        assert!(result.is_err());
+    }
 }

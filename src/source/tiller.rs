@@ -98,6 +98,7 @@ fn finish(
         resource_version,
         problems,
         kinds,
+        objects: None,
     }
 }
 
