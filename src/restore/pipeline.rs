@@ -1,17 +1,19 @@
 //! The load pipeline: [`load`] restores a decrypted snapshot onto a
-//! cluster (through helm) or a Tiller, in passes over the snapshot.
+//! cluster (through helm) or a Tiller, in passes over the snapshot: the
+//! `first` verifies all of it, each later one reads it `again`
+//! ([`super::stream`]).
 //!
 //! ```text
-//! pass 1   load::read           every entry verified; the index, the CRDs, the
+//! first    load::read           every entry verified; the index, the CRDs, the
 //!                               records of `order:` releases kept
 //!          Progress::check      the caller's own checks of the index
 //!          existing             what the destination has (+ histories load wrote)
 //!          load::prepare        plan (pure) + the CRDs to create
-//! pass 2   preflight            every frozen chart rendered by helm, APIs checked
+//! again    preflight            every frozen chart rendered by helm, APIs checked
 //!          crds::ensure         CRDs before the releases
 //!          (dry run: stop here with the plan)
-//! pass 3   execute::run_plan    helm │ Tiller target, records fed by stream::Feed
-//! pass 4+  history              the other saved revisions, a few releases at a time
+//! again    execute::run_plan    helm │ Tiller target, records fed by stream::Feed
+//! again    history              the other saved revisions, a few releases at a time
 //!          not_deployed         the final check
 //! ```
 //!
