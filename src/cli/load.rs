@@ -149,13 +149,6 @@ pub(super) fn run(args: LoadArgs, config: &Config) -> Result<(), Failure> {
     let selection = args.select.selection(config)?;
     let driver = Driver::parse(&args.driver)?;
     let order = effective_order(&config.config);
-    let mode = if args.upgrade {
-        Mode::Upgrade
-    } else if args.replace {
-        Mode::Replace
-    } else {
-        Mode::Install
-    };
     let bin = load::helm_bin();
     // Even a dry run renders the frozen charts with helm (the preflight).
     if !args.to_tiller {
@@ -163,20 +156,7 @@ pub(super) fn run(args: LoadArgs, config: &Config) -> Result<(), Failure> {
     }
     let identities = args.open.decrypt.identity_files(config);
     let runtime = super::args::runtime()?;
-    // --to-tiller talks to Tiller only; otherwise to the Kubernetes API and helm.
-    let (to, scope) = if args.to_tiller {
-        let tiller = runtime.block_on(Tiller::connect(&args.tiller.options()))?;
-        let scope = args
-            .cluster
-            .namespace
-            .clone()
-            .filter(|_| !args.cluster.all_namespaces);
-        (Destination::Tiller(tiller), scope)
-    } else {
-        let cluster = runtime.block_on(helm_bulk::cluster::connect(&args.cluster.options()))?;
-        let scope = args.cluster.scope(&cluster.default_namespace);
-        (Destination::Cluster(cluster), scope)
-    };
+    let (to, scope) = connect(&args, &runtime)?;
 
     // Check who made the snapshot, then decrypt and verify everything before
     // touching the cluster, keeping only the records that may be restored.
@@ -231,16 +211,11 @@ pub(super) fn run(args: LoadArgs, config: &Config) -> Result<(), Failure> {
         selection,
         scope,
         statuses: args.status.clone(),
-        mode,
+        mode: args.mode(),
         order,
         jobs: args.jobs,
         dry_run: args.dry_run,
-        // The history of each release (not into Tiller).
-        keep: match (args.no_history || args.to_tiller, args.history) {
-            (true, _) => Keep::None,
-            (false, Some(n)) => Keep::Newest(n),
-            (false, None) => Keep::All,
-        },
+        keep: args.keep(),
         driver,
         helm: bin,
         helm_args: helm_global_args(&args),
@@ -259,6 +234,50 @@ pub(super) fn run(args: LoadArgs, config: &Config) -> Result<(), Failure> {
         pipeline::Loaded::Planned(plan) => dry_run(&plan),
         pipeline::Loaded::Unchanged(unchanged) => nothing_to_install(&unchanged),
         pipeline::Loaded::Ran(ran) => report(&ran, terminal.interrupt.get().map(|i| &**i), start),
+    }
+}
+
+impl LoadArgs {
+    /// What to do with the releases the target has.
+    fn mode(&self) -> Mode {
+        if self.upgrade {
+            Mode::Upgrade
+        } else if self.replace {
+            Mode::Replace
+        } else {
+            Mode::Install
+        }
+    }
+
+    /// The history of each release (not into Tiller).
+    fn keep(&self) -> Keep {
+        match (self.no_history || self.to_tiller, self.history) {
+            (true, _) => Keep::None,
+            (false, Some(n)) => Keep::Newest(n),
+            (false, None) => Keep::All,
+        }
+    }
+}
+
+/// Connects to the destination and returns it with the namespace load is
+/// limited to: --to-tiller talks to Tiller only; otherwise to the
+/// Kubernetes API and helm.
+fn connect(
+    args: &LoadArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(Destination, Option<String>), Failure> {
+    if args.to_tiller {
+        let tiller = runtime.block_on(Tiller::connect(&args.tiller.options()))?;
+        let scope = args
+            .cluster
+            .namespace
+            .clone()
+            .filter(|_| !args.cluster.all_namespaces);
+        Ok((Destination::Tiller(tiller), scope))
+    } else {
+        let cluster = runtime.block_on(helm_bulk::cluster::connect(&args.cluster.options()))?;
+        let scope = args.cluster.scope(&cluster.default_namespace);
+        Ok((Destination::Cluster(cluster), scope))
     }
 }
 
