@@ -322,7 +322,15 @@ async fn save_once(
     cluster: Option<&Cluster>,
     opts: &SaveOptions,
 ) -> Result<Saved, Attempt> {
+    let started = std::time::Instant::now();
     let plan = source.plan(&opts.filter).await.map_err(from_source)?;
+    crate::debug::note(|| {
+        format!(
+            "save: first pass: {} records to save, in {:.2}s",
+            plan.rows.len(),
+            started.elapsed().as_secs_f64()
+        )
+    });
     let (server, context) = origin(source, cluster);
     let mut index = Index::new(
         crate::timefmt::now_rfc3339(),
@@ -391,11 +399,20 @@ async fn save_once(
         let sink = writer.finish()?.finish()?;
         Ok(sink)
     });
+    let second = std::time::Instant::now();
     let fetched = source.fetch(&plan, &tx).await;
     drop(tx);
+    let fetch_time = second.elapsed();
     let written = write_thread
         .join()
         .map_err(|_| Attempt::Failed(SaveError::WriterPanicked))?;
+    crate::debug::note(|| {
+        format!(
+            "save: second pass: records read in {:.2}s, written in {:.2}s",
+            fetch_time.as_secs_f64(),
+            second.elapsed().as_secs_f64()
+        )
+    });
     // A write error explains a fetch that stopped; report it first.
     // The fetch error is the cause unless the fetch stopped because the
     // writer did (then the writer's error says why).
