@@ -2,15 +2,18 @@
 //! cluster.
 //!
 //! **Start here.** Saving is [`save::save`] over [`save::SaveOptions`];
-//! loading is [`restore::load`] (read, prepare, preflight), then
-//! [`restore::execute::run_plan`] over a restore target (the helm binary or
-//! a Tiller). The `helm-bulk` binary (its `cli` module, not part of this
-//! library) only turns flags into those options and prints.
-//! `docs/ARCHITECTURE.md` has the module map.
+//! loading is [`restore::load::load`] over [`restore::load::LoadOptions`]
+//! (the pass sequence: verify, plan, preflight, install through
+//! [`restore::execute::run_plan`] on the helm binary or a Tiller, history,
+//! final check; see [`restore::pipeline`]). The `helm-bulk` binary (its
+//! `cli` module, not part of this library) only turns flags into those
+//! options, connects, and prints what their progress reports and results
+//! say. `docs/ARCHITECTURE.md` has the module map.
 //!
 //! ```text
 //! save: source::Source ──records──▶ snapshot writer ─▶ vault (age) ─▶ store sink ─▶ signature
-//! load: store::input ─▶ signature check ─▶ vault ─▶ snapshot reader ─▶ restore::plan ─▶ run_plan ─▶ helm │ Tiller
+//! load: store::input ─▶ signature check ─▶ vault ─▶ restore::load::load:
+//!       snapshot reader ─▶ restore::plan ─▶ preflight ─▶ run_plan ─▶ helm │ Tiller ─▶ history
 //! ```
 //!
 //! Helm 3/4 records come from [`source::helm`] and go back through

@@ -59,11 +59,50 @@ impl Run {
     }
 
     fn save(&self, env: &TestEnv, c: Cli, snapshot: &Path) -> Output {
+        self.save_with(env, c, snapshot, &[])
+    }
+
+    fn save_with(&self, env: &TestEnv, c: Cli, snapshot: &Path, extra: &[&str]) -> Output {
         let mut cmd = self.bulk_cmd(env);
         c.driver_env(&mut cmd);
-        cmd.args(["save", "-r", &self.recipient, "-o"])
+        cmd.args(["save", "-r", &self.recipient])
+            .args(extra)
+            .arg("-o")
             .arg(snapshot);
         no_cluster::run(&mut cmd)
+    }
+
+    /// `show --history -o json`: `name#revision status` of every record.
+    fn saved_revisions(&self, env: &TestEnv, snapshot: &Path) -> Vec<String> {
+        let out = ok_as(
+            self.bulk(
+                env,
+                [
+                    "show".as_ref(),
+                    "-i".as_ref(),
+                    self.key.as_os_str(),
+                    "--history".as_ref(),
+                    "-o".as_ref(),
+                    "json".as_ref(),
+                    snapshot.as_os_str(),
+                ],
+            ),
+            "show",
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("show -o json");
+        v["releases"]
+            .as_array()
+            .expect("releases")
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}#{} {}",
+                    r["name"].as_str().unwrap_or("?"),
+                    r["revision"],
+                    r["status"].as_str().unwrap_or("?")
+                )
+            })
+            .collect()
     }
 }
 
@@ -345,8 +384,25 @@ fn assert_restored(env: &TestEnv, h: Cli, before: &Before, when: &str) {
 /// save → wipe → load (the dry run first), checked by [`assert_restored`];
 /// a second load writes nothing. Returns the snapshot.
 fn save_wipe_load(run: &Run, env: &TestEnv, h: Cli, before: &Before) -> PathBuf {
+    // save --history 0: the latest revision of each release and its last
+    // deployed one; the second pass reads only those objects.
+    let newest = run.work.path().join("newest.age");
+    ok_as(
+        run.save_with(env, h, &newest, &["--history", "0"]),
+        "save --history 0",
+    );
+    assert_eq!(
+        run.saved_revisions(env, &newest),
+        [
+            "single#1 deployed",
+            "tail#1 deployed",
+            "tail#2 failed",
+            "web#4 deployed"
+        ]
+    );
     let snapshot = run.work.path().join("snapshot.age");
     ok_as(run.save(env, h, &snapshot), "save");
+    assert_eq!(run.saved_revisions(env, &snapshot).len(), 7);
     env.wipe();
 
     // The dry run lists the writes.

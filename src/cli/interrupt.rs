@@ -49,7 +49,7 @@ pub(super) fn stop_on_interrupt(rt: &tokio::runtime::Runtime, stop: Arc<Stop>) -
         let mut signals = Signals::new();
         let code = signals.next().await;
         seen.0.store(code, Ordering::SeqCst);
-        stop.stop();
+        stop.interrupt();
         forward(&stop, code);
         let again = signals.next().await;
         eprintln!(

@@ -1,24 +1,27 @@
 //! `helm bulk load`: decrypt, verify, plan and restore what the cluster lacks.
 
-use std::collections::HashMap;
 use std::io::Seek as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use clap::Args;
 
 use super::args::TillerArgs;
-use super::args::{ClusterArgs, OpenArgs, Origin, SelectArgs};
+use super::args::{ClusterArgs, OpenArgs, Origin, SelectArgs, VerifyArgs};
+use super::interrupt::Interrupt;
 use super::{DEFAULT_SNAPSHOT, EXIT_PARTIAL, Failure, fail, print_stdout};
-use helm_bulk::config::{Loaded, effective_order};
-use helm_bulk::release::{Installed, ReleaseId as _, ReleaseKey};
-use helm_bulk::restore::crds::{CrdOutcome, ensure};
-use helm_bulk::restore::execute::{Outcome, Report, Stop, run_plan};
+use helm_bulk::config::{Loaded as Config, effective_order};
+use helm_bulk::release::ReleaseId as _;
+use helm_bulk::restore::crds::CrdOutcome;
+use helm_bulk::restore::execute::{Outcome, Report, Stop};
 use helm_bulk::restore::history::{self, Keep};
-use helm_bulk::restore::load::{self, LoadOptions, Preflight, Prepared};
+use helm_bulk::restore::load::{self, LoadError, LoadOptions};
+use helm_bulk::restore::pipeline::{
+    self, Destination, Input, Planned, Progress, Ran, Unchanged, Veto,
+};
 use helm_bulk::restore::plan::{Action, Mode, Step};
-use helm_bulk::restore::stream::{self, Rereader};
-use helm_bulk::restore::tiller::TillerTarget;
+use helm_bulk::restore::preflight::Preflight;
+use helm_bulk::snapshot::Index;
 use helm_bulk::source::helm::Driver;
 use helm_bulk::store::input::SnapshotSource;
 use helm_bulk::tiller::client::Tiller;
@@ -141,19 +144,11 @@ pub struct LoadArgs {
     pub no_history: bool,
 }
 
-pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
+pub(super) fn run(args: LoadArgs, config: &Config) -> Result<(), Failure> {
     let start = Instant::now();
     let selection = args.select.selection(config)?;
     let driver = Driver::parse(&args.driver)?;
     let order = effective_order(&config.config);
-    let ordered = order.clone();
-    let mode = if args.upgrade {
-        Mode::Upgrade
-    } else if args.replace {
-        Mode::Replace
-    } else {
-        Mode::Install
-    };
     let bin = load::helm_bin();
     // Even a dry run renders the frozen charts with helm (the preflight).
     if !args.to_tiller {
@@ -161,20 +156,7 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
     }
     let identities = args.open.decrypt.identity_files(config);
     let runtime = super::args::runtime()?;
-    // --to-tiller talks to Tiller only; otherwise to the Kubernetes API and helm.
-    let (cluster, tiller, scope) = if args.to_tiller {
-        let tiller = runtime.block_on(Tiller::connect(&args.tiller.options()))?;
-        let scope = args
-            .cluster
-            .namespace
-            .clone()
-            .filter(|_| !args.cluster.all_namespaces);
-        (None, Some(tiller), scope)
-    } else {
-        let cluster = runtime.block_on(helm_bulk::cluster::connect(&args.cluster.options()))?;
-        let scope = args.cluster.scope(&cluster.default_namespace);
-        (Some(cluster), None, scope)
-    };
+    let (to, scope) = connect(&args, &runtime)?;
 
     // Check who made the snapshot, then decrypt and verify everything before
     // touching the cluster, keeping only the records that may be restored.
@@ -216,344 +198,272 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         None => source.open()?,
     };
     let opened = helm_bulk::vault::open_again(input, &identities, &passphrase)?;
-    // The history of each release (not into Tiller).
-    let keep = match (args.no_history || args.to_tiller, args.history) {
-        (true, _) => Keep::None,
-        (false, Some(n)) => Keep::Newest(n),
-        (false, None) => Keep::All,
-    };
-    // The first pass verifies all of it, keeping the index, the CRDs and the
-    // records of the `order:` releases; later passes read the records again.
-    let mut snapshot = load::read(opened.reader, &args.status, &ordered)?;
-    let reread = Rereader::new(
-        Box::new(|| {
+    let input = Input {
+        first: opened.reader,
+        again: Box::new(|| {
             let input = open_input()?;
             helm_bulk::vault::open_again(input, &identities, &passphrase)
                 .map(|o| o.reader)
                 .map_err(|e| super::one_line(&e).into())
         }),
-        snapshot.index.clone(),
-    );
-    let index = &snapshot.index;
-    args.open.verify.check_age(index)?;
-    let helm2 = snapshot.is_helm2();
-    if args.to_tiller && !helm2 {
-        return Err(fail(format!(
-            "--to-tiller restores Helm 2 snapshots, and this one holds {} releases; load it without --to-tiller",
-            index.source.kind.describe()
-        )));
-    }
-    eprintln!(
-        "Snapshot of {} (context {}) created {}: {} releases",
-        if index.cluster.server.is_empty() {
-            "an unknown cluster".to_owned()
-        } else {
-            super::printable(&index.cluster.server)
-        },
-        if index.cluster.context.is_empty() {
-            "-".to_owned()
-        } else {
-            super::printable(&index.cluster.context)
-        },
-        super::printable(&helm_bulk::timefmt::human(&index.created_at)),
-        helm_bulk::release::distinct_releases(&index.releases)
-    );
-    let tiller_existing = match &tiller {
-        Some(t) => {
-            Some(runtime.block_on(helm_bulk::restore::tiller::existing(t, scope.as_deref()))?)
-        }
-        None => None,
     };
-    let has_history =
-        keep != Keep::None && !load::restored(&snapshot.index, &args.status).is_empty();
-    let storage = cluster.as_ref().map(|c| {
-        history::Storage::new(
-            c.client.clone(),
-            driver,
-            load::restore_description(&snapshot.index),
-        )
-    });
-    let mut existing: HashMap<ReleaseKey, Installed> = match (&cluster, &tiller_existing) {
-        (Some(cluster), _) => {
-            runtime.block_on(load::existing(&cluster.client, driver, scope.as_deref()))?
-        }
-        (None, Some(t)) => load::existing_in_tiller(t),
-        (None, None) => Default::default(),
-    };
-    if let Some(storage) = &storage {
-        load::recognize(
-            &runtime,
-            storage,
-            &reread,
-            &args.status,
-            keep,
-            &mut existing,
-        )
-        .map_err(|e| fail(e.to_string()))?;
-    }
     let options = LoadOptions {
         selection,
         scope,
         statuses: args.status.clone(),
-        mode,
+        mode: args.mode(),
         order,
         jobs: args.jobs,
-    };
-    let Prepared {
-        steps,
-        crds,
-        left_to_helm,
-    } = load::prepare(&mut snapshot, &existing, &options);
-    let scope = options.scope;
-    let index = &snapshot.index;
-
-    // Ordered steps first, then the others in the order a pass reads them.
-    let run_steps = load::run_order(&steps);
-    let to_read = load::keys_to_read(&snapshot, &run_steps);
-    let stop = Arc::new(Stop::default());
-    let runner = load::helm_runner(
-        bin,
-        helm_global_args(&args),
+        dry_run: args.dry_run,
+        keep: args.keep(),
         driver,
-        index,
-        helm2,
-        stop.clone(),
-    );
-    // Every frozen chart about to be installed renders, and finds the APIs
-    // it needs, before anything in the cluster changes.
-    let preflight = match &cluster {
-        Some(cluster) => {
-            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let workers = args.jobs.max(cpus);
-            let (preflight, read) = reread.feed(&to_read, workers * 2, |feed| {
-                let fetch = |step: &Step| {
-                    snapshot
-                        .record(step)
-                        .or_else(|| feed.take(&stream::key(step)))
-                };
-                load::run_preflight(
-                    &runtime, cluster, &runner, &run_steps, &crds, args.jobs, &fetch,
-                )
-            });
-            read.map_err(|e| fail(format!("{e}; nothing was installed")))?;
-            Some(preflight?)
-        }
-        None => None,
+        helm: bin,
+        helm_args: helm_global_args(&args),
     };
-    // Tiller installs into its own cluster, which helm-bulk does not reach.
-    let crd_outcomes = match (&cluster, &preflight) {
-        (Some(cluster), Some(p)) if p.problems.is_empty() || args.dry_run => {
-            runtime.block_on(ensure(&cluster.client, &crds, &left_to_helm, args.dry_run))
-        }
-        _ => Vec::new(),
+    let stop = Arc::new(Stop::default());
+    let terminal = Terminal {
+        verify: &args.open.verify,
+        runtime: &runtime,
+        stop: stop.clone(),
+        // A Ctrl-C stops a load into a cluster; one into Tiller just ends.
+        signals: !args.to_tiller,
+        interrupt: OnceLock::new(),
     };
+    let loaded = load::load(&runtime, to, input, &options, &stop, &terminal).map_err(failure)?;
+    match loaded {
+        pipeline::Loaded::Planned(plan) => dry_run(&plan),
+        pipeline::Loaded::Unchanged(unchanged) => nothing_to_install(&unchanged),
+        pipeline::Loaded::Ran(ran) => report(&ran, terminal.interrupt.get().map(|i| &**i), start),
+    }
+}
 
-    // The history writes of each release (a dry run plans them).
-    let history_run = |steps: &[Step], dry_run: bool, stopped: &dyn Fn() -> bool| match &storage {
-        Some(storage) => load::run_history_read(
-            &runtime,
-            storage,
-            &reread,
-            &args.status,
-            keep,
-            steps,
-            dry_run,
-            args.jobs,
-            stopped,
-        ),
-        None => Ok(Vec::new()),
-    };
-    if args.dry_run {
-        // What the history writes would be, in each release's REASON.
-        let mut shown = steps.clone();
-        for o in history_run(&steps, true, &|| false).map_err(|e| fail(e.to_string()))? {
-            if let Some(s) = shown.iter_mut().find(|s| s.key() == o.key) {
-                let h = format!("history: {}", history::summary(&o, true));
-                s.note = Some(match s.note.take() {
-                    Some(n) => format!("{n}; {h}"),
-                    None => h,
-                });
-            }
+impl LoadArgs {
+    /// What to do with the releases the target has.
+    fn mode(&self) -> Mode {
+        if self.upgrade {
+            Mode::Upgrade
+        } else if self.replace {
+            Mode::Replace
+        } else {
+            Mode::Install
         }
-        let mut text = plan_table(&shown, preflight.as_ref());
-        for (name, o) in &crd_outcomes {
-            let what = match o {
-                CrdOutcome::WouldCreate => "would be created".to_owned(),
-                CrdOutcome::Exists => "exists; left as it is".to_owned(),
-                CrdOutcome::Created => "created".to_owned(),
-                CrdOutcome::LeftToHelm(r) => format!("installed by helm from the crds/ of {r}"),
-                CrdOutcome::Failed(e) => format!("cannot be checked: {e}"),
-            };
-            text.push_str(&format!("CRD {name}: {what}\n"));
-        }
-        print_stdout(&text)?;
-        return match &preflight {
-            Some(p) if !p.problems.is_empty() => Err(fail(format!(
-                "preflight found problems with {} release(s) (listed above); load would stop before installing anything. {}",
-                p.problems.len(),
-                preflight_advice(p)
-            ))),
-            _ => Ok(()),
-        };
     }
-    if let Some(p) = &preflight
-        && !p.problems.is_empty()
-    {
-        for (key, why) in &p.problems {
-            eprintln!("preflight {key}: {why}");
+
+    /// The history of each release (not into Tiller).
+    fn keep(&self) -> Keep {
+        match (self.no_history || self.to_tiller, self.history) {
+            (true, _) => Keep::None,
+            (false, Some(n)) => Keep::Newest(n),
+            (false, None) => Keep::All,
         }
-        return Err(fail(format!(
-            "preflight found problems with {} release(s) (listed above); nothing was installed. {}",
-            p.problems.len(),
-            preflight_advice(p)
-        )));
     }
-    if let Some(p) = &preflight
-        && p.checked > 0
-    {
+}
+
+/// Connects to the destination and returns it with the namespace load is
+/// limited to: --to-tiller talks to Tiller only; otherwise to the
+/// Kubernetes API and helm.
+fn connect(
+    args: &LoadArgs,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(Destination, Option<String>), Failure> {
+    if args.to_tiller {
+        let tiller = runtime.block_on(Tiller::connect(&args.tiller.options()))?;
+        let scope = args
+            .cluster
+            .namespace
+            .clone()
+            .filter(|_| !args.cluster.all_namespaces);
+        Ok((Destination::Tiller(tiller), scope))
+    } else {
+        let cluster = runtime.block_on(helm_bulk::cluster::connect(&args.cluster.options()))?;
+        let scope = args.cluster.scope(&cluster.default_namespace);
+        Ok((Destination::Cluster(cluster), scope))
+    }
+}
+
+/// What the CLI prints while a load runs, on standard error.
+struct Terminal<'a> {
+    verify: &'a VerifyArgs,
+    runtime: &'a tokio::runtime::Runtime,
+    stop: Arc<Stop>,
+    /// Whether signals stop the install pass.
+    signals: bool,
+    /// The signal handling, once the install pass started.
+    interrupt: OnceLock<Arc<Interrupt>>,
+}
+
+/// A [`Failure`] the CLI's own check of the snapshot returned.
+#[derive(Debug)]
+struct Refusal(Failure);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl Progress for Terminal<'_> {
+    fn check(&self, index: &Index) -> Result<(), Veto> {
+        self.verify
+            .check_age(index)
+            .map_err(|f| Box::new(Refusal(f)) as Veto)
+    }
+
+    fn verified(&self, index: &Index) {
         eprintln!(
-            "Preflight: {} frozen chart(s) rendered with helm; every API they use will exist ({:.2}s)",
-            p.checked,
-            p.elapsed.as_secs_f64()
+            "Snapshot of {} (context {}) created {}: {} releases",
+            if index.cluster.server.is_empty() {
+                "an unknown cluster".to_owned()
+            } else {
+                super::printable(&index.cluster.server)
+            },
+            if index.cluster.context.is_empty() {
+                "-".to_owned()
+            } else {
+                super::printable(&index.cluster.context)
+            },
+            super::printable(&helm_bulk::timefmt::human(&index.created_at)),
+            helm_bulk::release::distinct_releases(&index.releases)
         );
     }
-    // CRDs that could not be created, and a final check that could not run.
-    let mut other_failures = 0;
-    for (name, o) in &crd_outcomes {
-        match o {
+
+    fn preflight(&self, p: &Preflight) {
+        if p.checked > 0 {
+            eprintln!(
+                "Preflight: {} frozen chart(s) rendered with helm; every API they use will exist ({:.2}s)",
+                p.checked,
+                p.elapsed.as_secs_f64()
+            );
+        }
+    }
+
+    fn crd(&self, name: &str, outcome: &CrdOutcome) {
+        match outcome {
             CrdOutcome::Created => eprintln!("created   CRD {name}"),
-            CrdOutcome::Failed(e) => {
-                other_failures += 1;
-                eprintln!("FAILED    CRD {name}: {e}");
-            }
+            CrdOutcome::Failed(e) => eprintln!("FAILED    CRD {name}: {e}"),
             _ => {}
         }
     }
-    let to_change = steps.iter().filter(|s| s.action.changes()).count();
-    let refused = steps
-        .iter()
-        .filter(|s| matches!(s.action, Action::Refuse(_)))
-        .count();
-    if to_change == 0 && other_failures == 0 && refused == 0 {
-        for s in &steps {
-            if let Action::Skip(why) = &s.action {
-                eprintln!("skipped   {}: {why}", s.key());
-            }
-        }
-        let outcomes = history_run(&steps, false, &|| false).map_err(|e| fail(e.to_string()))?;
-        for o in &outcomes {
-            eprintln!("{}", history::report_line(o, false));
-        }
-        let failed = outcomes.iter().filter(|o| o.failed()).count();
-        if failed > 0 {
-            return Err(Failure {
-                message: format!(
-                    "the history of {failed} release(s) could not be restored (listed above); fix the cause and run load again to complete"
-                ),
-                code: EXIT_PARTIAL,
-            });
-        }
-        let written = outcomes.iter().filter(|o| !o.ops.is_empty()).count();
-        eprintln!(
-            "Nothing to install: every selected release in the snapshot is already installed{}.",
-            match written {
-                0 if !has_history => String::new(),
-                0 => "; every restored history is complete".to_owned(),
-                n => format!("; completed the history of {n} release(s)"),
-            }
-        );
-        return Ok(());
+
+    fn skipped(&self, step: &Step, why: &str) {
+        eprintln!("skipped   {}: {why}", step.key());
     }
 
-    let interrupt = tiller
-        .is_none()
-        .then(|| super::interrupt::stop_on_interrupt(&runtime, stop.clone()));
-    let stopped = || interrupt.as_ref().is_some_and(|i| i.code().is_some());
-    let print = |r: &Report| {
-        // After an interrupt, one line says what happened, at the end.
-        if !stopped() {
-            eprintln!("{}", report_line(r));
+    fn installing(&self) {
+        if self.signals {
+            let _ = self.interrupt.set(super::interrupt::stop_on_interrupt(
+                self.runtime,
+                self.stop.clone(),
+            ));
         }
-    };
-    // The records come from another pass, read while the releases install;
-    // if it fails, no further step starts.
-    let (reports, read) = reread.feed(&to_read, args.jobs.max(1) * 4, |feed| {
-        let fetch = |step: &Step| {
-            snapshot.record(step).or_else(|| {
-                let record = feed.take(&stream::key(step));
-                if record.is_none() && feed.failure().is_some() {
-                    stop.stop();
-                }
-                record
-            })
+    }
+
+    fn restored(&self, report: &Report) {
+        eprintln!("{}", report_line(report));
+    }
+
+    fn history(&self, outcome: &history::Outcome) {
+        eprintln!("{}", history::report_line(outcome, false));
+    }
+
+    fn history_failed(&self, error: &LoadError) {
+        eprintln!("FAILED    history: {error}");
+    }
+
+    fn check_failed(&self, error: &LoadError) {
+        let why = match error {
+            LoadError::Existing(e) => super::one_line(e),
+            e => e.to_string(),
         };
-        match (tiller, tiller_existing) {
-            (Some(tiller), Some(existing)) => {
-                let target = TillerTarget {
-                    tiller,
-                    runtime: runtime.handle().clone(),
-                    existing,
-                    description: runner.description.clone(),
-                };
-                run_plan(&target, &run_steps, args.jobs, &stop, fetch, print)
+        eprintln!("FAILED    cannot check that every release is deployed: {why}");
+    }
+}
+
+/// The user's line for a load that failed as a whole.
+fn failure(e: LoadError) -> Failure {
+    match e {
+        LoadError::Snapshot(e) => e.into(),
+        LoadError::Tiller(e) => e.into(),
+        LoadError::Existing(e) => e.into(),
+        LoadError::Refused(v) => match v.downcast::<Refusal>() {
+            Ok(refusal) => refusal.0,
+            Err(v) => fail(super::one_line(&*v)),
+        },
+        LoadError::NotHelm2(kind) => fail(format!(
+            "--to-tiller restores Helm 2 snapshots, and this one holds {kind} releases; load it without --to-tiller"
+        )),
+        LoadError::Problems(p) => {
+            for (key, why) in &p.problems {
+                eprintln!("preflight {key}: {why}");
             }
-            _ => run_plan(&runner, &run_steps, args.jobs, &stop, fetch, print),
+            fail(format!(
+                "preflight found problems with {} release(s) (listed above); nothing was installed. {}",
+                p.problems.len(),
+                preflight_advice(&p)
+            ))
         }
-    });
-    drop(snapshot);
-    if let Err(e) = read {
-        let t = load::tally(&reports);
+        e @ LoadError::Stopped { .. } => Failure {
+            message: e.to_string(),
+            code: EXIT_PARTIAL,
+        },
+        e @ (LoadError::NoHelm(_) | LoadError::Preflight(_)) => e.into(),
+        // The snapshot read again, the release storage.
+        e => fail(e.to_string()),
+    }
+}
+
+/// A dry run: the plan, then whether the preflight would stop the load.
+fn dry_run(plan: &Planned) -> Result<(), Failure> {
+    let mut text = plan_table(&plan.steps, plan.preflight.as_ref());
+    for (name, o) in &plan.crds {
+        let what = match o {
+            CrdOutcome::WouldCreate => "would be created".to_owned(),
+            CrdOutcome::Exists => "exists; left as it is".to_owned(),
+            CrdOutcome::Created => "created".to_owned(),
+            CrdOutcome::LeftToHelm(r) => format!("installed by helm from the crds/ of {r}"),
+            CrdOutcome::Failed(e) => format!("cannot be checked: {e}"),
+        };
+        text.push_str(&format!("CRD {name}: {what}\n"));
+    }
+    print_stdout(&text)?;
+    match &plan.preflight {
+        Some(p) if !p.problems.is_empty() => Err(fail(format!(
+            "preflight found problems with {} release(s) (listed above); load would stop before installing anything. {}",
+            p.problems.len(),
+            preflight_advice(p)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Nothing was to be installed: whether every history is complete.
+fn nothing_to_install(u: &Unchanged) -> Result<(), Failure> {
+    let failed = u.history.iter().filter(|o| o.failed()).count();
+    if failed > 0 {
         return Err(Failure {
             message: format!(
-                "{e}; load stopped: restored {} release(s) from records read before that, failed {}, not started {}; no history was written. Run load again with an intact snapshot",
-                t.done, t.failed, t.not_started
+                "the history of {failed} release(s) could not be restored (listed above); fix the cause and run load again to complete"
             ),
             code: EXIT_PARTIAL,
         });
     }
-    // The other saved revisions of the releases now installed.
-    let done_steps: Vec<Step> = reports
-        .iter()
-        .filter(|r| matches!(r.outcome, Outcome::Done | Outcome::Skipped(_)))
-        .map(|r| r.step.clone())
-        .collect();
-    let history_outcomes = history_run(&done_steps, false, &stopped).unwrap_or_else(|e| {
-        eprintln!("FAILED    history: {e}");
-        other_failures += 1;
-        Vec::new()
-    });
-    for o in &history_outcomes {
-        if !stopped() {
-            eprintln!("{}", history::report_line(o, false));
+    let written = u.history.iter().filter(|o| !o.ops.is_empty()).count();
+    eprintln!(
+        "Nothing to install: every selected release in the snapshot is already installed{}.",
+        match written {
+            0 if !u.has_history => String::new(),
+            0 => "; every restored history is complete".to_owned(),
+            n => format!("; completed the history of {n} release(s)"),
         }
-    }
-    other_failures += history_outcomes.iter().filter(|o| o.failed()).count();
+    );
+    Ok(())
+}
 
-    // Every selected release must be deployed now, whatever helm said.
-    let not_deployed: Vec<(ReleaseKey, String)> = match &cluster {
-        Some(cluster) => {
-            let now = runtime
-                .block_on(load::existing(&cluster.client, driver, scope.as_deref()))
-                .map_err(|e| super::one_line(&e))
-                .and_then(|mut now| {
-                    if let Some(storage) = &storage {
-                        load::recognize(&runtime, storage, &reread, &args.status, keep, &mut now)
-                            .map_err(|e| e.to_string())?;
-                    }
-                    Ok(now)
-                });
-            match now {
-                Ok(now) => load::not_deployed(&now, &steps),
-                Err(e) => {
-                    // Not knowing is not success.
-                    eprintln!("FAILED    cannot check that every release is deployed: {e}");
-                    other_failures += 1;
-                    Vec::new()
-                }
-            }
-        }
-        None => Vec::new(),
-    };
+/// The end of a load that ran: what is not deployed, the summary line and
+/// the exit code.
+fn report(ran: &Ran, interrupt: Option<&Interrupt>, start: Instant) -> Result<(), Failure> {
     let load::Tally {
         done,
         skipped,
@@ -561,14 +471,12 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         defects,
         not_started,
         stopped: stopped_installs,
-    } = load::tally(&reports);
-    let failed = failed + other_failures;
-    // Releases not deployed that no failure above explains.
-    let unexplained = load::unexplained(&reports, &not_deployed);
-
-    if let Some(code) = interrupt.as_ref().and_then(|i| i.code()) {
-        let name = interrupt.as_ref().map(|i| i.name()).unwrap_or("SIGINT");
-        for (key, status) in &not_deployed {
+    } = ran.tally;
+    let failed = failed + ran.other_failures;
+    let not_deployed = &ran.not_deployed;
+    if let Some(code) = interrupt.and_then(|i| i.code()) {
+        let name = interrupt.map(|i| i.name()).unwrap_or("SIGINT");
+        for (key, status) in not_deployed {
             eprintln!("NOT DEPLOYED {key}: {status}");
         }
         return Err(Failure {
@@ -584,10 +492,10 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
             code,
         });
     }
-    for (key, status) in &unexplained {
+    for (key, status) in &ran.unexplained {
         eprintln!("NOT DEPLOYED {key}: {status} after load");
     }
-    let failed = failed + unexplained.len();
+    let failed = failed + ran.unexplained.len();
     eprintln!(
         "Restored {done}, skipped {skipped}, failed {failed}{} in {:.1}s",
         if not_deployed.is_empty() {
@@ -597,29 +505,28 @@ pub(super) fn run(args: LoadArgs, config: &Loaded) -> Result<(), Failure> {
         },
         start.elapsed().as_secs_f64()
     );
-    if failed > 0 {
-        let message = if defects == failed {
-            format!(
-                "{failed} release(s) failed because helm refused the chart helm-bulk generated (listed above): a helm-bulk defect, please report it at {}",
-                helm_bulk::restore::helm::REPORT_URL
-            )
-        } else if defects > 0 {
-            format!(
-                "{failed} release(s) or CRD(s) failed to restore (listed above); {defects} of them because of a helm-bulk defect (report those at {}); fix the cause of the others and run load again to complete",
-                helm_bulk::restore::helm::REPORT_URL
-            )
-        } else {
-            format!(
-                "{failed} release(s) or CRD(s) failed to restore (listed above); fix the cause and run load again to complete"
-            )
-        };
-        Err(Failure {
-            message,
-            code: EXIT_PARTIAL,
-        })
-    } else {
-        Ok(())
+    if failed == 0 {
+        return Ok(());
     }
+    let message = if defects == failed {
+        format!(
+            "{failed} release(s) failed because helm refused the chart helm-bulk generated (listed above): a helm-bulk defect, please report it at {}",
+            helm_bulk::restore::helm::REPORT_URL
+        )
+    } else if defects > 0 {
+        format!(
+            "{failed} release(s) or CRD(s) failed to restore (listed above); {defects} of them because of a helm-bulk defect (report those at {}); fix the cause of the others and run load again to complete",
+            helm_bulk::restore::helm::REPORT_URL
+        )
+    } else {
+        format!(
+            "{failed} release(s) or CRD(s) failed to restore (listed above); fix the cause and run load again to complete"
+        )
+    };
+    Err(Failure {
+        message,
+        code: EXIT_PARTIAL,
+    })
 }
 
 /// `--kubeconfig` and `--kube-context` for every helm call.

@@ -59,6 +59,8 @@ pub struct Report {
 #[derive(Debug, Default)]
 pub struct Stop {
     stopped: AtomicBool,
+    /// Stopped from outside the run ([`Stop::interrupt`]).
+    interrupted: AtomicBool,
     running: Mutex<BTreeSet<u32>>,
 }
 
@@ -82,6 +84,19 @@ impl Stop {
     /// Whether [`Stop::stop`] was called.
     pub fn is_stopped(&self) -> bool {
         self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Stops the run from outside it (the CLI's Ctrl-C), as [`Stop::stop`]
+    /// does, and remembers that: a run stopped this way reports no more
+    /// releases as they end ([`Stop::is_interrupted`]).
+    pub fn interrupt(&self) {
+        self.interrupted.store(true, Ordering::SeqCst);
+        self.stop();
+    }
+
+    /// Whether [`Stop::interrupt`] was called.
+    pub fn is_interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
     }
 
     /// The process IDs of the processes running now.

@@ -1,20 +1,17 @@
-//! The load pipeline's steps, between the decrypted snapshot and the helm
-//! (or Tiller) calls: which records to keep ([`read`]), what the target has
-//! ([`existing`]), the plan ([`prepare`]: [`super::plan`] and the CRDs to
-//! create), the preflight ([`run_preflight`]) and the final check that every
-//! selected release is deployed ([`not_deployed`]). The command line strings
-//! them together and prints between them.
-//!
-//! ```text
-//! store input ─▶ signing::verify ─▶ vault::open ─▶ read (records to restore)
-//!   ─▶ existing ─▶ prepare (plan, CRDs) ─▶ run_preflight ─▶ crds::ensure
-//!   ─▶ execute::run_plan (helm │ Tiller target) ─▶ not_deployed
-//! ```
+//! `load`: [`load`] is the entry point (the pass sequence is in
+//! [`super::pipeline`]); this module holds its options ([`LoadOptions`]),
+//! its errors ([`LoadError`]), and the steps that need no destination: the
+//! first pass ([`read`]: every entry verified, what the plan needs kept),
+//! the plan ([`prepare`]: [`super::plan`] and the CRDs to create), the
+//! order the later passes read records in ([`run_order`],
+//! [`keys_to_read`]), and how a run ended ([`tally`], [`not_deployed`],
+//! [`unexplained`]). What the destination has is [`existing`], the helm
+//! binary [`helm_runner`]; the preflight is [`super::preflight`] and the
+//! history passes [`super::histories`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use zeroize::Zeroizing;
 
@@ -22,7 +19,7 @@ use super::execute::{Outcome, Report, Stop};
 use super::helm::HelmRunner;
 use super::history::{self, Keep};
 use super::plan::{Action, Mode, PlanInput, Step, plan, targets};
-use super::preflight;
+use super::preflight::Preflight;
 use crate::release::{GroupKind, Installed, ReleaseId, ReleaseKey, RevisionId, RevisionKey};
 use crate::select::Selection;
 use crate::snapshot::{Entry, Index, IndexCrd, Limits, SnapshotError};
@@ -45,6 +42,40 @@ pub enum LoadError {
     /// The releases' storage could not be read.
     #[error("cannot read the release storage: {0}")]
     Storage(#[source] history::HistoryError),
+    /// The first pass: the snapshot does not verify, or cannot be read.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The caller refused the snapshot ([`super::pipeline::Progress::check`]).
+    #[error(transparent)]
+    Refused(super::pipeline::Veto),
+    /// A Tiller was given a snapshot of Helm 3/4 releases.
+    #[error("a Tiller restores Helm 2 snapshots, and this one holds {0} releases")]
+    NotHelm2(&'static str),
+    /// Tiller could not be asked what it has.
+    #[error(transparent)]
+    Tiller(#[from] crate::tiller::TillerError),
+    /// The cluster's Helm storage could not be listed.
+    #[error(transparent)]
+    Existing(SourceError),
+    /// The preflight's pass over the snapshot failed.
+    #[error("{0}; nothing was installed")]
+    PreflightRead(#[source] super::stream::StreamError),
+    /// The preflight found releases that would fail; nothing was installed.
+    #[error("preflight found problems with {} release(s); nothing was installed", .0.problems.len())]
+    Problems(Preflight),
+    /// The install pass's reading of the snapshot failed: no further
+    /// release was started, and no history written.
+    #[error(
+        "{error}; load stopped: restored {} release(s) from records read before that, failed {}, not started {}; no history was written. Run load again with an intact snapshot",
+        tally.done, tally.failed, tally.not_started
+    )]
+    Stopped {
+        /// Why reading failed.
+        #[source]
+        error: Box<super::stream::StreamError>,
+        /// How the steps ended.
+        tally: Tally,
+    },
 }
 
 /// What the plan needs besides the snapshot and the target's releases.
@@ -61,6 +92,16 @@ pub struct LoadOptions {
     pub order: Vec<String>,
     /// Releases installed at the same time.
     pub jobs: usize,
+    /// Plan only: change nothing.
+    pub dry_run: bool,
+    /// Which saved revisions of each release's history to restore.
+    pub keep: Keep,
+    /// Helm's storage driver.
+    pub driver: Driver,
+    /// The helm binary ([`helm_bin`]).
+    pub helm: PathBuf,
+    /// Arguments for every helm call (`--kubeconfig`, `--kube-context`).
+    pub helm_args: Vec<String>,
 }
 
 /// A decrypted, verified snapshot, reduced to what load needs before it
@@ -251,7 +292,7 @@ pub fn prepare(
 }
 
 /// Which releases selected by the plan are not deployed in `now` (what
-/// the target has, after [`recognize`]), with their state (`failed
+/// the target has, after [`super::histories::recognize`]), with their state (`failed
 /// (revision 2)`, `not installed`).
 pub fn not_deployed(
     now: &HashMap<ReleaseKey, Installed>,
@@ -271,41 +312,8 @@ pub fn not_deployed(
         .collect()
 }
 
-/// Counts as deployed each release of `existing` whose restored history
-/// load wrote ([`history::recognize`]), reading the histories of those
-/// that are not deployed (and not frozen) from the snapshot again, a few
-/// at a time.
-pub fn recognize(
-    runtime: &tokio::runtime::Runtime,
-    storage: &history::Storage,
-    reread: &super::stream::Rereader,
-    statuses: &[String],
-    keep: Keep,
-    existing: &mut HashMap<ReleaseKey, Installed>,
-) -> Result<(), LoadError> {
-    let candidates: BTreeMap<ReleaseKey, u32> = restored(reread.index(), statuses)
-        .into_iter()
-        .filter(|(k, _)| {
-            existing
-                .get(k)
-                .is_some_and(|e| e.status != "deployed" && !e.frozen)
-        })
-        .collect();
-    let helm2 = reread.index().source.kind == crate::snapshot::SourceKind::Tiller;
-    let mut error = None;
-    reread.histories(&candidates, keep, helm2, 16, |batch| {
-        match runtime.block_on(history::recognize(storage, &batch, existing)) {
-            Ok(()) => true,
-            Err(e) => {
-                error = Some(LoadError::Storage(e));
-                false
-            }
-        }
-    })?;
-    error.map_or(Ok(()), Err)
-}
-
 pub use super::helm::helm_bin;
+pub use super::pipeline::load;
 
 /// How the steps of a run ended.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -374,88 +382,6 @@ pub fn check_helm(bin: &std::path::Path) -> Result<(), LoadError> {
     }
 }
 
-/// What the preflight found.
-pub struct Preflight {
-    /// Releases checked.
-    pub checked: usize,
-    /// Each release that would fail, with the reason.
-    pub problems: Vec<(ReleaseKey, String)>,
-    /// How many of them fail because of a helm-bulk defect.
-    pub defects: usize,
-    /// How long it took.
-    pub elapsed: std::time::Duration,
-}
-
-/// Renders the frozen chart of every step that installs or upgrades a
-/// release, client side, and checks the APIs its objects need.
-pub fn run_preflight<R>(
-    runtime: &tokio::runtime::Runtime,
-    cluster: &crate::cluster::Cluster,
-    runner: &HelmRunner,
-    steps: &[Step],
-    crds: &[(IndexCrd, Vec<u8>)],
-    jobs: usize,
-    record: &R,
-) -> Result<Preflight, LoadError>
-where
-    R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>> + Sync,
-{
-    let started = Instant::now();
-    let changing: Vec<&Step> = steps.iter().filter(|s| s.action.changes()).collect();
-    // Rendering is client side: use every CPU, whatever --jobs allows the cluster.
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let rendered = preflight::render_all(runner, &changing, jobs.max(cpus), record);
-    // APIs that will exist: stored CRDs (created before the installs) and
-    // CRDs in the charts being restored.
-    let mut provided: BTreeSet<preflight::Gvk> = BTreeSet::new();
-    for (_, json) in crds {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) {
-            provided.extend(preflight::crd_defines(&v));
-        }
-    }
-    let mut wanted = BTreeSet::new();
-    for r in rendered.values().flatten() {
-        provided.extend(r.defines.iter().cloned());
-        wanted.extend(r.objects.iter().cloned());
-    }
-    let served = runtime
-        .block_on(preflight::served(&cluster.client, &wanted))
-        .map_err(LoadError::Preflight)?;
-    let mut problems = Vec::new();
-    let mut defects = 0;
-    for step in &changing {
-        match rendered.get(step.release_id()) {
-            Some(Ok(r)) => {
-                let missing = preflight::missing(r, |g| served.contains(g), &provided);
-                if !missing.is_empty() {
-                    problems.push((step.release_key(), preflight::describe_missing(&missing)));
-                }
-            }
-            Some(Err(e)) => {
-                if matches!(e, preflight::Problem::Defect(_)) {
-                    defects += 1;
-                }
-                problems.push((step.release_key(), e.to_string()))
-            }
-            None => problems.push((step.release_key(), "was not rendered".to_owned())),
-        }
-    }
-    let elapsed = started.elapsed();
-    crate::debug::note(|| {
-        format!(
-            "preflight: {} frozen charts rendered and checked in {:.2}s",
-            changing.len(),
-            elapsed.as_secs_f64()
-        )
-    });
-    Ok(Preflight {
-        checked: changing.len(),
-        problems,
-        defects,
-        elapsed,
-    })
-}
-
 /// The helm runner for a snapshot: `global_args` go to every helm call
 /// (`--kubeconfig`, `--kube-context`) and `driver` as HELM_DRIVER, Helm 2
 /// records are frozen as such.
@@ -487,80 +413,6 @@ pub fn restore_description(index: &Index) -> String {
         "Restored by helm-bulk from a snapshot taken {}",
         index.created_at
     )
-}
-
-/// The restored revision of each release: `(namespace, name)` → revision.
-pub fn restored(index: &Index, statuses: &[String]) -> BTreeMap<ReleaseKey, u32> {
-    targets(index, statuses)
-        .into_iter()
-        .map(|(k, t)| (k, t.row.revision))
-        .collect()
-}
-
-/// The history of each release to restore, by `(namespace, name)`.
-pub type Histories = BTreeMap<ReleaseKey, history::Wanted>;
-
-/// Restores the history of the steps' releases that this load installed or
-/// that were already installed (not of upgraded or refused ones); in a dry
-/// run, says what it would write. `stopped`: load was interrupted.
-pub fn run_history(
-    runtime: &tokio::runtime::Runtime,
-    storage: &history::Storage,
-    histories: &Histories,
-    steps: &[Step],
-    dry_run: bool,
-    jobs: usize,
-    stopped: &dyn Fn() -> bool,
-) -> Vec<history::Outcome> {
-    let releases: Vec<(&history::Wanted, bool)> = steps
-        .iter()
-        .filter(|s| s.selected && !matches!(s.action, Action::Upgrade | Action::Refuse(_)))
-        .filter_map(|s| {
-            let w = histories.get(s.release_id())?;
-            let fresh = matches!(
-                s.action,
-                Action::Install | Action::Complete | Action::Replace
-            );
-            Some((w, fresh))
-        })
-        .collect();
-    runtime.block_on(history::restore_all(
-        storage, &releases, dry_run, jobs, stopped,
-    ))
-}
-
-/// [`run_history`], the histories read from the snapshot again a few
-/// releases at a time: only those of the releases [`run_history`] writes.
-#[allow(clippy::too_many_arguments)]
-pub fn run_history_read(
-    runtime: &tokio::runtime::Runtime,
-    storage: &history::Storage,
-    reread: &super::stream::Rereader,
-    statuses: &[String],
-    keep: Keep,
-    steps: &[Step],
-    dry_run: bool,
-    jobs: usize,
-    stopped: &dyn Fn() -> bool,
-) -> Result<Vec<history::Outcome>, LoadError> {
-    let written: BTreeSet<ReleaseKey> = steps
-        .iter()
-        .filter(|s| s.selected && !matches!(s.action, Action::Upgrade | Action::Refuse(_)))
-        .map(|s| s.release_key())
-        .collect();
-    let targets: BTreeMap<ReleaseKey, u32> = restored(reread.index(), statuses)
-        .into_iter()
-        .filter(|(k, _)| written.contains(k))
-        .collect();
-    let helm2 = reread.index().source.kind == crate::snapshot::SourceKind::Tiller;
-    let mut outcomes = Vec::new();
-    reread.histories(&targets, keep, helm2, jobs.max(1) * 4, |batch| {
-        outcomes.extend(run_history(
-            runtime, storage, &batch, steps, dry_run, jobs, stopped,
-        ));
-        !stopped()
-    })?;
-    Ok(outcomes)
 }
 
 /// The snapshot's CRD rows with their JSON.
@@ -742,19 +594,7 @@ mod tests {
     }
 
     fn snapshot_bytes() -> Vec<u8> {
-        let index = Index::new(
-            "2026-11-26T00:00:00Z".to_owned(),
-            crate::snapshot::Source {
-                kind: crate::snapshot::SourceKind::Helm3,
-                driver: "secret".to_owned(),
-                extra: Default::default(),
-            },
-            crate::snapshot::Cluster {
-                server: "https://127.0.0.1:6443".to_owned(),
-                context: "test".to_owned(),
-                extra: Default::default(),
-            },
-        );
+        let index = crate::testing::helm3_index("https://127.0.0.1:6443", "test");
         let records = vec![
             helm_record("a", "db", 1, "superseded", "g.test"),
             helm_record("a", "db", 2, "deployed", "g.test"),
@@ -773,6 +613,11 @@ mod tests {
             mode,
             order: Vec::new(),
             jobs: 4,
+            dry_run: false,
+            keep: Keep::All,
+            driver: Driver::Secret,
+            helm: PathBuf::from("helm"),
+            helm_args: Vec::new(),
         }
     }
 
@@ -822,19 +667,7 @@ mod tests {
         let names: Vec<String> = run_order(&steps).into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["zz", "app-x", "app", "b"]);
         let snapshot = Snapshot {
-            index: Index::new(
-                String::new(),
-                crate::snapshot::Source {
-                    kind: crate::snapshot::SourceKind::Helm3,
-                    driver: "secret".to_owned(),
-                    extra: Default::default(),
-                },
-                crate::snapshot::Cluster {
-                    server: String::new(),
-                    context: String::new(),
-                    extra: Default::default(),
-                },
-            ),
+            index: crate::testing::helm3_index("", ""),
             records: HashMap::from([(RevisionKey::new("ns", "zz", 1), record(&[], None))]),
             uses: HashMap::new(),
             crds: Vec::new(),

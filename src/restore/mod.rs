@@ -1,16 +1,18 @@
 //! Restore: from snapshot records back to installed Helm releases.
 //!
-//! [`load`] strings the steps together. [`plan`] decides what to do with
-//! each release (given what the target has, and whether an earlier load
-//! left it unfinished); [`frozen`] rebuilds an installable chart from a
-//! stored Helm 3/4 release and [`frozen_helm2`] from a Helm 2 one;
-//! [`preflight`] renders every frozen chart with the real helm before
-//! anything is installed; [`crds`] creates the CRDs the releases need.
-//! [`execute`] is the one scheduler (ordered steps, then `jobs` at a time,
-//! stopped when told to) over a [`execute::Target`]: the helm binary
-//! ([`helm`]) or a Tiller ([`tiller`], `load --to-tiller`). [`history`]
-//! writes the other saved revisions of each release back to Helm's
-//! storage, Helm 2 ones converted by [`helm2to3`]. [`stream`] reads a
+//! [`load::load`] is the load pipeline ([`pipeline`]: the passes over the
+//! snapshot, in order); [`load`] holds its options, errors, first pass and
+//! planning steps. [`plan`] decides what to do with each release (given
+//! what the target has, and whether an earlier load left it unfinished);
+//! [`frozen`] rebuilds an installable chart from a stored Helm 3/4 release
+//! and [`frozen_helm2`] from a Helm 2 one; [`preflight`] renders every
+//! frozen chart with the real helm before anything is installed; [`crds`]
+//! creates the CRDs the releases need. [`execute`] is the one scheduler
+//! (ordered steps, then `jobs` at a time, stopped when told to) over a
+//! [`execute::Target`]: the helm binary ([`helm`]) or a Tiller ([`tiller`],
+//! `load --to-tiller`). [`history`] writes the other saved revisions of
+//! each release back to Helm's storage, Helm 2 ones converted by
+//! [`helm2to3`], in the passes of [`histories`]. [`stream`] reads a
 //! verified snapshot's records again with bounded memory.
 
 pub mod crds;
@@ -19,8 +21,10 @@ pub mod frozen;
 pub mod frozen_helm2;
 pub mod helm;
 pub mod helm2to3;
+pub mod histories;
 pub mod history;
 pub mod load;
+pub mod pipeline;
 pub mod plan;
 pub mod preflight;
 pub mod stream;

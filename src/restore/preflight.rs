@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use zeroize::Zeroizing;
 
@@ -16,6 +17,7 @@ use super::frozen::ChartHandle;
 use super::helm::HelmRunner;
 use super::plan::Step;
 use crate::release::{ReleaseId as _, ReleaseKey};
+use crate::snapshot::IndexCrd;
 
 /// An object's API: `(group, version, kind)`; the core group is `""`.
 pub type Gvk = (String, String, String);
@@ -236,6 +238,87 @@ pub async fn served(
         out.extend(gvks.into_iter().filter(|g| kinds.contains(&g.2)).cloned());
     }
     Ok(out)
+}
+
+/// What the preflight found.
+#[derive(Debug)]
+pub struct Preflight {
+    /// Releases checked.
+    pub checked: usize,
+    /// Each release that would fail, with the reason.
+    pub problems: Vec<(ReleaseKey, String)>,
+    /// How many of them fail because of a helm-bulk defect.
+    pub defects: usize,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
+}
+
+/// Renders the frozen chart of every step that installs or upgrades a
+/// release, client side, and checks the APIs its objects need.
+pub fn run_preflight<R>(
+    runtime: &tokio::runtime::Runtime,
+    cluster: &crate::cluster::Cluster,
+    runner: &HelmRunner,
+    steps: &[Step],
+    crds: &[(IndexCrd, Vec<u8>)],
+    jobs: usize,
+    record: &R,
+) -> Result<Preflight, PreflightError>
+where
+    R: Fn(&Step) -> Option<Zeroizing<Vec<u8>>> + Sync,
+{
+    let started = Instant::now();
+    let changing: Vec<&Step> = steps.iter().filter(|s| s.action.changes()).collect();
+    // Rendering is client side: use every CPU, whatever --jobs allows the cluster.
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let rendered = render_all(runner, &changing, jobs.max(cpus), record);
+    // APIs that will exist: stored CRDs (created before the installs) and
+    // CRDs in the charts being restored.
+    let mut provided: BTreeSet<Gvk> = BTreeSet::new();
+    for (_, json) in crds {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(json) {
+            provided.extend(crd_defines(&v));
+        }
+    }
+    let mut wanted = BTreeSet::new();
+    for r in rendered.values().flatten() {
+        provided.extend(r.defines.iter().cloned());
+        wanted.extend(r.objects.iter().cloned());
+    }
+    let served = runtime.block_on(served(&cluster.client, &wanted))?;
+    let mut problems = Vec::new();
+    let mut defects = 0;
+    for step in &changing {
+        match rendered.get(step.release_id()) {
+            Some(Ok(r)) => {
+                let missing = missing(r, |g| served.contains(g), &provided);
+                if !missing.is_empty() {
+                    problems.push((step.release_key(), describe_missing(&missing)));
+                }
+            }
+            Some(Err(e)) => {
+                if matches!(e, Problem::Defect(_)) {
+                    defects += 1;
+                }
+                problems.push((step.release_key(), e.to_string()))
+            }
+            None => problems.push((step.release_key(), "was not rendered".to_owned())),
+        }
+    }
+    let elapsed = started.elapsed();
+    crate::debug::note(|| {
+        format!(
+            "preflight: {} frozen charts rendered and checked in {:.2}s",
+            changing.len(),
+            elapsed.as_secs_f64()
+        )
+    });
+    Ok(Preflight {
+        checked: changing.len(),
+        problems,
+        defects,
+        elapsed,
+    })
 }
 
 #[cfg(test)]

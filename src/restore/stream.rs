@@ -323,7 +323,7 @@ impl<'a> Rereader<'a> {
     /// `on` with the histories, at most `batch` releases at a time, in
     /// archive order. A release's revisions are contiguous in the archive,
     /// so about one release is held besides the batch. Helm 2 records are
-    /// converted as [`super::load::histories`] does. `on` returning false
+    /// converted as `helm 2to3` does ([`super::helm2to3`]). `on` returning false
     /// stops reading.
     pub fn histories<F>(
         &self,
@@ -478,19 +478,8 @@ mod tests {
     /// A Helm 3 snapshot: `(namespace, name, revision, status)` records,
     /// created at `created`.
     fn snapshot(created: &str, rows: &[(&str, &str, u32, &str)]) -> Vec<u8> {
-        let index = Index::new(
-            created.to_owned(),
-            crate::snapshot::Source {
-                kind: crate::snapshot::SourceKind::Helm3,
-                driver: "secret".to_owned(),
-                extra: Default::default(),
-            },
-            crate::snapshot::Cluster {
-                server: "https://127.0.0.1:6443".to_owned(),
-                context: "test".to_owned(),
-                extra: Default::default(),
-            },
-        );
+        let mut index = crate::testing::helm3_index("https://127.0.0.1:6443", "test");
+        index.created_at = created.to_owned();
         let records: Vec<crate::release::ReleaseRecord> = rows
             .iter()
             .map(|(ns, name, rev, status)| {
@@ -585,7 +574,7 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let targets = super::super::load::restored(reread.index(), &["deployed".to_owned()]);
+        let targets = super::super::histories::restored(reread.index(), &["deployed".to_owned()]);
         for keep in [Keep::All, Keep::Newest(1), Keep::Newest(2)] {
             let want = history::wanted_all(reread.index(), &targets, keep, |ns, n, r| {
                 Ok(all[&(ns.to_owned(), n.to_owned(), r)].clone())
