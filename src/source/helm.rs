@@ -455,109 +455,133 @@ pub async fn installed_releases(
     driver: Driver,
     namespace: Option<&str>,
 ) -> Result<HashMap<ReleaseKey, Installed>, SourceError> {
-    use kube::core::PartialObjectMeta;
-    let api_error = |e: kube::Error| SourceError::Api {
-        what: driver.what(),
-        cause: crate::cluster::KubeFailure(e).into(),
-    };
-    // Every revision's (release, revision, status, storage object name).
-    let mut revisions: Vec<(ReleaseKey, u32, String, String)> = Vec::new();
-    let base = ListParams::default().labels("owner=helm").limit(500);
-    let mut lp = base.clone();
-    loop {
-        let (items, token): (Vec<kube::core::ObjectMeta>, Option<String>) = match driver {
-            Driver::Secret => {
-                let api: Api<Secret> = match namespace {
-                    Some(ns) => Api::namespaced(client.clone(), ns),
-                    None => Api::all(client.clone()),
-                };
-                let l = api.list_metadata(&lp).await.map_err(api_error)?;
-                (
-                    l.items
-                        .into_iter()
-                        .map(|m: PartialObjectMeta<Secret>| m.metadata)
-                        .collect(),
-                    l.metadata.continue_,
-                )
-            }
-            Driver::ConfigMap => {
-                let api: Api<ConfigMap> = match namespace {
-                    Some(ns) => Api::namespaced(client.clone(), ns),
-                    None => Api::all(client.clone()),
-                };
-                let l = api.list_metadata(&lp).await.map_err(api_error)?;
-                (
-                    l.items
-                        .into_iter()
-                        .map(|m: PartialObjectMeta<ConfigMap>| m.metadata)
-                        .collect(),
-                    l.metadata.continue_,
-                )
-            }
-        };
-        for m in items {
-            let labels = m.labels.unwrap_or_default();
-            let (Some(name), Some(ns), Some(object)) = (labels.get("name"), m.namespace, m.name)
-            else {
-                continue;
-            };
-            let version: u32 = labels
-                .get("version")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
-            let status = labels.get("status").cloned().unwrap_or_default();
-            revisions.push((ReleaseKey::new(ns, name.clone()), version, status, object));
-        }
-        match token.filter(|t| !t.is_empty()) {
-            Some(t) => lp = base.clone().continue_token(&t),
-            None => break,
-        }
-    }
-    let latest =
-        crate::release::newest_by(&revisions, |(key, ..)| key, |(_, revision, ..)| *revision);
+    let revisions = stored_revisions(client, driver, namespace).await?;
+    let latest = crate::release::newest_by(&revisions, |r| &r.release, |r| r.revision);
     let mut out = HashMap::new();
-    for (key, (_, revision, status, object)) in latest {
-        let (revision, status) = (*revision, status.clone());
-        let ns = &key.namespace;
-        if status == "uninstalled" {
+    for (key, newest) in latest {
+        if newest.status == "uninstalled" {
             continue;
         }
-        let frozen = if status == "deployed" {
-            false
-        } else {
-            let payload = match driver {
-                Driver::Secret => Api::<Secret>::namespaced(client.clone(), ns)
-                    .get_opt(object)
-                    .await
-                    .map_err(api_error)?
-                    .and_then(|s| s.data?.remove("release"))
-                    .map(|b| b.0),
-                Driver::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), ns)
-                    .get_opt(object)
-                    .await
-                    .map_err(api_error)?
-                    .and_then(|c| c.data?.remove("release"))
-                    .map(String::into_bytes),
-            };
-            payload
+        let frozen = newest.status != "deployed"
+            && stored_payload(client, driver, &key.namespace, &newest.object)
+                .await?
                 .and_then(|p| decode_payload(&Zeroizing::new(p)).ok())
                 .is_some_and(|data| {
                     crate::release::has_chart_annotation(
                         &data,
                         crate::restore::frozen::FROZEN_ANNOTATION,
                     )
-                })
-        };
+                });
         out.insert(
             key.clone(),
             Installed {
-                revision,
-                status,
+                revision: newest.revision,
+                status: newest.status.clone(),
                 frozen,
             },
         );
     }
     Ok(out)
+}
+
+/// One stored revision, as its storage object's labels give it.
+struct StoredRevision {
+    release: ReleaseKey,
+    revision: u32,
+    status: String,
+    /// The storage object's name.
+    object: String,
+}
+
+/// Every stored revision, from the metadata of Helm's storage objects
+/// (listed 500 at a time); objects without Helm's `name` label are left out.
+async fn stored_revisions(
+    client: &kube::Client,
+    driver: Driver,
+    namespace: Option<&str>,
+) -> Result<Vec<StoredRevision>, SourceError> {
+    async fn page<K>(
+        client: &kube::Client,
+        namespace: Option<&str>,
+        lp: &ListParams,
+    ) -> Result<(Vec<kube::core::ObjectMeta>, Option<String>), kube::Error>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned,
+        K::DynamicType: Default,
+    {
+        let api: Api<K> = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        let l = api.list_metadata(lp).await?;
+        let items = l.items.into_iter().map(|m| m.metadata).collect();
+        Ok((items, l.metadata.continue_))
+    }
+    let mut revisions = Vec::new();
+    let base = ListParams::default().labels("owner=helm").limit(500);
+    let mut lp = base.clone();
+    loop {
+        let listed = match driver {
+            Driver::Secret => page::<Secret>(client, namespace, &lp).await,
+            Driver::ConfigMap => page::<ConfigMap>(client, namespace, &lp).await,
+        };
+        let (items, token) = listed.map_err(|e| api_error(driver, e))?;
+        for m in items {
+            let labels = m.labels.unwrap_or_default();
+            let (Some(name), Some(ns), Some(object)) = (labels.get("name"), m.namespace, m.name)
+            else {
+                continue;
+            };
+            revisions.push(StoredRevision {
+                release: ReleaseKey::new(ns, name.clone()),
+                revision: labels
+                    .get("version")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+                status: labels.get("status").cloned().unwrap_or_default(),
+                object,
+            });
+        }
+        match token.filter(|t| !t.is_empty()) {
+            Some(t) => lp = base.clone().continue_token(&t),
+            None => break,
+        }
+    }
+    Ok(revisions)
+}
+
+/// The `release` key of one storage object (`None`: no such object or key).
+async fn stored_payload(
+    client: &kube::Client,
+    driver: Driver,
+    namespace: &str,
+    object: &str,
+) -> Result<Option<Vec<u8>>, SourceError> {
+    let payload = match driver {
+        Driver::Secret => Api::<Secret>::namespaced(client.clone(), namespace)
+            .get_opt(object)
+            .await
+            .map_err(|e| api_error(driver, e))?
+            .and_then(|s| s.data?.remove("release"))
+            .map(|b| b.0),
+        Driver::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), namespace)
+            .get_opt(object)
+            .await
+            .map_err(|e| api_error(driver, e))?
+            .and_then(|c| c.data?.remove("release"))
+            .map(String::into_bytes),
+    };
+    Ok(payload)
+}
+
+fn api_error(driver: Driver, e: kube::Error) -> SourceError {
+    SourceError::Api {
+        what: driver.what(),
+        cause: crate::cluster::KubeFailure(e).into(),
+    }
 }
 
 #[cfg(test)]
