@@ -628,6 +628,17 @@ mod tests {
             .unwrap()
     }
 
+    /// What an install pass test runs with: a runtime, a stop that is not
+    /// set, the progress lines seen and a recording target.
+    fn harness() -> (tokio::runtime::Runtime, Arc<Stop>, Seen, Recording) {
+        (
+            runtime(),
+            Arc::new(Stop::default()),
+            Seen::default(),
+            Recording::default(),
+        )
+    }
+
     /// The first pass over `first`, planned against an empty target with
     /// `options`; later passes read `again`. Returns the plan's steps in
     /// run order, the records to read and what is left of the snapshot.
@@ -673,12 +684,7 @@ mod tests {
         // others are read again, in archive order.
         let names: Vec<String> = to_read.iter().map(|k| k.name.clone()).collect();
         assert_eq!(names, ["db-x", "db"]);
-        let (rt, stop, seen, target) = (
-            runtime(),
-            Arc::new(Stop::default()),
-            Seen::default(),
-            Recording::default(),
-        );
+        let (rt, stop, seen, target) = harness();
         let run = run(&rt, &options, &reread, &stop, &seen);
         let reports = run
             .install(&target, snapshot, &run_steps, &to_read)
@@ -714,12 +720,7 @@ mod tests {
         let bytes = snapshot(&ROWS);
         let options = options(&["b/zz"], &[]);
         let (reread, snapshot, run_steps, to_read) = prepared(&bytes, bytes.clone(), &options);
-        let (rt, stop, seen, target) = (
-            runtime(),
-            Arc::new(Stop::default()),
-            Seen::default(),
-            Recording::default(),
-        );
+        let (rt, stop, seen, target) = harness();
         stop.interrupt();
         let run = run(&rt, &options, &reread, &stop, &seen);
         let reports = run
@@ -746,12 +747,7 @@ mod tests {
         let options = options(&["b/zz"], &[]);
         let (reread, snapshot, run_steps, to_read) =
             prepared(&bytes, self::snapshot(&later), &options);
-        let (rt, stop, seen, target) = (
-            runtime(),
-            Arc::new(Stop::default()),
-            Seen::default(),
-            Recording::default(),
-        );
+        let (rt, stop, seen, target) = harness();
         let run = run(&rt, &options, &reread, &stop, &seen);
         let err = run
             .install(&target, snapshot, &run_steps, &to_read)

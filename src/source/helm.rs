@@ -500,23 +500,17 @@ async fn stored_revisions(
     driver: Driver,
     namespace: Option<&str>,
 ) -> Result<Vec<StoredRevision>, SourceError> {
-    async fn page<K>(
+    async fn page<K: super::list::Namespaced>(
         client: &kube::Client,
         namespace: Option<&str>,
         lp: &ListParams,
     ) -> Result<(Vec<kube::core::ObjectMeta>, Option<String>), kube::Error>
     where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + std::fmt::Debug
-            + serde::de::DeserializeOwned,
         K::DynamicType: Default,
     {
-        let api: Api<K> = match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        };
-        let l = api.list_metadata(lp).await?;
+        let l = super::list::api_in::<K>(client, namespace)
+            .list_metadata(lp)
+            .await?;
         let items = l.items.into_iter().map(|m| m.metadata).collect();
         Ok((items, l.metadata.continue_))
     }

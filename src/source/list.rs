@@ -201,18 +201,39 @@ impl Lister {
         Ok(Some(items))
     }
 
-    fn api<K>(&self) -> Api<K>
+    fn api<K: Namespaced>(&self) -> Api<K>
     where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
         K::DynamicType: Default,
     {
-        match &self.namespace {
-            Some(ns) => Api::namespaced(self.client.clone(), ns),
-            None => Api::all(self.client.clone()),
-        }
+        api_in(&self.client, self.namespace.as_deref())
+    }
+}
+
+/// A namespaced kind whose objects can be listed (Secrets, ConfigMaps).
+pub(crate) trait Namespaced:
+    kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Namespaced for K where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
+/// The API of `K` objects in `namespace`, or in every namespace.
+pub(crate) fn api_in<K: Namespaced>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+where
+    K::DynamicType: Default,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
     }
 }
 
